@@ -1,0 +1,3 @@
+from tcpscope.cli import main
+
+main()

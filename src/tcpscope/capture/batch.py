@@ -1,0 +1,62 @@
+"""Frames as columnar batches: what every capture source yields.
+
+A reader never creates one Python object per packet on the bulk path. It reads
+a chunk of the file, finds the records in it (natively), and yields a
+`FrameBatch`: one buffer holding the chunk and parallel numpy arrays that say
+where each frame's captured bytes are and what the capture said about them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    """A capture interface (pcapng IDB; a pcap file has exactly one)."""
+
+    index: int
+    linktype: int
+    snaplen: int = 0
+    name: str | None = None
+    description: str | None = None
+    # Timestamp resolution: units per second are 10**tsresol_exp (if tsresol_base == 10)
+    # or 2**tsresol_exp (if 2). if_tsoffset is in whole seconds.
+    tsresol_base: int = 10
+    tsresol_exp: int = 6
+    tsoffset: int = 0
+    section: int = 0
+
+
+@dataclass(slots=True)
+class FrameBatch:
+    """Frames `first_frame` .. `first_frame + len(self) - 1` (1-based, file order).
+
+    Frame i's captured bytes are ``data[offset[i] : offset[i] + caplen[i]]``.
+    ``origlen[i] > caplen[i]`` means the capture truncated it (snaplen).
+    ``iface[i]`` indexes the reader's ``interfaces``; ``linktype[i]`` is that
+    interface's link type, repeated so dissection needs no lookup.
+    """
+
+    data: bytes | bytearray | memoryview
+    offset: np.ndarray  # int64
+    caplen: np.ndarray  # uint32
+    origlen: np.ndarray  # uint32
+    ts_ns: np.ndarray  # int64, nanoseconds since the epoch (UTC)
+    iface: np.ndarray  # uint16
+    linktype: np.ndarray  # uint16
+    first_frame: int = 1
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.offset.shape[0])
+
+    def frame_bytes(self, i: int) -> bytes:
+        """The captured bytes of the i-th frame of this batch (0-based)."""
+        start = int(self.offset[i])
+        return bytes(self.data[start : start + int(self.caplen[i])])
+
+    @property
+    def frame_numbers(self) -> np.ndarray:
+        return np.arange(self.first_frame, self.first_frame + len(self), dtype=np.int64)

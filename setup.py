@@ -3,23 +3,27 @@
 Everything else is declared in pyproject.toml; setuptools needs this file only
 because C extensions cannot be declared there yet.
 """
+import os
+
 from setuptools import Extension, setup
 
 CFLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-strict-aliasing"]
 
-setup(
-    ext_modules=[
-        Extension(
-            "tcpscope.capture._scan",
-            sources=["src/tcpscope/capture/_scan.c"],
-            extra_compile_args=CFLAGS,
-        ),
-        Extension(
-            "tcpscope.wire._dissect",
-            sources=["src/tcpscope/wire/_dissect.c"],
-            include_dirs=["src/tcpscope/_native"],
-            depends=["src/tcpscope/_native/record.h"],
-            extra_compile_args=CFLAGS,
-        ),
-    ],
-)
+EXTENSIONS = [
+    Extension(
+        "tcpscope.capture._scan",
+        sources=["src/tcpscope/capture/_scan.c"],
+        extra_compile_args=CFLAGS,
+    ),
+    Extension(
+        "tcpscope.wire._dissect",
+        sources=["src/tcpscope/wire/_dissect.c"],
+        include_dirs=["src/tcpscope/_native"],
+        depends=["src/tcpscope/_native/record.h"],
+        extra_compile_args=CFLAGS,
+    ),
+]
+
+# scripts/build-native sets this to rebuild one module in place during development.
+only = os.environ.get("TCPSCOPE_ONLY_EXT")
+setup(ext_modules=[e for e in EXTENSIONS if not only or e.name == only])

@@ -60,7 +60,8 @@
     X(REASON_BAD_TCP_DATA_OFFSET, 10)  /* data offset < 5 or beyond the segment */ \
     X(REASON_TRUNCATED_TCP_OPTIONS, 11) /* captured bytes end inside the TCP options */ \
     X(REASON_TRUNCATED_TRANSPORT, 12)  /* UDP / ICMP header cut short */ \
-    X(REASON_TRUNCATED_ENCAP, 13)      /* VLAN / MPLS / PPPoE header cut short */
+    X(REASON_TRUNCATED_ENCAP, 13)      /* VLAN / MPLS / PPPoE header cut short */ \
+    X(REASON_BAD_LINK_HEADER, 14)      /* link header malformed: NFLOG TLV, too many VLAN tags / MPLS labels, headers past 64 KiB */
 
 /* Non-fatal oddities (warnings bitmask); names are counters too. */
 #define TCPS_WARNINGS(X) \
@@ -75,7 +76,8 @@
     X(WARN_SYN_FIN, 8)            /* SYN and FIN both set */ \
     X(WARN_ZERO_PORT, 9)          \
     X(WARN_IP_FRAGMENTED, 10)     /* first fragment: TCP header present, payload incomplete */ \
-    X(WARN_TCP_RESERVED_BITS, 11) /* reserved header bits set */
+    X(WARN_TCP_RESERVED_BITS, 11) /* reserved header bits set */ \
+    X(WARN_IP_LENGTH_FROM_FRAME, 12) /* IPv4 total length 0 / IPv6 payload length 0 without jumbo option (TSO, GSO, BIG TCP): length taken from the frame */
 
 /* Checksum verdicts (ip_csum_status, tcp_csum_status). */
 #define TCPS_CSUM(X) \

@@ -7,12 +7,15 @@ each field, stop reason and warning means.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..capture.batch import FrameBatch
 from . import _dissect
 from .record import RECORD_DTYPE, REASON, WARNING
+
+if TYPE_CHECKING:  # wire/ needs only the batch's arrays, not the capture package
+    from ..capture.batch import FrameBatch
 
 __all__ = [
     "dissect_arrays",

@@ -7,8 +7,24 @@ from dataclasses import dataclass
 class CaptureError(Exception):
     """The input is not a usable capture at all (wrong magic, unreadable, empty).
 
-    The CLI prints ``tcpscope: FILE: <message>`` on one line and exits 1.
+    The CLI prints ``tcpscope: <message>`` on one line and exits 1: the
+    message already starts with the file's name (``str(exc)`` is
+    ``"notes.txt: not a capture file (pcap or pcapng): starts with 23 20 74 63"``);
+    ``name`` and ``reason`` hold the two parts when the error came from
+    `for_file`.
     """
+
+    name: str | None = None
+    reason: str | None = None
+
+    @classmethod
+    def for_file(cls, name: str, reason: str) -> CaptureError:
+        """``"<name>: <reason>"``, on one line whatever the reason contains."""
+        reason = " ".join(reason.split())
+        exc = cls(f"{name}: {reason}")
+        exc.name = name
+        exc.reason = reason
+        return exc
 
 
 @dataclass(frozen=True, slots=True)

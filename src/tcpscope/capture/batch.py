@@ -8,6 +8,7 @@ where each frame's captured bytes are and what the capture said about them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
@@ -27,6 +28,23 @@ class Interface:
     tsresol_exp: int = 6
     tsoffset: int = 0
     section: int = 0
+    # Bytes of Frame Check Sequence at the end of each frame, when the file says
+    # (pcap: the FCS bits of the link-type field; pcapng: if_fcslen); None = not said.
+    fcs_len: int | None = None
+    # pcapng: the interface's number inside its section (EPB interface ids use it).
+    local_index: int = 0
+
+
+class Frame(NamedTuple):
+    """One frame, for code that wants Python objects (tests, per-packet display)."""
+
+    number: int  # 1-based position in the file
+    ts_ns: int
+    iface: int
+    linktype: int
+    caplen: int
+    origlen: int
+    data: bytes
 
 
 @dataclass(slots=True)
@@ -60,3 +78,16 @@ class FrameBatch:
     @property
     def frame_numbers(self) -> np.ndarray:
         return np.arange(self.first_frame, self.first_frame + len(self), dtype=np.int64)
+
+    def frames(self) -> Iterator[Frame]:
+        """The frames as `Frame` tuples (one Python object each: not for bulk work)."""
+        for i in range(len(self)):
+            yield Frame(
+                self.first_frame + i,
+                int(self.ts_ns[i]),
+                int(self.iface[i]),
+                int(self.linktype[i]),
+                int(self.caplen[i]),
+                int(self.origlen[i]),
+                self.frame_bytes(i),
+            )

@@ -1,0 +1,270 @@
+"""`open_capture`: the one way into a capture file, and the reader machinery.
+
+A `CaptureReader` reads its (decompressed) stream in chunks of `chunk_size`
+bytes, lets the native scanner (``_scan``) find the records in each chunk, and
+yields `FrameBatch` objects whose ``data`` is the chunk itself: no per-packet
+Python object and no copy of packet bytes. A record cut by the end of a chunk
+is carried over into the next chunk; a record bigger than a chunk gets a bigger
+buffer for itself. Memory is O(chunk size + largest record), whatever the file
+size.
+
+Reading stops at the first damage (a record that cannot be right, or the end of
+the file inside a record): every frame before it has been yielded, and
+``reader.damage`` says where and why.
+"""
+from __future__ import annotations
+
+import os
+from types import TracebackType
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+from tcpscope.capture import _scan
+from tcpscope.capture.batch import FrameBatch, Interface
+from tcpscope.capture.errors import CaptureError, Damage
+from tcpscope.capture.source import Source, hex_prefix, open_source, unsupported_format
+
+DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
+# At most this many frames per batch (several batches may share one chunk).
+DEFAULT_BATCH_FRAMES = 65536
+MIN_CHUNK_SIZE = 64
+
+# Magic numbers of the capture formats (as they appear in the first 4 bytes).
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+PCAP_MAGICS: dict[bytes, tuple[str, str, bool]] = {
+    # bytes: (format, byte order, nanosecond timestamps)
+    b"\xd4\xc3\xb2\xa1": ("pcap", "<", False),
+    b"\xa1\xb2\xc3\xd4": ("pcap", ">", False),
+    b"\x4d\x3c\xb2\xa1": ("pcap", "<", True),
+    b"\xa1\xb2\x3c\x4d": ("pcap", ">", True),
+    b"\x34\xcd\xb2\xa1": ("pcap-modified", "<", False),
+    b"\xa1\xb2\xcd\x34": ("pcap-modified", ">", False),
+}
+
+
+class _Columns:
+    """Scratch output columns the scanner fills; copied out per batch."""
+
+    def __init__(self, capacity: int) -> None:
+        self.offset = np.empty(capacity, np.int64)
+        self.caplen = np.empty(capacity, np.uint32)
+        self.origlen = np.empty(capacity, np.uint32)
+        self.ts_ns = np.empty(capacity, np.int64)
+        self.iface = np.empty(capacity, np.uint16)
+        self.linktype = np.empty(capacity, np.uint16)
+        self.kind = np.empty(capacity, np.uint8)
+        self.as_tuple = (self.offset, self.caplen, self.origlen, self.ts_ns, self.iface,
+                         self.linktype, self.kind)
+
+
+class CaptureReader:
+    """Iterate over the `FrameBatch` objects of one capture.
+
+    Use as a context manager (``with open_capture(path) as cap: for batch in cap``).
+    Attributes:
+
+    - ``name``: the path as given, ``"-"`` for standard input;
+    - ``format``: ``'pcap'``, ``'pcap-modified'`` or ``'pcapng'``;
+    - ``compression``: ``None``, ``'gzip'``, ``'zstd'`` or ``'xz'``;
+    - ``interfaces``: list of `Interface`, growing as pcapng IDBs are read;
+    - ``damage``: a `Damage` once reading stopped at damage, else None;
+    - ``counters``: named event counts (see docs/capture.md).
+    """
+
+    format: str = ""
+
+    def __init__(self, source: Source, *, chunk_size: int, batch_frames: int) -> None:
+        self.name = source.name
+        self.compression = source.compression
+        self.interfaces: list[Interface] = []
+        self.damage: Damage | None = None
+        self._source = source
+        self._stream = source.stream
+        self._chunk_size = max(int(chunk_size), MIN_CHUNK_SIZE)
+        self._columns = _Columns(max(1, int(batch_frames)))
+        self._native_counters = np.zeros(len(_scan.COUNTER_NAMES), np.int64)
+        self._counters: dict[str, int] = {}
+        self._buf: bytes | bytearray = b""
+        self._pos = 0  # next record in _buf
+        self._buf_start = 0  # stream offset of _buf[0]
+        self._eof = False
+        self._done = False
+        self._next_frame = 1
+
+    # -- public API ---------------------------------------------------------
+
+    @property
+    def counters(self) -> dict[str, int]:
+        counts = {"frames": self._next_frame - 1, "interfaces": len(self.interfaces)}
+        counts.update(zip(_scan.COUNTER_NAMES, (int(v) for v in self._native_counters)))
+        for key, value in self._counters.items():
+            counts[key] = counts.get(key, 0) + value
+        for key, value in self._stream.notes.items():
+            counts[key] = value
+        return counts
+
+    def __iter__(self) -> Iterator[FrameBatch]:
+        return self
+
+    def __next__(self) -> FrameBatch:
+        batch = self._next_batch()
+        if batch is None:
+            raise StopIteration
+        return batch
+
+    def frames(self):
+        """Every remaining frame as a `Frame` tuple (convenient, not fast)."""
+        for batch in self:
+            yield from batch.frames()
+
+    def close(self) -> None:
+        self._done = True
+        self._source.close()
+
+    def __enter__(self) -> CaptureReader:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} {self.name!r} format={self.format} "
+                f"compression={self.compression} frames={self._next_frame - 1}>")
+
+    # -- for the format readers ----------------------------------------------
+
+    def _next_batch(self) -> FrameBatch | None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _count(self, name: str, n: int = 1) -> None:
+        self._counters[name] = self._counters.get(name, 0) + n
+
+    @property
+    def _avail(self) -> int:
+        return len(self._buf) - self._pos
+
+    def _ensure(self, need: int) -> bool:
+        """Make at least `need` bytes available from _pos; False if the stream ends first."""
+        if self._avail >= need:
+            return True
+        while self._avail < need and not self._eof:
+            self._refill(need)
+        return self._avail >= need
+
+    def _refill(self, need: int) -> None:
+        """Start a new buffer: the unread tail of the old one, then a chunk more.
+
+        If the record at _pos needs more than that, the buffer grows (doubling)
+        only as data actually arrives, so a damaged length field cannot make
+        us allocate more than the file holds.
+        """
+        carry = memoryview(self._buf)[self._pos:]
+        kept = len(carry)
+        new = bytearray(kept + self._chunk_size)
+        new[:kept] = carry
+        carry.release()
+        filled = kept + self._read_into(memoryview(new)[kept:])
+        while filled < need and not self._eof:
+            new.extend(bytes(min(need - filled, max(self._chunk_size, filled))))
+            filled += self._read_into(memoryview(new)[filled:])
+        del new[filled:]
+        self._buf_start += self._pos
+        self._buf = new
+        self._pos = 0
+
+    def _read_into(self, view: memoryview) -> int:
+        """Fill view from the stream, as far as it goes; sets _eof at the end."""
+        total = 0
+        while total < len(view):
+            n = self._stream.readinto(view[total:])
+            if not n:
+                self._eof = True
+                break
+            total += n
+        view.release()
+        return total
+
+    def _set_damage(self, reason: str, *, at: int | None = None) -> None:
+        """Stop reading: damage at buffer position `at` (default: the current record)."""
+        pos = self._pos if at is None else at
+        stream_error = self._stream.stream_error
+        if stream_error and stream_error not in reason:
+            reason = f"{reason} ({stream_error})"
+        self.damage = Damage(byte_offset=self._buf_start + pos, frame=self._next_frame, reason=reason)
+        self._done = True
+
+    def _end_of_stream(self, record: str, need: int) -> None:
+        """The stream ended with `_avail` bytes of a `need`-byte record (or header) left."""
+        self._done = True
+        if self._avail == 0:
+            stream_error = self._stream.stream_error
+            if stream_error:
+                self._set_damage(stream_error)
+            return
+        self._set_damage(f"file ends inside a {record}: {self._avail} of {need} bytes")
+
+    def _batch_from_columns(self, n: int, **extra: object) -> FrameBatch:
+        c = self._columns
+        batch = FrameBatch(
+            data=self._buf,
+            offset=c.offset[:n].copy(),
+            caplen=c.caplen[:n].copy(),
+            origlen=c.origlen[:n].copy(),
+            ts_ns=c.ts_ns[:n].copy(),
+            iface=c.iface[:n].copy(),
+            linktype=c.linktype[:n].copy(),
+            first_frame=self._next_frame,
+            extra=dict(extra),
+        )
+        self._next_frame += n
+        return batch
+
+
+def _not_a_capture(source: Source, head: bytes) -> CaptureError:
+    """The CaptureError for a stream that is not pcap / pcapng."""
+    what = f"{source.compression}-compressed data" if source.compression else "not a capture file"
+    unsupported = unsupported_format(head)
+    if unsupported is not None:
+        reason = unsupported if not source.compression else f"{what}: {unsupported}"
+    elif not head:
+        error = source.stream.stream_error
+        if error:
+            reason = f"{what}: {error}"
+        elif source.compression:
+            reason = f"{what}: decompresses to nothing"
+        else:
+            reason = "not a capture file (pcap or pcapng): the file is empty"
+    else:
+        is_not = "is not a capture file" if source.compression else ""
+        prefix = f"{what} {is_not}".strip() if source.compression else what
+        reason = f"{prefix} (pcap or pcapng): starts with {hex_prefix(head)}"
+    return CaptureError.for_file(source.name, reason)
+
+
+def open_capture(source: str | os.PathLike | BinaryIO, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 batch_frames: int = DEFAULT_BATCH_FRAMES) -> CaptureReader:
+    """Open a pcap or pcapng capture, possibly gzip / zstd / xz compressed.
+
+    `source` is a path, ``"-"`` for standard input, or a binary file object (which
+    the reader reads but does not close). The format is chosen from the content,
+    never from the name. Raises `CaptureError` (one line naming the file) if the
+    input is not a capture or cannot be read.
+    """
+    from tcpscope.capture.pcap import PcapReader
+    from tcpscope.capture.pcapng import PcapngReader
+
+    opened = open_source(source)
+    try:
+        head = opened.stream.peek(4)
+        if head == PCAPNG_MAGIC:
+            return PcapngReader(opened, chunk_size=chunk_size, batch_frames=batch_frames)
+        if head in PCAP_MAGICS:
+            fmt, byteorder, nanosecond = PCAP_MAGICS[head]
+            return PcapReader(opened, fmt=fmt, byteorder=byteorder, nanosecond=nanosecond,
+                              chunk_size=chunk_size, batch_frames=batch_frames)
+        raise _not_a_capture(opened, opened.stream.peek(8))
+    except BaseException:
+        opened.close()
+        raise

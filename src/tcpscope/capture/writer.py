@@ -1,0 +1,334 @@
+"""Writers for pcap and pcapng: every variant the readers handle.
+
+Tests and the lab use them to make exact captures: both byte orders, µs or ns
+pcap, the modified pcap, pcapng with several sections (each with its own byte
+order), interfaces with any if_tsresol / if_tsoffset, and Enhanced, Simple and
+obsolete Packet Blocks, or any raw block.
+
+Given a path, a writer writes completely or not at all: it writes to a
+temporary file in the same directory and renames it over the path when closed;
+if the ``with`` block raises, the temporary file is removed. Given a file
+object, it writes to it and leaves it open.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import tempfile
+from types import TracebackType
+from typing import BinaryIO, Iterable
+
+NS_PER_SEC = 1_000_000_000
+
+PCAP_MAGIC_US = 0xA1B2C3D4
+PCAP_MAGIC_NS = 0xA1B23C4D
+PCAP_MAGIC_MODIFIED = 0xA1B2CD34
+FCS_PRESENT = 0x04000000
+
+BT_SHB = 0x0A0D0D0A
+BT_IDB = 0x00000001
+BT_PB = 0x00000002
+BT_SPB = 0x00000003
+BT_EPB = 0x00000006
+BYTE_ORDER_MAGIC = 0x1A2B3C4D
+
+OPT_ENDOFOPT = 0
+SHB_USERAPPL = 4
+IF_NAME, IF_DESCRIPTION, IF_TSRESOL, IF_FCSLEN, IF_TSOFFSET = 2, 3, 9, 13, 14
+EPB_FLAGS = 2
+
+
+def _check_byteorder(byteorder: str) -> str:
+    if byteorder not in ("<", ">"):
+        raise ValueError(f"byteorder must be '<' or '>', not {byteorder!r}")
+    return byteorder
+
+
+def _pad4(data: bytes) -> bytes:
+    return data + b"\x00" * (-len(data) % 4)
+
+
+class _Output:
+    """Where a writer's bytes go: a file object (left open), or a path written atomically."""
+
+    def __init__(self, target: str | os.PathLike | BinaryIO) -> None:
+        self._path: str | None = None
+        self._tmp: str | None = None
+        if isinstance(target, (str, os.PathLike)) and os.fspath(target) == "-":
+            self._file: BinaryIO = sys.stdout.buffer
+        elif isinstance(target, (str, os.PathLike)):
+            self._path = os.fspath(target)
+            directory = os.path.dirname(os.path.abspath(self._path))
+            fd, self._tmp = tempfile.mkstemp(
+                dir=directory, prefix=f".{os.path.basename(self._path)}.", suffix=".tmp")
+            self._file = os.fdopen(fd, "wb", buffering=1 << 20)
+        else:
+            self._file = target
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    def commit(self) -> None:
+        if self._tmp is None:
+            self._file.flush()
+            return
+        self._file.close()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp made it 0600
+        os.replace(self._tmp, self._path)  # type: ignore[arg-type]
+        self._tmp = None
+
+    def abort(self) -> None:
+        if self._tmp is None:
+            return
+        self._file.close()
+        try:
+            os.unlink(self._tmp)
+        except FileNotFoundError:
+            pass
+        self._tmp = None
+
+
+class _Writer:
+    def __init__(self, target: str | os.PathLike | BinaryIO) -> None:
+        self._out = _Output(target)
+        self.closed = False
+        self.frames = 0
+
+    def _write(self, data: bytes) -> None:
+        if self.closed:
+            raise ValueError("write to a closed capture writer")
+        self._out.write(data)
+
+    def close(self) -> None:
+        """Finish the file (rename it into place when writing to a path)."""
+        if not self.closed:
+            self.closed = True
+            self._out.commit()
+
+    def abort(self) -> None:
+        """Give up: remove the temporary file (nothing appears at the path)."""
+        if not self.closed:
+            self.closed = True
+            self._out.abort()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+# ---------------------------------------------------------------------------
+# pcap
+# ---------------------------------------------------------------------------
+
+
+class PcapWriter(_Writer):
+    """Write a pcap file (draft-ietf-opsawg-pcap), or its modified variant.
+
+    ``nanosecond`` selects the a1b23c4d magic; ``modified`` the a1b2cd34 format
+    with 24-byte record headers (µs only); ``version`` below (2, 3) writes the
+    two record lengths in the old (swapped) order; ``fcs_len`` sets the FCS bits
+    of the link-type field.
+    """
+
+    def __init__(self, target: str | os.PathLike | BinaryIO, linktype: int, *,
+                 nanosecond: bool = False, snaplen: int = 262144, byteorder: str = "<",
+                 modified: bool = False, version: tuple[int, int] = (2, 4),
+                 fcs_len: int | None = None, thiszone: int = 0) -> None:
+        self.byteorder = _check_byteorder(byteorder)
+        if modified and nanosecond:
+            raise ValueError("the modified pcap format has microsecond timestamps only")
+        if not 0 <= linktype <= 0xFFFF:
+            raise ValueError(f"link type {linktype} is not a 16-bit value")
+        super().__init__(target)
+        self.nanosecond = nanosecond
+        self.snaplen = snaplen
+        self.modified = modified
+        self._swap_lengths = version < (2, 3)
+        if modified:
+            magic = PCAP_MAGIC_MODIFIED
+        else:
+            magic = PCAP_MAGIC_NS if nanosecond else PCAP_MAGIC_US
+        field = linktype
+        if fcs_len is not None:
+            if fcs_len % 2 or not 0 <= fcs_len <= 30:
+                raise ValueError("fcs_len must be an even number of bytes, at most 30")
+            field |= FCS_PRESENT | (fcs_len // 2) << 28
+        self._write(struct.pack(byteorder + "IHHiIII", magic, version[0], version[1], thiszone, 0,
+                                snaplen, field))
+
+    def write(self, ts_ns: int, data: bytes, origlen: int | None = None, *, ifindex: int = 0,
+              protocol: int = 0, pkt_type: int = 0) -> None:
+        """One packet record; data longer than the snaplen is cut (origlen keeps the full length)."""
+        data = bytes(data)
+        if origlen is None:
+            origlen = len(data)
+        if self.snaplen and len(data) > self.snaplen:
+            data = data[:self.snaplen]
+        self.write_record(ts_ns, data, origlen, ifindex=ifindex, protocol=protocol, pkt_type=pkt_type)
+
+    def write_record(self, ts_ns: int, data: bytes, origlen: int, *, caplen: int | None = None,
+                     ifindex: int = 0, protocol: int = 0, pkt_type: int = 0) -> None:
+        """A record exactly as given, even an inconsistent one (``caplen`` overrides len(data))."""
+        seconds, fraction = divmod(ts_ns, NS_PER_SEC)
+        if not self.nanosecond:
+            fraction //= 1000
+        if not 0 <= seconds < 2**32:
+            raise ValueError(f"timestamp {ts_ns} ns is outside the pcap range (1970 .. 2106)")
+        caplen = len(data) if caplen is None else caplen
+        first, second = (origlen, caplen) if self._swap_lengths else (caplen, origlen)
+        header = struct.pack(self.byteorder + "IIII", seconds, fraction, first, second)
+        if self.modified:
+            header += struct.pack(self.byteorder + "iHBx", ifindex, protocol, pkt_type)
+        self._write(header + data)
+        self.frames += 1
+
+
+def write_pcap(target: str | os.PathLike | BinaryIO, frames: Iterable[tuple], linktype: int,
+               **options) -> int:
+    """Write (ts_ns, data) or (ts_ns, data, origlen) tuples to a pcap; returns the count."""
+    with PcapWriter(target, linktype, **options) as writer:
+        for frame in frames:
+            writer.write(*frame)
+        return writer.frames
+
+
+# ---------------------------------------------------------------------------
+# pcapng
+# ---------------------------------------------------------------------------
+
+
+def _ts_units(ts_ns: int, base: int, exp: int, tsoffset: int) -> int:
+    """ts_ns as units of base**-exp seconds since 1970 minus tsoffset (rounded down)."""
+    rel = ts_ns - tsoffset * NS_PER_SEC
+    if base == 10:
+        units = rel * 10 ** (exp - 9) if exp >= 9 else rel // 10 ** (9 - exp)
+    else:
+        units = (rel << exp) // NS_PER_SEC
+    if not 0 <= units < 2**64:
+        raise ValueError(f"timestamp {ts_ns} ns does not fit this interface's resolution and offset")
+    return units
+
+
+class PcapngWriter(_Writer):
+    """Write a pcapng file (draft-ietf-opsawg-pcapng).
+
+    The first section starts at once; `new_section` starts another (with its own
+    byte order and interfaces). `add_interface` returns the interface's number in
+    the current section, which `write` takes.
+    """
+
+    def __init__(self, target: str | os.PathLike | BinaryIO, *, byteorder: str = "<",
+                 userappl: str | None = "tcpscope") -> None:
+        super().__init__(target)
+        self.byteorder = "<"
+        self._userappl = userappl
+        self._ifaces: list[tuple[int, int, int, int]] = []  # (snaplen, base, exp, tsoffset)
+        self.new_section(byteorder)
+
+    def _option(self, code: int, value: bytes) -> bytes:
+        return struct.pack(self.byteorder + "HH", code, len(value)) + _pad4(value)
+
+    def _options(self, options: list[bytes]) -> bytes:
+        if not options:
+            return b""
+        return b"".join(options) + struct.pack(self.byteorder + "HH", OPT_ENDOFOPT, 0)
+
+    def write_block(self, block_type: int, body: bytes) -> None:
+        """Any block: type, total length, body (padded to 32 bits), total length."""
+        body = _pad4(bytes(body))
+        total = len(body) + 12
+        self._write(struct.pack(self.byteorder + "II", block_type, total) + body
+                    + struct.pack(self.byteorder + "I", total))
+
+    def new_section(self, byteorder: str = "<", *, version: tuple[int, int] = (1, 0)) -> None:
+        """Start a section (Section Header Block); its interfaces start again from 0."""
+        self.byteorder = _check_byteorder(byteorder)
+        self._ifaces = []
+        options = [self._option(SHB_USERAPPL, self._userappl.encode())] if self._userappl else []
+        body = struct.pack(self.byteorder + "IHHq", BYTE_ORDER_MAGIC, version[0], version[1], -1)
+        self.write_block(BT_SHB, body + self._options(options))
+
+    def add_interface(self, linktype: int, name: str | None = None, *, description: str | None = None,
+                      tsresol_exp: int = 9, tsresol_base: int = 10, snaplen: int = 262144,
+                      tsoffset: int = 0, fcs_len: int | None = None) -> int:
+        """Describe an interface (IDB); returns its number in the current section."""
+        if tsresol_base not in (2, 10) or not 0 <= tsresol_exp <= 127:
+            raise ValueError("if_tsresol is base 10 or 2 with an exponent 0 .. 127")
+        options = []
+        if name is not None:
+            options.append(self._option(IF_NAME, name.encode()))
+        if description is not None:
+            options.append(self._option(IF_DESCRIPTION, description.encode()))
+        if (tsresol_base, tsresol_exp) != (10, 6):
+            flag = 0x80 if tsresol_base == 2 else 0
+            options.append(self._option(IF_TSRESOL, bytes([flag | tsresol_exp])))
+        if fcs_len is not None:
+            options.append(self._option(IF_FCSLEN, bytes([fcs_len])))
+        if tsoffset:
+            options.append(self._option(IF_TSOFFSET, struct.pack(self.byteorder + "q", tsoffset)))
+        body = struct.pack(self.byteorder + "HHI", linktype, 0, snaplen)
+        self.write_block(BT_IDB, body + self._options(options))
+        self._ifaces.append((snaplen, tsresol_base, tsresol_exp, tsoffset))
+        return len(self._ifaces) - 1
+
+    def _interface(self, iface: int) -> tuple[int, int, int, int]:
+        if not 0 <= iface < len(self._ifaces):
+            raise ValueError(f"interface {iface} has not been added to this section")
+        return self._ifaces[iface]
+
+    def _packet_data(self, snaplen: int, data: bytes, origlen: int | None) -> tuple[bytes, int]:
+        data = bytes(data)
+        if origlen is None:
+            origlen = len(data)
+        if snaplen and len(data) > snaplen:
+            data = data[:snaplen]
+        return data, origlen
+
+    def write(self, ts_ns: int, iface: int, data: bytes, origlen: int | None = None,
+              flags: int | None = None) -> None:
+        """An Enhanced Packet Block on interface `iface` of the current section."""
+        snaplen, base, exp, tsoffset = self._interface(iface)
+        data, origlen = self._packet_data(snaplen, data, origlen)
+        units = _ts_units(ts_ns, base, exp, tsoffset)
+        options = [self._option(EPB_FLAGS, struct.pack(self.byteorder + "I", flags))] if flags is not None else []
+        body = struct.pack(self.byteorder + "IIIII", iface, units >> 32, units & 0xFFFFFFFF,
+                           len(data), origlen)
+        self.write_block(BT_EPB, body + _pad4(data) + self._options(options))
+        self.frames += 1
+
+    def write_simple(self, data: bytes, origlen: int | None = None) -> None:
+        """A Simple Packet Block (interface 0, no timestamp)."""
+        snaplen = self._interface(0)[0]
+        data, origlen = self._packet_data(snaplen, data, origlen)
+        self.write_block(BT_SPB, struct.pack(self.byteorder + "I", origlen) + data)
+        self.frames += 1
+
+    def write_obsolete(self, ts_ns: int, iface: int, data: bytes, origlen: int | None = None,
+                       drops: int = 0) -> None:
+        """An obsolete Packet Block (type 2), as very old writers made."""
+        snaplen, base, exp, tsoffset = self._interface(iface)
+        data, origlen = self._packet_data(snaplen, data, origlen)
+        units = _ts_units(ts_ns, base, exp, tsoffset)
+        body = struct.pack(self.byteorder + "HHIIII", iface, drops, units >> 32, units & 0xFFFFFFFF,
+                           len(data), origlen)
+        self.write_block(BT_PB, body + _pad4(data))
+        self.frames += 1
+
+
+def write_pcapng(target: str | os.PathLike | BinaryIO, frames: Iterable[tuple], linktype: int, *,
+                 byteorder: str = "<", **interface_options) -> int:
+    """Write (ts_ns, data) or (ts_ns, data, origlen) tuples to a one-interface pcapng."""
+    with PcapngWriter(target, byteorder=byteorder) as writer:
+        iface = writer.add_interface(linktype, **interface_options)
+        for ts_ns, data, *rest in frames:
+            writer.write(ts_ns, iface, data, *rest)
+        return writer.frames

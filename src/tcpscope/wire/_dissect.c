@@ -943,9 +943,13 @@ static void link_nflog(frame *f, uint32_t off)
     while (pos + 4 <= f->cap) {
         const uint8_t *t = f->p + pos;
         uint32_t len = le16(t), type = le16(t + 2);
-        if (len < 4 || len > f->cap - pos || type > 0xFF) { /* try the other byte order */
-            len = be16(t);
-            type = be16(t + 2);
+        if (len < 4 || len > f->cap - pos || type > 0xFF) {
+            /* implausible little-endian: take the big-endian reading if it is plausible */
+            uint32_t blen = be16(t), btype = be16(t + 2);
+            if (blen >= 4 && blen <= f->cap - pos && btype <= 0xFF) {
+                len = blen;
+                type = btype;
+            }
         }
         if (len < 4) {
             stop(f, TCPS_LAYER_LINK, TCPS_REASON_BAD_LINK_HEADER, pos);

@@ -725,12 +725,12 @@ check_block(struct scan *s, const struct pcapng_params *np)
     int64_t avail = s->len - s->pos;
     uint32_t total = read_u32(b + 4, np->big_endian);
 
-    if (total < 12) {
-        set_damage(s, "block length %lu is less than the 12-byte minimum", (unsigned long)total);
-        return 0;
-    }
     if (total % 4 != 0) {
         set_damage(s, "block length %lu is not a multiple of 4", (unsigned long)total);
+        return 0;
+    }
+    if (total < 12) {
+        set_damage(s, "block length %lu is less than the 12-byte minimum", (unsigned long)total);
         return 0;
     }
     if (total > np->max_block) {

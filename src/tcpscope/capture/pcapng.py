@@ -240,10 +240,10 @@ class PcapngReader(CaptureReader):
     # -- helpers -------------------------------------------------------------------
 
     def _check_length(self, what: str, total: int, minimum: int) -> None:
-        if total < minimum:
-            raise _BlockError(f"{what} length {total} is less than the {minimum}-byte minimum")
         if total % 4:
             raise _BlockError(f"block length {total} is not a multiple of 4")
+        if total < minimum:
+            raise _BlockError(f"{what} length {total} is less than the {minimum}-byte minimum")
         if total > self._max_block:
             raise _BlockError(f"block length {total} is more than the {self._max_block}-byte limit")
 

@@ -29,6 +29,9 @@ DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
 # At most this many frames per batch (several batches may share one chunk).
 DEFAULT_BATCH_FRAMES = 65536
 MIN_CHUNK_SIZE = 64
+# The first read is this small (then reads double up to chunk_size), so that
+# opening a tiny capture does not cost a chunk-sized allocation.
+FIRST_READ_SIZE = 64 * 1024
 
 # Magic numbers of the capture formats (as they appear in the first 4 bytes).
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
@@ -82,6 +85,7 @@ class CaptureReader:
         self._source = source
         self._stream = source.stream
         self._chunk_size = max(int(chunk_size), MIN_CHUNK_SIZE)
+        self._read_size = min(FIRST_READ_SIZE, self._chunk_size)
         self._columns = _Columns(max(1, int(batch_frames)))
         self._native_counters = np.zeros(len(_scan.COUNTER_NAMES), np.int64)
         self._counters: dict[str, int] = {}
@@ -162,12 +166,14 @@ class CaptureReader:
         """
         carry = memoryview(self._buf)[self._pos:]
         kept = len(carry)
-        new = bytearray(kept + self._chunk_size)
+        size = self._read_size
+        self._read_size = min(2 * size, self._chunk_size)
+        new = bytearray(kept + size)
         new[:kept] = carry
         carry.release()
         filled = kept + self._read_into(memoryview(new)[kept:])
         while filled < need and not self._eof:
-            new.extend(bytes(min(need - filled, max(self._chunk_size, filled))))
+            new.extend(bytes(min(need - filled, max(size, filled))))
             filled += self._read_into(memoryview(new)[filled:])
         del new[filled:]
         self._buf_start += self._pos

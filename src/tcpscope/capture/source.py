@@ -28,6 +28,9 @@ from tcpscope.capture.errors import CaptureError
 # that one call cannot produce an unbounded amount of output (zstd has no
 # output limit per call).
 COMPRESSED_PIECE = 64 * 1024
+# At most this many decompressed bytes per step: bounds memory, and what a
+# corrupt-data error (which discards the output of its call) can take away.
+DECOMPRESSED_PIECE = 256 * 1024
 
 # Magic numbers of compressed streams (the first bytes of the stream).
 GZIP_MAGIC = b"\x1f\x8b"
@@ -251,7 +254,7 @@ class DecompressingStream:
 
     def read(self, n: int) -> bytes:
         while not self._out and not self._done:
-            self._step(max(n, 1))
+            self._step(min(max(n, 1), DECOMPRESSED_PIECE))
         out, self._out = self._out[:n], self._out[n:]
         return out
 
@@ -274,7 +277,7 @@ class DecompressingStream:
         try:
             self._out = member.decompress(data, max_length)
         except _DECODE_ERRORS as exc:
-            self._stop(f"{self._kind} data is corrupt ({exc})")
+            self._stop(f"{self._kind} data is corrupt: {exc}")
             return
         if member.eof:
             self._next_member(member.unused_data + self._pending)

@@ -36,7 +36,7 @@ CASES = [
     (Mptcp(bytes.fromhex("0181") + bytes(8)), bytes.fromhex("1e0c0181") + bytes(8), "MPTCP"),
     (Md5(bytes(range(16))), bytes.fromhex("1312") + bytes(range(16)), "MD5"),
     (UserTimeout(1, 5), bytes.fromhex("1c048005"), "UTO"),
-    (TcpAo(1, 2, bytes.fromhex("aabbcc")), bytes.fromhex("1c07"[0:0] + "1d070102aabbcc"), "AO"),
+    (TcpAo(1, 2, bytes.fromhex("aabbcc")), bytes.fromhex("1d070102aabbcc"), "AO"),
     (Experimental(253, 0x1234, b"x"), bytes.fromhex("fd051234") + b"x", "EXP"),
     (Experimental(254, 0xACC0), bytes.fromhex("fe04acc0"), "EXP"),
     (Unknown(27, bytes.fromhex("0102")), bytes.fromhex("1b040102"), "UNKNOWN"),

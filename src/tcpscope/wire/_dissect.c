@@ -443,6 +443,15 @@ static void dissect_transport(frame *f, uint32_t off, uint32_t wire_end, int fra
     }
 }
 
+/* A non-first fragment has no transport header: its data runs from `off` to
+ * `wire_end` (per the IP length). */
+static void fragment_data(frame *f, uint32_t off, uint32_t wire_end)
+{
+    uint32_t cap_end = f->cap < wire_end ? f->cap : wire_end;
+    f->r->payload_len = wire_end - off;
+    f->r->payload_cap = cap_end > off ? cap_end - off : 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* IPv4 (RFC 791)                                                      */
 /* ------------------------------------------------------------------ */
@@ -540,7 +549,7 @@ static void dissect_ipv4(frame *f, uint32_t off)
     /* Fragments (RFC 791 §2.3): only the first carries the transport header. */
     if (r->ip_frag_off != 0) {
         r->kind = TCPS_KIND_FRAGMENT;
-        r->payload_len = total - hlen;
+        fragment_data(f, off + hlen, off + total);
         return;
     }
     int fragmented = (fo & 0x2000) != 0;
@@ -693,29 +702,24 @@ static void dissect_ipv6(frame *f, uint32_t off)
         r->ip_proto = nh;
         r->ip_hlen = (uint8_t)(pos - off > 255 ? 255 : pos - off);
         if (r->ip_frag_off != 0) {
-            /* a non-first fragment (RFC 8200 §4.5): nothing more to read */
-            r->ip_len = total;
             r->kind = TCPS_KIND_FRAGMENT;
-            r->payload_len = end - pos;
-            if (from_frame)
-                warn(f, TCPS_WARN_IP_LENGTH_FROM_FRAME);
-            goto lengths;
+            break;
         }
         if (r->ip_flags & 1)
             fragmented = 1;
     }
-    r->ip_len = total;
     if (from_frame)
         warn(f, TCPS_WARN_IP_LENGTH_FROM_FRAME);
-    if (fragmented)
-        warn(f, TCPS_WARN_IP_FRAGMENTED);
-lengths:
     if (total > wire)
         warn(f, TCPS_WARN_IP_LENGTH_EXCEEDS_FRAME);
     else if (total < wire)
         warn(f, TCPS_WARN_TRAILING_BYTES);
-    if (r->kind == TCPS_KIND_FRAGMENT)
+    if (r->kind == TCPS_KIND_FRAGMENT) {
+        fragment_data(f, pos, end); /* a non-first fragment (RFC 8200 §4.5) */
         return;
+    }
+    if (fragmented)
+        warn(f, TCPS_WARN_IP_FRAGMENTED);
     if (pos > MAX_OFFSET) {
         stop(f, TCPS_LAYER_IP6_EXT, TCPS_REASON_BAD_IP6_EXT, pos);
         return;
@@ -1094,7 +1098,7 @@ static PyObject *dissect(PyObject *self, PyObject *args, PyObject *kwargs)
 
     Py_buffer data = {0}, off = {0}, cap = {0}, orig = {0}, lt = {0}, out = {0};
     PyObject *result = NULL;
-    Py_ssize_t n = -1, n2;
+    Py_ssize_t n = -1;
     long lt_scalar = -1;
     if (PyObject_GetBuffer(data_o, &data, PyBUF_SIMPLE) < 0)
         return NULL;
@@ -1115,12 +1119,11 @@ static PyObject *dissect(PyObject *self, PyObject *args, PyObject *kwargs)
     } else if (get_array(lt_o, &lt, 2, &n, "linktype") < 0) {
         goto done;
     }
-    n2 = n;
     if (PyObject_GetBuffer(out_o, &out, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
         goto done;
-    if (out.len != n2 * (Py_ssize_t)sizeof(tcps_record)) {
+    if (out.len != n * (Py_ssize_t)sizeof(tcps_record)) {
         PyErr_Format(PyExc_ValueError, "out: expected %zd bytes (%zd records), got %zd",
-                     n2 * (Py_ssize_t)sizeof(tcps_record), n2, out.len);
+                     n * (Py_ssize_t)sizeof(tcps_record), n, out.len);
         goto done;
     }
     const int64_t *offs = off.buf;

@@ -405,8 +405,9 @@ class IPv6:
 
     def final_dst(self) -> bytes:
         for e in self.ext:
-            if isinstance(e, Routing) and e.final_dst() is not None:
-                return e.final_dst()  # type: ignore[return-value]
+            final = e.final_dst() if isinstance(e, Routing) else None
+            if final is not None:
+                return final
         return self.dst_bytes()
 
     def header(self, payload_len: int, proto: int) -> bytes:

@@ -103,7 +103,7 @@ class PcapReader(CaptureReader):
         # Ethernet captures may carry a 14-byte fake header on top of it.
         self._clip = snaplen
         if self.format == "pcap-modified" and linktype == LINKTYPE_ETHERNET and snaplen:
-            self._clip = snaplen + 14
+            self._clip = min(snaplen + 14, 0xFFFFFFFF)
         self._caplen_limit = caplen_limit(self._clip)
         self.interfaces.append(Interface(
             index=0, linktype=linktype, snaplen=snaplen, tsresol_base=10,

@@ -22,6 +22,13 @@ EXTENSIONS = [
         depends=["src/tcpscope/_native/record.h"],
         extra_compile_args=CFLAGS,
     ),
+    Extension(
+        "tcpscope.analysis._engine",
+        sources=["src/tcpscope/analysis/_engine.c"],
+        include_dirs=["src/tcpscope/_native"],
+        depends=["src/tcpscope/_native/record.h", "src/tcpscope/_native/annotation.h"],
+        extra_compile_args=CFLAGS,
+    ),
 ]
 
 # scripts/build-native sets this to rebuild one module in place during development.

@@ -1,0 +1,232 @@
+"""The analysis engine: connection tracking and Wireshark-compatible TCP analysis.
+
+Sans-IO: an `Analyzer` consumes dissected records (wire/, ``RECORD_DTYPE``)
+in capture order, batch by batch, and returns one annotation per record
+(``ANNOTATION_DTYPE``). It keeps every connection's state between calls, so a
+file is fed batch by batch and a live capture in small batches; time comes
+only from the capture timestamps passed in, never from the clock. The work is
+done by the native ``_engine`` module::
+
+    an = Analyzer(mode="wireshark")
+    for batch in capture:
+        records = dissect_batch(batch)
+        ann = an.feed(records, batch.ts_ns, batch.frame_numbers, batch.iface)
+    an.connections()          # one row per tcp.stream, at any time
+
+For notebooks, `analyze_file` (also ``tcpscope.analyze``) reads a whole file
+into one `Analysis`. See docs/analysis.md.
+
+Modes:
+  ``"wireshark"``: exactly what tshark 4.0 prints (tcp.stream, tcp.seq/ack,
+      tcp.window_size, tcp.analysis.*), its quirks included; measured by
+      tests/test_tshark_agreement.py.
+  ``"improved"``: the hook for tcpscope's own judgement (SACK-aware
+      out-of-order and bytes in flight, capture duplicates, ...); each
+      difference is listed in docs/differences.md. Until a rule of its own
+      applies it answers as the Wireshark mode does.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from ..wire.record import RECORD_DTYPE
+from . import _engine
+from .annotation import ANNOTATION_DTYPE, CONN_DTYPE, FLAG_NAMES, SIDE
+
+__all__ = ["Analyzer", "Analysis", "MODES", "analyze_file", "iter_file"]
+
+#: The analysis modes and their engine numbers.
+MODES = {"wireshark": _engine.MODE_WIRESHARK, "improved": _engine.MODE_IMPROVED}
+
+
+class Analyzer:
+    """Stateful TCP analysis over a stream of dissected records.
+
+    Args:
+        mode: ``"wireshark"`` (default) or ``"improved"``.
+    """
+
+    def __init__(self, mode: str = "wireshark") -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown analysis mode {mode!r}; expected one of {sorted(MODES)}")
+        self.mode = mode
+        self._engine = _engine.Engine(MODES[mode])
+
+    def feed(
+        self,
+        records: np.ndarray,
+        ts_ns: np.ndarray,
+        frames: np.ndarray,
+        iface: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Analyse the next records, in capture order; one annotation per record.
+
+        Args:
+            records: ``RECORD_DTYPE`` rows (wire.dissect_batch's output).
+            ts_ns: capture timestamps, integer nanoseconds.
+            frames: 1-based frame numbers (what evidence and acks_frame refer to).
+            iface: capture interface of each frame (zeros if omitted).
+
+        Returns:
+            ``ANNOTATION_DTYPE`` rows; ``stream == -1`` for frames that are not TCP.
+        """
+        if records.dtype != RECORD_DTYPE:
+            raise TypeError(f"records must have RECORD_DTYPE, not {records.dtype}")
+        n = records.shape[0]
+        records = np.ascontiguousarray(records)
+        ts_ns = np.ascontiguousarray(ts_ns, dtype=np.int64)
+        frames = np.ascontiguousarray(frames, dtype=np.int64)
+        if iface is None:
+            iface = np.zeros(n, dtype=np.uint16)
+        else:
+            iface = np.ascontiguousarray(iface, dtype=np.uint16)
+        if not (ts_ns.shape[0] == frames.shape[0] == iface.shape[0] == n):
+            raise ValueError("records, ts_ns, frames and iface must have the same length")
+        out = self._engine.feed(records, ts_ns, frames, iface)
+        return np.frombuffer(out, dtype=ANNOTATION_DTYPE)
+
+    def connections(self, start: int = 0) -> np.ndarray:
+        """One ``CONN_DTYPE`` row per stream seen so far (streams ``start`` and later)."""
+        return np.frombuffer(self._engine.connections(start), dtype=CONN_DTYPE)
+
+    def connection_dicts(self, start: int = 0) -> list[dict[str, Any]]:
+        """The connections as plain dicts (addresses as text), for people and JSON."""
+        return [conn_to_dict(row) for row in self.connections(start)]
+
+    def stats(self) -> dict[str, int]:
+        """Frames seen, streams, active conversations and the bytes of state held."""
+        return dict(self._engine.stats())
+
+
+def _addr_text(raw: np.ndarray, version: int) -> str:
+    import ipaddress
+
+    b = bytes(raw)
+    return str(ipaddress.IPv4Address(b[:4]) if version == 4 else ipaddress.IPv6Address(b))
+
+
+def conn_to_dict(row: np.void) -> dict[str, Any]:
+    """One connection row as a dict: index 0 = client, 1 = server."""
+    v = int(row["ip_version"])
+    sides = []
+    for i in range(2):
+        bits = int(row["side_flags"][i])
+        sides.append(
+            {
+                "packets": int(row["pkts"][i]),
+                "bytes": int(row["bytes"][i]),
+                "isn": int(row["isn"][i]),
+                "isn_from_syn": bool(row["isn_known"][i]),
+                "mss": int(row["mss"][i]) or None,
+                "wscale": int(row["wscale"][i]) if row["wscale"][i] >= 0 else None,
+                "sack_permitted": bool(bits & SIDE["sack_perm"]),
+                "timestamps": bool(bits & SIDE["timestamps"]),
+                "tfo": bool(bits & SIDE["tfo"]),
+                "ecn_setup": bool(bits & SIDE["ecn_setup"]),
+                "saw_syn": bool(bits & SIDE["saw_syn"]),
+                "saw_synack": bool(bits & SIDE["saw_synack"]),
+                "saw_fin": bool(bits & SIDE["saw_fin"]),
+                "saw_rst": bool(bits & SIDE["saw_rst"]),
+            }
+        )
+    counts = {name: int(row["flag_counts"][bit]) for bit, name in enumerate(FLAG_NAMES)}
+    return {
+        "stream": int(row["stream"]),
+        "client": _addr_text(row["client_addr"], v),
+        "client_port": int(row["client_port"]),
+        "server": _addr_text(row["server_addr"], v),
+        "server_port": int(row["server_port"]),
+        "role_guessed": bool(row["role_guessed"]),
+        "first_ts": int(row["first_ts"]) / 1e9,
+        "last_ts": int(row["last_ts"]) / 1e9,
+        "first_frame": int(row["first_frame"]),
+        "last_frame": int(row["last_frame"]),
+        "irtt": int(row["irtt_ns"]) / 1e9 if row["irtt_ns"] >= 0 else None,
+        "ecn_negotiated": int(row["ecn_setup"]) == 3,
+        "reused_ports": bool(row["reused_ports"]),
+        "prev_stream": int(row["prev_stream"]) if row["prev_stream"] >= 0 else None,
+        "client_side": sides[0],
+        "server_side": sides[1],
+        "flag_counts": counts,
+    }
+
+
+@dataclass
+class Analysis:
+    """A whole file, analysed: parallel arrays, one row per frame, plus connections."""
+
+    path: str
+    mode: str
+    records: np.ndarray  #: RECORD_DTYPE
+    annotations: np.ndarray  #: ANNOTATION_DTYPE
+    ts_ns: np.ndarray  #: int64
+    frames: np.ndarray  #: int64, 1-based
+    iface: np.ndarray  #: uint16
+    connections: np.ndarray  #: CONN_DTYPE
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.records.shape[0])
+
+    def stream(self, n: int) -> np.ndarray:
+        """Indexes of the frames of stream `n`."""
+        return np.flatnonzero(self.annotations["stream"] == n)
+
+    def connection_dicts(self) -> list[dict[str, Any]]:
+        return [conn_to_dict(row) for row in self.connections]
+
+
+def iter_file(
+    source: str | os.PathLike | BinaryIO, mode: str = "wireshark", analyzer: Analyzer | None = None
+) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
+    """Read, dissect and analyse a capture batch by batch: yields (batch, records, annotations).
+
+    Memory stays bounded by one batch plus the engine's per-connection state.
+    """
+    from ..capture import open_capture
+    from ..wire import dissect_batch
+
+    an = analyzer if analyzer is not None else Analyzer(mode)
+    with open_capture(source) as cap:
+        for batch in cap:
+            records = dissect_batch(batch)
+            ann = an.feed(records, batch.ts_ns, batch.frame_numbers, batch.iface)
+            yield batch, records, ann
+
+
+def analyze_file(source: str | os.PathLike | BinaryIO, mode: str = "wireshark") -> Analysis:
+    """Read, dissect and analyse a whole capture (for notebooks; it holds every row).
+
+    Example::
+
+        a = tcpscope.analyze("trace.pcap")
+        a.annotations["flags"], a.connection_dicts()
+    """
+    an = Analyzer(mode)
+    recs, anns, ts, frames, ifaces = [], [], [], [], []
+    for batch, records, ann in iter_file(source, mode, an):
+        recs.append(records)
+        anns.append(ann)
+        ts.append(np.asarray(batch.ts_ns, dtype=np.int64))
+        frames.append(batch.frame_numbers)
+        ifaces.append(np.asarray(batch.iface, dtype=np.uint16))
+
+    def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+    return Analysis(
+        path=os.fspath(source) if not hasattr(source, "read") else "<stream>",
+        mode=mode,
+        records=cat(recs, RECORD_DTYPE),
+        annotations=cat(anns, ANNOTATION_DTYPE),
+        ts_ns=cat(ts, np.int64),
+        frames=cat(frames, np.int64),
+        iface=cat(ifaces, np.uint16),
+        connections=an.connections().copy(),
+        stats=an.stats(),
+    )

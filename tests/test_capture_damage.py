@@ -294,7 +294,7 @@ def test_pcapng_malformed_options_are_counted_not_fatal():
     with PcapngWriter(out) as w:
         # if_name claiming 200 bytes in a block that has 8
         w.write_block(1, struct.pack("<HHI", ETHERNET, 0, 0) + struct.pack("<HH", 2, 200) + b"eth0")
-        w.write(T0, 0, b"x") if False else w.write_block(6, struct.pack("<IIIII", 0, 0, 0, 1, 1) + b"x")
+        w.write_block(6, struct.pack("<IIIII", 0, 0, 0, 1, 1) + b"x")
     cap, frames = read_bytes(out.getvalue())
     assert len(frames) == 1 and cap.damage is None and cap.counters["malformed_options"] == 1
 

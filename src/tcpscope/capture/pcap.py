@@ -74,15 +74,16 @@ class PcapReader(CaptureReader):
         self.format = fmt
         self.byteorder = byteorder
         self.nanosecond = nanosecond
-        self._header_size = MODIFIED_RECORD_HEADER_SIZE if fmt == "pcap-modified" else RECORD_HEADER_SIZE
+        modified = fmt == "pcap-modified"
+        self._header_size = MODIFIED_RECORD_HEADER_SIZE if modified else RECORD_HEADER_SIZE
         self._read_file_header()
 
     def _read_file_header(self) -> None:
         if not self._ensure(FILE_HEADER_SIZE):
             error = self._stream.stream_error
             detail = f" ({error})" if error else ""
-            raise CaptureError.for_file(
-                self.name, f"truncated pcap file header: {self._avail} of {FILE_HEADER_SIZE} bytes{detail}")
+            raise CaptureError.for_file(self.name, "truncated pcap file header: "
+                                        f"{self._avail} of {FILE_HEADER_SIZE} bytes{detail}")
         (major, minor, thiszone, _sigfigs, snaplen, linktype_field) = struct.unpack_from(
             self.byteorder + "HHiIII", self._buf, 4)
         mode = _lengths_mode(major, minor)

@@ -250,7 +250,8 @@ class PcapngReader(CaptureReader):
     def _check_trailer(self, total: int, byteorder: str) -> None:
         trailer = struct.unpack_from(byteorder + "I", self._buf, self._pos + total - 4)[0]
         if trailer != total:
-            raise _BlockError(f"block length {total} at its start does not match {trailer} at its end")
+            raise _BlockError(
+                f"block length {total} at its start does not match {trailer} at its end")
 
     def _block_ends_early(self, what: str, need: int) -> None:
         if not self.sections:  # the file's first block: not a usable capture

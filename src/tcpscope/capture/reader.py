@@ -198,7 +198,8 @@ class CaptureReader:
         stream_error = self._stream.stream_error
         if stream_error and stream_error not in reason:
             reason = f"{reason} ({stream_error})"
-        self.damage = Damage(byte_offset=self._buf_start + pos, frame=self._next_frame, reason=reason)
+        self.damage = Damage(byte_offset=self._buf_start + pos, frame=self._next_frame,
+                             reason=reason)
         self._done = True
 
     def _end_of_stream(self, record: str, need: int) -> None:

@@ -39,7 +39,8 @@ XZ_MAGIC = b"\xfd\x37\x7a\x58\x5a\x00"
 
 # Formats we recognise only to say clearly that we do not read them.
 UNSUPPORTED_MAGICS: tuple[tuple[bytes, str], ...] = (
-    (b"snoop\x00\x00\x00", "Solaris snoop format is not supported (convert it with editcap or tshark)"),
+    (b"snoop\x00\x00\x00",
+     "Solaris snoop format is not supported (convert it with editcap or tshark)"),
     (b"BZh", "bzip2 compression is not supported (decompress it first)"),
     (b"\x04\x22\x4d\x18", "lz4 compression is not supported (decompress it first)"),
     (b"GMBU", "Microsoft Network Monitor format is not supported (convert it with editcap)"),
@@ -371,7 +372,8 @@ def _open_raw(source: object, name: str) -> tuple[BinaryIO, list]:
         return buffer, []
     if hasattr(source, "readinto") or hasattr(source, "read"):
         return source, []  # type: ignore[return-value]
-    raise TypeError(f"open_capture() needs a path, '-' or a binary file object, not {type(source).__name__}")
+    raise TypeError("open_capture() needs a path, '-' or a binary file object, "
+                    f"not {type(source).__name__}")
 
 
 def open_source(source: object) -> Source:

@@ -167,13 +167,14 @@ class PcapWriter(_Writer):
 
     def write(self, ts_ns: int, data: bytes, origlen: int | None = None, *, ifindex: int = 0,
               protocol: int = 0, pkt_type: int = 0) -> None:
-        """One packet record; data longer than the snaplen is cut (origlen keeps the full length)."""
+        """One packet record; data beyond the snaplen is cut (origlen keeps the full length)."""
         data = bytes(data)
         if origlen is None:
             origlen = len(data)
         if self.snaplen and len(data) > self.snaplen:
             data = data[:self.snaplen]
-        self.write_record(ts_ns, data, origlen, ifindex=ifindex, protocol=protocol, pkt_type=pkt_type)
+        self.write_record(ts_ns, data, origlen, ifindex=ifindex, protocol=protocol,
+                          pkt_type=pkt_type)
 
     def write_record(self, ts_ns: int, data: bytes, origlen: int, *, caplen: int | None = None,
                      ifindex: int = 0, protocol: int = 0, pkt_type: int = 0) -> None:
@@ -214,7 +215,8 @@ def _ts_units(ts_ns: int, base: int, exp: int, tsoffset: int) -> int:
     else:
         units = (rel << exp) // NS_PER_SEC
     if not 0 <= units < 2**64:
-        raise ValueError(f"timestamp {ts_ns} ns does not fit this interface's resolution and offset")
+        raise ValueError(
+            f"timestamp {ts_ns} ns does not fit this interface's resolution and offset")
     return units
 
 
@@ -257,9 +259,10 @@ class PcapngWriter(_Writer):
         body = struct.pack(self.byteorder + "IHHq", BYTE_ORDER_MAGIC, version[0], version[1], -1)
         self.write_block(BT_SHB, body + self._options(options))
 
-    def add_interface(self, linktype: int, name: str | None = None, *, description: str | None = None,
-                      tsresol_exp: int = 9, tsresol_base: int = 10, snaplen: int = 262144,
-                      tsoffset: int = 0, fcs_len: int | None = None) -> int:
+    def add_interface(self, linktype: int, name: str | None = None, *,
+                      description: str | None = None, tsresol_exp: int = 9,
+                      tsresol_base: int = 10, snaplen: int = 262144, tsoffset: int = 0,
+                      fcs_len: int | None = None) -> int:
         """Describe an interface (IDB); returns its number in the current section."""
         if tsresol_base not in (2, 10) or not 0 <= tsresol_exp <= 127:
             raise ValueError("if_tsresol is base 10 or 2 with an exponent 0 .. 127")
@@ -299,7 +302,9 @@ class PcapngWriter(_Writer):
         snaplen, base, exp, tsoffset = self._interface(iface)
         data, origlen = self._packet_data(snaplen, data, origlen)
         units = _ts_units(ts_ns, base, exp, tsoffset)
-        options = [self._option(EPB_FLAGS, struct.pack(self.byteorder + "I", flags))] if flags is not None else []
+        options = []
+        if flags is not None:
+            options.append(self._option(EPB_FLAGS, struct.pack(self.byteorder + "I", flags)))
         body = struct.pack(self.byteorder + "IIIII", iface, units >> 32, units & 0xFFFFFFFF,
                            len(data), origlen)
         self.write_block(BT_EPB, body + _pad4(data) + self._options(options))

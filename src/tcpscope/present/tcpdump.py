@@ -27,6 +27,7 @@ from tcpscope.wire.record import CSUM, KIND, WARNING
 
 from .tcpdump_frame import FLAGS_TEXT, IPPROTO_NAMES, FramePrinter, SeqTable, ip4_str, ip6_str
 from .tcpdump_options import Cursor, Truncated, print_tcp_options
+from .tcpdump_payload import print_rst_data, print_tcp_payload
 
 __all__ = ["TcpdumpOptions", "Listing", "write_listing", "format_timestamp"]
 
@@ -36,6 +37,7 @@ M32 = 0xFFFFFFFF
 APP_PORTS = frozenset({21, 22, 23, 25, 43, 53, 80, 179, 323, 554, 639, 646, 1723, 2049,
                        6379, 6633, 6653, 8080, 8554, 10288})
 
+_APP_PORTS = np.array(sorted(APP_PORTS), dtype=np.uint16)
 _KIND_TCP = KIND["TCP"]
 _CSUM_OK, _CSUM_BAD, _CSUM_OFFLOAD = CSUM["OK"], CSUM["BAD"], CSUM["OFFLOAD"]
 _WARN_LEN_FROM_FRAME = WARNING.get("IP_LENGTH_FROM_FRAME", 0)
@@ -124,8 +126,10 @@ def format_timestamp(ts_ns: int, tstyle: int = 0) -> str:
 class Listing:
     """Formats batches of frames; keeps tcpdump's cross-packet state (seq table, -ttt)."""
 
-    def __init__(self, opts: TcpdumpOptions) -> None:
+    def __init__(self, opts: TcpdumpOptions, *, fast: bool = True) -> None:
+        """`fast=False` prints every frame through the reference path (for tests)."""
         self.opts = opts
+        self.use_fast = fast
         self.seqs = SeqTable()
         self.printer = FramePrinter(opts.verbose, opts.absolute, self.seqs)
         self.clock = _Clock(opts.tstyle)
@@ -150,6 +154,8 @@ class Listing:
             records = dissect_batch(batch)
         rec = records[:n]
         fast = self._fast_mask(batch, rec, n)
+        if not self.use_fast:
+            fast[:] = False
         lines = self._lines(batch, rec, n, fast)
         self.printed += n
         return "".join(lines)
@@ -202,44 +208,32 @@ class Listing:
                 fam = np.where(lt[idx] == 108, be, np.where(le & 0xFFFF0000, be, le))
                 ok = np.where(ver[idx] == 4, fam == 2, (fam == 24) | (fam == 28) | (fam == 30))
                 fast[idx[~ok]] = False
-        # Payload that tcpdump decodes by port (or prints as RST text with -v).
-        has_payload = rec["payload_len"] > 0
-        app = np.isin(rec["sport"], list(APP_PORTS)) | np.isin(rec["dport"], list(APP_PORTS))
-        if self.opts.verbose:
-            app |= (rec["tcp_flags"] & 0x04) != 0
-        fast &= ~(has_payload & app)
         return fast
 
-    def _flow_ids(self, batch, rec: np.ndarray, idx: np.ndarray) -> tuple[list[int], list[tuple]]:
-        """Per fast row, an index into a list of per-flow tuples (prefix, addrs, key, rev)."""
-        m = idx.size
-        key = np.zeros(m, dtype=[("v", "u1"), ("pkt", "u1"), ("sp", ">u2"), ("dp", ">u2"),
+    def _payload_mask(self, rec: np.ndarray) -> np.ndarray:
+        """Rows whose payload tcpdump prints: by port, or as RST text with -v."""
+        app = np.isin(rec["sport"], _APP_PORTS) | np.isin(rec["dport"], _APP_PORTS)
+        if self.opts.verbose:
+            app |= (rec["tcp_flags"] & 0x04) != 0
+        return app & (rec["payload_len"] > 0)
+
+    def _flow_keys(self, batch, rec: np.ndarray, n: int) -> list[bytes]:
+        """Per row, the bytes that identify its direction of flow (and SLL2 interface)."""
+        key = np.zeros(n, dtype=[("v", "u1"), ("pkt", "u1"), ("sp", ">u2"), ("dp", ">u2"),
                                  ("ifx", "u4"), ("src", "V16"), ("dst", "V16")])
-        sub = rec[idx]
-        key["v"] = sub["ip_version"]
-        key["sp"] = sub["sport"]
-        key["dp"] = sub["dport"]
-        key["src"] = sub["src"].view("V16").reshape(m)
-        key["dst"] = sub["dst"].view("V16").reshape(m)
-        lt = batch.linktype[idx]
-        sll2 = lt == 276
+        key["v"] = rec["ip_version"]
+        key["sp"] = rec["sport"]
+        key["dp"] = rec["dport"]
+        key["src"] = rec["src"].view("V16").reshape(n)
+        key["dst"] = rec["dst"].view("V16").reshape(n)
+        sll2 = batch.linktype[:n] == 276
         if sll2.any():
-            key["ifx"] = np.where(sll2, sub["ifindex"], 0)
-            key["pkt"] = np.where(sll2, sub["sll_pkttype"] & 0xFF, 0) + sll2
-        flat = key.view(f"V{key.dtype.itemsize}")
-        uniq, inv = np.unique(flat, return_inverse=True)
-        infos = []
-        cache = self._flows
-        for u in uniq:
-            b = u.tobytes()
-            info = cache.get(b)
-            if info is None:
-                info = self._flow_info(b)
-                cache[b] = info
-            infos.append(info)
-        return inv.reshape(-1).tolist(), infos
+            key["ifx"] = np.where(sll2, rec["ifindex"], 0)
+            key["pkt"] = np.where(sll2, (rec["sll_pkttype"] & 0xFF) + 1, 0)
+        return key.view(f"V{key.dtype.itemsize}").reshape(n).tolist()
 
     def _flow_info(self, b: bytes) -> tuple:
+        """(link and IP prefix, addresses and ports, seq-table cell, rev) of one flow direction."""
         ver, pkt = b[0], b[1]
         sport = int.from_bytes(b[2:4], "big")
         dport = int.from_bytes(b[4:6], "big")
@@ -255,9 +249,10 @@ class Listing:
         link = ""
         if pkt:
             link = f"{self.printer._ifname(ifx):<5} {_SLL_DIRS.get(pkt - 1, '?  ')} "
-        rev = 1 if sport > dport or (sport == dport and src > dst) else 0
-        key = (dst, src, (dport << 16) | sport) if rev else (src, dst, (sport << 16) | dport)
-        return (link + ip, f"{s}.{sport} > {d}.{dport}: ", key, rev)
+        rev, cell = self.seqs.cell(src, dst, sport, dport)
+        info = (link + ip, f"{s}.{sport} > {d}.{dport}: ", cell, rev)
+        self._flows[b] = info
+        return info
 
     # ------------------------------------------------------------ lines
 
@@ -265,25 +260,8 @@ class Listing:
         opts = self.opts
         v = opts.verbose
         absolute = opts.absolute
-        number = opts.number
-        first = batch.first_frame
-        us_list = (batch.ts_ns[:n] // 1000).tolist()
-        stamp = self.clock.stamp
-        printer = self.printer
         data = batch.data
-        offs = batch.offset[:n].tolist()
-        caps = batch.caplen[:n].tolist()
-        origs = batch.origlen[:n].tolist()
-        lts = batch.linktype[:n].tolist()
-        fast_l = fast.tolist()
-
-        idx = np.flatnonzero(fast)
-        fid_l = [0] * n
-        infos: list[tuple] = []
-        if idx.size:
-            fids, infos = self._flow_ids(batch, rec, idx)
-            for i, f in zip(idx.tolist(), fids):
-                fid_l[i] = f
+        keys = self._flow_keys(batch, rec, n)
         # Option layouts: 0 none, 1 exactly nop,nop,TS, 2 anything else.
         optlen = rec["opt_len"]
         optcls = np.where(optlen == 0, 0, 2).astype(np.int8)
@@ -294,96 +272,154 @@ class Listing:
             word = ((buf[pos].astype(np.uint32) << 24) | (buf[pos + 1].astype(np.uint32) << 16)
                     | (buf[pos + 2].astype(np.uint32) << 8) | buf[pos + 3])
             optcls[cand[word == _NOP_NOP_TS]] = 1
-        cols = rec[["tcp_flags", "seq", "ack", "win", "urg", "payload_len", "ts_val", "ts_ecr",
-                    "opt_off", "opt_len", "l3_off", "ip_len"]]
-        flags_l = cols["tcp_flags"].tolist()
-        seq_l = cols["seq"].tolist()
-        ack_l = cols["ack"].tolist()
-        win_l = cols["win"].tolist()
-        urg_l = cols["urg"].tolist()
-        plen_l = cols["payload_len"].tolist()
-        tsv_l = cols["ts_val"].tolist()
-        tse_l = cols["ts_ecr"].tolist()
-        ooff_l = cols["opt_off"].tolist()
-        olen_l = cols["opt_len"].tolist()
-        l3_l = cols["l3_off"].tolist()
-        iplen_l = cols["ip_len"].tolist()
-        optcls_l = optcls.tolist()
+        optcls[self._payload_mask(rec)] |= 4
+        optcls[~fast] = -1
+        cols = rec[["tcp_flags", "seq", "ack", "win", "payload_len", "ts_val", "ts_ecr"]]
         if v:
             vcols = self._verbose_columns(rec)
 
-        table = self.seqs.table
+        flows = self._flows
+        flow_info = self._flow_info
+        stamps = self._stamps(batch, n)
+        number = opts.number
+        first = batch.first_frame
+        flags_text = FLAGS_TEXT
         out: list[str] = []
         append = out.append
-        for i in range(n):
-            head = stamp(us_list[i])
+        for i, ts, oc, kb, fl, s, a, w, pl, tv, te in zip(
+            range(n), stamps, optcls.tolist(), keys, cols["tcp_flags"].tolist(),
+            cols["seq"].tolist(), cols["ack"].tolist(), cols["win"].tolist(),
+            cols["payload_len"].tolist(), cols["ts_val"].tolist(), cols["ts_ecr"].tolist(),
+        ):
             if number:
-                head = f"{first + i:5d}  {head}"
-            if not fast_l[i]:
-                off = offs[i]
-                frame = bytes(data[off : off + caps[i]])
-                append(head + printer.frame(frame, lts[i], origs[i]) + "\n")
+                ts = f"{first + i:5d}  {ts}"
+            if oc < 0:
+                append(ts + self._slow(batch, i) + "\n")
                 continue
-            pfx, addrs, key, rev = infos[fid_l[i]]
-            fl = flags_l[i]
-            s = seq_l[i]
-            a = ack_l[i]
+            info = flows.get(kb)
+            if info is None:
+                info = flow_info(kb)
             thseq = thack = 0
             if fl & 0x10 and not absolute:
-                th = table.get(key)
-                if th is None or fl & 0x02:
-                    th = [a - 1 & M32, s] if rev else [s, a - 1 & M32]
-                    table[key] = th
-                elif rev:
-                    s = (s - th[1]) & M32
-                    a = (a - th[0]) & M32
+                cell = info[2]
+                if cell[0] is None or fl & 0x02:
+                    if info[3]:
+                        cell[0] = a - 1 & M32
+                        cell[1] = s
+                    else:
+                        cell[0] = s
+                        cell[1] = a - 1 & M32
+                elif info[3]:
+                    s = (s - cell[1]) & M32
+                    a = (a - cell[0]) & M32
                 else:
-                    s = (s - th[0]) & M32
-                    a = (a - th[1]) & M32
-                thseq, thack = th
-            pl = plen_l[i]
+                    s = (s - cell[0]) & M32
+                    a = (a - cell[1]) & M32
+                thseq, thack = cell
             if pl:
                 sq = f", seq {s}:{(s + pl) & M32}"
             elif fl & 0x07 or v > 1:
                 sq = f", seq {s}"
             else:
                 sq = ""
+            if fl & 0x30:
+                if fl & 0x10:
+                    sq = f"{sq}, ack {a}"
+                if fl & 0x20:  # tcpdump prints the urgent pointer after the window
+                    w = f"{w}, urg {int(rec['urg'][i])}"
+            pfx = info[0]
             if v:
                 pfx, cks = self._verbose_parts(vcols, i, pfx)
-            else:
-                cks = ""
-            oc = optcls_l[i]
-            if oc == 0:
-                opt = ""
-            elif oc == 1:
-                opt = f", options [nop,nop,TS val {tsv_l[i]} ecr {tse_l[i]}]"
-            else:
-                off = offs[i]
-                cur = Cursor(data, off + l3_l[i] + iplen_l[i])
-                cur.proto = "tcp"
-                hoff = off + ooff_l[i]
-                try:
-                    ok = print_tcp_options(cur, hoff, olen_l[i], fl, rev, thseq, thack,
-                                           hoff + olen_l[i], pl)
-                except Truncated:  # cannot happen: the whole datagram is captured
-                    ok = False
-                    cur.out.append(f" [|{cur.proto}]")
-                opt = "".join(cur.out)
+                sq = cks + sq
+            if oc == 1:
+                line = (f"{ts}{pfx}{info[1]}Flags [{flags_text[fl & 0xFF]}]{sq}, win {w}"
+                        f", options [nop,nop,TS val {tv} ecr {te}], length {pl}")
+            elif oc == 0:
+                line = (f"{ts}{pfx}{info[1]}Flags [{flags_text[fl & 0xFF]}]{sq}, win {w}"
+                        f", length {pl}")
+            elif oc & 3 == 2:
+                opt, ok = self._options(batch, rec, i, fl, info[3], thseq, thack, pl)
+                line = f"{ts}{pfx}{info[1]}Flags [{flags_text[fl & 0xFF]}]{sq}, win {w}{opt}"
                 if not ok:
-                    ack_s = f", ack {a}" if fl & 0x10 else ""
-                    urg_s = f", urg {urg_l[i]}" if fl & 0x20 else ""
-                    append(f"{head}{pfx}{addrs}Flags [{FLAGS_TEXT[fl & 0xFF]}]{cks}{sq}{ack_s}"
-                           f", win {win_l[i]}{urg_s}{opt}\n")
+                    append(line + "\n")
                     continue
-            if fl & 0x30:
-                ack_s = f", ack {a}" if fl & 0x10 else ""
-                urg_s = f", urg {urg_l[i]}" if fl & 0x20 else ""
-                append(f"{head}{pfx}{addrs}Flags [{FLAGS_TEXT[fl & 0xFF]}]{cks}{sq}{ack_s}"
-                       f", win {win_l[i]}{urg_s}{opt}, length {pl}\n")
+                line = f"{line}, length {pl}"
+            elif oc & 3 == 1:
+                line = (f"{ts}{pfx}{info[1]}Flags [{flags_text[fl & 0xFF]}]{sq}, win {w}"
+                        f", options [nop,nop,TS val {tv} ecr {te}], length {pl}")
             else:
-                append(f"{head}{pfx}{addrs}Flags [{FLAGS_TEXT[fl & 0xFF]}]{cks}{sq}"
-                       f", win {win_l[i]}{opt}, length {pl}\n")
+                line = (f"{ts}{pfx}{info[1]}Flags [{flags_text[fl & 0xFF]}]{sq}, win {w}"
+                        f", length {pl}")
+            if oc & 4:
+                line += self._payload(batch, rec, i, fl)
+            append(line + "\n")
         return out
+
+    def _stamps(self, batch, n: int) -> list[str]:
+        """The timestamp column of `n` frames (with its trailing space)."""
+        style = self.opts.tstyle
+        us = batch.ts_ns[:n] // 1000
+        if style == 1:
+            return [""] * n
+        if style in (3, 5):
+            stamp = self.clock.stamp
+            return [stamp(u) for u in us.tolist()]
+        sec = us // 1_000_000
+        frac = us % 1_000_000
+        # The fraction, ".ffffff ", for every row in one go.
+        cells = np.empty((n, 8), np.uint8)
+        cells[:, 0] = 0x2E
+        cells[:, 7] = 0x20
+        for k, div in enumerate((100000, 10000, 1000, 100, 10, 1)):
+            cells[:, k + 1] = (frac // div) % 10 + 0x30
+        fr = cells.tobytes().decode("ascii")
+        heads = {}
+        head_of = self.clock.head
+        for u in np.unique(sec).tolist():
+            heads[u] = head_of(u)
+        if None in heads.values():
+            return [f"{heads[s]}{fr[8 * i : 8 * i + 8]}" if heads[s] is not None
+                    else "[Error converting time] " for i, s in enumerate(sec.tolist())]
+        return [heads[s] + fr[j : j + 8] for s, j in zip(sec.tolist(), range(0, 8 * n, 8))]
+
+    def _options(self, batch, rec: np.ndarray, i: int, fl: int, rev: int, thseq: int,
+                 thack: int, pl: int) -> tuple[str, bool]:
+        """Options other than nop,nop,TS: tcpdump's walk over the bytes."""
+        off = int(batch.offset[i])
+        r = rec[i]
+        cur = Cursor(batch.data, off + int(r["l3_off"]) + int(r["ip_len"]))
+        cur.proto = "tcp"
+        hoff = off + int(r["opt_off"])
+        olen = int(r["opt_len"])
+        try:
+            ok = print_tcp_options(cur, hoff, olen, fl, rev, thseq, thack, hoff + olen, pl)
+        except Truncated:  # not expected: the fast path has the whole datagram
+            cur.out.append(f" [|{cur.proto}]")
+            ok = False
+        return "".join(cur.out), ok
+
+    def _payload(self, batch, rec: np.ndarray, i: int, fl: int) -> str:
+        """What tcpdump prints after ``length N`` for this segment's payload."""
+        off = int(batch.offset[i])
+        r = rec[i]
+        cur = Cursor(batch.data, off + int(r["l3_off"]) + int(r["ip_len"]))
+        cur.proto = "tcp"
+        bp = off + int(r["l4_off"]) + int(r["tcp_hlen"])
+        pl = int(r["payload_len"])
+        try:
+            if fl & 0x04 and self.opts.verbose:
+                print_rst_data(cur, bp, pl)
+            else:
+                print_tcp_payload(cur, bp, pl, int(r["sport"]), int(r["dport"]),
+                                  self.opts.verbose)
+        except Truncated:
+            cur.out.append(f" [|{cur.proto}]")
+        return "".join(cur.out)
+
+    def _slow(self, batch, i: int) -> str:
+        off = int(batch.offset[i])
+        frame = bytes(batch.data[off : off + int(batch.caplen[i])])
+        return self.printer.frame(frame, int(batch.linktype[i]), int(batch.origlen[i]))
 
     # ------------------------------------------------------------ -v
 

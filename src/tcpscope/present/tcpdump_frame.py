@@ -22,7 +22,7 @@ import socket
 from ipaddress import IPv6Address
 
 from .tcpdump_options import Cursor, Truncated, print_tcp_options
-from .tcpdump_payload import fn_print_char, print_tcp_payload
+from .tcpdump_payload import print_rst_data, print_tcp_payload
 
 __all__ = ["FramePrinter", "SeqTable", "ip4_str", "ip6_str", "IPPROTO_NAMES"]
 
@@ -89,26 +89,40 @@ class SeqTable:
     """tcpdump's per-connection table that turns seq/ack into relative numbers.
 
     Keyed by the connection's addresses and ports in a canonical order
-    (lower port first; addresses decide only when the ports are equal), it
-    holds the sequence numbers seen in the first ACK-bearing segment (or the
-    latest SYN) as (seq base of the "forward" side, ack base). Only segments
+    (lower port first; addresses decide only when the ports are equal), each
+    entry holds the bases tcpdump subtracts: the sequence number of the
+    canonical "forward" side and the acknowledgement base, taken from the
+    first ACK-bearing segment seen (or the latest SYN with ACK). Only segments
     with ACK consult it; -S disables it.
+
+    Entries are mutable two-item lists ("cells"), created empty (``None``) on
+    first lookup and never replaced, so the fast path can keep a reference to
+    a connection's cell per flow direction.
     """
 
     __slots__ = ("table",)
 
     def __init__(self) -> None:
-        self.table: dict[tuple, list[int]] = {}
+        self.table: dict[tuple, list] = {}
+
+    def cell(self, src: bytes, dst: bytes, sport: int, dport: int) -> tuple[int, list]:
+        """(rev, cell) for a segment from src:sport to dst:dport."""
+        rev = 1 if sport > dport or (sport == dport and src > dst) else 0
+        key = (dst, src, (dport << 16) | sport) if rev else (src, dst, (sport << 16) | dport)
+        cell = self.table.get(key)
+        if cell is None:
+            cell = self.table[key] = [None, None]
+        return rev, cell
 
     def relative(self, src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int,
                  flags: int) -> tuple[int, int, int, int, int]:
         """(seq, ack, rev, thseq, thack) to print for an ACK-bearing segment."""
-        rev = 1 if sport > dport or (sport == dport and src > dst) else 0
-        key = (dst, src, (dport << 16) | sport) if rev else (src, dst, (sport << 16) | dport)
-        th = self.table.get(key)
-        if th is None or flags & 0x02:
-            th = [ack - 1 & M32, seq] if rev else [seq, ack - 1 & M32]
-            self.table[key] = th
+        rev, th = self.cell(src, dst, sport, dport)
+        if th[0] is None or flags & 0x02:
+            if rev:
+                th[0], th[1] = ack - 1 & M32, seq
+            else:
+                th[0], th[1] = seq, ack - 1 & M32
         elif rev:
             seq = (seq - th[1]) & M32
             ack = (ack - th[0]) & M32
@@ -973,19 +987,7 @@ class FramePrinter:
             raise Truncated
         bp = tp + hlen
         if flags & 0x04 and self.v:
-            avail = cur.ttest(bp, length)
-            out.append(" [RST" if avail else " [!RST")
-            n = length
-            if n > 30:
-                n = 30
-                out.append("+")
-            out.append(" ")
-            i = bp
-            while n and i < cur.end:
-                out.append(fn_print_char(cur.buf[i]))
-                i += 1
-                n -= 1
-            out.append("]")
+            print_rst_data(cur, bp, length)
             return
         print_tcp_payload(cur, bp, length, sport, dport, self.v)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from .tcpdump_options import Cursor, Truncated
 
-__all__ = ["print_tcp_payload", "fn_print_char"]
+__all__ = ["print_tcp_payload", "print_rst_data", "fn_print_char"]
 
 _HTTP_CMDS = frozenset(
     """GET PUT COPY HEAD LOCK MOVE POLL POST BCOPY BMOVE MKCOL TRACE LABEL MERGE DELETE
@@ -43,6 +43,26 @@ def fn_print_char(c: int) -> str:
 _PRINTABLE = frozenset(range(0x20, 0x7F))
 
 
+def print_rst_data(cur: Cursor, bp: int, length: int) -> None:
+    """A RST segment's payload with -v: `` [RST text]`` (at most 30 bytes, ``+`` if more).
+
+    ``!RST`` says the payload was not completely captured.
+    """
+    out = cur.out
+    out.append(" [RST" if cur.ttest(bp, length) else " [!RST")
+    n = length
+    if n > 30:
+        n = 30
+        out.append("+")
+    out.append(" ")
+    i = bp
+    while n and i < cur.end:
+        out.append(fn_print_char(cur.buf[i]))
+        i += 1
+        n -= 1
+    out.append("]")
+
+
 def print_tcp_payload(cur: Cursor, bp: int, length: int, sport: int, dport: int,
                       verbose: int) -> None:
     """Dispatch the payload at `bp` (`length` bytes on the wire) by port, as tcp_print does."""
@@ -60,7 +80,7 @@ def print_tcp_payload(cur: Cursor, bp: int, length: int, sport: int, dport: int,
     elif 1723 in ports:
         from .tcpdump_pptp import pptp_print
 
-        pptp_print(cur, bp)
+        pptp_print(cur, bp, verbose)
     elif 6379 in ports:
         _resp(cur, bp, length)
     elif 22 in ports:

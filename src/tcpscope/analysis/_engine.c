@@ -144,31 +144,54 @@ typedef struct {
     uint8_t reused_ports;
     uint16_t iface;
     conv_key_t key;
+    struct entry *ent;        /* the table entry while this is its 4-tuple's newest stream */
 } summary_t;
 
+/* The analysis state of a conversation: Wireshark's struct tcp_analysis. */
 typedef struct {
-    conv_key_t key;
-    uint64_t hash;
-    int64_t stream;
     flow_t flow[2];
     int64_t ts_mru_syn;       /* time of the most recent pure SYN; 0 = none (nstime_is_zero) */
     int64_t mru_syn_frame;
     int64_t ts_first_rtt;     /* handshake RTT; 0 = none */
 } conv_t;
 
+/* What the table keeps for a 4-tuple: its newest stream, and, while the
+ * connection may still matter, its analysis state. A closed connection idle
+ * for `close_timeout` (or the oldest, beyond `max_closed` of them) keeps only
+ * this light entry: enough for port-reuse detection and relative numbers. */
+typedef struct entry {
+    conv_key_t key;
+    uint64_t hash;
+    int64_t stream;
+    int64_t last_ts;
+    uint32_t base_seq[2];
+    uint8_t base_set[2];
+    uint8_t queued;           /* in the closed queue */
+    conv_t *conv;             /* NULL once evicted */
+} entry_t;
+
 typedef struct {
     uint64_t hash;            /* 0 = empty slot */
-    conv_t *conv;
+    entry_t *ent;
 } slot_t;
+
+#define SUM_BLOCK 4096        /* summaries are allocated in blocks, never moved */
 
 typedef struct {
     PyObject_HEAD
     int mode;
     slot_t *table;
     size_t table_cap, table_used;
-    summary_t *sum;
-    size_t n_streams, sum_cap;
-    conv_t *last;             /* one-entry cache: consecutive frames of one flow */
+    summary_t **sum_blocks;
+    size_t n_streams, n_blocks, blocks_cap;
+    entry_t *last;            /* one-entry cache: consecutive frames of one flow */
+    /* closed connections, oldest first (stream numbers), for eviction */
+    int64_t *closed;
+    size_t closed_head, closed_n, closed_cap;
+    int64_t close_timeout_ns;
+    size_t max_closed;
+    int64_t now;              /* the latest timestamp seen */
+    uint64_t evicted, resurrected;
     size_t active_convs;
     size_t seg_bytes;         /* bytes allocated for segment lists */
     size_t peak_seg_bytes;
@@ -504,7 +527,7 @@ static slot_t *table_find(Engine *e, const conv_key_t *k, uint64_t h)
     size_t mask = e->table_cap - 1, j = (size_t)h & mask;
     for (;;) {
         slot_t *s = &e->table[j];
-        if (!s->hash || (s->hash == h && key_eq(&s->conv->key, k)))
+        if (!s->hash || (s->hash == h && key_eq(&s->ent->key, k)))
             return s;
         j = (j + 1) & mask;
     }
@@ -826,17 +849,28 @@ static void flow_init(flow_t *f)
     f->segs.sorted = 1;
 }
 
+static inline summary_t *SUM(Engine *e, int64_t stream)
+{
+    return &e->sum_blocks[stream / SUM_BLOCK][stream % SUM_BLOCK];
+}
+
 static summary_t *summary_new(Engine *e)
 {
-    if (e->n_streams == e->sum_cap) {
-        size_t cap = e->sum_cap ? e->sum_cap * 2 : 256;
-        summary_t *s = realloc(e->sum, cap * sizeof(summary_t));
-        if (!s)
+    if (e->n_streams == e->n_blocks * SUM_BLOCK) {
+        if (e->n_blocks == e->blocks_cap) {
+            size_t cap = e->blocks_cap ? e->blocks_cap * 2 : 16;
+            summary_t **b = realloc(e->sum_blocks, cap * sizeof(summary_t *));
+            if (!b)
+                return NULL;
+            e->sum_blocks = b;
+            e->blocks_cap = cap;
+        }
+        summary_t *blk = malloc(SUM_BLOCK * sizeof(summary_t));
+        if (!blk)
             return NULL;
-        e->sum = s;
-        e->sum_cap = cap;
+        e->sum_blocks[e->n_blocks++] = blk;
     }
-    summary_t *s = &e->sum[e->n_streams];
+    summary_t *s = SUM(e, (int64_t)e->n_streams);
     memset(s, 0, sizeof(*s));
     s->stream = (int64_t)e->n_streams;
     s->irtt_ns = -1;
@@ -844,6 +878,17 @@ static summary_t *summary_new(Engine *e)
     s->wscale[0] = s->wscale[1] = -1;
     e->n_streams++;
     return s;
+}
+
+static conv_t *conv_alloc(Engine *e)
+{
+    conv_t *c = calloc(1, sizeof(conv_t));
+    if (!c)
+        return NULL;
+    flow_init(&c->flow[0]);
+    flow_init(&c->flow[1]);
+    e->active_convs++;
+    return c;
 }
 
 static void conv_free(Engine *e, conv_t *c)
@@ -854,24 +899,67 @@ static void conv_free(Engine *e, conv_t *c)
     e->active_convs--;
 }
 
+/* Keep only the light entry: the bases (for reuse detection and relative
+ * numbers), the stream, the summary. */
+static void entry_evict(Engine *e, entry_t *ent)
+{
+    conv_t *c = ent->conv;
+    if (!c)
+        return;
+    for (int i = 0; i < 2; i++) {
+        ent->base_seq[i] = c->flow[i].base_seq;
+        ent->base_set[i] = c->flow[i].base_set;
+    }
+    conv_free(e, c);
+    ent->conv = NULL;
+    e->evicted++;
+}
+
+/* A frame for an evicted connection: fresh analysis state on the same bases. */
+static conv_t *entry_resurrect(Engine *e, entry_t *ent)
+{
+    conv_t *c = conv_alloc(e);
+    if (!c)
+        return NULL;
+    for (int i = 0; i < 2; i++)
+        if (ent->base_set[i])
+            reset_base(&c->flow[i], ent->base_seq[i]);
+    ent->conv = c;
+    e->resurrected++;
+    return c;
+}
+
+static void entry_free(Engine *e, entry_t *ent)
+{
+    if (ent->conv)
+        conv_free(e, ent->conv);
+    SUM(e, ent->stream)->ent = NULL;
+    if (e->last == ent)
+        e->last = NULL;
+    free(ent);
+}
+
 /* A new conversation for this 4-tuple (tcp.stream = the next index). The
  * previous one on the same slot, if any, is freed: Wireshark's one-pass
  * lookup only ever finds the newest. */
-static conv_t *conv_new(Engine *e, slot_t *slot, const conv_key_t *k, uint64_t h, const pkt_t *p, int dir)
+static entry_t *entry_new(Engine *e, slot_t *slot, const conv_key_t *k, uint64_t h, const pkt_t *p, int dir)
 {
-    conv_t *c = calloc(1, sizeof(conv_t));
-    if (!c)
+    entry_t *ent = calloc(1, sizeof(entry_t));
+    if (!ent)
         return NULL;
-    summary_t *s = summary_new(e);
+    conv_t *c = conv_alloc(e);
+    summary_t *s = c ? summary_new(e) : NULL;
     if (!s) {
-        free(c);
+        if (c)
+            conv_free(e, c);
+        free(ent);
         return NULL;
     }
-    c->key = *k;
-    c->hash = h;
-    c->stream = s->stream;
-    flow_init(&c->flow[0]);
-    flow_init(&c->flow[1]);
+    ent->key = *k;
+    ent->hash = h;
+    ent->stream = s->stream;
+    ent->conv = c;
+    s->ent = ent;
     s->key = *k;
     s->first_ts = p->ts;
     s->first_frame = p->frame;
@@ -884,17 +972,54 @@ static conv_t *conv_new(Engine *e, slot_t *slot, const conv_key_t *k, uint64_t h
         s->client = (uint8_t)dir;
     s->role_guessed = !(p->flags & TCPS_SYN);
     if (slot->hash) {
-        s->prev_stream = slot->conv->stream;
-        if (e->last == slot->conv)
-            e->last = NULL;
-        conv_free(e, slot->conv);
+        s->prev_stream = slot->ent->stream;
+        entry_free(e, slot->ent);
     } else {
         e->table_used++;
     }
     slot->hash = h;
-    slot->conv = c;
-    e->active_convs++;
-    return c;
+    slot->ent = ent;
+    return ent;
+}
+
+/* Closed connections (RST, or FIN both ways) wait in a queue; the oldest is
+ * evicted once idle for close_timeout of capture time, or at once when more
+ * than max_closed are waiting. */
+static int closed_push(Engine *e, int64_t stream)
+{
+    if (e->closed_n == e->closed_cap) {
+        size_t cap = e->closed_cap ? e->closed_cap * 2 : 1024;
+        int64_t *q = malloc(cap * sizeof(int64_t));
+        if (!q)
+            return -1;
+        for (size_t i = 0; i < e->closed_n; i++)
+            q[i] = e->closed[(e->closed_head + i) % e->closed_cap];
+        free(e->closed);
+        e->closed = q;
+        e->closed_cap = cap;
+        e->closed_head = 0;
+    }
+    e->closed[(e->closed_head + e->closed_n) % e->closed_cap] = stream;
+    e->closed_n++;
+    return 0;
+}
+
+static void closed_sweep(Engine *e)
+{
+    while (e->closed_n > 0) {
+        int64_t stream = e->closed[e->closed_head];
+        entry_t *ent = SUM(e, stream)->ent;
+        /* In closing order: stop at the first one still within its timeout
+         * (a late frame may hold the queue a little; that only delays). */
+        if (ent && ent->conv && e->closed_n <= e->max_closed && e->now - ent->last_ts < e->close_timeout_ns)
+            break;
+        e->closed_head = (e->closed_head + 1) % e->closed_cap;
+        e->closed_n--;
+        if (ent) {
+            ent->queued = 0;
+            entry_evict(e, ent);
+        }
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -995,21 +1120,24 @@ static int process_tcp(Engine *e, pkt_t *p)
     int dir;
     make_key(r, &k, &dir);
 
-    conv_t *c = e->last;
-    if (!c || !key_eq(&c->key, &k)) {
+    entry_t *ent = e->last;
+    if (!ent || !key_eq(&ent->key, &k)) {
         uint64_t h = key_hash(&k);
         if ((e->table_used + 1) * 2 > e->table_cap && table_grow(e) < 0)
             return -1;
         slot_t *slot = table_find(e, &k, h);
         if (!slot->hash) {
-            c = conv_new(e, slot, &k, h, p, dir);
-            if (!c)
+            ent = entry_new(e, slot, &k, h, p, dir);
+            if (!ent)
                 return -1;
         } else {
-            c = slot->conv;
+            ent = slot->ent;
         }
-        e->last = c;
+        e->last = ent;
     }
+    conv_t *c = ent->conv;
+    if (!c && !(c = entry_resurrect(e, ent)))
+        return -1;
     flow_t *fwd = &c->flow[dir], *rev = &c->flow[dir ^ 1];
 
     /* Reused ports: a pure SYN whose seq differs from the base of its
@@ -1019,17 +1147,17 @@ static int process_tcp(Engine *e, pkt_t *p)
     int reused = 0;
     int64_t reuse_evidence = 0;
     if ((p->flags & (TCPS_SYN | TCPS_ACK)) == TCPS_SYN && fwd->base_set && p->seq != fwd->base_seq) {
-        summary_t *old = &e->sum[c->stream];
-        reuse_evidence = old->last_frame;
-        uint64_t h = c->hash;
+        reuse_evidence = SUM(e, ent->stream)->last_frame;
+        uint64_t h = ent->hash;
         slot_t *slot = table_find(e, &k, h);
-        c = conv_new(e, slot, &k, h, p, dir);
-        if (!c)
+        ent = entry_new(e, slot, &k, h, p, dir);
+        if (!ent)
             return -1;
-        e->last = c;
+        e->last = ent;
+        c = ent->conv;
         fwd = &c->flow[dir];
         rev = &c->flow[dir ^ 1];
-        e->sum[c->stream].reused_ports = 1;
+        SUM(e, ent->stream)->reused_ports = 1;
         reused = 1;
     }
     /* A SYN-ACK with a new ISN: same conversation, new base (Wireshark issue 16944). */
@@ -1041,8 +1169,9 @@ static int process_tcp(Engine *e, pkt_t *p)
     if (reused)
         NOTE(REUSED_PORTS, reused == 1 ? TCPS_RULE_19 : TCPS_RULE_20, reuse_evidence, 0);
 
-    summary_t *s = &e->sum[c->stream];
-    o->stream = c->stream;
+    summary_t *s = SUM(e, ent->stream);
+    o->stream = ent->stream;
+    ent->last_ts = p->ts;
     /* Each segment starts without SACK blocks; its own options set them later. */
     fwd->num_sack = 0;
 
@@ -1101,12 +1230,12 @@ static int process_tcp(Engine *e, pkt_t *p)
     }
 
     /* What Wireshark prints from the analysis ("SEQ/ACK analysis" tree). It
-     * is printed after the options: options cut by the capture, or
-     * malformed ones Wireshark trips over (a SACK option of length 2 makes it
-     * read past the option), end the dissection before it and before the
-     * window scale check below. */
-    int printable = r->stop_reason != TCPS_REASON_TRUNCATED_TCP_OPTIONS &&
-                    !(r->warnings & TCPS_WARN_MALFORMED_TCP_OPTIONS);
+     * is printed after the options: options cut by the capture end the
+     * dissection before it and before the window scale check below. (So does
+     * a SACK option shorter than one block when Wireshark reads a D-SACK
+     * block past it; the record does not say which option was malformed, so
+     * that case is a listed difference.) */
+    int printable = r->stop_reason != TCPS_REASON_TRUNCATED_TCP_OPTIONS;
     if (!printable) {
         p->has_ta = 0;
         p->ta_flags = 0;
@@ -1156,6 +1285,13 @@ static int process_tcp(Engine *e, pkt_t *p)
     }
 
     update_summary(e, s, c, p, dir);
+    /* Closed (RST, or FIN each way): queue for eviction of the heavy state. */
+    if (!ent->queued && ((s->side_flags[0] | s->side_flags[1]) & TCPS_SIDE_SAW_RST ||
+                         (s->side_flags[0] & s->side_flags[1] & TCPS_SIDE_SAW_FIN))) {
+        if (closed_push(e, ent->stream) < 0)
+            return -1;
+        ent->queued = 1;
+    }
     o->from_server = (uint8_t)(dir != s->client);
     o->role_guessed = s->role_guessed;
     if (!fwd->first_frame)
@@ -1235,6 +1371,8 @@ static PyObject *Engine_feed(Engine *e, PyObject *args)
         o->tcp_csum_status = r->tcp_csum_status;
         memset(o->evidence_flag, 0xFF, sizeof(o->evidence_flag));
         e->frames_seen++;
+        if (ts[i] > e->now)
+            e->now = ts[i];
         /* TCP with at least the fixed header's first 16 bytes (ports,
          * numbers, flags and window): Wireshark finds the conversation. */
         if (r->kind != TCPS_KIND_TCP || (r->ip_version != 4 && r->ip_version != 6))
@@ -1262,7 +1400,11 @@ static PyObject *Engine_feed(Engine *e, PyObject *args)
             failed = 1;
             break;
         }
+        if ((e->tcp_seen & 0xFFFF) == 0)
+            closed_sweep(e);
     }
+    if (!failed)
+        closed_sweep(e);
     Py_END_ALLOW_THREADS
     if (failed) {
         Py_CLEAR(result);
@@ -1325,31 +1467,44 @@ static PyObject *Engine_connections(Engine *e, PyObject *args)
         return NULL;
     tcps_conn *out = (tcps_conn *)PyByteArray_AS_STRING(result);
     for (Py_ssize_t i = 0; i < n; i++)
-        export_conn(&e->sum[start + i], &out[i]);
+        export_conn(SUM(e, start + i), &out[i]);
     return result;
 }
 
 static PyObject *Engine_stats(Engine *e, PyObject *unused)
 {
-    size_t conv_bytes = e->active_convs * sizeof(conv_t) + e->table_cap * sizeof(slot_t);
-    return Py_BuildValue("{s:K,s:K,s:n,s:n,s:n,s:n,s:n,s:n,s:K}",
+    size_t conv_bytes = e->active_convs * sizeof(conv_t) + e->table_used * sizeof(entry_t) +
+                        e->table_cap * sizeof(slot_t) + e->closed_cap * sizeof(int64_t);
+    return Py_BuildValue("{s:K,s:K,s:n,s:n,s:n,s:n,s:n,s:n,s:K,s:K,s:K,s:n}",
                          "frames", (unsigned long long)e->frames_seen,
                          "tcp_frames", (unsigned long long)e->tcp_seen,
                          "streams", (Py_ssize_t)e->n_streams,
                          "active_conversations", (Py_ssize_t)e->active_convs,
                          "state_bytes", (Py_ssize_t)(conv_bytes + e->seg_bytes),
-                         "summary_bytes", (Py_ssize_t)(e->sum_cap * sizeof(summary_t)),
+                         "summary_bytes", (Py_ssize_t)(e->n_blocks * SUM_BLOCK * sizeof(summary_t)),
                          "segment_bytes", (Py_ssize_t)e->seg_bytes,
                          "peak_segment_bytes", (Py_ssize_t)e->peak_seg_bytes,
-                         "evidence_dropped", (unsigned long long)e->evidence_dropped);
+                         "evidence_dropped", (unsigned long long)e->evidence_dropped,
+                         "evicted", (unsigned long long)e->evicted,
+                         "resurrected", (unsigned long long)e->resurrected,
+                         "closed_waiting", (Py_ssize_t)e->closed_n);
 }
 
 static int Engine_init(Engine *e, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"mode", NULL};
+    static char *kwlist[] = {"mode", "close_timeout_ns", "max_closed", NULL};
     int mode = MODE_WIRESHARK;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|i", kwlist, &mode))
+    long long close_timeout = 60LL * 1000000000LL;
+    Py_ssize_t max_closed = 10000;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|iLn", kwlist, &mode, &close_timeout, &max_closed))
         return -1;
+    if (close_timeout < 0 || max_closed < 0) {
+        PyErr_SetString(PyExc_ValueError, "close_timeout_ns and max_closed must be >= 0");
+        return -1;
+    }
+    e->close_timeout_ns = close_timeout;
+    e->max_closed = (size_t)max_closed;
+    e->now = INT64_MIN;
     if (mode != MODE_WIRESHARK && mode != MODE_IMPROVED) {
         PyErr_SetString(PyExc_ValueError, "mode must be 0 (wireshark) or 1 (improved)");
         return -1;
@@ -1362,12 +1517,17 @@ static void Engine_clear(Engine *e)
 {
     for (size_t i = 0; i < e->table_cap; i++)
         if (e->table[i].hash)
-            conv_free(e, e->table[i].conv);
+            entry_free(e, e->table[i].ent);
+    for (size_t i = 0; i < e->n_blocks; i++)
+        free(e->sum_blocks[i]);
+    free(e->sum_blocks);
     free(e->table);
-    free(e->sum);
+    free(e->closed);
     e->table = NULL;
-    e->sum = NULL;
-    e->table_cap = e->table_used = e->n_streams = e->sum_cap = 0;
+    e->sum_blocks = NULL;
+    e->closed = NULL;
+    e->table_cap = e->table_used = e->n_streams = e->n_blocks = e->blocks_cap = 0;
+    e->closed_n = e->closed_cap = e->closed_head = 0;
     e->last = NULL;
 }
 

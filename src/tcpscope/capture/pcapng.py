@@ -40,6 +40,9 @@ SUPPORTED_MAJOR_VERSION = 1
 DEFAULT_MAX_BLOCK = 16 * 1024 * 1024
 HARD_MAX_BLOCK = 128 * 1024 * 1024 + 131072 + 32
 MAX_INTERFACES = 65536  # iface is a uint16 column
+# `reader.sections` lists at most this many sections (a crafted file of
+# nothing but SHBs must not grow memory with its size); the rest are counted.
+MAX_SECTIONS_LISTED = 1024
 
 # Option codes ("Options" and the IDB / SHB option lists).
 OPT_ENDOFOPT = 0
@@ -96,8 +99,11 @@ class PcapngReader(CaptureReader):
         super().__init__(source, chunk_size=chunk_size, batch_frames=batch_frames)
         self.sections: list[Section] = []
         self._byteorder = "<"
-        self._section_ifaces: list[Interface] = []
-        self._iface_rows = np.zeros((0, _scan.IFACE_FIELDS), np.int64)
+        self._section = -1  # index of the current section
+        # The current section's interfaces as the scanner wants them: rows of
+        # IFACE_FIELDS int64, grown by doubling (rows [:_n_local] are valid).
+        self._iface_table = np.zeros((4, _scan.IFACE_FIELDS), np.int64)
+        self._n_local = 0
         self._max_block = DEFAULT_MAX_BLOCK
         try:
             self._read_section_header()
@@ -118,7 +124,7 @@ class PcapngReader(CaptureReader):
             status, pos, n, need, message = _scan.scan_pcapng(
                 self._buf, self._pos, self._columns.as_tuple, self._native_counters,
                 max_frames=max_frames, big_endian=self._byteorder == ">",
-                ifaces=self._iface_rows, max_block=self._max_block)
+                ifaces=self._iface_table[:self._n_local], max_block=self._max_block)
             self._pos = pos
             batch = self._make_batch(n) if n else None
             if status == _scan.NEED_MORE:
@@ -178,16 +184,18 @@ class PcapngReader(CaptureReader):
         if not ok:
             self._count("malformed_options")
         values = dict(options)
+        self._section += 1
+        self._byteorder = byteorder
+        self._n_local = 0
+        self._count("sections")
+        self._pos += total
+        if len(self.sections) >= MAX_SECTIONS_LISTED:
+            return
         self.sections.append(Section(
-            index=len(self.sections), byteorder=byteorder, version=(major, minor),
+            index=self._section, byteorder=byteorder, version=(major, minor),
             hardware=_text(values[SHB_HARDWARE]) if SHB_HARDWARE in values else None,
             os=_text(values[SHB_OS]) if SHB_OS in values else None,
             userappl=_text(values[SHB_USERAPPL]) if SHB_USERAPPL in values else None))
-        self._count("sections")
-        self._byteorder = byteorder
-        self._section_ifaces = []
-        self._iface_rows = np.zeros((0, _scan.IFACE_FIELDS), np.int64)
-        self._pos += total
 
     # -- Interface Description Block ---------------------------------------------
 
@@ -207,13 +215,17 @@ class PcapngReader(CaptureReader):
             self._count("malformed_options")
         iface = self._interface_from_options(linktype, snaplen, options)
         self.interfaces.append(iface)
-        self._section_ifaces.append(iface)
-        self._iface_rows = np.array(
-            [[i.index, i.linktype, i.snaplen, i.tsresol_base, i.tsresol_exp, i.tsoffset]
-             for i in self._section_ifaces], np.int64).reshape(-1, _scan.IFACE_FIELDS)
+        self._add_local_interface(iface)
         if snaplen:
             self._max_block = max(self._max_block, min(snaplen + 131072 + 32, HARD_MAX_BLOCK))
         self._pos += total
+
+    def _add_local_interface(self, iface: Interface) -> None:
+        if self._n_local == len(self._iface_table):
+            self._iface_table = np.concatenate([self._iface_table, np.zeros_like(self._iface_table)])
+        self._iface_table[self._n_local] = (iface.index, iface.linktype, iface.snaplen,
+                                            iface.tsresol_base, iface.tsresol_exp, iface.tsoffset)
+        self._n_local += 1
 
     def _interface_from_options(self, linktype: int, snaplen: int,
                                 options: list[tuple[int, bytes]]) -> Interface:
@@ -234,7 +246,7 @@ class PcapngReader(CaptureReader):
             elif code in (IF_TSRESOL, IF_TSOFFSET, IF_FCSLEN):
                 self._count("malformed_options")
         return Interface(index=len(self.interfaces), linktype=linktype, snaplen=snaplen,
-                         section=len(self.sections) - 1, local_index=len(self._section_ifaces),
+                         section=self._section, local_index=self._n_local,
                          **fields)
 
     # -- helpers -------------------------------------------------------------------
@@ -254,7 +266,7 @@ class PcapngReader(CaptureReader):
                 f"block length {total} at its start does not match {trailer} at its end")
 
     def _block_ends_early(self, what: str, need: int) -> None:
-        if not self.sections:  # the file's first block: not a usable capture
+        if self._section < 0:  # the file's first block: not a usable capture
             error = self._stream.stream_error
             detail = f" ({error})" if error else ""
             raise _BlockError(f"truncated pcapng {what}: {self._avail} of {need} bytes{detail}")

@@ -46,12 +46,16 @@ def main() -> None:
 @click.option("-S", "absolute", is_flag=True, help="Print absolute, not relative, sequence numbers.")
 @click.option("-t", "tstyle", count=True, help="-t none, -tt epoch, -ttt delta, -tttt date and time.")
 @click.option("-c", "count", type=click.IntRange(min=0), default=None, help="Stop after N packets.")
+@click.option("-#", "--number", "number", is_flag=True,
+              help="Print the frame number (1-based) before each line, as tcpdump -# does.")
 @_fail_on_capture_error
-def read_cmd(file: str, verbose: int, absolute: bool, tstyle: int, count: int | None) -> None:
+def read_cmd(file: str, verbose: int, absolute: bool, tstyle: int, count: int | None,
+             number: bool) -> None:
     """Print one line per packet, exactly as `tcpdump -nn -r FILE` does."""
     from tcpscope.present.tcpdump import TcpdumpOptions, write_listing
 
-    opts = TcpdumpOptions(verbose=verbose, absolute=absolute, tstyle=tstyle, count=count)
+    opts = TcpdumpOptions(verbose=verbose, absolute=absolute, tstyle=tstyle, count=count,
+                          number=number)
     write_listing(file, opts, sys.stdout)
 
 

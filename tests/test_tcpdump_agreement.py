@@ -1,0 +1,251 @@
+"""`tcpscope read` against tcpdump itself, line by line, on every capture we have.
+
+For each capture of ../shared/captures/files/ and of fixtures/, and for each
+flag set, tcpdump (``TZ=UTC tcpdump -nn -# FLAGS -r FILE``, on a decompressed
+copy when the file is compressed) and tcpscope (the same flags, reading the
+file as it is) print their listings. Lines are matched by frame number (``-#``);
+a packet's continuation lines (``-v`` output, text payload lines) are joined to
+its first line. Every frame that tcpscope's dissector calls TCP and that
+tcpdump printed is compared; frames after the point where tcpdump gave up on a
+file (pcapng with several link types, say) are counted as not compared.
+
+The test prints a table of agreement per file and per flag set and fails on
+any difference not listed in KNOWN_DIFFERENCES, each of which is explained in
+docs/differences.md ("tcpdump (read)").
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import lzma
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import corpus_files, fixture_files, require_tool
+
+from tcpscope.capture.errors import CaptureError
+from tcpscope.capture.reader import open_capture
+from tcpscope.present.tcpdump import Listing, TcpdumpOptions
+from tcpscope.wire.dissect import dissect_batch
+from tcpscope.wire.record import KIND
+
+pytestmark = pytest.mark.oracle
+
+#: The flag sets compared (tcpdump's flags; tcpscope read takes the same ones).
+FLAG_SETS: dict[str, list[str]] = {
+    "-nn": [],
+    "-nn -v": ["-v"],
+    "-nn -vv": ["-vv"],
+    "-nn -S": ["-S"],
+    "-nn -tt": ["-tt"],
+}
+
+_ALL = frozenset(FLAG_SETS)
+
+#: (file name, frame, flag sets it affects, reason): the only differences allowed.
+#: Each is explained in docs/differences.md, "tcpdump (read)".
+KNOWN_DIFFERENCES: list[tuple[str, int, frozenset[str], str]] = [
+    ("the-tcpdump-group__timestamp_invalid_nano.pcap", 2, _ALL,
+     "pcap record with a nanosecond fraction >= 10^9: tcpdump prints the raw fraction "
+     "(17:16:10.1000000), tcpscope carries the excess into the seconds (17:16:11.000000)"),
+    ("the-tcpdump-group__timestamp_invalid_nano.pcap", 3, _ALL,
+     "pcap record with a nanosecond fraction >= 10^9 (see frame 2)"),
+]
+
+_FRAME_LINE = re.compile(r"^ *(\d+)  ")
+
+
+def _frames(text: str) -> dict[int, str]:
+    """tcpdump -# output -> {frame: text with continuation lines joined by newlines}."""
+    frames: dict[int, str] = {}
+    current = None
+    for line in text.split("\n"):
+        m = _FRAME_LINE.match(line)
+        if m and (current is None or int(m.group(1)) == current + 1):
+            current = int(m.group(1))
+            frames[current] = line[m.end():]
+        elif current is not None and line:
+            frames[current] += "\n" + line
+    return frames
+
+
+def _decompressed(path: Path, tmp: Path) -> Path:
+    """tcpdump reads no compressed files: a plain copy for it (cached per session)."""
+    opener = {".gz": gzip.open, ".xz": lzma.open}.get(path.suffix)
+    if path.suffix == ".zst":
+        import zstandard
+
+        def opener(p, mode="rb"):  # noqa: E306 - small local adapter
+            return zstandard.ZstdDecompressor().stream_reader(open(p, "rb"))
+    if opener is None:
+        return path
+    out = tmp / path.stem
+    if not out.exists():
+        with opener(path, "rb") as src:
+            out.write_bytes(src.read())
+    return out
+
+
+def _tcpdump(tcpdump: str, path: Path, flags: list[str]) -> str:
+    env = dict(os.environ, TZ="UTC")
+    proc = subprocess.run([tcpdump, "-nn", "-#", *flags, "-r", str(path)], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=120)
+    return proc.stdout.decode("utf-8", "replace")
+
+
+def _options(flags: list[str]) -> TcpdumpOptions:
+    return TcpdumpOptions(verbose=sum(f.count("v") for f in flags if f.startswith("-v")),
+                          absolute="-S" in flags,
+                          tstyle=sum(f.count("t") for f in flags if f.startswith("-t")),
+                          number=True)
+
+
+def _tcpscope(path: Path, flag_sets: dict[str, list[str]]) -> tuple[dict[str, str], set[int]]:
+    """tcpscope's listing per flag set, and the frames its dissector calls TCP."""
+    listings = {name: Listing(_options(flags)) for name, flags in flag_sets.items()}
+    texts: dict[str, list[str]] = {name: [] for name in flag_sets}
+    tcp: set[int] = set()
+    with open_capture(path) as reader:
+        for batch in reader:
+            records = dissect_batch(batch)
+            frames = np.flatnonzero(records["kind"] == KIND["TCP"]) + batch.first_frame
+            tcp.update(frames.tolist())
+            for name, listing in listings.items():
+                texts[name].append(listing.format_batch(batch, records))
+    return {name: "".join(parts) for name, parts in texts.items()}, tcp
+
+
+@dataclass
+class FileResult:
+    compared: int = 0
+    equal: int = 0
+    not_compared: int = 0
+    known: int = 0
+    known_frames: set[int] = field(default_factory=set)
+    unexpected: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Agreement:
+    results: dict[str, dict[str, FileResult]]  # flag set -> file -> result
+    skipped: list[tuple[str, str]]
+    seconds: float
+
+
+def _known(name: str, frame: int, flag_set: str) -> bool:
+    return any(f == name and n == frame and flag_set in sets
+               for f, n, sets, _ in KNOWN_DIFFERENCES)
+
+
+@pytest.fixture(scope="module")
+def agreement(tmp_path_factory) -> Agreement:
+    tcpdump = require_tool("tcpdump")
+    files = corpus_files() + fixture_files()
+    if not files:
+        pytest.skip("no captures: ../shared/captures/files/ and fixtures/ are both absent")
+    tmp = tmp_path_factory.mktemp("tcpdump-input")
+    saved_tz = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    start = time.monotonic()
+    results: dict[str, dict[str, FileResult]] = {name: {} for name in FLAG_SETS}
+    skipped: list[tuple[str, str]] = []
+    try:
+        for path in files:
+            try:
+                ours, tcp = _tcpscope(path, FLAG_SETS)
+            except CaptureError as exc:
+                skipped.append((path.name, str(exc)))
+                continue
+            plain = _decompressed(path, tmp)
+            for name, flags in FLAG_SETS.items():
+                theirs = _frames(_tcpdump(tcpdump, plain, flags))
+                mine = _frames(ours[name])
+                res = results[name][path.name] = FileResult()
+                for frame in sorted(tcp):
+                    if frame not in theirs:
+                        res.not_compared += 1
+                        continue
+                    res.compared += 1
+                    if mine.get(frame) == theirs[frame]:
+                        res.equal += 1
+                    elif _known(path.name, frame, name):
+                        res.known += 1
+                        res.known_frames.add(frame)
+                    else:
+                        res.unexpected.append((frame, theirs[frame], mine.get(frame, "")))
+    finally:
+        if saved_tz is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = saved_tz
+        time.tzset()
+    return Agreement(results, skipped, time.monotonic() - start)
+
+
+def _table(agreement: Agreement) -> str:
+    out = io.StringIO()
+    names = list(FLAG_SETS)
+    files = sorted({f for per in agreement.results.values() for f in per})
+    width = max((len(f) for f in files), default=10)
+    out.write(f"\ntcpscope read vs tcpdump: TCP lines equal / compared "
+              f"({agreement.seconds:.1f} s)\n")
+    out.write(f"{'file':<{width}}  " + "  ".join(f"{n:>16}" for n in names) + "\n")
+    for f in files:
+        cells = []
+        for n in names:
+            r = agreement.results[n].get(f)
+            cells.append(f"{r.equal:>7}/{r.compared:<7}" if r and r.compared else f"{'-':>16}")
+        out.write(f"{f:<{width}}  " + "  ".join(f"{c:>16}" for c in cells) + "\n")
+    overall_eq = overall_cmp = 0
+    for n in names:
+        per = agreement.results[n].values()
+        eq = sum(r.equal for r in per)
+        cmp_ = sum(r.compared for r in per)
+        known = sum(r.known for r in per)
+        unexpected = sum(len(r.unexpected) for r in per)
+        notc = sum(r.not_compared for r in per)
+        overall_eq += eq
+        overall_cmp += cmp_
+        out.write(f"{n:>8}: {eq}/{cmp_} equal ({100 * eq / max(cmp_, 1):.3f} %), "
+                  f"{known} known differences, {unexpected} unexpected, "
+                  f"{notc} TCP frames tcpdump did not print\n")
+    out.write(f" overall: {overall_eq}/{overall_cmp} equal "
+              f"({100 * overall_eq / max(overall_cmp, 1):.3f} %)\n")
+    for name, why in agreement.skipped:
+        out.write(f"  not a capture either tool reads: {name} ({why})\n")
+    return out.getvalue()
+
+
+def test_agreement_table(agreement: Agreement, capsys) -> None:
+    with capsys.disabled():
+        print(_table(agreement))
+    assert sum(r.compared for per in agreement.results.values() for r in per.values()) > 0
+
+
+@pytest.mark.parametrize("flag_set", list(FLAG_SETS))
+def test_no_unexpected_differences(agreement: Agreement, flag_set: str) -> None:
+    problems = []
+    for name, res in sorted(agreement.results[flag_set].items()):
+        for frame, theirs, mine in res.unexpected[:3]:
+            problems.append(f"{name} frame {frame}:\n  tcpdump:  {theirs!r}\n  tcpscope: {mine!r}")
+    assert not problems, f"tcpscope read {flag_set} differs from tcpdump:\n" + "\n".join(problems)
+
+
+def test_known_differences_still_differ(agreement: Agreement) -> None:
+    """A listed difference that has disappeared must be removed from the list (and the doc)."""
+    for name, frame, sets, _ in KNOWN_DIFFERENCES:
+        for flag_set in sets:
+            res = agreement.results[flag_set].get(name)
+            if res is None or res.compared == 0:
+                continue  # the capture is absent here
+            assert frame in res.known_frames, (
+                f"{name} frame {frame} now agrees with tcpdump {flag_set}: remove it from "
+                "KNOWN_DIFFERENCES and docs/differences.md")

@@ -205,7 +205,9 @@ class Listing:
                 b = buf[off[:, None] + np.arange(4)].astype(np.uint32)
                 le = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16) | (b[:, 3] << 24)
                 be = b[:, 3] | (b[:, 2] << 8) | (b[:, 1] << 16) | (b[:, 0] << 24)
-                fam = np.where(lt[idx] == 108, be, np.where(le & 0xFFFF0000, be, le))
+                fam = np.where(lt[idx] == 108, be, le)
+                swapped = np.where(lt[idx] == 108, le, be)
+                fam = np.where(fam & 0xFFFF0000, swapped, fam)
                 ok = np.where(ver[idx] == 4, fam == 2, (fam == 24) | (fam == 28) | (fam == 30))
                 fast[idx[~ok]] = False
         return fast

@@ -85,6 +85,20 @@ def _ones_sum(data: bytes | memoryview, initial: int = 0) -> int:
     return ((total & 0xFF) << 8) | (total >> 8)
 
 
+def hex_and_ascii(cur: Cursor, p: int, length: int, indent: str = "\n\t") -> None:
+    """tcpdump's default print of undecoded bytes: 16 per line, hex words then ASCII."""
+    out = cur.out
+    data = bytes(cur.buf[p : p + max(min(length, cur.end - p), 0)])
+    for off in range(0, len(data), 16):
+        chunk = data[off : off + 16]
+        words = "".join(f" {chunk[i]:02x}{chunk[i + 1]:02x}" if i + 1 < len(chunk)
+                        else f" {chunk[i]:02x}" for i in range(0, len(chunk), 2))
+        text = "".join(chr(c) if 0x21 <= c <= 0x7E else "." for c in chunk)
+        out.append(f"{indent}0x{off:04x}: {words:<40}  {text}")
+    if len(data) < length:
+        raise Truncated
+
+
 class SeqTable:
     """tcpdump's per-connection table that turns seq/ack into relative numbers.
 
@@ -401,12 +415,11 @@ class FramePrinter:
             cur.trunc()
             return
         raw = cur.take(0, 4)
-        if loop:
-            family = int.from_bytes(raw, "big")
-        else:
-            family = int.from_bytes(raw, "little")
-            if family & 0xFFFF0000:
-                family = int.from_bytes(raw, "big")
+        # NULL is in the capturing host's byte order, LOOP in network order; either
+        # way tcpdump swaps a value whose upper 16 bits are set.
+        family = int.from_bytes(raw, "big" if loop else "little")
+        if family & 0xFFFF0000:
+            family = int.from_bytes(family.to_bytes(4, "little"), "big")
         length -= 4
         if family == 2:
             self._ip(cur, 4, length)
@@ -414,6 +427,7 @@ class FramePrinter:
             self._ip6(cur, 4, length)
         else:
             cur.out.append(f"AF Unknown ({family}), length {length + 4}: ")
+            hex_and_ascii(cur, 4, cur.end - 4)
 
     def _nflog(self, cur: Cursor, length: int) -> None:
         cur.proto = "nflog"

@@ -228,6 +228,13 @@ def table(results: list[FileResult], fields: tuple[str, ...] = COMPARED) -> str:
         a = sum(r.agree[f] for r in results)
         pct = 100.0 * a / total if total else 100.0
         lines.append(f"{f:28} {a:>9} / {total:<9} {pct:8.3f}")
+    lines.append("")
+    lines.append(f"{'file':62} {'frames':>7} {'all fields %':>13}")
+    for r in sorted(results, key=lambda r: r.name):
+        cells = r.frames * len(fields)
+        ok = sum(r.agree[f] for f in fields)
+        pct = 100.0 * ok / cells if cells else 100.0
+        lines.append(f"{r.name[:62]:62} {r.frames:>7} {pct:13.3f}")
     bad = [r for r in results if r.diffs]
     if bad:
         lines.append("")

@@ -708,6 +708,9 @@ class FramePrinter:
         advance = 40
         total = 0
         found_ext = False
+        found_hbh = False
+        jumbo_len = 0
+        ph = 255  # the header before the current one; 255: the IPv6 header itself
         fragmented = 0
         while cp < cur.end and advance > 0:
             if ln < advance:
@@ -718,6 +721,13 @@ class FramePrinter:
             total += advance
             if cp == p + 40 and nh not in (6, 17, 33, 132):
                 out.append(f"{ip6_str(src)} > {ip6_str(dst)}: ")
+            if nh == 0 and found_hbh:
+                out.append("[The Hop-by-Hop Options header was already found] (invalid)")
+                return
+            if nh == 0 and ph != 255:
+                out.append("[The Hop-by-Hop Options header don't follow the IPv6 header] (invalid)")
+                return
+            ph = nh
             if nh in (0, 60):  # hop-by-hop, destination options
                 cur.proto = "hbhopt" if nh == 0 else "dstopt"
                 elen = (cur.u8(cp + 1) + 1) << 3
@@ -725,10 +735,18 @@ class FramePrinter:
                     cur.trunc()
                     return
                 out.append("HBH " if nh == 0 else "DSTOPT ")
+                jumbo = 0
                 if nh == 0 or self.v:
-                    if not self._ip6_opts(cur, cp + 2, elen - 2):
+                    ok, jumbo = self._ip6_opts(cur, cp + 2, elen - 2, nh == 0 and payload_len == 0)
+                    if not ok:
                         cur.trunc()
                         return
+                if nh == 0:
+                    found_hbh = True
+                    if payload_len == 0 and not jumbo:
+                        out.append("[No valid Jumbo Payload Hop-by-Hop option found] (invalid)")
+                        return
+                    jumbo_len = jumbo
                 advance = elen
                 found_ext = True
                 nh = cur.u8(cp)
@@ -762,7 +780,16 @@ class FramePrinter:
                 out.append(f"mobility, length {ln}")
                 return
             else:
-                if payload_len == 0:
+                if jumbo_len:
+                    ln = jumbo_len + 40
+                    if ln < total:
+                        cur.trunc()
+                        return
+                    if length < ln:
+                        out.append(f"truncated-ip6 - {ln - length} bytes missing!")
+                    cur.end = min(saved_end, p + ln)
+                    ln -= total
+                elif payload_len == 0:
                     if found_ext:
                         cur.trunc()
                         return
@@ -773,8 +800,12 @@ class FramePrinter:
                 return
             cur.proto = "ip6"
 
-    def _ip6_opts(self, cur: Cursor, p: int, length: int) -> bool:
+    def _ip6_opts(self, cur: Cursor, p: int, length: int,
+                  jumbo_allowed: bool = False) -> tuple[bool, int]:
+        """tcpdump's ip6_opt_process: (False if truncated, a valid Jumbo Payload length or 0)."""
         out = cur.out
+        found_jumbo = False
+        valid_jumbo = 0
         i = 0
         while i < length:
             t = cur.u8(p + i)
@@ -782,44 +813,58 @@ class FramePrinter:
                 olen = 1
             else:
                 if i + 1 >= length:
-                    return False
+                    return False, valid_jumbo
                 olen = cur.u8(p + i + 1) + 2
             if i + olen > length:
-                return False
+                return False, valid_jumbo
             if t == 0:
                 if self.v:
                     out.append("(pad1)")
             elif t == 1:
                 if length - i < 2:
                     out.append("(padn: trunc)")
-                    return False
+                    return False, valid_jumbo
                 if self.v:
                     out.append("(padn)")
             elif t == 5:
                 if length - i < 4:
                     out.append("(rtalert: trunc)")
-                    return False
+                    return False, valid_jumbo
                 if cur.u8(p + i + 1) != 2:
                     out.append(f"(rtalert: invalid len {cur.u8(p + i + 1)})")
-                    return False
+                    return False, valid_jumbo
                 if self.v:
                     out.append(f"(rtalert: 0x{cur.be16(p + i + 2):04x}) ")
             elif t == 0xC2:
                 if length - i < 6:
                     out.append("(jumbo: trunc)")
-                    return False
+                    return False, valid_jumbo
+                if cur.u8(p + i + 1) != 4:
+                    out.append(f"(jumbo: invalid len {cur.u8(p + i + 1)})")
+                    return False, valid_jumbo
+                jumbo = cur.be32(p + i + 2)
+                if found_jumbo:
+                    note = " - already seen"
+                elif not jumbo_allowed:
+                    note = " - payload len != 0"
+                elif jumbo < 65536:
+                    note = " - < 65536"
+                else:
+                    note = ""
+                    valid_jumbo = jumbo
+                found_jumbo = True
                 if self.v:
-                    out.append(f"(jumbo: {cur.be32(p + i + 2)}) ")
+                    out.append(f"(jumbo: {jumbo}{note}) ")
             else:
                 if length - i < 2:
                     out.append(f"(type {t}: trunc)")
-                    return False
+                    return False, valid_jumbo
                 if self.v:
                     out.append(f"(opt_type 0x{t:02x}: len={cur.u8(p + i + 1)})")
             i += olen
         if self.v:
             out.append(" ")
-        return True
+        return True, valid_jumbo
 
     def _rt6(self, cur: Cursor, cp: int) -> int:
         out = cur.out

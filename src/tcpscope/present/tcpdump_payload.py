@@ -329,14 +329,14 @@ def _telnet(cur: Cursor, sp: int, length: int) -> None:
 # ---------------------------------------------------------------- Redis (RESP)
 
 class _RespStop(Exception):
-    """The parser could not go on (tcpdump's TEST_RET_LEN: print the trunc marker)."""
+    """tcpdump's `goto trunc` in the RESP printer: `` [|resp]`` ends the payload."""
 
 
 def _resp(cur: Cursor, bp: int, length: int) -> None:
     cur.proto = "resp"
     cur.out.append(": RESP")
     try:
-        while length > 0:
+        while length > 0:  # pipelined commands, one after another
             n = _resp_parse(cur, bp, length)
             bp += n
             length -= n
@@ -344,67 +344,122 @@ def _resp(cur: Cursor, bp: int, length: int) -> None:
         cur.trunc()
 
 
-def _resp_find_crlf(cur: Cursor, bp: int, length: int) -> int:
-    """Offset of the CR of the first CRLF from `bp`, within `length`; raises if none."""
-    i = 0
-    while i + 1 < length:
-        if cur.u8(bp + i) == 0x0D and cur.u8(bp + i + 1) == 0x0A:
-            return i
-        i += 1
-    raise _RespStop
+def _resp_segment(cur: Cursor, bp: int, n: int) -> None:
+    out = cur.out
+    out.append(' "')
+    for i in range(n):
+        if bp + i >= cur.end:
+            raise _RespStop
+        out.append(fn_print_char(cur.buf[bp + i]))
+    out.append('"')
 
 
-def _resp_int(cur: Cursor, bp: int, n: int) -> int:
-    text = cur.take(bp, n)
-    try:
-        return int(text)
-    except ValueError:
-        return -(1 << 40)
+def _resp_find_crlf(cur: Cursor, p: int, n: int) -> tuple[int, int]:
+    while True:
+        if n < 2 or not cur.ttest(p, 2):
+            raise _RespStop
+        if cur.buf[p] == 0x0D and cur.buf[p + 1] == 0x0A:
+            return p, n
+        p += 1
+        n -= 1
 
 
-def _resp_print_chars(cur: Cursor, bp: int, n: int) -> None:
-    cur.out.append(' "' + "".join(fn_print_char(c) for c in cur.take(bp, n)) + '"')
+def _resp_length(cur: Cursor, p: int, n: int) -> tuple[int, int]:
+    """(value or error code, offset after it): -2 truncated, -3 too large, -4 negative, -5 bad."""
+    if n == 0 or not cur.ttest(p, 1):
+        return -2, p
+    neg = cur.buf[p] == 0x2D
+    if neg:
+        p += 1
+        n -= 1
+    result, digits = 0, False
+    while True:
+        if n == 0 or not cur.ttest(p, 1):
+            return -2, p
+        c = cur.buf[p]
+        if not 0x30 <= c <= 0x39:
+            if not digits:
+                return -5, p + 1
+            break
+        result = result * 10 + c - 0x30
+        p += 1
+        n -= 1
+        digits = True
+    if cur.buf[p] != 0x0D:
+        return -5, p + 1
+    p += 1
+    n -= 1
+    if n == 0 or not cur.ttest(p, 1):
+        return -2, p
+    if cur.buf[p] != 0x0A:
+        return -5, p + 1
+    p += 1
+    too_large = result > 0x7FFFFFFF
+    if neg:
+        return (-4 if too_large or result != 1 else -1), p
+    return (-3 if too_large else result), p
+
+
+_RESP_BAD = {-1: " null", -3: " length too large", -4: " length negative and not -1"}
 
 
 def _resp_parse(cur: Cursor, bp: int, length: int) -> int:
-    op = cur.u8(bp)
+    if length < 1 or not cur.ttest(bp, 1):
+        raise _RespStop
+    op = cur.buf[bp]
     if op in (0x2B, 0x2D, 0x3A):  # + - :  simple string, error, integer
-        n = _resp_find_crlf(cur, bp + 1, length - 1)
-        _resp_print_chars(cur, bp + 1, n)
+        p, _ = _resp_find_crlf(cur, bp + 1, length - 1)
+        n = p - bp - 1
+        _resp_segment(cur, bp + 1, n)
         return n + 3
-    if op == 0x24:  # $ bulk string
-        n = _resp_find_crlf(cur, bp + 1, length - 1)
-        size = _resp_int(cur, bp + 1, n)
-        used = n + 3
-        if size == -1:
-            cur.out.append(" NULL")
-            return used
-        if size < -1 or size > length - used - 2:
-            cur.out.append(" (invalid)")
+    if op == 0x24 or op == 0x2A:  # $ bulk string, * array
+        size, p = _resp_length(cur, bp + 1, length - 1)
+        left = length - (p - bp)
+        if size == -2:
             raise _RespStop
-        _resp_print_chars(cur, bp + used, size)
-        if cur.take(bp + used + size, 2) != b"\r\n":
+        if op == 0x24 and size >= 0:
+            if size == 0:
+                cur.out.append(" empty")
+            else:
+                if left < size or not cur.ttest(p, size):
+                    raise _RespStop
+                _resp_segment(cur, p, size)
+                p += size
+                left -= size
+            p, left = _resp_find_crlf(cur, p, left)
+            return length - (left - 2)
+        if op == 0x2A and size > 0:
+            for _ in range(size):
+                n = _resp_parse(cur, p, left)
+                p += n
+                left -= n
+            return length - left
+        cur.out.append(" empty" if size == 0 else _RESP_BAD.get(size, " invalid"))
+        return length - left
+    # An inline command: text up to CR or LF, surrounded by any CRs and LFs.
+    p, n = _resp_skip_cr_lf(cur, bp, length)
+    q, m = p, n
+    while True:
+        if m < 1 or not cur.ttest(q, 1):
             raise _RespStop
-        return used + size + 2
-    if op == 0x2A:  # * array
-        n = _resp_find_crlf(cur, bp + 1, length - 1)
-        count = _resp_int(cur, bp + 1, n)
-        used = n + 3
-        if count == -1:
-            cur.out.append(" NULL")
-            return used
-        if count < -1:
-            cur.out.append(" (invalid)")
+        if cur.buf[q] in (0x0D, 0x0A):
+            break
+        q += 1
+        m -= 1
+    _resp_segment(cur, p, q - p)
+    _, m = _resp_skip_cr_lf(cur, q, m)
+    return length - m
+
+
+def _resp_skip_cr_lf(cur: Cursor, p: int, n: int) -> tuple[int, int]:
+    found = False
+    while True:
+        if n == 0 or not cur.ttest(p, 1):
+            if found:
+                return p, n
             raise _RespStop
-        if count == 0:
-            cur.out.append(" empty")
-            return used
-        for _ in range(count):
-            if used >= length:
-                raise _RespStop
-            used += _resp_parse(cur, bp + used, length - used)
-        return used
-    # inline command: everything up to the CRLF
-    n = _resp_find_crlf(cur, bp, length)
-    _resp_print_chars(cur, bp, n)
-    return n + 2
+        if cur.buf[p] not in (0x0D, 0x0A):
+            return p, n
+        found = True
+        p += 1
+        n -= 1

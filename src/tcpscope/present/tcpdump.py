@@ -274,8 +274,12 @@ class Listing:
             word = ((buf[pos].astype(np.uint32) << 24) | (buf[pos + 1].astype(np.uint32) << 16)
                     | (buf[pos + 2].astype(np.uint32) << 8) | buf[pos + 3])
             optcls[cand[word == _NOP_NOP_TS]] = 1
-        optcls[self._payload_mask(rec)] |= 4
+        app = self._payload_mask(rec) & fast
+        optcls[app] |= 4
         optcls[~fast] = -1
+        app_idx = np.flatnonzero(app)
+        app_cols = dict(zip(app_idx.tolist(), rec[app_idx][
+            ["l3_off", "ip_len", "l4_off", "tcp_hlen", "sport", "dport", "payload_len"]].tolist()))
         cols = rec[["tcp_flags", "seq", "ack", "win", "payload_len", "ts_val", "ts_ecr"]]
         if v:
             vcols = self._verbose_columns(rec)
@@ -353,7 +357,7 @@ class Listing:
                 line = (f"{ts}{pfx}{info[1]}Flags [{flags_text[fl & 0xFF]}]{sq}, win {w}"
                         f", length {pl}")
             if oc & 4:
-                line += self._payload(batch, rec, i, fl)
+                line += self._payload(batch, app_cols, i, fl)
             append(line + "\n")
         return out
 
@@ -400,20 +404,18 @@ class Listing:
             ok = False
         return "".join(cur.out), ok
 
-    def _payload(self, batch, rec: np.ndarray, i: int, fl: int) -> str:
+    def _payload(self, batch, cols: dict[int, tuple], i: int, fl: int) -> str:
         """What tcpdump prints after ``length N`` for this segment's payload."""
         off = int(batch.offset[i])
-        r = rec[i]
-        cur = Cursor(batch.data, off + int(r["l3_off"]) + int(r["ip_len"]))
+        l3, iplen, l4, hlen, sport, dport, pl = cols[i]
+        cur = Cursor(batch.data, off + l3 + iplen)
         cur.proto = "tcp"
-        bp = off + int(r["l4_off"]) + int(r["tcp_hlen"])
-        pl = int(r["payload_len"])
+        bp = off + l4 + hlen
         try:
             if fl & 0x04 and self.opts.verbose:
                 print_rst_data(cur, bp, pl)
             else:
-                print_tcp_payload(cur, bp, pl, int(r["sport"]), int(r["dport"]),
-                                  self.opts.verbose)
+                print_tcp_payload(cur, bp, pl, sport, dport, self.opts.verbose)
         except Truncated:
             cur.out.append(f" [|{cur.proto}]")
         return "".join(cur.out)

@@ -13,18 +13,20 @@ where tcpdump's bounds-checked reads would end the packet with `` [|proto]``.
 """
 from __future__ import annotations
 
+import re
+
 from .tcpdump_options import Cursor, Truncated
 
 __all__ = ["print_tcp_payload", "print_rst_data", "fn_print_char"]
 
 _HTTP_CMDS = frozenset(
-    """GET PUT COPY HEAD LOCK MOVE POLL POST BCOPY BMOVE MKCOL TRACE LABEL MERGE DELETE
+    b"""GET PUT COPY HEAD LOCK MOVE POLL POST BCOPY BMOVE MKCOL TRACE LABEL MERGE DELETE
     SEARCH UNLOCK REPORT UPDATE NOTIFY BDELETE CONNECT OPTIONS CHECKIN PROPFIND CHECKOUT
     CCM_POST SUBSCRIBE PROPPATCH BPROPFIND BPROPPATCH UNCHECKOUT MKACTIVITY MKWORKSPACE
     UNSUBSCRIBE RPC_CONNECT VERSION-CONTROL BASELINE-CONTROL""".split()
 )
 _RTSP_CMDS = frozenset(
-    """DESCRIBE ANNOUNCE GET_PARAMETER OPTIONS PAUSE PLAY RECORD REDIRECT SETUP
+    b"""DESCRIBE ANNOUNCE GET_PARAMETER OPTIONS PAUSE PLAY RECORD REDIRECT SETUP
     SET_PARAMETER TEARDOWN""".split()
 )
 
@@ -63,125 +65,137 @@ def print_rst_data(cur: Cursor, bp: int, length: int) -> None:
     out.append("]")
 
 
+def _pptp(cur: Cursor, bp: int, length: int, verbose: int) -> None:
+    from .tcpdump_pptp import pptp_print
+
+    pptp_print(cur, bp, verbose)
+
+
+def _domain(cur: Cursor, bp: int, length: int, verbose: int) -> None:
+    from .tcpdump_dns import domain_print
+
+    domain_print(cur, bp, length, verbose, over_tcp=True)
+
+
+def _not_reproduced(cur: Cursor, bp: int, length: int, verbose: int) -> None:
+    """BGP, BEEP, OpenFlow, MSDP, RPKI-RTR, LDP, NFS: tcpscope prints nothing (see docs)."""
+
+
+def _text(name: str, cmds: frozenset | None):
+    def printer(cur: Cursor, bp: int, length: int, verbose: int) -> None:
+        cur.out.append(": ")
+        _txtproto(cur, bp, length, name, cmds, verbose)
+    return printer
+
+
+# tcp_print's port tests, in its order: the first test that either port passes wins.
+_BY_RANK = (
+    ((23,), lambda cur, bp, length, verbose: _telnet(cur, bp, length)),
+    ((25,), _text("smtp", None)),
+    ((43,), _text("whois", None)),
+    ((179,), _not_reproduced),
+    ((1723,), _pptp),
+    ((6379,), lambda cur, bp, length, verbose: _resp(cur, bp, length)),
+    ((22,), lambda cur, bp, length, verbose: _ssh(cur, bp, length)),
+    ((10288, 6633, 6653), _not_reproduced),
+    ((21,), _text("ftp", None)),
+    ((80, 8080), _text("http", _HTTP_CMDS)),
+    ((554, 8554), _text("rtsp", _RTSP_CMDS)),
+    ((53,), _domain),
+    ((639, 323, 646, 2049), _not_reproduced),
+)
+_RANK = {port: rank for rank, (ports, _) in enumerate(_BY_RANK) for port in ports}
+_NONE = len(_BY_RANK)
+
+
 def print_tcp_payload(cur: Cursor, bp: int, length: int, sport: int, dport: int,
                       verbose: int) -> None:
     """Dispatch the payload at `bp` (`length` bytes on the wire) by port, as tcp_print does."""
-    ports = (sport, dport)
-    if 23 in ports:
-        _telnet(cur, bp, length)
-    elif 25 in ports:
-        cur.out.append(": ")
-        _txtproto(cur, bp, length, "smtp", None, verbose)
-    elif 43 in ports:
-        cur.out.append(": ")
-        _txtproto(cur, bp, length, "whois", None, verbose)
-    elif 179 in ports:
-        cur.proto = "bgp"  # not reproduced
-    elif 1723 in ports:
-        from .tcpdump_pptp import pptp_print
-
-        pptp_print(cur, bp, verbose)
-    elif 6379 in ports:
-        _resp(cur, bp, length)
-    elif 22 in ports:
-        _ssh(cur, bp, length)
-    elif 10288 in ports or 6633 in ports or 6653 in ports:
-        pass  # BEEP, OpenFlow: not reproduced
-    elif 21 in ports:
-        cur.out.append(": ")
-        _txtproto(cur, bp, length, "ftp", None, verbose)
-    elif 80 in ports or 8080 in ports:
-        cur.out.append(": ")
-        _txtproto(cur, bp, length, "http", _HTTP_CMDS, verbose)
-    elif 554 in ports or 8554 in ports:
-        cur.out.append(": ")
-        _txtproto(cur, bp, length, "rtsp", _RTSP_CMDS, verbose)
-    elif 53 in ports:
-        from .tcpdump_dns import domain_print
-
-        domain_print(cur, bp, length, verbose, over_tcp=True)
-    # MSDP (639), RPKI-RTR (323), LDP (646), NFS (2049): not reproduced.
+    rank = min(_RANK.get(sport, _NONE), _RANK.get(dport, _NONE))
+    if rank < _NONE:
+        _BY_RANK[rank][1](cur, bp, length, verbose)
 
 
 # ---------------------------------------------------------------- text protocols
 
-def _fetch_token(cur: Cursor, p: int, idx: int, ln: int) -> tuple[int, bytes]:
-    tok = bytearray()
-    while idx < ln:
-        if not cur.ttest(p + idx, 1):
-            return 0, b""
-        c = cur.buf[p + idx]
-        if c & 0x80:
-            return 0, b""
-        if c in (0x20, 0x09, 0x0D, 0x0A):
-            break
-        if c not in _PRINTABLE:
-            return 0, b""
-        if len(tok) + 2 > 129:
-            return 0, b""
-        tok.append(c)
-        idx += 1
-    if not tok:
-        return 0, b""
-    while idx < ln:
-        if not cur.ttest(p + idx, 1):
-            break
-        c = cur.buf[p + idx]
-        if c in (0x0D, 0x0A) or c not in _PRINTABLE or c not in (0x20, 0x09):
-            break
-        idx += 1
-    return idx, bytes(tok)
+# A token as tcpdump's fetch_token sees it: 1 to 128 printable, non-blank ASCII
+# characters, ended by a blank or line end, or by the end of the payload when
+# the payload was captured whole (a token cut by the capture is no token).
+_TOKEN_WHOLE = re.compile(rb"([\x21-\x7e]{1,128})(?:(?=[ \t\r\n])|\Z)")
+_TOKEN_CUT = re.compile(rb"([\x21-\x7e]{1,128})(?=[ \t\r\n])")
+_BLANKS = re.compile(rb"[ \t]*")
+_NOT_TEXT = re.compile(rb"[^\t\x20-\x7e]")
+_UPPER: dict[str, str] = {}
 
 
-def _print_txt_line(cur: Cursor, prefix: str, p: int, idx: int, ln: int) -> int:
-    start = idx
-    buf = cur.buf
-    while idx < ln:
-        c = cur.u8(p + idx)
-        if c == 0x0A:
-            cur.out.append(prefix + buf[p + start : p + idx].decode("ascii"))
-            return idx + 1
-        if c == 0x0D:
-            if idx + 1 >= ln:
-                return 0
-            if cur.u8(p + idx + 1) == 0x0A:
-                cur.out.append(prefix + buf[p + start : p + idx].decode("ascii"))
-                return idx + 2
+def _print_txt_line(cur: Cursor, prefix: str, data: bytes, idx: int, ln: int) -> int:
+    """tcpdump's print_txt_line over the captured payload `data` (`ln` bytes on the wire).
+
+    Prints the line starting at `idx` and returns the offset after its end of
+    line, or 0 when the rest is not a text line.
+    """
+    m = _NOT_TEXT.search(data, idx)
+    if m is None:
+        if len(data) < ln:
+            raise Truncated  # tcpdump's read past the captured bytes
+        cur.out.append(prefix + data[idx:].decode("ascii"))
+        cur.trunc()  # text up to the end of the payload, but no end of line
+        return 0
+    q = m.start()
+    c = data[q]
+    if c == 0x0A:
+        cur.out.append(prefix + data[idx:q].decode("ascii"))
+        return q + 1
+    if c == 0x0D:
+        if q + 1 >= ln:
             return 0
-        if c not in _PRINTABLE and c != 0x09:
-            return 0
-        idx += 1
-    cur.out.append(prefix + buf[p + start : p + idx].decode("ascii"))
-    cur.trunc()
+        if q + 1 >= len(data):
+            raise Truncated
+        if data[q + 1] == 0x0A:
+            cur.out.append(prefix + data[idx:q].decode("ascii"))
+            return q + 2
     return 0
 
 
 def _txtproto(cur: Cursor, p: int, ln: int, name: str, cmds: frozenset | None,
               verbose: int) -> None:
+    """tcpdump's txtproto_print: ``HTTP: GET / HTTP/1.1`` (all lines with -v)."""
     cur.proto = name
+    upper = _UPPER.get(name) or _UPPER.setdefault(name, name.upper())
+    end = min(p + ln, cur.end)
+    data = bytes(cur.buf[p:end]) if end > p else b""
     if cmds is not None:
+        # Print only a request (first token a command) or a response (second
+        # token three digits), not the middle of a body.
         print_this = False
-        idx, tok = _fetch_token(cur, p, 0, ln)
-        if idx:
-            if tok.decode("ascii").upper() in cmds:
+        token = _TOKEN_WHOLE if len(data) >= ln else _TOKEN_CUT
+        m = token.match(data)
+        if m:
+            if m.group(1).upper() in cmds:
                 print_this = True
-            idx, tok = _fetch_token(cur, p, idx, ln)  # the response code is the second token
-            if idx and len(tok) == 3 and tok.isdigit():
+            m = token.match(data, _BLANKS.match(data, m.end(1)).end())
+            if m and len(m.group(1)) == 3 and m.group(1).isdigit():
                 print_this = True
     else:
         print_this = True
-    cur.out.append(name.upper())
     if not print_this:
+        cur.out.append(upper)
         return
+    if not verbose:
+        m = _NOT_TEXT.search(data)
+        if m is not None and data[m.start()] == 0x0A:  # the usual case: one LF-ended line
+            cur.out.append(f"{upper}: {data[:m.start()].decode('ascii')}")
+            return
+    cur.out.append(upper)
     if verbose:
         cur.out.append(f", length: {ln}")
         idx = 0
         while idx < ln:
-            idx = _print_txt_line(cur, "\n\t", p, idx, ln)
+            idx = _print_txt_line(cur, "\n\t", data, idx, ln)
             if idx == 0:
                 break
     else:
-        _print_txt_line(cur, ": ", p, 0, ln)
+        _print_txt_line(cur, ": ", data, 0, ln)
 
 
 # ---------------------------------------------------------------- SSH

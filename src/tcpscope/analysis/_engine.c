@@ -257,12 +257,17 @@ static int seglist_add(Engine *e, seglist_t *l, uint32_t seq, uint32_t nextseq, 
         /* Stay in the fast representation only while the whole list fits in
          * a window where serial comparisons are plain integer comparisons. */
         uint32_t lo = l->v[0].nextseq - l->max_len, hi = l->v[l->n - 1].nextseq;
-        if (lt_seq(seq, lo))
-            lo = seq;
-        if (gt_seq(nextseq, hi))
-            hi = nextseq;
-        if (hi - lo >= SPAN_FAST || sdiff(hi, lo) < 0) {
+        int64_t d_lo = sdiff(seq, lo), d_hi = sdiff(nextseq, hi);
+        if (len >= SPAN_FAST || d_lo < -(int64_t)SPAN_FAST || d_lo > (int64_t)SPAN_FAST ||
+            d_hi < -(int64_t)SPAN_FAST || d_hi > (int64_t)SPAN_FAST) {
             l->sorted = 0;
+        } else {
+            if (d_lo < 0)
+                lo = seq;
+            if (d_hi > 0)
+                hi = nextseq;
+            if (hi - lo >= SPAN_FAST)
+                l->sorted = 0;
         }
     }
     if (!l->sorted) {
@@ -311,12 +316,20 @@ static void seglist_ack_exact(seglist_t *l, uint32_t ack, ackres_t *res)
     }
     l->n = w;
     if (l->sorted == 0 && sorted && w > 0) {
-        /* Back to the fast representation if it fits the window again. */
-        uint32_t lo = l->v[0].seq, hi = l->v[w - 1].nextseq;
-        for (uint32_t i = 0; i < w; i++)
-            if (lt_seq(l->v[i].seq, lo))
-                lo = l->v[i].seq;
-        l->sorted = (hi - lo) < SPAN_FAST && sdiff(hi, lo) >= 0;
+        /* Back to the fast representation if everything lies within 2^29 of
+         * the first end (so within 2^30 of each other). */
+        uint32_t ref = l->v[0].nextseq, max_len = 0;
+        int ok = 1;
+        for (uint32_t i = 0; i < w && ok; i++) {
+            int64_t a = sdiff(l->v[i].seq, ref), b = sdiff(l->v[i].nextseq, ref);
+            ok = a > -(int64_t)(SPAN_FAST / 2) && b < (int64_t)(SPAN_FAST / 2);
+            if (l->v[i].nextseq - l->v[i].seq > max_len)
+                max_len = l->v[i].nextseq - l->v[i].seq;
+        }
+        if (ok) {
+            l->sorted = 1;
+            l->max_len = max_len;
+        }
     } else if (w == 0) {
         l->sorted = 1;
     }
@@ -367,12 +380,13 @@ static uint32_t seglist_span(const seglist_t *l, uint32_t base)
         /* The largest end is the last one; the smallest start is among the
          * segments ending before the first end + max_len. Valid when no
          * relative value is "negative" (before the base). */
-        uint32_t first = v[0].seq - base, last = v[n - 1].nextseq - base;
-        for (uint32_t i = 1; i < n && (v[i].nextseq - v[0].nextseq) < l->max_len; i++) {
-            uint32_t s = v[i].seq - base;
-            if (s < first)
-                first = s;
-        }
+        uint32_t lo = v[0].seq;
+        for (uint32_t i = 1; i < n && (v[i].nextseq - v[0].nextseq) < l->max_len; i++)
+            if (lt_seq(v[i].seq, lo))
+                lo = v[i].seq;
+        /* Every value lies between lo and the last end (within 2^30); if
+         * both are at or after the base, unsigned and serial orders agree. */
+        uint32_t first = lo - base, last = v[n - 1].nextseq - base;
         if ((int32_t)first >= 0 && (int32_t)last >= 0)
             return last - first;
     }

@@ -76,7 +76,10 @@ class Analyzer:
             ``ANNOTATION_DTYPE`` rows; ``stream == -1`` for frames that are not TCP.
         """
         if records.dtype != RECORD_DTYPE:
-            raise TypeError(f"records must have RECORD_DTYPE, not {records.dtype}")
+            # e.g. np.concatenate drops the padding of the C layout: same fields, repack.
+            if records.dtype.names != RECORD_DTYPE.names:
+                raise TypeError(f"records must have RECORD_DTYPE, not {records.dtype}")
+            records = records.astype(RECORD_DTYPE)
         n = records.shape[0]
         records = np.ascontiguousarray(records)
         ts_ns = np.ascontiguousarray(ts_ns, dtype=np.int64)

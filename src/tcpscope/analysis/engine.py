@@ -49,13 +49,20 @@ class Analyzer:
 
     Args:
         mode: ``"wireshark"`` (default) or ``"improved"``.
+        close_timeout: seconds of capture time a closed connection (RST, or FIN
+            both ways) keeps its full analysis state after its last frame
+            (default 60, Linux's TIME_WAIT); then only its stream, base
+            sequence numbers and summary are kept.
+        max_closed: at most this many closed connections keep their full state
+            (the oldest give it up first).
     """
 
-    def __init__(self, mode: str = "wireshark") -> None:
+    def __init__(self, mode: str = "wireshark", *, close_timeout: float = 60.0,
+                 max_closed: int = 10000) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown analysis mode {mode!r}; expected one of {sorted(MODES)}")
         self.mode = mode
-        self._engine = _engine.Engine(MODES[mode])
+        self._engine = _engine.Engine(MODES[mode], int(close_timeout * 1e9), int(max_closed))
 
     def feed(
         self,

@@ -282,7 +282,7 @@ class Listing:
             ["l3_off", "ip_len", "l4_off", "tcp_hlen", "sport", "dport", "payload_len"]].tolist()))
         cols = rec[["tcp_flags", "seq", "ack", "win", "payload_len", "ts_val", "ts_ecr"]]
         if v:
-            vcols = self._verbose_columns(rec)
+            vheads, vcks = self._verbose_parts_all(rec, fast)
 
         flows = self._flows
         flow_info = self._flow_info
@@ -335,8 +335,8 @@ class Listing:
                     w = f"{w}, urg {int(rec['urg'][i])}"
             pfx = info[0]
             if v:
-                pfx, cks = self._verbose_parts(vcols, i, pfx)
-                sq = cks + sq
+                pfx = pfx + vheads[i]
+                sq = vcks[i] + sq
             if oc == 1:
                 line = (f"{ts}{pfx}{info[1]}Flags [{flags_text[fl & 0xFF]}]{sq}, win {w}"
                         f", options [nop,nop,TS val {tv} ecr {te}], length {pl}")
@@ -428,40 +428,41 @@ class Listing:
     # ------------------------------------------------------------ -v
 
     @staticmethod
-    def _verbose_columns(rec: np.ndarray) -> dict[str, list]:
-        names = ["ip_version", "ip_tos", "ip_ttl", "ip_id", "ip_flags", "ip_len", "ip_csum",
-                 "ip_csum_calc", "ip_csum_status", "ip6_flow", "tcp_csum", "tcp_csum_calc",
-                 "tcp_csum_status"]
-        return {k: rec[k].tolist() for k in names}
+    def _verbose_parts_all(rec: np.ndarray, fast: np.ndarray) -> tuple[list[str], list[str]]:
+        """Per row: the -v IP header text after ``IP ``/``IP6 ``, and the TCP checksum text."""
+        n = len(rec)
+        heads = [""] * n
+        cks = [""] * n
+        idx = np.flatnonzero(fast)
+        if not idx.size:
+            return heads, cks
+        sub = rec[idx]
+        cols = sub[["ip_version", "ip_tos", "ip_ttl", "ip_id", "ip_flags", "ip_len", "ip_csum",
+                    "ip_csum_calc", "ip_csum_status", "ip6_flow", "tcp_csum", "tcp_csum_calc",
+                    "tcp_csum_status"]].tolist()
+        tos_t, ttl_t, flags_t = _TOS_TEXT, _TTL_TEXT, _IPFLAGS_TEXT
+        for i, (ver, tos, ttl, ipid, ipfl, iplen, ipc, ipcc, ipcs, flow, tc, tcc, tcs) in zip(
+                idx.tolist(), cols):
+            if ver == 4:
+                bad = f", bad cksum {ipc:x} (->{ipcc:x})!" if ipcs != _CSUM_OK else ""
+                heads[i] = (f"{tos_t[tos]}{ttl_t[ttl]}, id {ipid}, offset 0, flags "
+                            f"[{flags_t[ipfl & 7]}], proto TCP (6), length {iplen}{bad})\n    ")
+            else:
+                cls = f"class 0x{tos:02x}, " if tos else ""
+                fls = f"flowlabel 0x{flow:05x}, " if flow else ""
+                heads[i] = (f"({cls}{fls}hlim {ttl}, next-header TCP (6) "
+                            f"payload length: {iplen - 40}) ")
+            if tcs == _CSUM_OK:
+                cks[i] = f", cksum 0x{tc:04x} (correct)"
+            else:
+                cks[i] = f", cksum 0x{tc:04x} (incorrect -> 0x{tcc:04x})"
+        return heads, cks
 
-    @staticmethod
-    def _verbose_parts(c: dict[str, list], i: int, pfx: str) -> tuple[str, str]:
-        """(prefix with the IP header details, TCP checksum text) for fast row i."""
-        if c["ip_version"][i] == 4:
-            tos = c["ip_tos"][i]
-            ecn = ("", ",ECT(1)", ",ECT(0)", ",CE")[tos & 3]
-            ttl = c["ip_ttl"][i]
-            ttl_s = f", ttl {ttl}" if ttl else ""
-            fl = c["ip_flags"][i]
-            fls = ", ".join(n for bit, n in ((1, "+"), (2, "DF"), (4, "rsvd")) if fl & bit) or "none"
-            bad = ""
-            if c["ip_csum_status"][i] != _CSUM_OK:
-                bad = f", bad cksum {c['ip_csum'][i]:x} (->{c['ip_csum_calc'][i]:x})!"
-            pfx = (f"{pfx}(tos 0x{tos:x}{ecn}{ttl_s}, id {c['ip_id'][i]}, offset 0, flags [{fls}], "
-                   f"proto TCP (6), length {c['ip_len'][i]}{bad})\n    ")
-        else:
-            flow = c["ip6_flow"][i]
-            tclass = c["ip_tos"][i]
-            cls = f"class 0x{tclass:02x}, " if tclass else ""
-            fls = f"flowlabel 0x{flow:05x}, " if flow else ""
-            pfx = (f"{pfx}({cls}{fls}hlim {c['ip_ttl'][i]}, next-header TCP (6) "
-                   f"payload length: {c['ip_len'][i] - 40}) ")
-        st = c["tcp_csum_status"][i]
-        if st == _CSUM_OK:
-            cks = f", cksum 0x{c['tcp_csum'][i]:04x} (correct)"
-        else:
-            cks = f", cksum 0x{c['tcp_csum'][i]:04x} (incorrect -> 0x{c['tcp_csum_calc'][i]:04x})"
-        return pfx, cks
+
+_TOS_TEXT = tuple(f"(tos 0x{t:x}{('', ',ECT(1)', ',ECT(0)', ',CE')[t & 3]}" for t in range(256))
+_TTL_TEXT = ("",) + tuple(f", ttl {t}" for t in range(1, 256))
+_IPFLAGS_TEXT = tuple(", ".join(n for bit, n in ((1, "+"), (2, "DF"), (4, "rsvd")) if f & bit)
+                      or "none" for f in range(8))
 
 
 def write_listing(source, opts: TcpdumpOptions, out: IO[str], err: IO[str] | None = None) -> int:

@@ -24,7 +24,7 @@ EXTENSIONS = [
     ),
     Extension(
         "tcpscope.analysis._engine",
-        sources=["src/tcpscope/analysis/_engine.c"],
+        sources=["src/tcpscope/analysis/_engine.c", "src/tcpscope/analysis/_format.c"],
         include_dirs=["src/tcpscope/_native"],
         depends=["src/tcpscope/_native/record.h", "src/tcpscope/_native/annotation.h"],
         extra_compile_args=CFLAGS,

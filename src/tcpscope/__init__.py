@@ -6,9 +6,22 @@ The Python API mirrors the command line:
     >>> with tcpscope.open_capture("trace.pcap") as cap:
     ...     for batch in cap:                      # columnar FrameBatch objects
     ...         records = tcpscope.dissect_batch(batch)   # numpy structured array
+    >>> a = tcpscope.analyze("trace.pcap")         # records + annotations + connections
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "analyze"]
+
+if TYPE_CHECKING:
+    from tcpscope.analysis.engine import Analysis
+
+
+def analyze(path, mode: str = "wireshark") -> Analysis:
+    """Read, dissect and analyse a whole capture: see tcpscope.analysis.analyze_file."""
+    from tcpscope.analysis.engine import analyze_file  # imported here: the CLI starts faster
+
+    return analyze_file(path, mode)

@@ -68,5 +68,19 @@ def demo_cmd() -> None:
     run_demo(sys.stdout)
 
 
+@main.command("packets")
+@click.argument("file", type=click.Path(allow_dash=True))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True,
+              help="JSON Lines (one object per TCP packet) or CSV.")
+@click.option("--mode", type=click.Choice(["wireshark", "improved"]), default="wireshark", show_default=True,
+              help="wireshark: exactly tshark's tcp.analysis.*; improved: tcpscope's own judgement.")
+@_fail_on_capture_error
+def packets_cmd(file: str, fmt: str, mode: str) -> None:
+    """One record per TCP packet: dissection, stream, relative numbers, analysis with rules."""
+    from tcpscope.present.packets import write_packets
+
+    write_packets(file, sys.stdout.buffer, fmt, mode)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

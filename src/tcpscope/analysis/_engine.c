@@ -1662,7 +1662,14 @@ fail:
     return NULL;
 }
 
+/* _format.c: the per-packet text of `tcpscope packets` (present/packets.py). */
+void format_init(void);
+PyObject *format_packets(PyObject *self, PyObject *args);
+
 static PyMethodDef module_methods[] = {
+    {"format_packets", format_packets, METH_VARARGS,
+     "format_packets(records, annotations, ts_ns, csv=False, header=False) -> bytes: one JSON line "
+     "(or CSV row) per TCP row."},
     {"layout", layout, METH_NOARGS, "{'annotation': (fields, itemsize), 'conn': (fields, itemsize)}; fields are (name, offset, numpy format)."},
     {"enums", enums, METH_NOARGS, "Names and values of the analysis flags, side flags, annotation kinds, and the rules (code, flag bit, id)."},
     {NULL, NULL, 0, NULL},
@@ -1678,6 +1685,7 @@ PyMODINIT_FUNC PyInit__engine(void)
 {
     if (PyType_Ready(&EngineType) < 0)
         return NULL;
+    format_init();
     PyObject *m = PyModule_Create(&moduledef);
     if (!m)
         return NULL;

@@ -1,0 +1,466 @@
+/*
+ * _format.c -- the bulk path of `tcpscope packets`: JSON Lines / CSV text for
+ * a batch of (record, annotation) rows, built in C so that writing the
+ * per-packet records keeps up with the analysis (millions of rows a second).
+ *
+ * It is compiled into the _engine extension (one native module for the
+ * analysis layer), but only present/packets.py calls it; the schema is
+ * DESIGN.md's "Per-packet record" and is documented in docs/analysis.md.
+ * Everything it prints is already decided by the dissector (record.h) and the
+ * engine (annotation.h); this file only spells it out.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "record.h"
+#include "annotation.h"
+
+/* ------------------------------------------------------------------ */
+/* A growable output buffer                                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+    int failed;
+} buf_t;
+
+static int buf_need(buf_t *b, size_t extra)
+{
+    if (b->n + extra <= b->cap)
+        return 1;
+    size_t cap = b->cap ? b->cap : 1 << 16;
+    while (cap < b->n + extra)
+        cap *= 2;
+    char *q = PyMem_RawRealloc(b->p, cap);
+    if (!q) {
+        b->failed = 1;
+        return 0;
+    }
+    b->p = q;
+    b->cap = cap;
+    return 1;
+}
+
+static inline void put(buf_t *b, const char *s, size_t len)
+{
+    if (!buf_need(b, len))
+        return;
+    memcpy(b->p + b->n, s, len);
+    b->n += len;
+}
+
+#define PUTS(b, lit) put((b), (lit), sizeof(lit) - 1)
+
+static inline void put_str(buf_t *b, const char *s) { put(b, s, strlen(s)); }
+
+static inline void put_u64(buf_t *b, uint64_t v)
+{
+    char tmp[24];
+    int i = 24;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(b, tmp + i, (size_t)(24 - i));
+}
+
+static inline void put_i64(buf_t *b, int64_t v)
+{
+    if (v < 0) {
+        PUTS(b, "-");
+        put_u64(b, (uint64_t)0 - (uint64_t)v);
+    } else {
+        put_u64(b, (uint64_t)v);
+    }
+}
+
+/* Nanoseconds as seconds with nine decimals (a JSON number). */
+static void put_secs(buf_t *b, int64_t ns)
+{
+    uint64_t a = ns < 0 ? (uint64_t)0 - (uint64_t)ns : (uint64_t)ns;
+    if (ns < 0)
+        PUTS(b, "-");
+    put_u64(b, a / 1000000000u);
+    char frac[10];
+    uint64_t f = a % 1000000000u;
+    frac[0] = '.';
+    for (int i = 9; i >= 1; i--) {
+        frac[i] = (char)('0' + f % 10);
+        f /= 10;
+    }
+    put(b, frac, 10);
+}
+
+/* ------------------------------------------------------------------ */
+/* Names                                                               */
+/* ------------------------------------------------------------------ */
+
+static char flag_name[16][32];        /* lower-case Wireshark field names by bit */
+static const char *rule_id[256];
+
+#define SET_FLAG_NAME(name, bit) { \
+        const char *s = #name; size_t i = 0; \
+        for (; s[i] && i < 31; i++) flag_name[bit][i] = (char)tolower((unsigned char)s[i]); \
+        flag_name[bit][i] = 0; }
+#define SET_RULE_ID(code, flag, id) rule_id[code] = id;
+
+void format_init(void)
+{
+    TCPS_AFLAGS(SET_FLAG_NAME)
+    TCPS_RULES(SET_RULE_ID)
+}
+
+/* Wireshark's display order of the flags (as analysis/annotation.py). */
+static const int display_order[TCPS_AF_COUNT] = {
+    TCPS_AFB_REUSED_PORTS, TCPS_AFB_RETRANSMISSION, TCPS_AFB_FAST_RETRANSMISSION,
+    TCPS_AFB_SPURIOUS_RETRANSMISSION, TCPS_AFB_OUT_OF_ORDER, TCPS_AFB_LOST_SEGMENT,
+    TCPS_AFB_ACK_LOST_SEGMENT, TCPS_AFB_WINDOW_UPDATE, TCPS_AFB_WINDOW_FULL, TCPS_AFB_KEEP_ALIVE,
+    TCPS_AFB_KEEP_ALIVE_ACK, TCPS_AFB_DUPLICATE_ACK, TCPS_AFB_ZERO_WINDOW_PROBE,
+    TCPS_AFB_ZERO_WINDOW, TCPS_AFB_ZERO_WINDOW_PROBE_ACK,
+};
+
+static const char *csum_name(uint8_t s)
+{
+    switch (s) {
+    case TCPS_CSUM_OK: return "ok";
+    case TCPS_CSUM_BAD: return "bad";
+    case TCPS_CSUM_OFFLOAD: return "offload";
+    default: return "unverified";
+    }
+}
+
+/* tcpdump's flag letters, in its order: F S R P . U E W e; "none" if none. */
+static void put_tcp_flags(buf_t *b, uint16_t fl)
+{
+    static const struct { uint16_t bit; char c; } L[] = {
+        {TCPS_FIN, 'F'}, {TCPS_SYN, 'S'}, {TCPS_RST, 'R'}, {TCPS_PSH, 'P'}, {TCPS_ACK, '.'},
+        {TCPS_URG, 'U'}, {TCPS_ECE, 'E'}, {TCPS_CWR, 'W'}, {TCPS_AE, 'e'},
+    };
+    char s[10];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(L) / sizeof(L[0]); i++)
+        if (fl & L[i].bit)
+            s[n++] = L[i].c;
+    if (n == 0)
+        PUTS(b, "none");
+    else
+        put(b, s, n);
+}
+
+/* Addresses as inet_ntop writes them, with a two-entry cache (both directions). */
+typedef struct {
+    uint8_t key[17];
+    char text[INET6_ADDRSTRLEN];
+    size_t len;
+} addr_cache_t;
+
+static void put_addr(buf_t *b, const uint8_t *a, uint8_t version, addr_cache_t cache[2], int *next)
+{
+    for (int i = 0; i < 2; i++)
+        if (cache[i].key[16] == version && memcmp(cache[i].key, a, 16) == 0) {
+            put(b, cache[i].text, cache[i].len);
+            return;
+        }
+    addr_cache_t *c = &cache[*next];
+    *next ^= 1;
+    memcpy(c->key, a, 16);
+    c->key[16] = version;
+    if (!inet_ntop(version == 6 ? AF_INET6 : AF_INET, a, c->text, sizeof(c->text)))
+        strcpy(c->text, "?");
+    c->len = strlen(c->text);
+    put(b, c->text, c->len);
+}
+
+/* The options summary as short strings (the record keeps a summary, not the list). */
+static void put_options(buf_t *b, const tcps_record *r, int json, char sep)
+{
+    int first = 1;
+#define OPT(...) do { \
+        if (!first) { if (json) PUTS(b, ","); else put(b, &sep, 1); } \
+        first = 0; if (json) PUTS(b, "\""); __VA_ARGS__; if (json) PUTS(b, "\""); } while (0)
+    uint16_t o = r->opt_present;
+    if (o & TCPS_OPT_MSS) OPT(PUTS(b, "mss "); put_u64(b, r->mss));
+    if (o & TCPS_OPT_WSCALE) OPT(PUTS(b, "wscale "); put_u64(b, r->wscale));
+    if (o & TCPS_OPT_SACK_PERM) OPT(PUTS(b, "sackOK"));
+    if (o & TCPS_OPT_SACK) OPT(
+        PUTS(b, "sack "); put_u64(b, r->sack_count);
+        for (int i = 0; i < r->sack_count && i < TCPS_MAX_SACK; i++) {
+            PUTS(b, " {"); put_u64(b, r->sack[2 * i]); PUTS(b, ":"); put_u64(b, r->sack[2 * i + 1]); PUTS(b, "}");
+        });
+    if (o & TCPS_OPT_TIMESTAMP) OPT(PUTS(b, "TS val "); put_u64(b, r->ts_val); PUTS(b, " ecr "); put_u64(b, r->ts_ecr));
+    if (o & TCPS_OPT_TFO) OPT(PUTS(b, "tfo"));
+    if (o & TCPS_OPT_MPTCP) OPT(PUTS(b, "mptcp"));
+    if (o & TCPS_OPT_MD5) OPT(PUTS(b, "md5"));
+    if (o & TCPS_OPT_AO) OPT(PUTS(b, "tcp-ao"));
+    if (o & TCPS_OPT_UTO) OPT(PUTS(b, "uto"));
+    if (o & TCPS_OPT_EXP) OPT(PUTS(b, "exp"));
+    if (o & TCPS_OPT_UNKNOWN) OPT(PUTS(b, "unknown"));
+    if (o & TCPS_OPT_EOL) OPT(PUTS(b, "eol"));
+#undef OPT
+}
+
+/* ------------------------------------------------------------------ */
+/* One row                                                             */
+/* ------------------------------------------------------------------ */
+
+static void put_analysis_list(buf_t *b, uint32_t flags, int json)
+{
+    int first = 1;
+    for (int k = 0; k < TCPS_AF_COUNT; k++) {
+        int bit = display_order[k];
+        if (!(flags & (1u << bit)))
+            continue;
+        if (!first)
+            put(b, json ? "," : ";", 1);
+        first = 0;
+        if (json)
+            PUTS(b, "\"");
+        put_str(b, flag_name[bit]);
+        if (json)
+            PUTS(b, "\"");
+    }
+}
+
+static void put_rules(buf_t *b, const tcps_annotation *a, int json)
+{
+    int first = 1;
+    for (int k = 0; k < TCPS_AF_COUNT; k++) {
+        int bit = display_order[k];
+        if (!(a->flags & (1u << bit)))
+            continue;
+        const char *id = rule_id[a->rule[bit]] ? rule_id[a->rule[bit]] : "";
+        if (!first)
+            put(b, json ? "," : ";", 1);
+        first = 0;
+        if (json) {
+            PUTS(b, "\"");
+            put_str(b, flag_name[bit]);
+            PUTS(b, "\":{\"rule\":\"");
+            put_str(b, id);
+            PUTS(b, "\",\"evidence\":[");
+        } else {
+            put_str(b, flag_name[bit]);
+            PUTS(b, "=");
+            put_str(b, id);
+        }
+        int n = 0;
+        for (int i = 0; i < a->n_evidence && i < TCPS_MAX_EVIDENCE; i++) {
+            if (a->evidence_flag[i] != bit)
+                continue;
+            if (json) {
+                if (n)
+                    PUTS(b, ",");
+            } else {
+                put(b, n ? "+" : "@", 1);
+            }
+            put_i64(b, a->evidence_frame[i]);
+            n++;
+        }
+        if (json)
+            PUTS(b, "]}");
+    }
+}
+
+static void row_jsonl(buf_t *b, const tcps_record *r, const tcps_annotation *a, int64_t ts,
+                      addr_cache_t cache[2], int *next)
+{
+    int has_ack = (r->tcp_flags & TCPS_ACK) != 0;
+    PUTS(b, "{\"frame\":");
+    put_i64(b, a->frame);
+    PUTS(b, ",\"ts\":");
+    put_secs(b, ts);
+    PUTS(b, ",\"stream\":");
+    put_i64(b, a->stream);
+    PUTS(b, ",\"src\":\"");
+    put_addr(b, r->src, r->ip_version, cache, next);
+    PUTS(b, "\",\"sport\":");
+    put_u64(b, r->sport);
+    PUTS(b, ",\"dst\":\"");
+    put_addr(b, r->dst, r->ip_version, cache, next);
+    PUTS(b, "\",\"dport\":");
+    put_u64(b, r->dport);
+    PUTS(b, ",\"flags\":\"");
+    put_tcp_flags(b, r->tcp_flags);
+    PUTS(b, "\",\"seq\":");
+    put_u64(b, r->seq);
+    PUTS(b, ",\"ack\":");
+    put_u64(b, r->ack);
+    PUTS(b, ",\"rel_seq\":");
+    put_i64(b, a->rel_seq);
+    PUTS(b, ",\"rel_ack\":");
+    if (has_ack && a->kind == TCPS_ANN_ANALYSED)
+        put_i64(b, a->rel_ack);
+    else
+        PUTS(b, "null");
+    PUTS(b, ",\"len\":");
+    put_u64(b, r->payload_len);
+    PUTS(b, ",\"win\":");
+    put_u64(b, r->win);
+    PUTS(b, ",\"win_scaled\":");
+    if (a->win_scale == -1 && !(r->tcp_flags & TCPS_SYN))
+        PUTS(b, "null");
+    else
+        put_i64(b, a->win_scaled);
+    PUTS(b, ",\"options\":[");
+    put_options(b, r, 1, ',');
+    PUTS(b, "],\"checksum\":\"");
+    put_str(b, csum_name(r->tcp_csum_status));
+    PUTS(b, "\",\"analysis\":[");
+    put_analysis_list(b, a->flags, 1);
+    PUTS(b, "],\"dup_ack_num\":");
+    if (a->dup_ack_num)
+        put_u64(b, a->dup_ack_num);
+    else
+        PUTS(b, "null");
+    PUTS(b, ",\"bytes_in_flight\":");
+    if (a->bytes_in_flight >= 0)
+        put_i64(b, a->bytes_in_flight);
+    else
+        PUTS(b, "null");
+    PUTS(b, ",\"ack_rtt\":");
+    if (a->ack_rtt_ns != -1)
+        put_secs(b, a->ack_rtt_ns);
+    else
+        PUTS(b, "null");
+    PUTS(b, ",\"acks_frame\":");
+    if (a->acked_frame)
+        put_i64(b, a->acked_frame);
+    else
+        PUTS(b, "null");
+    PUTS(b, ",\"irtt\":");
+    if (a->irtt_ns != -1)
+        put_secs(b, a->irtt_ns);
+    else
+        PUTS(b, "null");
+    PUTS(b, ",\"state\":{\"client\":null,\"server\":null},\"events\":[],\"rules\":{");
+    put_rules(b, a, 1);
+    PUTS(b, "}}\n");
+}
+
+static const char CSV_HEADER[] =
+    "frame,ts,stream,src,sport,dst,dport,flags,seq,ack,rel_seq,rel_ack,len,win,win_scaled,options,"
+    "checksum,analysis,dup_ack_num,bytes_in_flight,ack_rtt,acks_frame,irtt,rules\n";
+
+static void row_csv(buf_t *b, const tcps_record *r, const tcps_annotation *a, int64_t ts,
+                    addr_cache_t cache[2], int *next)
+{
+    int has_ack = (r->tcp_flags & TCPS_ACK) != 0;
+    put_i64(b, a->frame);
+    PUTS(b, ",");
+    put_secs(b, ts);
+    PUTS(b, ",");
+    put_i64(b, a->stream);
+    PUTS(b, ",");
+    put_addr(b, r->src, r->ip_version, cache, next);
+    PUTS(b, ",");
+    put_u64(b, r->sport);
+    PUTS(b, ",");
+    put_addr(b, r->dst, r->ip_version, cache, next);
+    PUTS(b, ",");
+    put_u64(b, r->dport);
+    PUTS(b, ",");
+    put_tcp_flags(b, r->tcp_flags);
+    PUTS(b, ",");
+    put_u64(b, r->seq);
+    PUTS(b, ",");
+    put_u64(b, r->ack);
+    PUTS(b, ",");
+    put_i64(b, a->rel_seq);
+    PUTS(b, ",");
+    if (has_ack && a->kind == TCPS_ANN_ANALYSED)
+        put_i64(b, a->rel_ack);
+    PUTS(b, ",");
+    put_u64(b, r->payload_len);
+    PUTS(b, ",");
+    put_u64(b, r->win);
+    PUTS(b, ",");
+    if (!(a->win_scale == -1 && !(r->tcp_flags & TCPS_SYN)))
+        put_i64(b, a->win_scaled);
+    PUTS(b, ",");
+    put_options(b, r, 0, ';');
+    PUTS(b, ",");
+    put_str(b, csum_name(r->tcp_csum_status));
+    PUTS(b, ",");
+    put_analysis_list(b, a->flags, 0);
+    PUTS(b, ",");
+    if (a->dup_ack_num)
+        put_u64(b, a->dup_ack_num);
+    PUTS(b, ",");
+    if (a->bytes_in_flight >= 0)
+        put_i64(b, a->bytes_in_flight);
+    PUTS(b, ",");
+    if (a->ack_rtt_ns != -1)
+        put_secs(b, a->ack_rtt_ns);
+    PUTS(b, ",");
+    if (a->acked_frame)
+        put_i64(b, a->acked_frame);
+    PUTS(b, ",");
+    if (a->irtt_ns != -1)
+        put_secs(b, a->irtt_ns);
+    PUTS(b, ",");
+    put_rules(b, a, 0);
+    PUTS(b, "\n");
+}
+
+/* format_packets(records, annotations, ts_ns, csv, header) -> bytes */
+PyObject *format_packets(PyObject *self, PyObject *args)
+{
+    PyObject *ro, *ao, *to;
+    int csv = 0, header = 0;
+    if (!PyArg_ParseTuple(args, "OOO|pp", &ro, &ao, &to, &csv, &header))
+        return NULL;
+    Py_buffer rb, ab, tb;
+    if (PyObject_GetBuffer(ro, &rb, PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(ao, &ab, PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&rb);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(to, &tb, PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&rb);
+        PyBuffer_Release(&ab);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t n = rb.len / (Py_ssize_t)sizeof(tcps_record);
+    if (rb.len % (Py_ssize_t)sizeof(tcps_record) || ab.len != n * (Py_ssize_t)sizeof(tcps_annotation) ||
+        tb.len != n * 8) {
+        PyErr_SetString(PyExc_ValueError, "records, annotations and ts_ns must be parallel arrays");
+        goto done;
+    }
+    buf_t b = {NULL, 0, 0, 0};
+    const tcps_record *recs = rb.buf;
+    const tcps_annotation *anns = ab.buf;
+    const int64_t *ts = tb.buf;
+    addr_cache_t cache[2];
+    memset(cache, 0, sizeof(cache));
+    int next = 0;
+    Py_BEGIN_ALLOW_THREADS
+    if (csv && header)
+        put(&b, CSV_HEADER, sizeof(CSV_HEADER) - 1);
+    for (Py_ssize_t i = 0; i < n && !b.failed; i++) {
+        if (anns[i].stream < 0)
+            continue;
+        if (csv)
+            row_csv(&b, &recs[i], &anns[i], ts[i], cache, &next);
+        else
+            row_jsonl(&b, &recs[i], &anns[i], ts[i], cache, &next);
+    }
+    Py_END_ALLOW_THREADS
+    if (b.failed)
+        PyErr_NoMemory();
+    else
+        result = PyBytes_FromStringAndSize(b.p ? b.p : "", (Py_ssize_t)b.n);
+    PyMem_RawFree(b.p);
+done:
+    PyBuffer_Release(&rb);
+    PyBuffer_Release(&ab);
+    PyBuffer_Release(&tb);
+    return result;
+}

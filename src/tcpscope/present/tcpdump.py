@@ -25,7 +25,7 @@ import numpy as np
 from tcpscope.wire.dissect import dissect_batch
 from tcpscope.wire.record import CSUM, KIND, WARNING
 
-from .tcpdump_frame import FLAGS_TEXT, IPPROTO_NAMES, FramePrinter, SeqTable, ip4_str, ip6_str
+from .tcpdump_frame import FLAGS_TEXT, FramePrinter, SeqTable, ip4_str, ip6_str
 from .tcpdump_options import Cursor, Truncated, print_tcp_options
 from .tcpdump_payload import print_rst_data, print_tcp_payload
 

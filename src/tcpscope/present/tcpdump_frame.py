@@ -565,7 +565,8 @@ class FramePrinter:
                     carried = cur.be16(p + 10)
                     zeroed = bytes(hdr[:10]) + b"\0\0" + bytes(hdr[12:])
                     correct = ~_ones_sum(zeroed) & 0xFFFF
-                    out.append(f", bad cksum {carried:x} (->{in_cksum_shouldbe(carried, correct):x})!")
+                    should = in_cksum_shouldbe(carried, correct)
+                    out.append(f", bad cksum {carried:x} (->{should:x})!")
             out.append(")\n    ")
             if truncated:
                 out.append(f"{ip4_str(src)} > {ip4_str(dst)}: ")
@@ -1014,7 +1015,8 @@ class FramePrinter:
                 if pseudo_dst is not None:
                     pseudo = src + pseudo_dst + bytes((0, 6)) + length.to_bytes(2, "big")
             else:
-                pseudo = src + self._ip6_final_dst(cur, ip_off, dst) + length.to_bytes(4, "big") + b"\0\0\0\x06"
+                final = self._ip6_final_dst(cur, ip_off, dst)
+                pseudo = src + final + length.to_bytes(4, "big") + b"\0\0\0\x06"
             seg = cur.buf[tp : tp + length]
             total = _ones_sum(pseudo + bytes(seg))
             out.append(f", cksum 0x{carried:04x}")

@@ -32,7 +32,7 @@ _RTSP_CMDS = frozenset(
 
 
 def fn_print_char(c: int) -> str:
-    """tcpdump's fn_print_char: printable ASCII as is, ``M-`` for the high bit, ``^`` for controls."""
+    """tcpdump's fn_print_char: printable ASCII as is, ``M-`` if the high bit is set, ``^X``."""
     s = ""
     if c & 0x80:
         c &= 0x7F
@@ -287,7 +287,8 @@ def _telnet_parse(cur: Cursor, sp: int, length: int, out: list[str] | None) -> i
         if c in (254, 253, 252, 251, _SB):  # DONT DO WONT WILL SB
             x = fetch()
             if out is not None:
-                out.append(f"{_TELCMDS[i]} {_TELOPTS[x]}" if x < 40 else f"{_TELCMDS[i]} {_hash_x(x)}")
+                name = _TELOPTS[x] if x < 40 else _hash_x(x)
+                out.append(f"{_TELCMDS[i]} {name}")
             if c != _SB:
                 return sp - osp
             p = sp

@@ -135,7 +135,6 @@ class Listing:
         self.clock = _Clock(opts.tstyle)
         self.printed = 0
         self._flows: dict[bytes, tuple] = {}
-        self._ifnames: dict[int, str] = {}
 
     @property
     def done(self) -> bool:
@@ -250,7 +249,7 @@ class Listing:
             ip = "IP6 "
         link = ""
         if pkt:
-            link = f"{self.printer._ifname(ifx):<5} {_SLL_DIRS.get(pkt - 1, '?  ')} "
+            link = f"{self.printer.interface_name(ifx):<5} {_SLL_DIRS.get(pkt - 1, '?  ')} "
         rev, cell = self.seqs.cell(src, dst, sport, dport)
         info = (link + ip, f"{s}.{sport} > {d}.{dport}: ", cell, rev)
         self._flows[b] = info

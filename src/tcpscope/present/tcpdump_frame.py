@@ -370,7 +370,8 @@ class FramePrinter:
                            f"{_ETHERTYPE_NAMES.get(etype, 'Unknown')} (0x{etype:04x}), "
                            f"length {length + 16}")
 
-    def _ifname(self, index: int) -> str:
+    def interface_name(self, index: int) -> str:
+        """The name of interface `index` on this machine (as tcpdump asks if_indextoname), or ?."""
         name = self._ifnames.get(index)
         if name is None:
             try:
@@ -384,7 +385,8 @@ class FramePrinter:
         cur.proto = "sll2"
         if not cur.ttest(0, 20):
             raise Truncated
-        cur.out.append(f"{self._ifname(cur.be32(4)):<5} {_SLL_PKTTYPES.get(cur.u8(10), '?'):<3} ")
+        name = self.interface_name(cur.be32(4))
+        cur.out.append(f"{name:<5} {_SLL_PKTTYPES.get(cur.u8(10), '?'):<3} ")
         length -= 20
         p = 20
         etype = cur.be16(0)

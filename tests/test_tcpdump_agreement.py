@@ -24,13 +24,14 @@ import os
 import re
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import corpus_files, fixture_files, require_tool
+from conftest import CORPUS, corpus_files, fixture_files, require_tool
 
 from tcpscope.capture.errors import CaptureError
 from tcpscope.capture.reader import open_capture
@@ -187,6 +188,8 @@ def agreement(tmp_path_factory) -> Agreement:
     files = corpus_files() + fixture_files()
     if not files:
         pytest.skip("no captures: ../shared/captures/files/ and fixtures/ are both absent")
+    if not corpus_files():
+        warnings.warn(f"shared corpus not found at {CORPUS}: only fixtures/ are compared")
     tmp = tmp_path_factory.mktemp("tcpdump-input")
     saved_tz = os.environ.get("TZ")
     os.environ["TZ"] = "UTC"

@@ -40,9 +40,10 @@
     X(WINDOW_UPDATE, 11) \
     X(WINDOW_FULL, 12) \
     X(REUSED_PORTS, 13) \
-    X(SPURIOUS_RETRANSMISSION, 14)
+    X(SPURIOUS_RETRANSMISSION, 14) \
+    X(CAPTURE_DUPLICATE, 15) /* improved mode only: the same packet captured twice */
 
-#define TCPS_AF_COUNT 15
+#define TCPS_AF_COUNT 16
 
 /* The rules: (code, flag, stable identifier). Code 0 is "no rule". The
  * identifier is what users and docs/differences.md refer to; never reuse one
@@ -68,11 +69,14 @@
     X(18, KEEP_ALIVE_ACK, "keepalive_ack.repeat_after_keepalive") /* W: same ack and window, after a keep-alive */ \
     X(19, REUSED_PORTS, "reuse.syn_new_isn")                /* W: SYN with a new ISN on a known 4-tuple: new stream */ \
     X(20, REUSED_PORTS, "reuse.synack_new_isn")             /* W: SYN-ACK with a new ISN on a known 4-tuple */ \
-    X(21, OUT_OF_ORDER, "ooo.sack_hole_fill")               /* I: fills a hole the peer's SACK blocks describe */ \
-    X(22, RETRANSMISSION, "retx.capture_duplicate")         /* I: the same packet captured twice */ \
-    X(23, RETRANSMISSION, "retx.bytes_seen_before")         /* I: every byte already sent in this flow */
+    X(21, OUT_OF_ORDER, "ooo.sack_hole_fill")      /* I: first copy of bytes in a hole the peer has not reported */ \
+    X(22, CAPTURE_DUPLICATE, "retx.capture_duplicate")       /* I: identical segment and IP ID, again within 2 ms or on another interface */ \
+    X(23, RETRANSMISSION, "retx.bytes_seen_before")         /* I: every byte already sent in this flow (whatever the timing) */ \
+    X(24, ZERO_WINDOW_PROBE, "zwp.keepalive_while_closed")  /* I: a keep-alive-style probe (seq next - 1) into a zero window */ \
+    X(25, RETRANSMISSION, "retx.hole_reported_by_peer")     /* I: first copy seen of bytes the peer already reported missing */ \
+    X(26, WINDOW_UPDATE, "wupdate.probe_byte_acked")        /* I: the ACK takes the zero-window probe's byte and reopens */
 
-#define TCPS_RULE_COUNT 23
+#define TCPS_RULE_COUNT 26
 
 /* Per-side bits of tcps_conn.side_flags[]. */
 #define TCPS_SIDE_FLAGS(X) \

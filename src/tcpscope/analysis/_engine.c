@@ -46,6 +46,8 @@
 #define OOO_DEFAULT_NS 3000000ull     /* 3 ms when the handshake RTT is unknown */
 #define BIF_MAX 2000000000u           /* bytes in flight shown only below this */
 #define SPAN_FAST 0x40000000u         /* 2^30: beyond, segment lists use exact scans */
+#define SB_MAX 8                      /* improved mode: SACK scoreboard blocks kept per direction */
+#define DUP_WINDOW_NS 2000000ll       /* improved mode: a copy within 2 ms is a capture duplicate */
 
 /* ------------------------------------------------------------------ */
 /* Serial-number arithmetic (RFC 1982; Wireshark's GT_SEQ & co.)       */
@@ -115,6 +117,15 @@ typedef struct {
     int64_t ref_ext;
     int64_t base_ext;
     seglist_t segs;
+    /* improved mode only */
+    uint32_t sig_seq, sig_ack, sig_len;  /* this direction's previous segment, for capture duplicates */
+    uint16_t sig_flags, sig_win, sig_ipid, sig_iface;
+    int64_t sig_ts, sig_frame;
+    uint8_t sig_set;
+    uint8_t acked_seen;       /* this direction has sent an ACK */
+    uint8_t sb_n;             /* SACK scoreboard: blocks this direction reported, above its ack */
+    int64_t report_ts;        /* when this direction began reporting a hole (dup ACK / SACK); 0 = none now */
+    uint32_t sb_le[SB_MAX], sb_re[SB_MAX];
 } flow_t;
 
 /* ------------------------------------------------------------------ */
@@ -153,6 +164,7 @@ typedef struct {
     int64_t ts_mru_syn;       /* time of the most recent pure SYN; 0 = none (nstime_is_zero) */
     int64_t mru_syn_frame;
     int64_t ts_first_rtt;     /* handshake RTT; 0 = none */
+    int64_t min_ack_rtt;      /* improved mode: smallest ACK RTT seen; 0 = none */
 } conv_t;
 
 /* What the table keeps for a 4-tuple: its newest stream, and, while the
@@ -565,7 +577,8 @@ typedef struct {
     int64_t dupack_frame;
     int64_t acked_frame, ack_rtt;
     int64_t rto_ns, rto_frame;
-    uint32_t bif;             /* 0 = none */
+    uint32_t bif;             /* 0 = none (Wireshark mode) */
+    int bif_set;              /* improved mode: bif is meaningful even when 0 */
     uint32_t push_bytes;
 } pkt_t;
 
@@ -660,6 +673,101 @@ static int is_duplicate_ack(const pkt_t *p, const flow_t *fwd)
            p->ack == fwd->lastack && NOT_SFR(p->flags);
 }
 
+/* ---- improved mode helpers ---------------------------------------- */
+
+/* Are the bytes [seq, end) all carried by unacked segments (or already acked)? */
+static int bytes_seen_before(const flow_t *fwd, const flow_t *rev, uint32_t seq, uint32_t end)
+{
+    uint32_t cur = seq;
+    if (rev->acked_seen && gt_seq(rev->lastack, cur))
+        cur = rev->lastack;
+    for (uint32_t pass = 0; lt_seq(cur, end) && pass <= fwd->segs.n; pass++) {
+        int moved = 0;
+        for (uint32_t i = 0; i < fwd->segs.n; i++) {
+            const seg_t *g = &fwd->segs.v[i];
+            if (le_seq(g->seq, cur) && gt_seq(g->nextseq, cur)) {
+                cur = g->nextseq;
+                moved = 1;
+            }
+        }
+        if (!moved)
+            break;
+    }
+    return !lt_seq(cur, end);
+}
+
+/* Merge a SACK block into a direction's scoreboard (RFC 6675 §3), dropping
+ * what its ack now covers; at most SB_MAX blocks (the highest kept). */
+static void scoreboard_add(flow_t *f, uint32_t le, uint32_t re, uint32_t ack)
+{
+    if (!gt_seq(re, le) || !gt_seq(re, ack))
+        return;
+    if (lt_seq(le, ack))
+        le = ack;
+    uint32_t nle[SB_MAX + 1], nre[SB_MAX + 1];
+    int n = 0;
+    for (int i = 0; i < f->sb_n; i++) {
+        uint32_t a = f->sb_le[i], b = f->sb_re[i];
+        if (!gt_seq(b, ack))
+            continue;                      /* acked since */
+        if (le_seq(a, re) && ge_seq(b, le)) { /* overlaps or touches: merge */
+            if (lt_seq(a, le))
+                le = a;
+            if (gt_seq(b, re))
+                re = b;
+            continue;
+        }
+        nle[n] = a;
+        nre[n] = b;
+        n++;
+    }
+    /* insert sorted by left edge */
+    int k = n;
+    while (k > 0 && gt_seq(nle[k - 1], le)) {
+        nle[k] = nle[k - 1];
+        nre[k] = nre[k - 1];
+        k--;
+    }
+    nle[k] = le;
+    nre[k] = re;
+    n++;
+    int drop = n > SB_MAX ? n - SB_MAX : 0;
+    f->sb_n = (uint8_t)(n - drop);
+    for (int i = 0; i < f->sb_n; i++) {
+        f->sb_le[i] = nle[i + drop];
+        f->sb_re[i] = nre[i + drop];
+    }
+}
+
+static void scoreboard_prune(flow_t *f, uint32_t ack)
+{
+    int w = 0;
+    for (int i = 0; i < f->sb_n; i++) {
+        if (!gt_seq(f->sb_re[i], ack))
+            continue;
+        f->sb_le[w] = lt_seq(f->sb_le[i], ack) ? ack : f->sb_le[i];
+        f->sb_re[w] = f->sb_re[i];
+        w++;
+    }
+    f->sb_n = (uint8_t)w;
+}
+
+/* SACKed bytes of [from, to) in a scoreboard. */
+static uint32_t scoreboard_bytes(const flow_t *f, uint32_t from, uint32_t to)
+{
+    uint32_t total = 0;
+    for (int i = 0; i < f->sb_n; i++) {
+        uint32_t a = f->sb_le[i], b = f->sb_re[i];
+        if (lt_seq(a, from))
+            a = from;
+        if (gt_seq(b, to))
+            b = to;
+        if (gt_seq(b, a))
+            total += b - a;
+    }
+    return total;
+}
+
 /* WS-11, as tshark 4.0.17 behaves (checked on crafted captures): an ACK past
  * the end of the peer's contiguous data. If the peer has data beyond a hole
  * the mark moves to its highest seq and the ACK is flagged; otherwise only the
@@ -667,10 +775,16 @@ static int is_duplicate_ack(const pkt_t *p, const flow_t *fwd)
  * ahead again (the mark is kept in the peer's dupacknum, as Wireshark does). */
 static void ack_lost_segment(Engine *e, pkt_t *p, flow_t *fwd, flow_t *rev)
 {
-    (void)fwd;
     if (!(rev->maxseqtobeacked && gt_seq(p->ack, rev->maxseqtobeacked) && (p->flags & TCPS_ACK)))
         return;
     p->has_ta = 1;
+    if (e->mode == MODE_IMPROVED && p->ack == fwd->lastack + 1 && p->seq == fwd->nextseq &&
+        (rev->lastsegmentflags & TCPS_AF_ZERO_WINDOW_PROBE)) {
+        /* The receiver took the probe's byte (Wireshark 4.2+ does the same). */
+        rev->nextseq = rev->maxseqtobeacked = p->ack;
+        NOTE(WINDOW_UPDATE, TCPS_RULE_26, rev->last_frame, 0);
+        return;
+    }
     if (lt_seq(rev->maxseqtobeacked, rev->nextseq)) {
         rev->maxseqtobeacked = rev->nextseq;
         NOTE(ACK_LOST_SEGMENT, TCPS_RULE_9, rev->nextseqframe, 0);
@@ -679,6 +793,45 @@ static void ack_lost_segment(Engine *e, pkt_t *p, flow_t *fwd, flow_t *rev)
             NOTE(ACK_LOST_SEGMENT, TCPS_RULE_10, rev->nextseqframe, 0);
         rev->dupacknum = 0xFFFFFFFFu;
     }
+}
+
+/* Improved mode, after the spurious test: what was seen, not a timer.
+ * Bytes sent before in this flow are resent. The first copy seen of bytes in
+ * a hole is a late original (out of order) unless the peer began reporting
+ * holes (duplicate ACKs, SACK blocks) at least a round trip earlier: only then
+ * can it be the sender's answer. Either is a fast retransmission when it starts
+ * where the peer's duplicate ACKs point (RFC 5681 §3.2), within two RTTs. */
+static void improved_retransmission(Engine *e, pkt_t *p, conv_t *c, flow_t *fwd, flow_t *rev, int seq_not_advanced)
+{
+    if (!seq_not_advanced)
+        return;
+    uint64_t rtt = c->ts_first_rtt > 0 ? (uint64_t)c->ts_first_rtt
+                   : c->min_ack_rtt > 0 ? (uint64_t)c->min_ack_rtt : OOO_DEFAULT_NS;
+    uint32_t end = p->seq + (p->seglen ? p->seglen : 1);
+    int64_t first = seglist_first_carrier(&fwd->segs, p->seq, end);
+    int rule;
+    int64_t ev;
+    if (bytes_seen_before(fwd, rev, p->seq, end)) {
+        rule = TCPS_RULE_23;
+        ev = first ? first : fwd->nextseqframe;
+    } else if (rev->report_ts && !gt_seq(rev->lastack, p->seq) && (uint64_t)(p->ts - rev->report_ts) >= rtt) {
+        rule = TCPS_RULE_25;
+        ev = rev->lastnondupack;
+    } else {
+        NOTE(OUT_OF_ORDER, TCPS_RULE_21, fwd->nextseqframe, 0);
+        return;
+    }
+    uint64_t t = (uint64_t)(p->ts - rev->lastacktime);
+    uint64_t window = 2 * rtt > FAST_RETX_WINDOW_NS ? 2 * rtt : FAST_RETX_WINDOW_NS;
+    if (rev->dupacknum >= 2 && rev->dupacknum != 0xFFFFFFFFu && rev->lastack == p->seq && t < window) {
+        NOTE(FAST_RETRANSMISSION, TCPS_RULE_4, rev->lastnondupack, rev->last_frame);
+        NOTE(RETRANSMISSION, TCPS_RULE_2, 0, 0);
+    } else {
+        NOTE(RETRANSMISSION, rule, ev, 0);
+    }
+    const seg_t *old = seglist_oldest(&fwd->segs);
+    p->rto_ns = p->ts - (old ? old->ts : fwd->nextseqtime);
+    p->rto_frame = old ? old->frame : fwd->nextseqframe;
 }
 
 /* WS-12: the retransmission family, tshark 4.0 order: spurious first, then
@@ -690,6 +843,8 @@ static void retransmission_family(Engine *e, pkt_t *p, conv_t *c, flow_t *fwd, f
     int seq_not_advanced = fwd->nextseq && lt_seq(p->seq, fwd->nextseq);
     if (p->ta_flags & TCPS_AF_KEEP_ALIVE)
         return; /* a keep-alive is never a retransmission */
+    if (e->mode == MODE_IMPROVED && (p->ta_flags & TCPS_AF_ZERO_WINDOW_PROBE))
+        return; /* nor is a zero-window probe (improved mode) */
     /* More than one byte starting one before nextseq: new data after a
      * possible zero-window probe byte, not a retransmission. */
     if (p->seglen > 1 && fwd->nextseq - 1 == p->seq)
@@ -699,6 +854,10 @@ static void retransmission_family(Engine *e, pkt_t *p, conv_t *c, flow_t *fwd, f
     if (p->seglen > 0 && rev->lastack && le_seq(p->seq + p->seglen, rev->lastack)) {
         NOTE(SPURIOUS_RETRANSMISSION, TCPS_RULE_5, rev->lastnondupack, 0);
         NOTE(RETRANSMISSION, TCPS_RULE_3, 0, 0);
+        return;
+    }
+    if (e->mode == MODE_IMPROVED) {
+        improved_retransmission(e, p, c, fwd, rev, seq_not_advanced);
         return;
     }
     /* Fast retransmission (RFC 5681 §3.2): the seq the peer's duplicate ACKs
@@ -744,6 +903,10 @@ static int analyze_sequence_number(Engine *e, pkt_t *p, conv_t *c, flow_t *fwd, 
     if (p->flags & TCPS_ACK)
         rev->valid_bif = 1;
 
+    if (e->mode == MODE_IMPROVED && fwd->nextseq && rev->window == 0 && is_keep_alive(p, fwd)) {
+        NOTE(ZERO_WINDOW_PROBE, TCPS_RULE_24, rev->last_frame, 0);
+        goto finished_fwd;
+    }
     if (is_zero_window_probe(p, fwd, rev)) {
         NOTE(ZERO_WINDOW_PROBE, TCPS_RULE_13, rev->last_frame, 0);
         goto finished_fwd;
@@ -818,9 +981,24 @@ finished_fwd:
         p->has_ta = 1;
         p->acked_frame = res.acked_frame;
         p->ack_rtt = p->ts - res.acked_ts;
+        if (p->ack_rtt > 0 && (c->min_ack_rtt == 0 || p->ack_rtt < c->min_ack_rtt))
+            c->min_ack_rtt = p->ack_rtt;
     }
     seglist_maybe_release(e, &rev->segs);
 
+    if (p->flags & TCPS_ACK)
+        fwd->acked_seen = 1;
+    if (e->mode == MODE_IMPROVED && p->seglen != 0 && rev->acked_seen) {
+        /* Improved: sequence-based (RFC 6675 "pipe"): everything sent and not
+         * acked, less what the peer's SACK scoreboard holds. */
+        int32_t out = sdiff(fwd->nextseq, rev->lastack);
+        if (out < 0)
+            out = 0;
+        uint32_t sacked = scoreboard_bytes(rev, rev->lastack, fwd->nextseq);
+        p->bif = (uint32_t)out > sacked ? (uint32_t)out - sacked : 0;
+        p->bif_set = 1;
+        p->has_ta = 1;
+    }
     /* WS-15: bytes in flight and push bytes (payload-based method). */
     if (p->seglen != 0 && fwd->segs.n > 0 && fwd->valid_bif) {
         uint32_t in_flight = seglist_span(&fwd->segs, fwd->base_seq);
@@ -830,7 +1008,7 @@ finished_fwd:
                 delivered += rev->sack_re[i] - rev->sack_le[i];
             in_flight -= delivered;
         }
-        if (in_flight > 0 && in_flight < BIF_MAX) {
+        if (in_flight > 0 && in_flight < BIF_MAX && !p->bif_set) {
             p->bif = in_flight;
             if (p->flags & (TCPS_SYN | TCPS_FIN))
                 p->bif -= 1;
@@ -1126,6 +1304,63 @@ static void update_summary(Engine *e, summary_t *s, conv_t *c, const pkt_t *p, i
     (void)e;
 }
 
+/* Improved mode: identical to this direction's previous segment, IP ID
+ * included (IPv4, non-zero), within 2 ms; or seen on another interface. */
+static int is_capture_duplicate(const pkt_t *p, const flow_t *fwd)
+{
+    const tcps_record *r = p->r;
+    if (!fwd->sig_set || p->seq != fwd->sig_seq || p->ack != fwd->sig_ack || p->seglen != fwd->sig_len ||
+        p->flags != fwd->sig_flags || p->window != fwd->sig_win)
+        return 0;
+    if (p->iface != fwd->sig_iface)
+        return 1;
+    return r->ip_version == 4 && r->ip_id != 0 && r->ip_id == fwd->sig_ipid &&
+           (uint64_t)(p->ts - fwd->sig_ts) < (uint64_t)DUP_WINDOW_NS;
+}
+
+static void remember_signature(const pkt_t *p, flow_t *fwd)
+{
+    fwd->sig_set = 1;
+    fwd->sig_seq = p->seq;
+    fwd->sig_ack = p->ack;
+    fwd->sig_len = p->seglen;
+    fwd->sig_flags = p->flags;
+    fwd->sig_win = (uint16_t)p->window;
+    fwd->sig_ipid = p->r->ip_id;
+    fwd->sig_iface = p->iface;
+    fwd->sig_ts = p->ts;
+    fwd->sig_frame = p->frame;
+}
+
+/* A capture duplicate: reported with the numbers of its original, and left
+ * out of every analysis state. */
+static int capture_duplicate(Engine *e, pkt_t *p, entry_t *ent, conv_t *c, flow_t *fwd, flow_t *rev, int dir)
+{
+    tcps_annotation *o = p->out;
+    summary_t *s = SUM(e, ent->stream);
+    ent->last_ts = p->ts;
+    o->stream = ent->stream;
+    o->kind = TCPS_ANN_ANALYSED;
+    o->win_scale = (int8_t)fwd->win_scale;
+    o->rel_seq = fwd->base_set ? unwrap(fwd, p->seq) - fwd->base_ext : 1;
+    o->rel_ack = (p->flags & TCPS_ACK) && rev->base_set ? unwrap(rev, p->ack) - rev->base_ext : (int64_t)p->ack;
+    o->next_rel_seq = o->rel_seq + p->seglen + ((p->flags & (TCPS_SYN | TCPS_FIN)) ? 1 : 0);
+    o->win_scaled = (!(p->flags & TCPS_SYN) && fwd->win_scale >= 0) ? (int64_t)((uint32_t)p->window << fwd->win_scale)
+                                                                    : (int64_t)p->window;
+    NOTE(CAPTURE_DUPLICATE, TCPS_RULE_22, fwd->sig_frame, 0);
+    o->flags = p->ta_flags;
+    o->has_analysis = 1;
+    o->bytes_in_flight = o->push_bytes_sent = o->ack_rtt_ns = o->rto_ns = -1;
+    o->irtt_ns = c->ts_first_rtt ? c->ts_first_rtt : -1;
+    s->last_ts = p->ts;
+    s->last_frame = p->frame;
+    s->pkts[dir]++;
+    s->flag_counts[TCPS_AFB_CAPTURE_DUPLICATE]++;
+    o->from_server = (uint8_t)(dir != s->client);
+    o->role_guessed = s->role_guessed;
+    return 0;
+}
+
 static int process_tcp(Engine *e, pkt_t *p)
 {
     const tcps_record *r = p->r;
@@ -1153,6 +1388,11 @@ static int process_tcp(Engine *e, pkt_t *p)
     if (!c && !(c = entry_resurrect(e, ent)))
         return -1;
     flow_t *fwd = &c->flow[dir], *rev = &c->flow[dir ^ 1];
+
+    /* Improved mode: the same packet captured twice (two interfaces, a SPAN
+     * port that copies both ways, host and bridge) is not analysed again. */
+    if (e->mode == MODE_IMPROVED && is_capture_duplicate(p, fwd))
+        return capture_duplicate(e, p, ent, c, fwd, rev, dir);
 
     /* Reused ports: a pure SYN whose seq differs from the base of its
      * direction starts a new conversation (and stream) on the same 4-tuple.
@@ -1241,6 +1481,21 @@ static int process_tcp(Engine *e, pkt_t *p)
             }
             fwd->num_sack = (uint8_t)n;
         }
+        if (e->mode == MODE_IMPROVED && (p->flags & TCPS_ACK)) {
+            scoreboard_prune(fwd, p->ack);
+            if (r->opt_present & TCPS_OPT_SACK) {
+                int n = r->sack_count < TCPS_MAX_SACK ? r->sack_count : TCPS_MAX_SACK;
+                for (int i = 0; i < n; i++)
+                    scoreboard_add(fwd, r->sack[2 * i], r->sack[2 * i + 1], p->ack);
+            }
+            /* A hole is being reported from the first duplicate ACK or SACK
+             * block until the ack passes everything SACKed. */
+            int reporting = fwd->sb_n > 0 || (fwd->dupacknum >= 1 && fwd->dupacknum != 0xFFFFFFFFu);
+            if (!reporting)
+                fwd->report_ts = 0;
+            else if (!fwd->report_ts)
+                fwd->report_ts = p->ts;
+        }
     }
 
     /* What Wireshark prints from the analysis ("SEQ/ACK analysis" tree). It
@@ -1272,7 +1527,7 @@ static int process_tcp(Engine *e, pkt_t *p)
         }
         if (c->ts_first_rtt != 0)
             o->irtt_ns = c->ts_first_rtt;
-        if (p->bif) {
+        if (p->bif || p->bif_set) {
             o->bytes_in_flight = p->bif;
             o->push_bytes_sent = p->push_bytes;
         }
@@ -1311,6 +1566,8 @@ static int process_tcp(Engine *e, pkt_t *p)
     if (!fwd->first_frame)
         fwd->first_frame = p->frame;
     fwd->last_frame = p->frame;
+    if (e->mode == MODE_IMPROVED)
+        remember_signature(p, fwd);
     return 0;
 }
 

@@ -62,7 +62,7 @@ _DISPLAY_ORDER = (
     "reused_ports", "retransmission", "fast_retransmission", "spurious_retransmission",
     "out_of_order", "lost_segment", "ack_lost_segment", "window_update", "window_full",
     "keep_alive", "keep_alive_ack", "duplicate_ack", "zero_window_probe", "zero_window",
-    "zero_window_probe_ack",
+    "zero_window_probe_ack", "capture_duplicate",
 )
 _DISPLAY = tuple((name, FLAG[name]) for name in _DISPLAY_ORDER)
 assert set(_DISPLAY_ORDER) == set(FLAG_BIT), "annotation.h and _DISPLAY_ORDER disagree"

@@ -156,20 +156,41 @@ _TEXT: dict[str, tuple[tuple[str, ...], str, str]] = {
     ),
     "ooo.sack_hole_fill": (
         _IMPROVED,
-        "The segment fills a hole the peer's SACK blocks describe: it arrived late, it was not "
-        "resent.",
+        "The segment is the first copy seen of bytes in a hole, and the peer has not yet reported "
+        "the hole (no duplicate ACK or SACK block for it): it arrived late, it was not resent.",
         "the frame that advanced the sequence number past this segment",
     ),
     "retx.capture_duplicate": (
         _IMPROVED,
-        "The same packet (same IP identification, sequence number, length and flags) was "
-        "captured twice, e.g. on two interfaces: a capture duplicate, not a retransmission.",
+        "The same segment (sequence and ACK numbers, flags, length, window and IP identification) "
+        "was captured again within 2 ms or on another interface: a capture duplicate, not a "
+        "retransmission or a duplicate ACK; it is left out of the analysis.",
         "the first copy",
     ),
     "retx.bytes_seen_before": (
         _IMPROVED,
-        "Every byte of the segment had already been sent in this direction: a retransmission.",
+        "Every byte of the segment had already been sent in this direction: a retransmission, "
+        "however soon it follows the original.",
         "the first frame that carried some of these bytes",
+    ),
+    "zwp.keepalive_while_closed": (
+        _IMPROVED,
+        "Zero or one byte at one less than the next sequence number while the peer's window is "
+        "zero: the way Linux probes a zero window (tcp_xmit_probe_skb), not a keep-alive.",
+        "the peer's frame that advertised the zero window",
+    ),
+    "retx.hole_reported_by_peer": (
+        _IMPROVED,
+        "The segment is the first copy seen of bytes the peer had already reported missing "
+        "(duplicate ACKs or SACK blocks above them): the original was lost before the capture "
+        "point and this is its retransmission.",
+        "the peer's ACK that reported the hole",
+    ),
+    "wupdate.probe_byte_acked": (
+        _IMPROVED,
+        "The ACK covers the zero-window probe's byte and opens the window: the receiver took the "
+        "probe (not an ACK of unseen data).",
+        "the probe",
     ),
 }
 

@@ -74,9 +74,11 @@
     X(23, RETRANSMISSION, "retx.bytes_seen_before")         /* I: every byte already sent in this flow (whatever the timing) */ \
     X(24, ZERO_WINDOW_PROBE, "zwp.keepalive_while_closed")  /* I: a keep-alive-style probe (seq next - 1) into a zero window */ \
     X(25, RETRANSMISSION, "retx.hole_reported_by_peer")     /* I: first copy seen of bytes the peer already reported missing */ \
-    X(26, WINDOW_UPDATE, "wupdate.probe_byte_acked")        /* I: the ACK takes the zero-window probe's byte and reopens */
+    X(26, WINDOW_UPDATE, "wupdate.probe_byte_acked")        /* I: the ACK takes the zero-window probe's byte and reopens */ \
+    X(27, RETRANSMISSION, "retx.ip_id_sent_after")          /* I: first copy of hole bytes, but its IP ID is newer than the data past it */ \
+    X(28, OUT_OF_ORDER, "ooo.ip_id_sent_before")            /* I: first copy of hole bytes, IP ID older than the data past it: a late original */
 
-#define TCPS_RULE_COUNT 26
+#define TCPS_RULE_COUNT 28
 
 /* Per-side bits of tcps_conn.side_flags[]. */
 #define TCPS_SIDE_FLAGS(X) \

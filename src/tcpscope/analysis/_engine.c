@@ -125,6 +125,11 @@ typedef struct {
     uint8_t acked_seen;       /* this direction has sent an ACK */
     uint8_t sb_n;             /* SACK scoreboard: blocks this direction reported, above its ack */
     int64_t report_ts;        /* when this direction began reporting a hole (dup ACK / SACK); 0 = none now */
+    uint16_t last_ipid;       /* IPv4 identification of this direction's previous segment */
+    uint16_t nextseq_ipid;    /* ... of the segment that last advanced nextseq */
+    uint32_t ipid_steps;      /* small forward steps between consecutive IP IDs */
+    uint32_t ipid_other;      /* any other change (random, zero, backwards) */
+    uint8_t last_frame_seen_ipid;
     uint32_t sb_le[SB_MAX], sb_re[SB_MAX];
 } flow_t;
 
@@ -795,6 +800,14 @@ static void ack_lost_segment(Engine *e, pkt_t *p, flow_t *fwd, flow_t *rev)
     }
 }
 
+/* Improved mode: does this direction number its IPv4 packets one by one
+ * (Linux does, per socket)? Trusted after 8 steps with few exceptions. */
+static int ipid_sequential(const pkt_t *p, const flow_t *fwd)
+{
+    return p->r->ip_version == 4 && p->r->ip_id != 0 && fwd->ipid_steps >= 8 &&
+           fwd->ipid_other * 8 <= fwd->ipid_steps;
+}
+
 /* Improved mode, after the spurious test: what was seen, not a timer.
  * Bytes sent before in this flow are resent. The first copy seen of bytes in
  * a hole is a late original (out of order) unless the peer began reporting
@@ -814,6 +827,17 @@ static void improved_retransmission(Engine *e, pkt_t *p, conv_t *c, flow_t *fwd,
     if (bytes_seen_before(fwd, rev, p->seq, end)) {
         rule = TCPS_RULE_23;
         ev = first ? first : fwd->nextseqframe;
+    } else if (ipid_sequential(p, fwd)) {
+        /* This sender counts its IPv4 IDs up per packet: a newer ID than the
+         * data past the hole was sent after it (a resend), an older one
+         * before it (a late original). Serial in 16 bits (RFC 6864 §4). */
+        if ((int16_t)(p->r->ip_id - fwd->nextseq_ipid) > 0) {
+            rule = TCPS_RULE_27;
+            ev = fwd->nextseqframe;
+        } else {
+            NOTE(OUT_OF_ORDER, TCPS_RULE_28, fwd->nextseqframe, 0);
+            return;
+        }
     } else if (rev->report_ts && !gt_seq(rev->lastack, p->seq) && (uint64_t)(p->ts - rev->report_ts) >= rtt) {
         rule = TCPS_RULE_25;
         ev = rev->lastnondupack;
@@ -1318,6 +1342,24 @@ static int is_capture_duplicate(const pkt_t *p, const flow_t *fwd)
            (uint64_t)(p->ts - fwd->sig_ts) < (uint64_t)DUP_WINDOW_NS;
 }
 
+static void track_ip_id(const pkt_t *p, flow_t *fwd)
+{
+    if (p->r->ip_version != 4)
+        return;
+    uint16_t id = p->r->ip_id;
+    if (fwd->last_frame_seen_ipid) {
+        uint16_t step = (uint16_t)(id - fwd->last_ipid);
+        if (id != 0 && step >= 1 && step <= 64)
+            fwd->ipid_steps++;
+        else
+            fwd->ipid_other++;
+    }
+    fwd->last_frame_seen_ipid = 1;
+    fwd->last_ipid = id;
+    if (fwd->nextseqframe == p->frame)
+        fwd->nextseq_ipid = id;
+}
+
 static void remember_signature(const pkt_t *p, flow_t *fwd)
 {
     fwd->sig_set = 1;
@@ -1566,8 +1608,10 @@ static int process_tcp(Engine *e, pkt_t *p)
     if (!fwd->first_frame)
         fwd->first_frame = p->frame;
     fwd->last_frame = p->frame;
-    if (e->mode == MODE_IMPROVED)
+    if (e->mode == MODE_IMPROVED) {
         remember_signature(p, fwd);
+        track_ip_id(p, fwd);
+    }
     return 0;
 }
 

@@ -186,6 +186,21 @@ _TEXT: dict[str, tuple[tuple[str, ...], str, str]] = {
         "point and this is its retransmission.",
         "the peer's ACK that reported the hole",
     ),
+    "retx.ip_id_sent_after": (
+        _IMPROVED,
+        "The segment is the first copy seen of bytes in a hole, but its IPv4 identification "
+        "(which this sender increments per packet) is newer than that of the data already seen "
+        "past the hole: it was sent after it, so it is a retransmission of a copy lost before "
+        "the capture point.",
+        "the frame that advanced the sequence number past this segment",
+    ),
+    "ooo.ip_id_sent_before": (
+        _IMPROVED,
+        "The segment is the first copy seen of bytes in a hole and its IPv4 identification "
+        "(which this sender increments per packet) is older than that of the data already seen "
+        "past the hole: it was sent first and overtaken on the way, a late original.",
+        "the frame that advanced the sequence number past this segment",
+    ),
     "wupdate.probe_byte_acked": (
         _IMPROVED,
         "The ACK covers the zero-window probe's byte and opens the window: the receiver took the "

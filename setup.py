@@ -29,6 +29,13 @@ EXTENSIONS = [
         depends=["src/tcpscope/_native/record.h", "src/tcpscope/_native/annotation.h"],
         extra_compile_args=CFLAGS,
     ),
+    Extension(
+        "tcpscope.present._tcpdump",
+        sources=["src/tcpscope/present/_tcpdump.c"],
+        include_dirs=["src/tcpscope/_native"],
+        depends=["src/tcpscope/_native/record.h"],
+        extra_compile_args=CFLAGS,
+    ),
 ]
 
 # scripts/build-native sets this to rebuild one module in place during development.

@@ -25,6 +25,11 @@ import numpy as np
 from tcpscope.wire.dissect import dissect_batch
 from tcpscope.wire.record import CSUM, KIND, WARNING
 
+try:  # the native hot loop; the Python path below prints every frame without it
+    from . import _tcpdump as _native
+except ImportError:  # pragma: no cover - a build without the extension
+    _native = None
+
 from .tcpdump_frame import FLAGS_TEXT, FramePrinter, SeqTable, ip4_str, ip6_str
 from .tcpdump_options import Cursor, Truncated, print_tcp_options
 from .tcpdump_payload import print_rst_data, print_tcp_payload
@@ -43,6 +48,7 @@ _CSUM_OK, _CSUM_BAD, _CSUM_OFFLOAD = CSUM["OK"], CSUM["BAD"], CSUM["OFFLOAD"]
 _WARN_LEN_FROM_FRAME = WARNING.get("IP_LENGTH_FROM_FRAME", 0)
 _SLL_DIRS = {0: "In ", 1: "B  ", 2: "M  ", 3: "P  ", 4: "Out"}
 _NOP_NOP_TS = 0x0101080A
+_FLAGS_LIST = list(FLAGS_TEXT)
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,130 @@ def format_timestamp(ts_ns: int, tstyle: int = 0) -> str:
     return _Clock(tstyle).stamp(ts_ns // 1000)
 
 
+class _Rows:
+    """Python formatting of chosen rows of one batch: every kind of frame.
+
+    `format(range(n))` is the whole batch (used for -v and -ttt, where the columns
+    are converted to lists once); `format((i,))` is one row between native runs.
+    """
+
+    __slots__ = ("listing", "batch", "rec", "n", "keys", "optcls", "app_cols", "_cols",
+                 "_stamps", "_vparts", "fast")
+
+    def __init__(self, listing: Listing, batch, rec: np.ndarray, n: int, keys: list[bytes],
+                 optcls: np.ndarray, app: np.ndarray) -> None:
+        self.listing = listing
+        self.batch = batch
+        self.rec = rec
+        self.n = n
+        self.keys = keys
+        self.optcls = optcls
+        self.fast = optcls >= 0
+        app_idx = np.flatnonzero(app)
+        self.app_cols = dict(zip(app_idx.tolist(), rec[app_idx][
+            ["l3_off", "ip_len", "l4_off", "tcp_hlen", "sport", "dport", "payload_len"]].tolist()))
+        self._cols: dict[str, list] | None = None
+        self._stamps: list[str] | None = None
+        self._vparts = None
+
+    def _columns(self, whole: bool) -> tuple:
+        if not whole:
+            return None, None
+        if self._cols is None:
+            cols = self.rec[["tcp_flags", "seq", "ack", "win", "payload_len", "ts_val", "ts_ecr"]]
+            self._cols = {k: cols[k].tolist() for k in cols.dtype.names}
+            self._stamps = self.listing._stamps(self.batch, self.n)
+        return self._cols, self._stamps
+
+    def format(self, rows) -> list[str]:
+        lst = self.listing
+        opts = lst.opts
+        v = opts.verbose
+        absolute = opts.absolute
+        batch, rec = self.batch, self.rec
+        whole = isinstance(rows, range) and len(rows) == self.n
+        cols, stamps = self._columns(whole)
+        if v and self._vparts is None:
+            self._vparts = lst._verbose_parts_all(rec, self.fast)
+        flows = lst._flows
+        flow_info = lst._flow_info
+        number = opts.number
+        first = batch.first_frame
+        flags_text = FLAGS_TEXT
+        optcls = self.optcls
+        keys = self.keys
+        out: list[str] = []
+        append = out.append
+        for i in rows:
+            if whole:
+                ts = stamps[i]
+                fl, s, a, w = cols["tcp_flags"][i], cols["seq"][i], cols["ack"][i], cols["win"][i]
+                pl, tv, te = cols["payload_len"][i], cols["ts_val"][i], cols["ts_ecr"][i]
+            else:
+                r = rec[i]
+                ts = lst.clock.stamp(int(batch.ts_ns[i]) // 1000)
+                fl, s, a, w = int(r["tcp_flags"]), int(r["seq"]), int(r["ack"]), int(r["win"])
+                pl, tv, te = int(r["payload_len"]), int(r["ts_val"]), int(r["ts_ecr"])
+            oc = int(optcls[i])
+            if number:
+                ts = f"{first + i:5d}  {ts}"
+            if oc < 0:
+                append(ts + lst._slow(batch, i) + "\n")
+                continue
+            kb = keys[i]
+            info = flows.get(kb)
+            if info is None:
+                info = flow_info(kb)
+            thseq = thack = 0
+            if fl & 0x10 and not absolute:
+                cell = info[2]
+                if cell[0] is None or fl & 0x02:
+                    if info[3]:
+                        cell[0] = a - 1 & M32
+                        cell[1] = s
+                    else:
+                        cell[0] = s
+                        cell[1] = a - 1 & M32
+                elif info[3]:
+                    s = (s - cell[1]) & M32
+                    a = (a - cell[0]) & M32
+                else:
+                    s = (s - cell[0]) & M32
+                    a = (a - cell[1]) & M32
+                thseq, thack = cell
+            if pl:
+                sq = f", seq {s}:{(s + pl) & M32}"
+            elif fl & 0x07 or v > 1:
+                sq = f", seq {s}"
+            else:
+                sq = ""
+            if fl & 0x30:
+                if fl & 0x10:
+                    sq = f"{sq}, ack {a}"
+                if fl & 0x20:  # tcpdump prints the urgent pointer after the window
+                    w = f"{w}, urg {int(rec['urg'][i])}"
+            pfx = info[0]
+            if v:
+                vheads, vcks = self._vparts
+                pfx = pfx + vheads[i]
+                sq = vcks[i] + sq
+            head = f"{ts}{pfx}{info[1]}Flags [{flags_text[fl & 0xFF]}]{sq}, win {w}"
+            if oc & 3 == 1:
+                line = f"{head}, options [nop,nop,TS val {tv} ecr {te}], length {pl}"
+            elif oc & 3 == 2:
+                opt, ok = lst._options(batch, rec, i, fl, info[3], thseq, thack, pl)
+                if not ok:
+                    append(head + opt + "\n")
+                    continue
+                line = f"{head}{opt}, length {pl}"
+            else:
+                line = f"{head}, length {pl}"
+            if oc & 4:
+                line += lst._payload(batch, self.app_cols, i, fl)
+            append(line + "\n")
+        return out
+
+
 class Listing:
     """Formats batches of frames; keeps tcpdump's cross-packet state (seq table, -ttt)."""
 
@@ -174,14 +304,18 @@ class Listing:
                  np.where(lt == 113, 16, np.where(lt == 276, 20,
                  np.where(raw, 0, np.where((lt == 0) | (lt == 108), 4, -1)))))
         ip_et = np.where(ver == 4, 0x0800, 0x86DD)
+        whole = (cap == orig) & (l3 + iplen <= cap)
+        # A segment the capture cut short (snaplen) after its TCP header prints the same
+        # line, as long as nothing prints its payload (a port printer) or checksum (-v).
+        snapped = (cap < orig) & (l3 + iplen <= orig) & (self.opts.verbose == 0)
+        snapped &= ~(np.isin(rec["sport"], _APP_PORTS) | np.isin(rec["dport"], _APP_PORTS))
         fast = (
             (rec["kind"] == _KIND_TCP)
             & (rec["stop_reason"] == 0)
             & (l3 == expect)
             & (raw | (lt == 0) | (lt == 108) | (et == ip_et))
             & (((lt != 113) & (lt != 276)) | (rec["vlan_depth"] == 0))
-            & (cap == orig)
-            & (l3 + iplen <= cap)
+            & (whole | snapped)
             & (rec["ip_proto"] == 6)
             & (rec["l4_off"].astype(np.int64) == l3 + hl)
             & (((ver == 4) & (hl == 20)) | ((ver == 6) & (hl == 40)))
@@ -231,7 +365,7 @@ class Listing:
         if sll2.any():
             key["ifx"] = np.where(sll2, rec["ifindex"], 0)
             key["pkt"] = np.where(sll2, (rec["sll_pkttype"] & 0xFF) + 1, 0)
-        return key.view(f"V{key.dtype.itemsize}").reshape(n).tolist()
+        return key.view(f"V{key.dtype.itemsize}").reshape(n)
 
     def _flow_info(self, b: bytes) -> tuple:
         """(link and IP prefix, addresses and ports, seq-table cell, rev) of one flow direction."""
@@ -259,16 +393,15 @@ class Listing:
 
     def _lines(self, batch, rec: np.ndarray, n: int, fast: np.ndarray) -> list[str]:
         opts = self.opts
-        v = opts.verbose
-        absolute = opts.absolute
-        data = batch.data
-        keys = self._flow_keys(batch, rec, n)
-        # Option layouts: 0 none, 1 exactly nop,nop,TS, 2 anything else.
+        keyarr = self._flow_keys(batch, rec, n)
+        keys = keyarr.tolist()
+        # Option layouts: 0 none, 1 exactly nop,nop,TS, 2 anything else;
+        # +4 when a payload printer runs; -1 = not an ordinary segment (slow path).
         optlen = rec["opt_len"]
         optcls = np.where(optlen == 0, 0, 2).astype(np.int8)
         cand = np.flatnonzero(fast & (optlen == 12))
         if cand.size:
-            buf = np.frombuffer(data, np.uint8)
+            buf = np.frombuffer(batch.data, np.uint8)
             pos = batch.offset[cand] + rec["opt_off"][cand].astype(np.int64)
             word = ((buf[pos].astype(np.uint32) << 24) | (buf[pos + 1].astype(np.uint32) << 16)
                     | (buf[pos + 2].astype(np.uint32) << 8) | buf[pos + 3])
@@ -276,88 +409,76 @@ class Listing:
         app = self._payload_mask(rec) & fast
         optcls[app] |= 4
         optcls[~fast] = -1
-        app_idx = np.flatnonzero(app)
-        app_cols = dict(zip(app_idx.tolist(), rec[app_idx][
-            ["l3_off", "ip_len", "l4_off", "tcp_hlen", "sport", "dport", "payload_len"]].tolist()))
-        cols = rec[["tcp_flags", "seq", "ack", "win", "payload_len", "ts_val", "ts_ecr"]]
-        if v:
-            vheads, vcks = self._verbose_parts_all(rec, fast)
+        rows = _Rows(self, batch, rec, n, keys, optcls, app)
+        if _native is None or opts.verbose or opts.tstyle not in (0, 1, 2, 4):
+            return rows.format(range(n))
+        return self._lines_native(batch, rec, n, keyarr, keys, optcls, rows)
 
+    def _lines_native(self, batch, rec: np.ndarray, n: int, keyarr: np.ndarray,
+                      keys: list[bytes], optcls: np.ndarray, rows: _Rows) -> list[str]:
+        """Runs of ordinary rows formatted natively, the others by `rows`, in order.
+
+        Both paths use tcpdump's relative-sequence bases: for the batch they live in
+        `bases` (one pair per seq-table cell), copied into a cell before Python
+        formats a row of its flow and back afterwards.
+        """
+        uniq, inverse = np.unique(keyarr, return_inverse=True)
+        flow_rows = np.asarray(inverse.reshape(-1), np.int32)
+        nflows = len(uniq)
+        wanted = np.zeros(nflows, bool)
+        wanted[flow_rows[optcls >= 0]] = True
         flows = self._flows
-        flow_info = self._flow_info
-        stamps = self._stamps(batch, n)
-        number = opts.number
-        first = batch.first_frame
-        flags_text = FLAGS_TEXT
+        prefixes = [""] * nflows
+        rev = np.zeros(nflows, np.int8)
+        cell_arr = np.full(nflows, -1, np.int32)  # -1: no ordinary row, never formatted natively
+        cells: list[list] = []
+        cell_index: dict[int, int] = {}
+        for f, kb in zip(np.flatnonzero(wanted).tolist(), uniq[wanted].tolist()):
+            info = flows.get(kb) or self._flow_info(kb)
+            prefixes[f] = info[0] + info[1]
+            rev[f] = info[3]
+            ci = cell_index.setdefault(id(info[2]), len(cells))
+            if ci == len(cells):
+                cells.append(info[2])
+            cell_arr[f] = ci
+        bases = np.array([-1 if c[0] is None else v for c in cells for v in (c[0], c[1])],
+                         np.int64)
+
+        def store(ci: int) -> None:  # bases -> the shared cell
+            if bases[2 * ci] >= 0:
+                cells[ci][0], cells[ci][1] = int(bases[2 * ci]), int(bases[2 * ci + 1])
+
+        def load(ci: int) -> None:  # the shared cell -> bases
+            c = cells[ci]
+            if c[0] is not None:
+                bases[2 * ci], bases[2 * ci + 1] = c[0], c[1]
+
+        records = np.ascontiguousarray(rec)
+        ts_us = np.ascontiguousarray(batch.ts_ns[:n] // 1000)
+        frames = np.arange(batch.first_frame, batch.first_frame + n, dtype=np.int64)
+        oc = np.ascontiguousarray(optcls)
         out: list[str] = []
-        append = out.append
-        for i, ts, oc, kb, fl, s, a, w, pl, tv, te in zip(
-            range(n), stamps, optcls.tolist(), keys, cols["tcp_flags"].tolist(),
-            cols["seq"].tolist(), cols["ack"].tolist(), cols["win"].tolist(),
-            cols["payload_len"].tolist(), cols["ts_val"].tolist(), cols["ts_ecr"].tolist(),
-        ):
-            if number:
-                ts = f"{first + i:5d}  {ts}"
-            if oc < 0:
-                append(ts + self._slow(batch, i) + "\n")
-                continue
-            info = flows.get(kb)
-            if info is None:
-                info = flow_info(kb)
-            thseq = thack = 0
-            if fl & 0x10 and not absolute:
-                cell = info[2]
-                if cell[0] is None or fl & 0x02:
-                    if info[3]:
-                        cell[0] = a - 1 & M32
-                        cell[1] = s
-                    else:
-                        cell[0] = s
-                        cell[1] = a - 1 & M32
-                elif info[3]:
-                    s = (s - cell[1]) & M32
-                    a = (a - cell[0]) & M32
-                else:
-                    s = (s - cell[0]) & M32
-                    a = (a - cell[1]) & M32
-                thseq, thack = cell
-            if pl:
-                sq = f", seq {s}:{(s + pl) & M32}"
-            elif fl & 0x07 or v > 1:
-                sq = f", seq {s}"
-            else:
-                sq = ""
-            if fl & 0x30:
-                if fl & 0x10:
-                    sq = f"{sq}, ack {a}"
-                if fl & 0x20:  # tcpdump prints the urgent pointer after the window
-                    w = f"{w}, urg {int(rec['urg'][i])}"
-            pfx = info[0]
-            if v:
-                pfx = pfx + vheads[i]
-                sq = vcks[i] + sq
-            if oc == 1:
-                line = (f"{ts}{pfx}{info[1]}Flags [{flags_text[fl & 0xFF]}]{sq}, win {w}"
-                        f", options [nop,nop,TS val {tv} ecr {te}], length {pl}")
-            elif oc == 0:
-                line = (f"{ts}{pfx}{info[1]}Flags [{flags_text[fl & 0xFF]}]{sq}, win {w}"
-                        f", length {pl}")
-            elif oc & 3 == 2:
-                opt, ok = self._options(batch, rec, i, fl, info[3], thseq, thack, pl)
-                line = f"{ts}{pfx}{info[1]}Flags [{flags_text[fl & 0xFF]}]{sq}, win {w}{opt}"
-                if not ok:
-                    append(line + "\n")
-                    continue
-                line = f"{line}, length {pl}"
-            elif oc & 3 == 1:
-                line = (f"{ts}{pfx}{info[1]}Flags [{flags_text[fl & 0xFF]}]{sq}, win {w}"
-                        f", options [nop,nop,TS val {tv} ecr {te}], length {pl}")
-            else:
-                line = (f"{ts}{pfx}{info[1]}Flags [{flags_text[fl & 0xFF]}]{sq}, win {w}"
-                        f", length {pl}")
-            if oc & 4:
-                line += self._payload(batch, app_cols, i, fl)
-            append(line + "\n")
+        i = 0
+        while i < n:
+            text, stop = _native.format_lines(records, ts_us, frames, flow_rows, oc, i, prefixes,
+                                              cell_arr, bases, rev, _FLAGS_LIST, self.opts.tstyle,
+                                              self.opts.absolute, self.opts.number)
+            out.append(text)
+            if stop >= n:
+                break
+            # A row for Python: it sees (and may change) its connection's bases.
+            ci = int(cell_arr[flow_rows[stop]])
+            # (-1: a key with no ordinary row, e.g. another SLL2 interface of a connection
+            # whose cell it may share: synchronise every cell, which is rare.)
+            touched = (ci,) if ci >= 0 else range(len(cells))
+            for c in touched:
+                store(c)
+            out.extend(rows.format((stop,)))
+            for c in touched:
+                load(c)
+            i = stop + 1
+        for ci in range(len(cells)):
+            store(ci)
         return out
 
     def _stamps(self, batch, n: int) -> list[str]:
@@ -392,7 +513,9 @@ class Listing:
         """Options other than nop,nop,TS: tcpdump's walk over the bytes."""
         off = int(batch.offset[i])
         r = rec[i]
-        cur = Cursor(batch.data, off + int(r["l3_off"]) + int(r["ip_len"]))
+        # The datagram's end, or the capture's if snaplen cut the segment after its header.
+        end = off + min(int(r["l3_off"]) + int(r["ip_len"]), int(batch.caplen[i]))
+        cur = Cursor(batch.data, end)
         cur.proto = "tcp"
         hoff = off + int(r["opt_off"])
         olen = int(r["opt_len"])

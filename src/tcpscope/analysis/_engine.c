@@ -214,6 +214,7 @@ typedef struct {
     size_t peak_seg_bytes;
     uint64_t frames_seen, tcp_seen;
     uint64_t evidence_dropped;
+    int busy;                 /* feed() runs without the GIL: one caller at a time */
 } Engine;
 
 /* ------------------------------------------------------------------ */
@@ -1662,6 +1663,10 @@ static PyObject *Engine_feed(Engine *e, PyObject *args)
         return NULL;
     }
     PyObject *result = NULL;
+    if (e->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "this Engine is already feeding in another thread");
+        goto done;
+    }
     if (tb.len / 8 != n || fb.len / 8 != n || ib.len / 2 != n) {
         PyErr_SetString(PyExc_ValueError, "records, ts_ns, frames and iface must have the same length");
         goto done;
@@ -1674,6 +1679,7 @@ static PyObject *Engine_feed(Engine *e, PyObject *args)
     const int64_t *ts = (const int64_t *)tb.buf, *frames = (const int64_t *)fb.buf;
     const uint16_t *ifc = (const uint16_t *)ib.buf;
     int failed = 0;
+    e->busy = 1;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
         tcps_annotation *o = &out[i];
@@ -1721,6 +1727,7 @@ static PyObject *Engine_feed(Engine *e, PyObject *args)
     if (!failed)
         closed_sweep(e);
     Py_END_ALLOW_THREADS
+    e->busy = 0;
     if (failed) {
         Py_CLEAR(result);
         PyErr_NoMemory();
@@ -1774,6 +1781,10 @@ static PyObject *Engine_connections(Engine *e, PyObject *args)
     Py_ssize_t start = 0;
     if (!PyArg_ParseTuple(args, "|n", &start))
         return NULL;
+    if (e->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "this Engine is feeding in another thread");
+        return NULL;
+    }
     if (start < 0 || (size_t)start > e->n_streams)
         start = (Py_ssize_t)e->n_streams;
     Py_ssize_t n = (Py_ssize_t)e->n_streams - start;

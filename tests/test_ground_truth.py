@@ -444,10 +444,12 @@ def test_tcpscope_wireshark_mode_agrees_with_the_truth(name: str) -> None:
                          lambda role: engine_view(c.path[role], "wireshark")[2])
 
 
-def _improved(c: Case, role: str, rule_id: str) -> tuple[dict, dict]:
+#: Improved mode's own out-of-order rules (not Wireshark's timer rules ooo.within_*).
+IMPROVED_OOO_RULES = {"ooo.sack_hole_fill", "ooo.ip_id_sent_before"}
+
+
+def _improved(c: Case, role: str) -> tuple[dict, dict]:
     flags, rules, _ = engine_view(c.path[role], "improved")
-    if not any(rule_id in r for r in rules.values()):
-        pytest.xfail(f"improved mode does not apply {rule_id} yet ({c.path[role].name})")
     return flags, rules
 
 
@@ -457,7 +459,7 @@ def test_improved_mode_calls_duplicates_duplicates(name: str) -> None:
     copies = c.dup_copies("c2s", data=True)
     if not copies:
         pytest.skip("no duplicated data segments in this fixture")
-    flags, rules = _improved(c, c.down["c2s"], "retx.capture_duplicate")
+    flags, rules = _improved(c, c.down["c2s"])
     for f in copies:
         assert "retx.capture_duplicate" in rules[f], f"frame {f}: {rules[f]}"
     assert {f for f, r in rules.items() if "retx.capture_duplicate" in r} == copies
@@ -472,9 +474,10 @@ def test_improved_mode_calls_late_originals_out_of_order(name: str) -> None:
                  for e in c.events_of("c2s", "delay", data=True)}
     if not originals:
         pytest.skip("no delayed data segments in this fixture")
-    flags, _ = _improved(c, role, "ooo.sack_hole_fill")
+    flags, rules = _improved(c, role)
     for f in originals:
         assert "out_of_order" in flags[f] and not flags[f] & RETX, f"frame {f}: {flags[f]}"
+        assert IMPROVED_OOO_RULES & set(rules[f]), f"frame {f}: {rules[f]}"
 
 
 @names
@@ -484,7 +487,7 @@ def test_improved_mode_calls_every_sender_repeat_a_retransmission(name: str) -> 
     want = c.expected_upstream_retx("c2s")
     if not want:
         pytest.skip("the sender repeated nothing in this fixture")
-    flags, _ = _improved(c, role, "retx.bytes_seen_before")
+    flags, _ = _improved(c, role)
     for f in want:
         assert flags[f] & RETX and "out_of_order" not in flags[f], f"frame {f}: {flags[f]}"
 

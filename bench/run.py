@@ -63,6 +63,22 @@ with open_capture(sys.argv[1]) as reader:
 print(n)
 """
 
+TCPSCOPE_ANALYSIS = """
+import sys
+from tcpscope.analysis.engine import Analyzer
+from tcpscope.capture.reader import open_capture
+from tcpscope.wire.dissect import dissect_batch
+n = 0
+analyzer = Analyzer(mode="wireshark")
+with open_capture(sys.argv[1]) as reader:
+    for batch in reader:
+        records = dissect_batch(batch)
+        analyzer.feed(records, batch.ts_ns, batch.frame_numbers, batch.iface)
+        n += len(records)
+conns = analyzer.connections()
+print(n)
+"""
+
 DPKT = """
 import sys, socket
 import dpkt
@@ -119,6 +135,11 @@ ROWS: list[Row] = [
         needs_import="tcpscope.present.tcpdump"),
     Row("tcpscope bulk", "open_capture + dissect_batch: every TCP field into columns",
         code=TCPSCOPE_BULK, needs_import="tcpscope.wire.dissect"),
+    Row("tcpscope analysis", "read + dissect + every tcp.analysis verdict + connection table",
+        code=TCPSCOPE_ANALYSIS, needs_import="tcpscope.analysis.engine"),
+    Row("tcpscope packets", "tcpscope packets FILE --format jsonl > /dev/null (what tshark's row does, as JSON)",
+        argv=[str(Path(PY).with_name("tcpscope")), "packets", "{file}", "--format", "jsonl"],
+        needs_import="tcpscope.present.packets"),
     Row("tshark analysis", "tshark -r FILE -T fields -e tcp.stream -e tcp.analysis.* ... > /dev/null",
         argv=["tshark", "-n", "-r", "{file}", "-T", "fields",
               *[arg for f in TSHARK_FIELDS for arg in ("-e", f)]],
@@ -236,17 +257,17 @@ def warm(capture: Path) -> None:
 
 
 def table(results: list[Result]) -> str:
-    head = f"{'row':<16} {'packets':>10} {'wall s':>9} {'pkts/s':>11} {'x tcpdump':>9} {'max RSS MB':>10}  note"
+    head = f"{'row':<18} {'packets':>10} {'wall s':>9} {'pkts/s':>11} {'x tcpdump':>9} {'max RSS MB':>10}  note"
     lines = [head, "-" * len(head)]
     for r in results:
         if r.status != "ok":
-            lines.append(f"{r.name:<16} {'':>10} {'':>9} {'':>11} {'':>9} {'':>10}  "
+            lines.append(f"{r.name:<18} {'':>10} {'':>9} {'':>11} {'':>9} {'':>10}  "
                          f"{r.status.upper()}: {r.note}")
             continue
         mark = "~" if r.extrapolated else ""
         ratio = f"{r.x_tcpdump:.2f}" if r.x_tcpdump is not None else "-"
         lines.append(
-            f"{r.name:<16} {r.packets:>10,} {mark + format(r.wall_full_s, '.2f'):>9} "
+            f"{r.name:<18} {r.packets:>10,} {mark + format(r.wall_full_s, '.2f'):>9} "
             f"{r.pkts_per_s:>11,.0f} {mark + ratio:>9} {r.max_rss_mb:>10,.0f}  {r.note}"
         )
     return "\n".join(lines)

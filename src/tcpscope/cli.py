@@ -82,5 +82,263 @@ def packets_cmd(file: str, fmt: str, mode: str) -> None:
     write_packets(file, sys.stdout.buffer, fmt, mode)
 
 
+# -- live capture and the kernel's sockets (docs/live.md) --------------------------------------
+
+
+@main.command("live", context_settings={"show_default": True})
+@click.option("-i", "--interface", "iface", required=True,
+              help="Interface to capture on: lo, any, eth0, a veth...")
+@click.argument("filter_words", nargs=-1, metavar="[FILTER]...")
+@click.option("-c", "--count", type=click.IntRange(min=1), default=None,
+              help="Stop after N packets (matching the filter).")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after S seconds.")
+@click.option("-w", "write", type=click.Path(dir_okay=False), default=None,
+              help="Also save every packet read to FILE (pcapng).")
+@click.option("--mode", type=click.Choice(["wireshark", "improved"]), default="wireshark",
+              help="Analysis mode, as for `packets`.")
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text",
+              help="Event lines for people, or one JSON object per event (and a summary).")
+@click.option("--sockets", "show_sockets", is_flag=True,
+              help="Show the kernel's own state of the sockets whose ports are in the traffic.")
+@click.option("--netns", default=None, help="Capture (and read sockets) inside this network "
+              "namespace (`ip netns add NAME`).")
+@click.option("--interval", type=click.FloatRange(min=0.05), default=1.0,
+              help="Seconds between data summaries (and kernel socket looks).")
+@click.option("-s", "--snaplen", type=click.IntRange(min=0), default=262144,
+              help="Bytes kept of each packet (tcpdump -s; 0 = 262144).")
+@click.option("-B", "--buffer-size", "buffer_kib", type=click.IntRange(min=1), default=32768,
+              help="Kernel capture buffer in KiB (tcpdump -B).")
+@click.option("--max-events", type=click.IntRange(min=0), default=None,
+              help="Event lines per interval at most, the rest counted (0: no limit; "
+                   "default 500 for text, no limit for jsonl).")
+def live_cmd(iface: str, filter_words: tuple[str, ...], count: int | None,
+             duration: float | None, write: str | None, mode: str, fmt: str,
+             show_sockets: bool, netns: str | None, interval: float, snaplen: int,
+             buffer_kib: int, max_events: int | None) -> None:
+    """Capture TCP on IFACE and tell what happens, as it happens.
+
+    FILTER is a pcap-filter expression (as for tcpdump), e.g. `tcp port 5000`.
+    The capture runs through tcpdump (the privileged helper); Ctrl-C, --count or
+    --duration stop it, and a table of the connections and the capture's drop
+    counter follow.
+    """
+    import signal
+    import time
+
+    from tcpscope.capture.live import EpbFileWriter, LiveCapture, LiveCaptureError
+    from tcpscope.capture.sockets import NetnsProc, SocketsError, read_sockets
+    from tcpscope.present.live import LiveSession, filter_ports, load_lifecycle
+
+    if max_events is None:
+        max_events = 500 if fmt == "text" else 0
+    rich_out = fmt == "text" and sys.stdout.isatty()
+    console = live_view = None
+    if rich_out:
+        from rich.console import Console
+
+        console = Console(highlight=False)
+
+    styles = {"new": "bold", "handshake": "green", "anomaly": "yellow", "rst": "red",
+              "closed": "cyan", "fin": "cyan", "kernel": "magenta", "note": "dim"}
+
+    def show(ev, text):
+        target = live_view.console if live_view is not None else console
+        target.print(text, style=styles.get(ev.kind), markup=False, highlight=False,
+                     soft_wrap=True)
+
+    session = LiveSession(sys.stdout, mode=mode, fmt=fmt, max_events_per_tick=max_events,
+                          lifecycle=load_lifecycle(), emit=show if rich_out else None)
+    ns_proc = None
+    if show_sockets:
+        session.ports |= filter_ports(filter_words)
+        if netns:
+            try:
+                ns_proc = NetnsProc(netns)
+            except SocketsError as exc:
+                click.echo(f"tcpscope: {exc}", err=True)
+                sys.exit(1)
+    try:
+        cap = LiveCapture(iface, filter_words, snaplen=snaplen or 262144, buffer_kib=buffer_kib,
+                          count=count, netns=netns)
+        cap.wait_ready()
+    except LiveCaptureError as exc:
+        click.echo(f"tcpscope: {exc}", err=True)
+        sys.exit(2 if exc.kind == "filter" else 1)
+
+    interrupts = []
+
+    def on_signal(signum, _frame):
+        interrupts.append(signum)
+        if len(interrupts) == 1:
+            cap.stop()
+        else:
+            cap.kill()
+
+    old_int = signal.signal(signal.SIGINT, on_signal)
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    what = " ".join(filter_words) or "all packets"
+    click.echo(f"tcpscope: capturing on {iface}{f' (netns {netns})' if netns else ''}, "
+               f"filter: {what}; Ctrl-C stops", err=True)
+    writer = None
+    started = time.monotonic()
+    deadline = started + duration if duration else None
+    next_tick = started + interval
+    if show_sockets:
+        from rich.live import Live
+
+        from tcpscope.present.sockets import rich_table
+
+        def look() -> None:
+            try:
+                socks = read_sockets(session.ports, netns=ns_proc) if session.ports else []
+            except SocketsError as exc:
+                click.echo(f"tcpscope: {exc}", err=True)
+                return
+            session.kernel_snapshot(socks, time.time_ns())
+            if live_view is not None:
+                live_view.update(rich_table(socks, title="kernel sockets (/proc/net/tcp)"))
+
+        if rich_out:
+            live_view = Live(rich_table([], title="kernel sockets (/proc/net/tcp)"),
+                             console=console, auto_refresh=False, transient=False)
+            live_view.start()
+        look()
+    try:
+        for batch in cap.batches(tick=min(0.2, interval)):
+            if write and writer is None and cap.interfaces:
+                writer = EpbFileWriter(write, cap.interfaces[0])
+            if len(batch):
+                if writer is not None:
+                    writer.write_batch(batch)
+                session.feed(batch)
+            now = time.monotonic()
+            if now >= next_tick:
+                next_tick = now + interval
+                session.tick()
+                if show_sockets:
+                    look()
+                    if live_view is not None:
+                        live_view.refresh()
+            if deadline is not None and now >= deadline:
+                cap.stop()
+    except LiveCaptureError as exc:
+        click.echo(f"tcpscope: {exc}", err=True)
+        sys.exit(1)
+    except BrokenPipeError:
+        cap.kill()
+        sys.stderr.close()
+        sys.exit(0)
+    finally:
+        cap.close()
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+        if show_sockets and session.ports:
+            look()
+        if live_view is not None:
+            live_view.stop()
+        if ns_proc is not None:
+            ns_proc.close()
+    if write:
+        if writer is None and cap.interfaces:
+            writer = EpbFileWriter(write, cap.interfaces[0])
+        if writer is not None:
+            writer.close(cap.stats)
+    session.tick()
+    session.finish(cap.stats, cap.counters, console=console)
+    stats = cap.stats
+    if stats is not None and stats.dropped:
+        click.echo(f"tcpscope: the capture lost {stats.dropped} packets (dropped by the kernel: "
+                   f"{stats.dropped_by_kernel}; try a bigger -B)", err=True)
+
+
+@main.command("sockets", context_settings={"show_default": True})
+@click.option("-p", "--port", "ports", type=click.IntRange(0, 65535), multiple=True,
+              help="Only sockets with this local or remote port (repeatable).")
+@click.option("--state", "states", multiple=True,
+              help="Only sockets in this state (LISTEN, ESTABLISHED, TIME_WAIT...; repeatable).")
+@click.option("--watch", is_flag=True, help="Refresh every --interval seconds until Ctrl-C.")
+@click.option("--interval", type=click.FloatRange(min=0.05), default=1.0,
+              help="Seconds between refreshes with --watch.")
+@click.option("-n", "--count", type=click.IntRange(min=1), default=None,
+              help="With --watch: stop after N refreshes.")
+@click.option("--netns", default=None,
+              help="Read the sockets of this network namespace (`ip netns list`; needs root).")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table")
+def sockets_cmd(ports: tuple[int, ...], states: tuple[str, ...], watch: bool, interval: float,
+                count: int | None, netns: str | None, fmt: str) -> None:
+    """The kernel's TCP sockets and their states (from /proc/net/tcp and tcp6), like `ss -tan`."""
+    import time
+
+    from tcpscope.capture.sockets import STATES, NetnsProc, SocketsError, read_sockets
+    from tcpscope.present.sockets import plain_table, rich_table, write_jsonl
+
+    wanted_states = {s.upper().replace("-", "_") for s in states}
+    unknown = wanted_states - set(STATES.values())
+    if unknown:
+        raise click.BadParameter(f"unknown state(s) {', '.join(sorted(unknown))}; one of "
+                                 f"{', '.join(STATES.values())}", param_hint="--state")
+    try:
+        ns_proc = NetnsProc(netns) if netns else None
+    except SocketsError as exc:
+        click.echo(f"tcpscope: {exc}", err=True)
+        sys.exit(1)
+
+    def snapshot():
+        socks = read_sockets(ports or None, netns=ns_proc)
+        return [s for s in socks if not wanted_states or s.state in wanted_states]
+
+    tty = sys.stdout.isatty() and fmt == "table"
+    try:
+        if not watch:
+            socks = snapshot()
+            if fmt == "jsonl":
+                write_jsonl(socks, sys.stdout)
+            elif tty:
+                from rich.console import Console
+
+                Console().print(rich_table(socks))
+            else:
+                sys.stdout.write(plain_table(socks))
+            return
+        shown = 0
+        if tty:
+            from rich.console import Console
+            from rich.live import Live
+
+            with Live(console=Console(), auto_refresh=False) as view:
+                while count is None or shown < count:
+                    socks = snapshot()
+                    title = (f"{time.strftime('%H:%M:%S')}  {len(socks)} sockets"
+                             f"{f' in {netns}' if netns else ''}  (Ctrl-C stops)")
+                    view.update(rich_table(socks, title=title), refresh=True)
+                    shown += 1
+                    if count is None or shown < count:
+                        time.sleep(interval)
+            return
+        while count is None or shown < count:
+            socks = snapshot()
+            if fmt == "jsonl":
+                write_jsonl(socks, sys.stdout, ts=time.time())
+            else:
+                sys.stdout.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}  "
+                                 f"{len(socks)} sockets\n" + plain_table(socks))
+            sys.stdout.flush()
+            shown += 1
+            if count is None or shown < count:
+                time.sleep(interval)
+    except SocketsError as exc:
+        click.echo(f"tcpscope: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(0)
+    finally:
+        if ns_proc is not None:
+            ns_proc.close()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

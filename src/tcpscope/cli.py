@@ -105,8 +105,9 @@ def packets_cmd(file: str, fmt: str, mode: str) -> None:
               "namespace (`ip netns add NAME`).")
 @click.option("--interval", type=click.FloatRange(min=0.05), default=1.0,
               help="Seconds between data summaries (and kernel socket looks).")
-@click.option("-s", "--snaplen", type=click.IntRange(min=0), default=262144,
-              help="Bytes kept of each packet (tcpdump -s; 0 = 262144).")
+@click.option("-s", "--snaplen", type=click.IntRange(min=0), default=256,
+              help="Bytes kept of each packet: headers and the start of the payload "
+                   "(0: whole packets; then raise -B, see docs/live.md).")
 @click.option("-B", "--buffer-size", "buffer_kib", type=click.IntRange(min=1), default=32768,
               help="Kernel capture buffer in KiB (tcpdump -B).")
 @click.option("--max-events", type=click.IntRange(min=0), default=None,
@@ -338,6 +339,44 @@ def sockets_cmd(ports: tuple[int, ...], states: tuple[str, ...], watch: bool, in
     finally:
         if ns_proc is not None:
             ns_proc.close()
+
+
+@main.group("lab")
+def lab_group() -> None:
+    """Reproduce the classic TCP experiments with the real kernel, captured and explained."""
+
+
+@lab_group.command("list")
+def lab_list_cmd() -> None:
+    """The experiments, and which of them need root."""
+    from tcpscope.lab import list_lines
+
+    for line in list_lines():
+        click.echo(line)
+
+
+@lab_group.command("run")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--keep", type=click.Path(file_okay=False, writable=True), default=None,
+              help="Keep each capture (NAME.pcap) and a README of how it was made in DIR.")
+def lab_run_cmd(names: tuple[str, ...], keep: str | None) -> None:
+    """Run experiments (NAME ..., or `all`); exit 1 if an expectation failed."""
+    from pathlib import Path
+
+    from tcpscope.lab import EXPERIMENTS, run_many
+
+    chosen = list(EXPERIMENTS) if "all" in names else list(names)
+    unknown = [n for n in chosen if n not in EXPERIMENTS]
+    if unknown:
+        raise click.UsageError(f"unknown experiment {', '.join(unknown)}; "
+                               f"`tcpscope lab list` shows them")
+    try:
+        results = run_many(chosen, sys.stdout, keep=Path(keep) if keep else None)
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        click.echo("tcpscope lab: interrupted; everything the lab made was removed", err=True)
+        sys.exit(130)
+    sys.exit(0 if all(r.ok for r in results) else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

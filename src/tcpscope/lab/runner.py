@@ -88,7 +88,9 @@ def _kernel_view(ctx: Context, facts: Facts, out: IO[str]) -> None:
             if body == last:
                 continue
             last = body
-            out.write(f"  t={wall - facts.t0:+.2f}s  $ {ctx.kernel.get(key + '_cmd', 'ss')}\n")
+            rel = wall - facts.t0
+            out.write(f"  t={0.0 if abs(rel) < 0.005 else rel:+.2f}s  "
+                      f"$ {ctx.kernel.get(key + '_cmd', 'ss')}\n")
             for ln in lines[:12]:
                 out.write(f"      {ln}\n")
             if len(lines) > 12:

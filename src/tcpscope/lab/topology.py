@@ -211,8 +211,7 @@ class Topology:
             self.cmd(["ip", "-n", link.ns, "link", "set", "dev", link.ifname, "up"])
         if static_neigh:
             for me, peer in ((la, lb), (lb, la)):
-                self.cmd(["ip", "-n", me.ns, "neigh", "replace", peer.ip, "lladdr", peer.mac,
-                          "dev", me.ifname, "nud", "permanent"])
+                self.neigh(me.ns, peer.ip, peer.mac, me.ifname)
         self.links.append((la, lb))
         return la, lb
 
@@ -226,6 +225,22 @@ class Topology:
                          "gro", "off"])
             self.cmd(["ip", "-n", ns, "link", "set", "dev", ifname, "gso_max_segs", "1"])
             self.cmd(["ip", "-n", ns, "link", "set", "dev", ifname, "up"])
+
+    def bridge(self, ns: str, name: str, mac: str, ports: list[str]) -> None:
+        """A bridge in `ns` joining `ports` (STP off: ports forward at once)."""
+        self.cmd(["ip", "-n", ns, "link", "add", name, "type", "bridge", "stp_state", "0"])
+        self.cmd(["ip", "-n", ns, "link", "set", "dev", name, "address", mac])
+        for port in ports:
+            self.cmd(["ip", "-n", ns, "link", "set", "dev", port, "master", name])
+        self.cmd(["ip", "-n", ns, "link", "set", "dev", name, "up"])
+
+    def addr(self, ns: str, ifname: str, cidr: str) -> None:
+        self.cmd(["ip", "-n", ns, "addr", "add", cidr, "dev", ifname])
+
+    def neigh(self, ns: str, ip: str, mac: str, ifname: str) -> None:
+        """A permanent neighbour entry (no ARP in the captures)."""
+        self.cmd(["ip", "-n", ns, "neigh", "replace", ip, "lladdr", mac, "dev", ifname, "nud",
+                  "permanent"])
 
     def route(self, ns: str, *args: str) -> None:
         self.cmd(["ip", "-n", ns, "route", "add", *args])

@@ -1,0 +1,1061 @@
+"""Zeek compatibility: conn.log's ``conn_state``, ``history`` and counters for TCP.
+
+Sans-IO, fed with the same batches as the engine::
+
+    z = ZeekTracker()
+    for batch, records, ann in iter_file(path):
+        z.feed(records, ann, batch.ts_ns)
+    z.fields()      # {stream: ZeekConn}: the Zeek connection each tcp.stream starts
+    z.rows()        # every Zeek connection, as Zeek would log them (see "Splits")
+
+What is modelled, and why it matches Zeek (docs/conns.md has the long form):
+
+- Zeek's TCP analyzer per connection: two endpoints with Zeek's seven states
+  (INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET), their
+  start / last / ack sequence numbers with 32-bit wrap counting, the history
+  letters with Zeek's exact rules (S H A D F R once-per-kind or on a new
+  sequence number, I and Q, C G T W on the 1st, 10th, 100th ... occurrence), the
+  roles (originator = sender of the first packet; flipped with ``^`` by the
+  likely-server-port heuristic or a SYN / SYN-ACK reversal), the payload sizes
+  from sequence space (``orig_bytes`` / ``resp_bytes``), and the content gaps of
+  its reassembler (``G`` / ``g``, ``missed_bytes``) - including the rule that a
+  payload Zeek did not fully capture (snap length) never reaches the
+  reassembler, so its acknowledgement is a gap.
+- ConnSize's packet and IP-byte counts, and ``duration`` (last - first packet,
+  where time stops once both sides closed).
+- ``conn_state`` from the endpoint pair, as base/protocols/conn/main.zeek.
+- Zeek's default options: checksums are verified (a bad or offloaded TCP checksum
+  drops the packet after a ``C``; a bad IPv4 header checksum drops it before a
+  connection exists) unless ``ignore_checksums`` (``zeek -C``); Zeek's default
+  ``likely_server_ports``; ``report_gaps_for_partial = F``; reassembly on.
+
+Splits: Zeek forgets a connection when one of its timers fires (5 s after an
+unanswered SYN, 5 s after both sides closed or one reset, 60 s / 5 min of
+inactivity) or when a SYN arrives for a closed or reused connection; a later
+packet then starts a *new* Zeek connection, with a new uid. tcp.stream does not
+split there. `rows()` lists every Zeek connection (that is what ``--format zeek``
+writes); `fields()` gives, per stream, the first one, and its ``zeek_rows`` says
+how many Zeek connections the stream spans.
+
+Speed: this is the literal per-packet model (one pass of Python per TCP row, ~6 us a
+row; docs/conns.md has the measurements). ``vectorize`` is reserved for the numpy
+fast path over runs of ordinary segments, which will be checked against this model.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..wire.record import CSUM, KIND, REASON
+from .annotation import ANN_KIND
+
+__all__ = [
+    "ZeekTracker",
+    "ZeekConn",
+    "STATE_NAMES",
+    "LIKELY_SERVER_PORTS",
+    "conn_state",
+    "is_local",
+]
+
+# --- Zeek's constants (scripts/base/init-bare.zeek defaults) -------------------------------
+
+NS = 1_000_000_000
+TCP_ATTEMPT_DELAY = 5 * NS  # tcp_attempt_delay
+TCP_CLOSE_DELAY = 5 * NS  # tcp_close_delay
+TCP_RESET_DELAY = 5 * NS  # tcp_reset_delay
+TCP_CONNECTION_LINGER = 5 * NS  # tcp_connection_linger
+TCP_INACTIVITY_TIMEOUT = 300 * NS  # tcp_inactivity_timeout (5 min)
+UDP_INACTIVITY_TIMEOUT = 60 * NS  # what a TCP connection starts with, until its handshake ends
+TCP_MAX_INITIAL_WINDOW = 16384
+TCP_MAX_ABOVE_HOLE_WITHOUT_ANY_ACKS = 16384
+TCP_EXCESSIVE_DATA_WITHOUT_FURTHER_ACKS = 10 * 1024 * 1024
+TOO_LARGE_SEQ_DELTA = 1048576
+HISTORY_SCALE = 10  # ScaledHistoryEntry's base: letters at the 1st, 10th, 100th, ...
+
+M32 = 0xFFFFFFFF
+M64 = 0xFFFFFFFFFFFFFFFF
+
+# Endpoint states (TCP_Endpoint.h), in Zeek's numbering.
+INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
+STATE_NAMES = ("INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED", "RESET")
+_HANDSHAKE = (INACTIVE, SYN_SENT, SYN_ACK_SENT)
+
+# History masks (TCP_Endpoint::HistoryMasks); the responder's are shifted by 16.
+H_SYN, H_FIN, H_RST, H_FIN_RST, H_DATA, H_ACK, H_MULTI, H_CORRUPT = (
+    0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40, 0x80)
+
+# TCP flag bits (record.h)
+F_FIN, F_SYN, F_RST, F_PSH, F_ACK = 0x1, 0x2, 0x4, 0x8, 0x10
+
+#: Ports Zeek treats as likely servers when a connection starts without a SYN (or with a
+#: SYN-ACK): the TCP ports its default scripts register (``likely_server_ports``, built by
+#: each base/protocols/*/main.zeek). With ``zeek -b`` and no protocol script it is empty.
+LIKELY_SERVER_PORTS: frozenset[int] = frozenset({
+    21, 2811,  # ftp
+    22,  # ssh
+    25, 587,  # smtp
+    53,  # dns
+    80, 81, 631, 1080, 3128, 8000, 8080, 8888,  # http (1080 also socks)
+    88, 750,  # krb_tcp
+    110,  # pop3
+    135,  # dce_rpc
+    139, 445,  # smb
+    143,  # imap
+    389, 3268,  # ldap
+    443, 563, 585, 614, 636, 989, 990, 992, 993, 995, 5223,  # ssl
+    502,  # modbus
+    1434, 3306,  # mysql
+    1883,  # mqtt
+    3389,  # rdp
+    5222, 5269,  # xmpp
+    5432,  # postgresql
+    6379,  # redis
+    6666, 6667, 6668, 6669,  # irc
+    20000,  # dnp3
+})
+
+# Site::private_address_space: what local_orig / local_resp test (private_address_space_is_local).
+_PRIVATE = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+    "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+    "203.0.113.0/24", "224.0.0.0/24", "239.0.0.0/8", "240.0.0.0/4", "255.255.255.255/32",
+    "2002::/24", "2002:a00::/24", "2002:6440::/26", "2002:7f00::/24", "2002:a9fe::/32",
+    "2002:ac10::/28", "2002:c000::/40", "2002:c000:200::/40", "2002:c0a8::/32",
+    "2002:c612::/31", "2002:c633:6400::/40", "2002:cb00:7100::/40", "2002:e000::/40",
+    "2002:ef00::/24", "2002:f000::/20", "2002:ffff:ffff::/48", "::/128", "::1/128",
+    "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:2::/48", "2001:db8::/32", "fc00::/7",
+    "fe80::/10", "fec0::/10",
+))
+
+
+def is_local(addr: str) -> bool:
+    """Zeek's Site::is_local_addr with the default local_nets (the private address space)."""
+    a = ipaddress.ip_address(addr)
+    return any(a.version == n.version and a in n for n in _PRIVATE)
+
+
+def _s32(x: int) -> int:
+    """seq_delta: a 32-bit difference as a signed int32."""
+    x &= M32
+    return x - 0x100000000 if x & 0x80000000 else x
+
+
+# --- the result ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ZeekConn:
+    """One Zeek conn.log row (TCP), with what tcpscope adds to it."""
+
+    stream: int
+    uid: str
+    ts_ns: int  #: first packet (the one that made Zeek create the connection)
+    orig_h: str
+    orig_p: int
+    resp_h: str
+    resp_p: int
+    duration_ns: int | None  #: None where Zeek leaves it unset (duration 0)
+    orig_bytes: int | None
+    resp_bytes: int | None
+    conn_state: str
+    local_orig: bool
+    local_resp: bool
+    missed_bytes: int
+    history: str
+    orig_pkts: int
+    orig_ip_bytes: int
+    resp_pkts: int
+    resp_ip_bytes: int
+    orig_state: str  #: Zeek's endpoint states at the end (c$orig$state)
+    resp_state: str
+    orig_size: int  #: c$orig$size (what orig_bytes logs when the duration is not 0)
+    resp_size: int
+    first_frame: int
+    last_frame: int
+    part: int = 0  #: 0 = the Zeek connection the stream starts with, 1.. = later splits
+    split_reason: str | None = None  #: why Zeek started this one (None for part 0)
+    zeek_rows: int = 1  #: Zeek connections this stream spans (set on part 0 by fields())
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.duration_ns is None else self.duration_ns / 1e9
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ts": self.ts_ns / 1e9, "uid": self.uid, "id.orig_h": self.orig_h,
+            "id.orig_p": self.orig_p, "id.resp_h": self.resp_h, "id.resp_p": self.resp_p,
+            "proto": "tcp", "duration": self.duration, "orig_bytes": self.orig_bytes,
+            "resp_bytes": self.resp_bytes, "conn_state": self.conn_state,
+            "local_orig": self.local_orig, "local_resp": self.local_resp,
+            "missed_bytes": self.missed_bytes, "history": self.history,
+            "orig_pkts": self.orig_pkts, "orig_ip_bytes": self.orig_ip_bytes,
+            "resp_pkts": self.resp_pkts, "resp_ip_bytes": self.resp_ip_bytes,
+        }
+
+
+_RSTOS0_BODY = frozenset("HAFGIQ")
+
+
+def _rstos0(history: str) -> bool:
+    """``/\\^?S[^HAFGIQ]*R.*/ == history`` (a whole-string match)."""
+    h = history[1:] if history.startswith("^") else history
+    if not h.startswith("S"):
+        return False
+    for ch in h[1:]:
+        if ch == "R":
+            return True
+        if ch in _RSTOS0_BODY:
+            return False
+    return False
+
+
+def conn_state(os_: int, rs: int, orig_size: int, resp_size: int, history: str) -> str:
+    """conn_state() of base/protocols/conn/main.zeek for TCP, from the endpoint states."""
+    o_inactive = os_ in (INACTIVE, PARTIAL)
+    r_inactive = rs in (INACTIVE, PARTIAL)
+    if rs == RESET:
+        if os_ in (SYN_SENT, SYN_ACK_SENT) or (os_ == RESET and orig_size == 0 and resp_size == 0):
+            return "REJ"
+        return "RSTRH" if o_inactive else "RSTR"
+    if os_ == RESET:
+        if r_inactive:
+            return "RSTOS0" if _rstos0(history) else "OTH"
+        return "RSTO"
+    if rs == CLOSED and os_ == CLOSED:
+        return "SF"
+    if os_ == CLOSED:
+        return "SH" if r_inactive else "S2"
+    if rs == CLOSED:
+        return "SHR" if o_inactive else "S3"
+    if os_ == SYN_SENT and rs == INACTIVE:
+        return "S0"
+    if os_ == ESTABLISHED and rs == ESTABLISHED:
+        return "S1"
+    return "OTH"
+
+
+# --- the model: one Zeek TCP connection ----------------------------------------------------
+
+
+class _Reasm:
+    """The parts of Zeek's TCP_Reassembler that decide gaps and close deferral.
+
+    Sequence numbers are Zeek's relative ones (1 = first data byte). Blocks are
+    kept as disjoint sorted [lo, hi) intervals (Zeek splits overlaps the same way,
+    so their total size is the same).
+    """
+
+    __slots__ = ("last", "trim", "blocks", "skip", "did_eof")
+
+    def __init__(self) -> None:
+        self.last = 1  # last_reassem_seq
+        self.trim = 1  # trim_seq
+        self.blocks: list[list[int]] = []
+        self.skip = False  # skip_deliveries
+        self.did_eof = False
+
+    def size(self) -> int:
+        return sum(hi - lo for lo, hi in self.blocks)
+
+    def undelivered(self) -> bool:
+        return bool(self.blocks) and self.blocks[-1][1] > self.last
+
+    def insert(self, lo: int, hi: int) -> None:
+        out: list[list[int]] = []
+        placed = False
+        for b in self.blocks:
+            if b[1] < lo:
+                out.append(b)
+            elif b[0] > hi:
+                if not placed:
+                    out.append([lo, hi])
+                    placed = True
+                out.append(b)
+            else:
+                lo, hi = min(lo, b[0]), max(hi, b[1])
+        if not placed:
+            out.append([lo, hi])
+        self.blocks = out
+
+    def deliver(self) -> None:
+        """BlockInserted's loop: move last_reassem_seq over contiguous blocks."""
+        for lo, hi in self.blocks:
+            if lo > self.last:
+                break
+            if hi > self.last:
+                self.last = hi
+
+    def trim_to(self, seq: int) -> None:
+        self.blocks = [b for b in self.blocks if b[1] > seq]
+        self.trim = seq
+
+
+class _Endpoint:
+    __slots__ = (
+        "is_orig", "state", "prev_state", "start", "last_seq", "ack_seq", "seq_wraps",
+        "ack_wraps", "h_syn", "h_fin", "h_rst", "fin_cnt", "rst_cnt", "fin_seq", "did_close",
+        "chk", "chk_t", "rxmt", "rxmt_t", "win0", "win0_t", "gap", "gap_t", "r", "pkts",
+        "ip_bytes", "peer",
+    )
+
+    def __init__(self, is_orig: bool) -> None:
+        self.is_orig = is_orig
+        self.state = self.prev_state = INACTIVE
+        self.start = self.last_seq = self.ack_seq = 0
+        self.seq_wraps = self.ack_wraps = 0
+        self.h_syn = self.h_fin = self.h_rst = 0
+        self.fin_cnt = self.rst_cnt = 0
+        self.fin_seq = 0
+        self.did_close = False
+        self.chk = self.rxmt = self.win0 = self.gap = 0
+        self.chk_t = self.rxmt_t = self.win0_t = self.gap_t = 1
+        self.r = _Reasm()
+        self.pkts = self.ip_bytes = 0
+        self.peer: _Endpoint = self
+
+    # sequence space helpers (TCP_Endpoint.h)
+    def rel(self, seq: int, wraps: int) -> int:  # ToRelativeSeqSpace
+        return ((wraps << 32) + seq - self.start) & M64
+
+    def ack_rel(self) -> int:
+        return self.rel(self.ack_seq, self.ack_wraps)
+
+    def no_data_acked(self) -> bool:
+        ack = (self.ack_wraps << 32) + self.ack_seq
+        return ack == self.start or ack == self.start + 1
+
+    def size(self) -> int:
+        if (self.prev_state == SYN_SENT and self.state == RESET and self.peer.state == INACTIVE
+                and not self.no_data_acked()):
+            return 0
+        last = (self.seq_wraps << 32) + self.last_seq
+        ack = (self.ack_wraps << 32) + self.ack_seq
+        size = ((last if last > ack else ack) - self.start) & M64
+        if size:
+            size -= 1
+        if self.fin_cnt > 0 and size:
+            size -= 1
+        return size
+
+    def update_last_seq(self, seq: int) -> None:
+        if seq < self.last_seq:
+            self.seq_wraps += 1
+        self.last_seq = seq
+
+    def update_ack_seq(self, seq: int) -> None:
+        if seq < self.ack_seq:
+            self.ack_wraps += 1
+        self.ack_seq = seq
+
+    def init_seqs(self, start: int, last: int) -> None:
+        self.start = start
+        self.ack_seq = start
+        self.last_seq = last
+
+
+class _Conn:
+    """One Zeek connection (Connection + TCPSessionAdapter + ConnSize)."""
+
+    __slots__ = (
+        "stream", "part", "split_reason", "orig", "resp", "orig_c", "hist", "hist_seen",
+        "start_ns", "last_ns", "first_frame", "last_frame", "is_partial", "first_seen",
+        "is_active", "close_deferred", "deferred_gen", "attempt_at", "delete_at",
+        "inactivity", "missed", "addr_row", "removed_reason", "c0", "reset_at",
+    )
+
+    def __init__(self, stream: int, part: int, reason: str | None, orig_c: int, ts: int,
+                 frame: int, addr_row: tuple) -> None:
+        self.stream = stream
+        self.part = part
+        self.split_reason = reason
+        self.orig = _Endpoint(True)
+        self.resp = _Endpoint(False)
+        self.orig.peer, self.resp.peer = self.resp, self.orig
+        self.orig_c = orig_c  # canonical direction bit of the originator's packets
+        self.hist: list[str] = []
+        self.hist_seen = 0
+        self.start_ns = self.last_ns = ts
+        self.first_frame = self.last_frame = frame
+        self.is_partial = False
+        self.first_seen = 0  # 1 orig, 2 resp
+        self.is_active = True
+        self.close_deferred = False
+        self.deferred_gen = False
+        self.attempt_at: int | None = None
+        self.delete_at: int | None = None
+        self.inactivity = UDP_INACTIVITY_TIMEOUT
+        self.missed = 0
+        self.addr_row = addr_row  # (src, sport, dst, dport) of the first packet
+        self.c0 = orig_c  # direction bit of the first packet
+        self.removed_reason: str | None = None
+        self.reset_at: int | None = None
+
+    # history (Session::CheckHistory / AddHistory, TCP_Endpoint's case rule)
+    def check_hist(self, ep: _Endpoint, mask: int, code: str) -> bool:
+        if not ep.is_orig:
+            mask <<= 16
+            code = code.lower()
+        if self.hist_seen & mask:
+            return True
+        self.hist_seen |= mask
+        self.hist.append(code)
+        return False
+
+    def add_hist(self, ep: _Endpoint, code: str) -> None:
+        self.hist.append(code if ep.is_orig else code.lower())
+
+    def scaled(self, ep: _Endpoint, kind: str) -> None:
+        """ScaledHistoryEntry for C, T, W, G."""
+        if kind == "T":
+            ep.rxmt += 1
+            if ep.rxmt == ep.rxmt_t:
+                self.add_hist(ep, "T")
+                ep.rxmt_t *= HISTORY_SCALE
+        elif kind == "W":
+            ep.win0 += 1
+            if ep.win0 == ep.win0_t:
+                self.add_hist(ep, "W")
+                ep.win0_t *= HISTORY_SCALE
+        elif kind == "G":
+            ep.gap += 1
+            if ep.gap == ep.gap_t:
+                self.add_hist(ep, "G")
+                ep.gap_t *= HISTORY_SCALE
+        else:
+            ep.chk += 1
+            if ep.chk == ep.chk_t:
+                self.add_hist(ep, "C")
+                ep.chk_t *= HISTORY_SCALE
+
+    def set_state(self, ep: _Endpoint, new: int) -> None:
+        if new != ep.state:
+            if new not in _HANDSHAKE and ep.state in _HANDSHAKE and ep.peer.state in _HANDSHAKE:
+                self.inactivity = TCP_INACTIVITY_TIMEOUT
+            ep.prev_state = ep.state
+            ep.state = new
+
+    def flip(self) -> None:
+        """Connection::FlipRoles: swap roles (and ConnSize's counters), add '^'."""
+        self.orig, self.resp = self.resp, self.orig
+        self.orig.is_orig, self.resp.is_orig = True, False
+        self.orig_c ^= 1
+        fs = self.first_seen
+        self.first_seen = (2 if fs & 1 else 0) | (1 if fs & 2 else 0)
+        self.is_partial = False
+        self.hist.append("^")
+
+    def flip_after_synack(self) -> None:
+        """The flip of a connection that began with a SYN-ACK, on the first ACK or data after it.
+
+        Zeek (since 5.1, zeek#2191) then swaps the roles as if it had flipped from the
+        start: the history so far changes case behind a leading '^', and the
+        history masks change sides with it.
+        """
+        self.orig, self.resp = self.resp, self.orig
+        self.orig.is_orig, self.resp.is_orig = True, False
+        self.orig_c ^= 1
+        fs = self.first_seen
+        self.first_seen = (2 if fs & 1 else 0) | (1 if fs & 2 else 0)
+        self.is_partial = False
+        self.hist = ["^"] + [h.swapcase() for h in self.hist]
+        hs = self.hist_seen
+        self.hist_seen = ((hs & 0xFFFF) << 16) | (hs >> 16)
+
+    def both_closed(self) -> bool:
+        return self.orig.did_close and self.resp.did_close
+
+
+class ZeekTracker:
+    """Zeek's view of every TCP connection, fed batch by batch (sans-IO).
+
+    Args:
+        ignore_checksums: as ``zeek -C``: accept packets whose checksum is bad.
+        likely_server_ports: the ports of Zeek's role-flip heuristic (default:
+            what Zeek's default scripts register; ``frozenset()`` for ``zeek -b``).
+        report_gaps_for_partial: Zeek's option of that name (counts gaps of
+            connections not cleanly established in ``missed_bytes``).
+        excessive_data_without_further_acks: Zeek's option of that name (0 = off).
+        vectorize: reserved for the numpy fast path (every row goes through the
+            literal per-packet model for now).
+    """
+
+    def __init__(self, *, ignore_checksums: bool = False,
+                 likely_server_ports: frozenset[int] | set[int] = LIKELY_SERVER_PORTS,
+                 report_gaps_for_partial: bool = False,
+                 excessive_data_without_further_acks: int = TCP_EXCESSIVE_DATA_WITHOUT_FURTHER_ACKS,
+                 vectorize: bool = True) -> None:
+        self.ignore_checksums = ignore_checksums
+        self.excessive = excessive_data_without_further_acks
+        self.likely = frozenset(likely_server_ports)
+        self.report_gaps_for_partial = report_gaps_for_partial
+        self.vectorize = vectorize
+        self._conns: dict[int, _Conn] = {}
+        self._done: list[ZeekConn] = []
+        self._parts: dict[int, int] = {}
+        self.offloaded = 0  #: packets dropped for an offloaded (partial) checksum
+        self.bad_checksums = 0  #: packets dropped for a bad checksum
+
+    # -- feeding -------------------------------------------------------------------------
+
+    def feed(self, records: np.ndarray, annotations: np.ndarray, ts_ns: np.ndarray) -> None:
+        """Consume one batch (the records, the engine's annotations for them, timestamps)."""
+        n = len(records)
+        if n == 0:
+            return
+        ts = np.asarray(ts_ns, dtype=np.int64)
+        stream = annotations["stream"]
+        ok = (stream >= 0) & (records["kind"] == KIND["TCP"])
+        if not self.ignore_checksums:
+            # Zeek's IP analyzer drops a bad IPv4 header checksum before any connection exists.
+            ok &= records["ip_csum_status"] != CSUM["BAD"]
+        idx = np.flatnonzero(ok)
+        if idx.size == 0:
+            return
+        rec = records[idx]
+        ann = annotations[idx]
+        # Direction-free bit per row: 1 when (src, sport) > (dst, dport).
+        src = np.ascontiguousarray(rec["src"]).view(">u8").reshape(-1, 2)
+        dst = np.ascontiguousarray(rec["dst"]).view(">u8").reshape(-1, 2)
+        sp, dp = rec["sport"], rec["dport"]
+        gt = (src[:, 0] > dst[:, 0]) | ((src[:, 0] == dst[:, 0]) & (
+            (src[:, 1] > dst[:, 1]) | ((src[:, 1] == dst[:, 1]) & (sp > dp))))
+        # Zeek drops a TCP header it cannot read whole (after the connection exists).
+        hdr_ok = (ann["kind"] == ANN_KIND["analysed"]) & (
+            rec["stop_reason"] != REASON["TRUNCATED_TCP_OPTIONS"])
+        csum = rec["tcp_csum_status"]
+        bad = np.zeros(len(rec), dtype=bool)
+        if not self.ignore_checksums:
+            bad = (csum == CSUM["BAD"]) | (csum == CSUM["OFFLOAD"])
+            self.offloaded += int(np.count_nonzero(hdr_ok & (csum == CSUM["OFFLOAD"])))
+            self.bad_checksums += int(np.count_nonzero(hdr_ok & (csum == CSUM["BAD"])))
+        cols = _Cols(
+            stream=stream[idx], c=gt.astype(np.int8), ts=ts[idx], frame=ann["frame"],
+            flags=rec["tcp_flags"], seq=rec["seq"], ack=rec["ack"], plen=rec["payload_len"],
+            pcap=rec["payload_cap"], win=rec["win"], ip_len=rec["ip_len"], hdr_ok=hdr_ok,
+            bad=bad, sport=sp, dport=dp,
+        )
+        self._feed_rows(cols, rec, range(len(rec)))
+
+    def _feed_rows(self, cols: "_Cols", rec: np.ndarray, rows: Any) -> None:
+        stream_l = cols.stream.tolist()
+        c_l = cols.c.tolist()
+        ts_l = cols.ts.tolist()
+        frame_l = cols.frame.tolist()
+        flags_l = cols.flags.tolist()
+        seq_l = cols.seq.tolist()
+        ack_l = cols.ack.tolist()
+        plen_l = cols.plen.tolist()
+        pcap_l = cols.pcap.tolist()
+        win_l = cols.win.tolist()
+        ipl_l = cols.ip_len.tolist()
+        hdr_l = cols.hdr_ok.tolist()
+        bad_l = cols.bad.tolist()
+        sp_l = cols.sport.tolist()
+        dp_l = cols.dport.tolist()
+        conns = self._conns
+        for i in rows:
+            s = stream_l[i]
+            t = ts_l[i]
+            flags = flags_l[i]
+            conn = conns.get(s)
+            if conn is not None:
+                reason = self._expired(conn, t)
+                if reason is None and flags & F_SYN and hdr_l[i]:
+                    reason = self._reuse(conn, flags, seq_l[i])
+                if reason is not None:
+                    conn.removed_reason = reason
+                    self._finish(conn)
+                    conn = None
+            if conn is None:
+                conn = self._new_conn(s, c_l[i], t, frame_l[i], flags, sp_l[i], dp_l[i], rec, i)
+                conns[s] = conn
+            is_orig = c_l[i] == conn.orig_c
+            conn.last_frame = frame_l[i]
+            if not hdr_l[i]:
+                continue
+            if bad_l[i]:
+                conn.scaled(conn.orig if is_orig else conn.resp, "C")
+                continue
+            if (conn.orig.state == SYN_ACK_SENT and conn.resp.state == INACTIVE
+                    and not flags & (F_SYN | F_RST) and (flags & F_ACK or plen_l[i])):
+                conn.flip_after_synack()
+                is_orig = not is_orig
+            self._process(conn, is_orig, t, flags, seq_l[i], ack_l[i], plen_l[i],
+                          pcap_l[i] >= plen_l[i], win_l[i], ipl_l[i])
+
+    # -- connections: creation, splits, end -------------------------------------------------
+
+    def _new_conn(self, s: int, c: int, t: int, frame: int, flags: int, sport: int, dport: int,
+                  rec: np.ndarray, i: int) -> _Conn:
+        part = self._parts.get(s, -1) + 1
+        self._parts[s] = part
+        prev = self._conns.get(s)
+        reason = prev.removed_reason if prev is not None else None
+        r = rec[i]
+        v = int(r["ip_version"])
+        addr = (_addr(r["src"], v), sport, _addr(r["dst"], v), dport)
+        conn = _Conn(s, part, reason if part else None, c, t, frame, addr)
+        # TCPAnalyzer::WantConnection: a connection that starts without a SYN, or with a
+        # SYN-ACK, is flipped when its source port looks like a server's.
+        if (not flags & F_SYN or flags & F_ACK) and sport in self.likely:
+            if dport in self.likely:
+                flip = not flags & F_SYN and sport < dport
+            else:
+                flip = True
+            if flip:
+                conn.flip()
+        return conn
+
+    def _expired(self, conn: _Conn, t: int) -> str | None:
+        """Would one of Zeek's timers have removed `conn` before a packet at time `t`?"""
+        if conn.delete_at is not None and t >= conn.delete_at:
+            return "closed"
+        if conn.reset_at is not None and t >= conn.reset_at and conn.is_active:
+            return "reset"
+        if (conn.attempt_at is not None and t >= conn.attempt_at and conn.is_active
+                and conn.orig.state in (SYN_SENT, SYN_ACK_SENT) and conn.resp.state == INACTIVE):
+            return "attempt_timeout"
+        if t >= conn.last_ns + conn.inactivity:
+            return "inactivity_timeout"
+        if (conn.is_active and conn.orig.state == INACTIVE and conn.resp.state == INACTIVE
+                and t > conn.last_ns + TCP_CONNECTION_LINGER):
+            return "expired"
+        return None
+
+    def _reuse(self, conn: _Conn, flags: int, seq: int) -> str | None:
+        """TCPSessionAdapter::IsReuse for a SYN on an existing connection."""
+        orig, resp = conn.orig, conn.resp
+        conn_orig = orig
+        if flags & F_ACK:
+            if orig.state != INACTIVE:
+                return None
+            conn_orig = resp
+        if not (orig.did_close or resp.did_close):
+            if seq == conn_orig.start & M32:
+                return None
+            if (not flags & F_ACK and conn_orig.state == SYN_ACK_SENT and resp.state == INACTIVE
+                    and seq == resp.start & M32):
+                return None
+        return "reuse"
+
+    def _finish(self, conn: _Conn) -> None:
+        self._done.append(_result(conn, self))
+
+    # -- the per-packet model (TCPAnalyzer::DeliverPacket + TCPSessionAdapter::Process) ------
+
+    def _process(self, conn: _Conn, is_orig: bool, t: int, flags: int, seq: int, ack: int,
+                 length: int, full: bool, win: int, ip_len: int) -> None:
+        ep = conn.orig if is_orig else conn.resp
+        peer = ep.peer
+        syn, fin, rst, ackf = flags & F_SYN, flags & F_FIN, flags & F_RST, flags & F_ACK
+        # SetPartialStatus
+        if is_orig:
+            if not conn.first_seen & 1:
+                conn.is_partial = (not syn) or bool(ackf)
+        elif not conn.first_seen & 2 and not conn.is_partial:
+            conn.is_partial = not syn
+        seg_len = length + (1 if syn else 0) + (1 if fin else 0) - (length if rst else 0)
+        end = (seq + seg_len) & M32
+        # init_endpoint
+        st = ep.state
+        if st == INACTIVE:
+            if syn:
+                ep.start = ep.ack_seq = seq
+                ep.last_seq = end
+            else:
+                ep.start = ep.ack_seq = (seq - 1) & M32
+                ep.last_seq = seq
+        elif st in (SYN_SENT, SYN_ACK_SENT):
+            if syn and seq != ep.start & M32:
+                ep.init_seqs(seq, end)
+        elif st in (ESTABLISHED, PARTIAL):
+            if syn:
+                ep.init_seqs(seq, end)
+        elif st == RESET:
+            if syn and ep.prev_state == INACTIVE:
+                ep.init_seqs(seq, end)
+        rel_seq, underflow = _relative(ep, seq, ep.last_seq, ep.seq_wraps)
+        # update_history
+        nbits = (1 if syn else 0) + (1 if fin else 0) + (1 if rst else 0)
+        if nbits > 1:
+            if fin and rst:
+                conn.check_hist(ep, H_FIN_RST, "I")
+            else:
+                conn.check_hist(ep, H_MULTI, "Q")
+        elif nbits == 1:
+            if syn:
+                code = "H" if ackf else "S"
+                if conn.check_hist(ep, H_SYN, code) and rel_seq != ep.h_syn:
+                    conn.add_hist(ep, code)
+                ep.h_syn = rel_seq
+            elif fin:
+                if conn.check_hist(ep, H_FIN, "F") and (rel_seq + length) & M64 != ep.h_fin:
+                    conn.add_hist(ep, "F")
+                ep.h_fin = (rel_seq + length) & M64
+            else:
+                if conn.check_hist(ep, H_RST, "R") and rel_seq != ep.h_rst:
+                    conn.add_hist(ep, "R")
+                ep.h_rst = rel_seq
+        elif length:
+            conn.check_hist(ep, H_DATA, "D")
+        elif ackf:
+            conn.check_hist(ep, H_ACK, "A")
+        # update_window: a zero window (scaling a zero keeps it zero)
+        if win == 0 and not rst and peer.state != CLOSED and ep.state != RESET:
+            conn.scaled(ep, "W")
+        if not conn.both_closed():
+            conn.last_ns = t
+        if fin:
+            ep.fin_cnt += 1
+            ep.fin_seq = (rel_seq + seg_len) & M64
+        if rst:
+            ep.rst_cnt += 1
+        rel_ack = 0
+        if ackf:
+            if peer.state == INACTIVE:
+                rel_ack = 1
+                peer.start = peer.ack_seq = peer.last_seq = (ack - 1) & M32
+            else:
+                rel_ack, aunder = _relative(peer, ack, peer.ack_seq, peer.ack_wraps)
+                if aunder:
+                    rel_ack = 0
+                elif not rst:
+                    delta_ack = _s32(ack - peer.ack_seq)
+                    if not (ack == 0 and delta_ack > TOO_LARGE_SEQ_DELTA) and delta_ack > 0:
+                        peer.update_ack_seq(ack)
+        # update_last_seq
+        delta_last = _s32(end - ep.last_seq)
+        if (syn or rst) and (delta_last > TOO_LARGE_SEQ_DELTA or delta_last < -TOO_LARGE_SEQ_DELTA):
+            pass
+        elif fin and ep.last_seq == (ep.start + 1) & M32:
+            ep.update_last_seq(end)
+        elif ep.state == RESET:
+            pass
+        elif delta_last > 0:
+            ep.update_last_seq(end)
+        elif length > 0:
+            conn.scaled(ep, "T")
+        do_close, gen_event = self._state_machine(conn, ep, peer, t, seq, ack, length, delta_last,
+                                                  is_orig, flags)
+        if ackf:
+            self._ack_received(conn, peer, rel_ack)
+        if length > 0 and not rst and not underflow:
+            rel_data = (rel_seq + 1) & M64 if syn else rel_seq
+            if full:
+                self._data_sent(conn, ep, rel_data, length)
+        self._check_eof(conn, ep)
+        if do_close:
+            self._closed(conn, ep, ep.peer, gen_event)
+        # ConnSize: the sender's counters (they follow the roles through any flip, zeek#5047).
+        ep.pkts += 1
+        ep.ip_bytes += ip_len
+
+    def _state_machine(self, conn: _Conn, ep: _Endpoint, peer: _Endpoint, t: int, seq: int,
+                       ack: int, length: int, delta_last: int, is_orig: bool,
+                       flags: int) -> tuple[bool, bool]:
+        syn, fin, rst, ackf = flags & F_SYN, flags & F_FIN, flags & F_RST, flags & F_ACK
+        do_close = gen_event = False
+        st = ep.state
+        if st == INACTIVE:
+            if syn:
+                if is_orig:
+                    conn.set_state(ep, SYN_ACK_SENT if ackf else SYN_SENT)
+                    conn.attempt_at = t + TCP_ATTEMPT_DELAY
+                else:
+                    if ackf:
+                        pass
+                    elif peer.state == SYN_ACK_SENT and seq == ep.start & M32:
+                        # a SYN / SYN-ACK reversal: flip the roles, establish
+                        conn.is_partial = False
+                        conn.flip()
+                        conn.set_state(peer, ESTABLISHED)
+                        conn.first_seen |= 1
+                    if peer.state == SYN_SENT:
+                        conn.set_state(peer, ESTABLISHED)
+                    conn.set_state(ep, ESTABLISHED)
+            if fin:
+                conn.set_state(ep, CLOSED)
+                do_close = gen_event = True
+            if rst:
+                conn.set_state(ep, RESET)
+                is_reject = False
+                if is_orig:
+                    if peer.state == ESTABLISHED:
+                        is_reject = True
+                elif peer.state in (SYN_SENT, SYN_ACK_SENT):
+                    is_reject = True
+                do_close = True
+                gen_event = not is_reject
+            if ep.state == INACTIVE:
+                if not is_orig and length == 0 and conn.orig.state == SYN_SENT:
+                    pass
+                elif ackf and peer.state == ESTABLISHED:
+                    conn.set_state(ep, ESTABLISHED)
+                    conn.is_partial = False
+                    conn.first_seen |= 1 if is_orig else 2
+                else:
+                    conn.set_state(ep, PARTIAL)
+        elif st in (SYN_SENT, SYN_ACK_SENT):
+            if fin:
+                conn.set_state(ep, CLOSED)
+                do_close = gen_event = True
+            if rst:
+                conn.set_state(ep, RESET)
+                conn.is_active = False  # ConnectionReset
+                do_close = True
+        elif st in (ESTABLISHED, PARTIAL):
+            if syn and st == PARTIAL and peer.state == INACTIVE and not ackf:
+                conn.set_state(ep, SYN_SENT)
+            if fin and not rst:
+                conn.set_state(ep, CLOSED)
+                if peer.state == RESET and peer.prev_state == CLOSED:
+                    conn.set_state(peer, CLOSED)
+                do_close = gen_event = True
+            if rst:
+                conn.set_state(ep, RESET)
+                do_close = True
+                if peer.state != RESET or peer.prev_state != ESTABLISHED:
+                    conn.is_active = False
+        elif st == CLOSED:
+            if rst and peer.state != CLOSED:
+                conn.set_state(ep, RESET)
+                if not ep.did_close:
+                    do_close = True
+                conn.reset_at = t + TCP_RESET_DELAY
+        # RESET: nothing changes
+        # CheckPIA_FirstPacket (with the direction the packet arrived with)
+        conn.first_seen |= 1 if is_orig else 2
+        return do_close, gen_event
+
+    # -- reassembly (gaps) and closing --------------------------------------------------------
+
+    def _clean(self, ep: _Endpoint) -> bool:
+        def c(a: _Endpoint) -> bool:
+            return a.state == ESTABLISHED or (a.state == CLOSED and a.prev_state == ESTABLISHED)
+        return c(ep) and c(ep.peer)
+
+    def _gap(self, conn: _Conn, ep: _Endpoint, length: int) -> None:
+        clean = self._clean(ep)
+        if clean:
+            conn.scaled(ep, "G")
+        if clean or self.report_gaps_for_partial:
+            conn.missed += length
+
+    def _ack_received(self, conn: _Conn, ep: _Endpoint, seq: int) -> None:
+        """TCP_Reassembler::AckReceived on the endpoint whose data `seq` acknowledges."""
+        r = ep.r
+        if ep.fin_cnt > 0 and seq >= ep.fin_seq:
+            seq = (ep.fin_seq - 1) & M64
+        if seq <= r.trim:
+            return
+        if seq > r.last:
+            self._undelivered(conn, ep, seq)
+        r.trim_to(seq)
+        if r.blocks and r.blocks[0][0] == r.last:
+            # DataBlockList::Trim: a block the skipped data made deliverable is delivered.
+            self._block_inserted(ep)
+        self._check_eof(conn, ep)
+
+    def _block_inserted(self, ep: _Endpoint) -> None:
+        """Reassembler::BlockInserted for a block that starts at last_reassem_seq."""
+        r = ep.r
+        r.deliver()
+        if ep.no_data_acked() and ep.size() > TCP_MAX_INITIAL_WINDOW and r.last > r.trim:
+            r.trim_to(r.last)
+
+    def _undelivered(self, conn: _Conn, ep: _Endpoint, up_to: int) -> None:
+        r = ep.r
+        if up_to <= 2 and conn.is_partial:
+            return
+        if not r.skip:
+            for lo, hi in r.blocks:
+                if hi <= r.last or lo < r.last:
+                    continue
+                if lo >= up_to:
+                    break
+                self._gap(conn, ep, lo - r.last)
+                r.last = lo
+                self._block_inserted(ep)
+            if up_to > r.last:
+                self._gap(conn, ep, up_to - r.last)
+        if up_to > r.last:
+            r.last = up_to
+
+    def _data_sent(self, conn: _Conn, ep: _Endpoint, seq: int, length: int) -> None:
+        r = ep.r
+        if r.skip:
+            return
+        ack = ep.ack_rel()
+        upper = seq + length
+        if seq < ack:
+            if upper <= ack:
+                return
+            seq = ack
+        if upper <= r.trim:
+            return
+        if seq < r.trim:
+            seq = r.trim
+        r.insert(seq, upper)
+        if seq <= r.last < upper:
+            self._block_inserted(ep)
+        if ep.no_data_acked() and r.blocks and r.blocks[-1][1] - r.last > \
+                TCP_MAX_ABOVE_HOLE_WITHOUT_ANY_ACKS:
+            r.blocks = []
+            r.skip = True
+        if self.excessive and r.size() > self.excessive:
+            r.blocks = []
+            r.skip = True
+
+    def _data_pending(self, ep: _Endpoint) -> bool:
+        r = ep.r
+        if r.skip:
+            return False
+        delivered = ep.start + r.last
+        last = (ep.seq_wraps << 32) + ep.last_seq
+        if last < delivered:
+            return False
+        if delivered != last - 1 and delivered != last:
+            return True
+        if ep.state != RESET and ep.peer.r.undelivered():
+            return True
+        return False
+
+    def _check_eof(self, conn: _Conn, ep: _Endpoint) -> None:
+        r = ep.r
+        if (not r.did_eof and (ep.fin_cnt > 0 or ep.state in (CLOSED, RESET))
+                and not self._data_pending(ep)):
+            r.did_eof = True
+            if conn.close_deferred:
+                self._closed(conn, ep, ep.peer, conn.deferred_gen)
+                conn.close_deferred = False
+
+    def _closed(self, conn: _Conn, ep: _Endpoint, peer: _Endpoint, gen_event: bool) -> None:
+        """TCPSessionAdapter::ConnectionClosed."""
+        if self._data_pending(ep):
+            conn.close_deferred = True
+            if not conn.deferred_gen:
+                conn.deferred_gen = gen_event
+            return
+        conn.close_deferred = False
+        if ep.did_close:
+            return
+        ep.did_close = True
+        if ep.state == RESET or peer.did_close or peer.state == INACTIVE:
+            if ep.prev_state != INACTIVE or peer.state != INACTIVE:
+                if conn.deferred_gen:
+                    gen_event = True
+                    conn.deferred_gen = False
+                if gen_event:
+                    conn.is_active = False  # ConnectionFinished
+            conn.attempt_at = None  # CancelTimers
+            at = conn.last_ns + TCP_CLOSE_DELAY
+            if conn.delete_at is None or at < conn.delete_at:
+                conn.delete_at = at
+
+    # -- results -------------------------------------------------------------------------
+
+    def rows(self) -> list[ZeekConn]:
+        """Every Zeek connection so far (the open ones as they stand), in stream order."""
+        out = self._done + [_result(c, self) for c in self._conns.values()]
+        out.sort(key=lambda z: (z.stream, z.part))
+        return out
+
+    def fields(self) -> dict[int, ZeekConn]:
+        """Per tcp.stream, the Zeek connection its first packet started (``zeek_rows`` set)."""
+        rows = self.rows()
+        counts: dict[int, int] = {}
+        for z in rows:
+            counts[z.stream] = counts.get(z.stream, 0) + 1
+        out: dict[int, ZeekConn] = {}
+        for z in rows:
+            if z.part == 0:
+                out[z.stream] = _replace(z, zeek_rows=counts[z.stream])
+        return out
+
+
+@dataclass(slots=True)
+class _Cols:
+    stream: np.ndarray
+    c: np.ndarray
+    ts: np.ndarray
+    frame: np.ndarray
+    flags: np.ndarray
+    seq: np.ndarray
+    ack: np.ndarray
+    plen: np.ndarray
+    pcap: np.ndarray
+    win: np.ndarray
+    ip_len: np.ndarray
+    hdr_ok: np.ndarray
+    bad: np.ndarray
+    sport: np.ndarray
+    dport: np.ndarray
+
+
+def _relative(ep: _Endpoint, cur: int, last: int, wraps: int) -> tuple[int, bool]:
+    """get_relative_seq: (relative number as Zeek's uint64, underflow)."""
+    delta = _s32(cur - last)
+    if delta < 0:
+        if wraps and cur > last:
+            wraps -= 1
+    elif delta > 0:
+        if cur < last:
+            wraps += 1
+    if wraps == 0:
+        d = _s32(cur - ep.start)
+        return d & M64, d < 0
+    return ep.rel(cur, wraps), False
+
+
+def _addr(raw: np.ndarray, version: int) -> str:
+    b = bytes(raw)
+    return str(ipaddress.IPv4Address(b[:4]) if version == 4 else ipaddress.IPv6Address(b))
+
+
+def _uid(stream: int, part: int, ts: int, addr: tuple) -> str:
+    """A deterministic Zeek-style uid: 'C' + base62 of a hash of the connection's identity."""
+    h = hashlib.blake2b(f"{stream}/{part}/{ts}/{addr}".encode(), digest_size=12).digest()
+    n = int.from_bytes(h, "big")
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    out = []
+    while n:
+        n, r = divmod(n, 62)
+        out.append(alphabet[r])
+    return "C" + "".join(reversed(out))
+
+
+def _result(conn: _Conn, tracker: ZeekTracker) -> ZeekConn:
+    o, r = conn.orig, conn.resp
+    a = conn.addr_row  # first packet's (src, sport, dst, dport)
+    first_is_orig = conn.orig_c == conn.c0
+    if first_is_orig:
+        oh, op, rh, rp = a
+    else:
+        rh, rp, oh, op = a
+    history = "".join(conn.hist)
+    osz, rsz = o.size(), r.size()
+    dur = conn.last_ns - conn.start_ns
+    return ZeekConn(
+        stream=conn.stream, uid=_uid(conn.stream, conn.part, conn.start_ns, a),
+        ts_ns=conn.start_ns, orig_h=oh, orig_p=op, resp_h=rh, resp_p=rp,
+        duration_ns=dur if dur > 0 else None, orig_bytes=osz if dur > 0 else None,
+        resp_bytes=rsz if dur > 0 else None,
+        conn_state=conn_state(o.state, r.state, osz, rsz, history),
+        local_orig=is_local(oh), local_resp=is_local(rh), missed_bytes=conn.missed,
+        history=history, orig_pkts=o.pkts, orig_ip_bytes=o.ip_bytes, resp_pkts=r.pkts,
+        resp_ip_bytes=r.ip_bytes, orig_state=STATE_NAMES[o.state],
+        resp_state=STATE_NAMES[r.state], orig_size=osz, resp_size=rsz,
+        first_frame=conn.first_frame,
+        last_frame=conn.last_frame, part=conn.part, split_reason=conn.split_reason,
+    )
+
+
+def _replace(z: ZeekConn, **kw: Any) -> ZeekConn:
+    import dataclasses
+
+    return dataclasses.replace(z, **kw)

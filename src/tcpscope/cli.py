@@ -82,6 +82,31 @@ def packets_cmd(file: str, fmt: str, mode: str) -> None:
     write_packets(file, sys.stdout.buffer, fmt, mode)
 
 
+@main.command("follow")
+@click.argument("file", type=click.Path(allow_dash=True))
+@click.option("--stream", "stream", type=click.IntRange(min=0), required=True,
+              help="The stream (tcp.stream, as `tcpscope packets` numbers them).")
+@click.option("--format", "fmt", type=click.Choice(["ascii", "hex", "raw"]), default="ascii",
+              show_default=True,
+              help="ascii: the text; hex: a hex dump per chunk; raw: tshark's follow,tcp,raw hex lines.")
+@click.option("--color/--no-color", "color", default=None,
+              help="Client red, server blue (default: on a terminal, unless NO_COLOR is set).")
+@_fail_on_capture_error
+def follow_cmd(file: str, stream: int, fmt: str, color: bool | None) -> None:
+    """Both byte streams of a connection, reassembled: gaps, conflicts, keep-alives shown."""
+    import os
+
+    from tcpscope.present.follow import StreamNotFound, write_follow
+
+    if color is None:
+        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    try:
+        write_follow(file, stream, fmt, sys.stdout, color=color)
+    except StreamNotFound as exc:
+        click.echo(f"tcpscope: {file}: {exc.args[0]}", err=True)
+        sys.exit(1)
+
+
 # -- live capture and the kernel's sockets (docs/live.md) --------------------------------------
 
 

@@ -198,7 +198,7 @@ def run_experiment(name: str, out: IO[str], *, keep: Path | None = None,
             if topo is not None:
                 topo.close()
         ran = time.monotonic() - started
-        facts = Facts.from_capture(ctx.capture_path)
+        facts = Facts.from_capture(ctx.capture_path, mode="improved")
         facts.kernel = ctx.kernel
         if ctx.tcpdump is not None:
             out.write(f"captured with: {ctx.tcpdump.shell_command()}\n")

@@ -82,6 +82,35 @@ def packets_cmd(file: str, fmt: str, mode: str) -> None:
     write_packets(file, sys.stdout.buffer, fmt, mode)
 
 
+@main.command("conns")
+@click.argument("file", type=click.Path(allow_dash=True))
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv", "zeek", "parquet"]),
+              default="table", show_default=True,
+              help="table, JSON Lines, CSV, a Zeek conn.log, or Parquet (needs -o).")
+@click.option("--mode", type=click.Choice(["wireshark", "improved"]), default="wireshark",
+              show_default=True, help="The analysis mode behind the anomaly counts.")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file (completely or not at all) instead of standard output.")
+@click.option("-C", "--ignore-checksums", is_flag=True,
+              help="As zeek -C: Zeek's columns keep packets whose checksum is bad or offloaded.")
+@click.option("--no-color", is_flag=True, help="Plain text table, even on a terminal.")
+@_fail_on_capture_error
+def conns_cmd(file: str, fmt: str, mode: str, output: str | None, ignore_checksums: bool,
+              no_color: bool) -> None:
+    """One row per connection: roles, counts, handshake, teardown, states, Zeek's view."""
+    from tcpscope.present.conns import write_conns
+
+    if fmt == "parquet" and output is None:
+        raise click.UsageError("--format parquet needs -o FILE")
+    color = fmt == "table" and output is None and not no_color and sys.stdout.isatty()
+    c = write_conns(file, fmt, mode=mode, out=output, stdout=sys.stdout, color=color,
+                    ignore_checksums=ignore_checksums)
+    if c.offloaded and not ignore_checksums:
+        click.echo(f"tcpscope: note: {c.offloaded} packets carry an offloaded (partial) checksum; "
+                   "Zeek drops them (history 'C'), as conn_state/history show; -C keeps them, "
+                   "as zeek -C does", err=True)
+
+
 @main.command("follow")
 @click.argument("file", type=click.Path(allow_dash=True))
 @click.option("--stream", "stream", type=click.IntRange(min=0), required=True,

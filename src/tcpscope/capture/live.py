@@ -62,7 +62,13 @@ __all__ = [
     "parse_helper_stats",
 ]
 
-DEFAULT_SNAPLEN = 262144
+# Bytes kept of each packet: every header (link + IPv6 + TCP with options is at
+# most ~140 bytes) and the start of the payload. Not tcpdump's 262144: in
+# immediate mode libpcap's ring (TPACKET_V2) has fixed-size slots of about
+# min(snaplen, MTU) bytes, so on lo (MTU 65536) a 32 MiB ring holds only ~500
+# packets and drops at 100k packets/s; with 256 it holds ~100 000 (docs/live.md).
+DEFAULT_SNAPLEN = 256
+FULL_SNAPLEN = 262144
 # The kernel ring buffer tcpdump asks for (-B, KiB). libpcap's default is 2 MiB;
 # 32 MiB absorbs bursts of a few hundred thousand small packets while this
 # process is busy printing.
@@ -73,6 +79,10 @@ DEFAULT_BUFFER_KIB = 32 * 1024
 PIPE_SIZE = 1 << 20
 READ_SIZE = 1 << 20
 DEFAULT_BATCH_FRAMES = 8192
+# Bytes that arrived are scanned within this many seconds, or as soon as this
+# many have piled up: low latency for a person, big batches at high rates.
+DEFAULT_LATENCY = 0.005
+COALESCE_BYTES = 256 * 1024
 F_SETPIPE_SZ = 1031  # fcntl.h; not exported by Python's fcntl before 3.10 on every libc
 PCAP_FILE_HEADER = 24
 
@@ -312,20 +322,30 @@ class LiveCapture:
 
     # -- reading ------------------------------------------------------------------
 
-    def batches(self, tick: float | None = 0.2) -> Iterator[FrameBatch]:
+    def batches(self, tick: float | None = 0.2, *,
+                latency: float = DEFAULT_LATENCY) -> Iterator[FrameBatch]:
         """Yield frames as they arrive; an empty batch every `tick` seconds of silence.
 
-        Every read (whatever the pipe holds: one packet or a megabyte) is scanned
-        at once, so a packet reaches the caller within one poll wake-up of
-        tcpdump writing it. Ends when the helper closes the pipe.
+        Bytes are scanned at most `latency` seconds after they arrived (or at
+        once when `COALESCE_BYTES` have piled up): a packet alone reaches the
+        caller within a few milliseconds, and at high rates one batch holds
+        hundreds of packets, so the per-batch cost (dissection, analysis, the
+        Python around them) is paid once per batch, not once per packet.
+        Ends when the helper closes the pipe.
         """
         poller = select.poll()
         poller.register(self._fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-        timeout_ms = None if tick is None else max(1, int(tick * 1000))
         last_yield = time.monotonic()
+        pending_since: float | None = None
         while not self._eof:
-            events = poller.poll(timeout_ms)
-            if events:
+            now = time.monotonic()
+            waits = []
+            if pending_since is not None:
+                waits.append(pending_since + latency - now)
+            if tick is not None:
+                waits.append(last_yield + tick - now)
+            timeout_ms = None if not waits else max(0, int(min(waits) * 1000 + 0.999))
+            if poller.poll(timeout_ms):
                 data = os.read(self._fd, READ_SIZE)
                 if not data:
                     self._eof = True
@@ -333,15 +353,18 @@ class LiveCapture:
                     self.counters["bytes_read"] += len(data)
                     self.counters["reads"] += 1
                     self._append(data)
-                    produced = False
-                    for batch in self._scan():
-                        produced = True
-                        last_yield = time.monotonic()
-                        yield batch
-                    if produced or tick is None:
-                        continue
-            if tick is not None and time.monotonic() - last_yield >= tick:
-                last_yield = time.monotonic()
+                    if pending_since is None:
+                        pending_since = time.monotonic()
+            now = time.monotonic()
+            if pending_since is not None and (
+                    self._eof or now - pending_since >= latency
+                    or len(self._buf) - self._pos >= COALESCE_BYTES):
+                pending_since = None
+                for batch in self._scan():
+                    last_yield = now
+                    yield batch
+            if tick is not None and now - last_yield >= tick:
+                last_yield = now
                 yield self._empty_batch()
         self._finish()
 

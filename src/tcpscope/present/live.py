@@ -169,6 +169,7 @@ class LiveSession:
         self.streams: dict[int, _Stream] = {}
         self._dirty: set[int] = set()
         self._awaiting: set[int] = set()  # SYN seen, handshake not complete yet
+        self._max_stream = -1
         self.origin_ns: int | None = None
         self.last_ts_ns: int | None = None
         self.frames = 0
@@ -236,7 +237,7 @@ class LiveSession:
         if not tcp.any():
             return
         flags = records["tcp_flags"]
-        known = max(self.streams) if self.streams else -1
+        known = self._max_stream
         new_streams = np.unique(stream[stream > known])
         if new_streams.size:
             self._add_streams(int(new_streams[0]))
@@ -268,6 +269,7 @@ class LiveSession:
             client = _endpoint(_addr(row["client_addr"], v), int(row["client_port"]))
             server = _endpoint(_addr(row["server_addr"], v), int(row["server_port"]))
             self.streams[int(row["stream"])] = _Stream(client, server)
+            self._max_stream = max(self._max_stream, int(row["stream"]))
             self.ports.add(int(row["client_port"]))
             self.ports.add(int(row["server_port"]))
 

@@ -48,7 +48,8 @@ QUIET_NS = 1_000_000
 # --------------------------------------------------------------------------- the kernel's truth
 
 E, SS, SR, L, C = "ESTAB", "SYN-SENT", "SYN-RECV", "LISTEN", "CLOSED"
-FW1, FW2, CW, CLG, LA, TW = "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT"
+FW1, FW2, CW = "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT"
+CLG, LA, TW = "CLOSING", "LAST-ACK", "TIME-WAIT"
 
 #: (client, server) kernel states at the samples, in order.
 KERNEL: dict[str, list[tuple[str, str]]] = {

@@ -1,0 +1,126 @@
+"""The endpoint state machine's table, exhaustively: every (state, event) pair is
+either a defined transition or a recorded anomaly, and the machine does exactly
+what the table says (analysis/states.py)."""
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+
+from tcpscope.analysis import states as st
+from tcpscope.analysis.states import (
+    GUARDS, INFERRED, REASONS, TRANSITIONS, ConnectionStates, Event, State, anomaly_id,
+)
+
+PAIRS = list(itertools.product(State, Event))
+
+
+def test_every_pair_is_a_transition_or_an_anomaly():
+    assert len(PAIRS) == len(State) * len(Event) == 12 * 13
+    defined = {p for p in PAIRS if p in TRANSITIONS}
+    anomalies = {p for p in PAIRS if p not in TRANSITIONS}
+    assert defined | anomalies == set(PAIRS) and not defined & anomalies
+    assert set(TRANSITIONS) <= set(PAIRS)
+    ids = [anomaly_id(s, e) for s, e in anomalies]
+    assert len(set(ids)) == len(ids)  # stable ids, one per pair
+
+
+@pytest.mark.parametrize("state,event", PAIRS, ids=[f"{s.name}-{e.name.lower()}" for s, e in PAIRS])
+def test_the_machine_follows_the_table(state, event):
+    side = "client"
+    cs = ConnectionStates(state, State.UNKNOWN)
+    defined = cs.apply(side, event, frame=7, ts_ns=70)
+    new = cs.client.state
+    if (state, event) in TRANSITIONS:
+        assert defined and new == TRANSITIONS[(state, event)]
+        assert cs.anomalies == []
+        if new != state:
+            (t,) = cs.transitions
+            assert (t.frame, t.ts_ns, t.side, t.old, t.new) == (7, 70, "client", state, new)
+            # a guard may give a more precise reason (reset.reject: nobody listens)
+            assert t.reason == REASONS[(state, event)][0] or (
+                (state, event) in GUARDS and t.reason in st.EXTRA_REASONS)
+            assert t.event == event.name.lower()
+            direction = st.Confidence.OBSERVED if event.name.startswith("SEND") else st.Confidence.ASSUMED
+            assert t.confidence == (st.Confidence.INFERRED if (state, event) in INFERRED else direction)
+        else:
+            assert cs.transitions == []
+    else:
+        assert not defined and new == state and cs.transitions == []
+        (a,) = cs.anomalies
+        assert (a.frame, a.side, a.state, a.event) == (7, "client", state, event.name.lower())
+        assert a.anomaly == anomaly_id(state, event) == f"{event.name.lower()}_in_{state.name.lower()}"
+    assert cs.server.state == State.UNKNOWN  # one event touches one endpoint
+
+
+def test_every_change_has_a_reason_with_its_rfc_section():
+    changing = {p for p, new in TRANSITIONS.items() if new != p[0]}
+    assert set(REASONS) == changing
+    for (s, e), (rid, sentence) in REASONS.items():
+        assert re.fullmatch(r"[a-z_]+\.[a-z_]+", rid), rid
+        assert "§" in sentence, (s, e)
+    for rid, sentence in st.EXTRA_REASONS.items():
+        assert re.fullmatch(r"[a-z_]+\.[a-z_]+", rid) and sentence
+
+
+def test_inferred_edges_and_guards_are_table_edges():
+    assert INFERRED <= {p for p, new in TRANSITIONS.items() if new != p[0]}
+    for pair, name in GUARDS.items():
+        assert pair in TRANSITIONS
+        assert callable(getattr(ConnectionStates, name))
+
+
+def test_shape_of_the_table():
+    # Nothing ever goes back to UNKNOWN: it is the observer's "no evidence yet".
+    assert all(new != State.UNKNOWN or s == State.UNKNOWN for (s, _), new in TRANSITIONS.items())
+    # A RST, sent or received, closes every state but LISTEN (which ignores it, §3.10.7.2).
+    for s in State:
+        for e in (Event.SEND_RST, Event.RECV_RST):
+            assert TRANSITIONS[(s, e)] == (State.LISTEN if s == State.LISTEN else State.CLOSED)
+    # The classic diagram's edges (RFC 9293 Figure 5) are all there.
+    figure5 = [
+        (State.CLOSED, Event.SEND_SYN, State.SYN_SENT),
+        (State.LISTEN, Event.RECV_SYN, State.SYN_RECEIVED),
+        (State.LISTEN, Event.SEND_SYN, State.SYN_SENT),
+        (State.SYN_SENT, Event.RECV_SYN, State.SYN_RECEIVED),
+        (State.SYN_SENT, Event.RECV_SYNACK, State.ESTABLISHED),
+        (State.SYN_RECEIVED, Event.RECV_ACK_OF_SYN, State.ESTABLISHED),
+        (State.SYN_RECEIVED, Event.SEND_FIN, State.FIN_WAIT_1),
+        (State.ESTABLISHED, Event.SEND_FIN, State.FIN_WAIT_1),
+        (State.ESTABLISHED, Event.RECV_FIN, State.CLOSE_WAIT),
+        (State.FIN_WAIT_1, Event.RECV_ACK_OF_FIN, State.FIN_WAIT_2),
+        (State.FIN_WAIT_1, Event.RECV_FIN, State.CLOSING),
+        (State.FIN_WAIT_2, Event.RECV_FIN, State.TIME_WAIT),
+        (State.CLOSING, Event.RECV_ACK_OF_FIN, State.TIME_WAIT),
+        (State.CLOSE_WAIT, Event.SEND_FIN, State.LAST_ACK),
+        (State.LAST_ACK, Event.RECV_ACK_OF_FIN, State.CLOSED),
+    ]
+    for s, e, new in figure5:
+        assert TRANSITIONS[(s, e)] == new
+
+
+def test_text_and_mermaid_show_every_edge():
+    text = st.render_text()
+    mermaid = st.render_mermaid()
+    lines = mermaid.splitlines()
+    assert lines[0] == "stateDiagram-v2"
+    edges = set()
+    for line in lines[1:]:
+        m = re.fullmatch(r"    (\[\*\]|[A-Z_0-9]+) --> (\[\*\]|[A-Z_0-9]+)(?: : (.+))?", line)
+        assert m, line
+        if m.group(3) and m.group(1) != "[*]" and m.group(2) != "[*]":
+            for label in m.group(3).split(", "):
+                edges.add((m.group(1), label.rstrip("*"), m.group(2)))
+    expected = {(s.name, e.name.lower(), new.name) for (s, e), new in TRANSITIONS.items() if new != s}
+    assert edges == expected
+    for s, e, new in expected:
+        assert re.search(rf"^{s}\s+--\[[^\]]*\b{e}\b[^\]]*\]--> {new}$", text, re.M), (s, e, new)
+    table = st.render_table()
+    assert table.count("\n") >= len(State) + 2
+    for s in State:
+        row = next(line for line in table.splitlines() if line.startswith(s.name + " "))
+        cells = [c.strip() for c in row.split("|")[1:]]
+        for e, cell in zip(Event, cells):
+            new = TRANSITIONS.get((s, e))
+            assert cell == ("!" if new is None else "." if new == s else str(int(new)))

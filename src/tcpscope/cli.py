@@ -106,9 +106,8 @@ def conns_cmd(file: str, fmt: str, mode: str, output: str | None, ignore_checksu
     c = write_conns(file, fmt, mode=mode, out=output, stdout=sys.stdout, color=color,
                     ignore_checksums=ignore_checksums)
     if c.offloaded and not ignore_checksums:
-        click.echo(f"tcpscope: note: {c.offloaded} packets carry an offloaded (partial) checksum; "
-                   "Zeek drops them (history 'C'), as conn_state/history show; -C keeps them, "
-                   "as zeek -C does", err=True)
+        click.echo(f"tcpscope: note: {c.offloaded} packets have offloaded checksums, which Zeek "
+                   "drops ('C');\ntcpscope: -C keeps them, as zeek -C does", err=True)
 
 
 @main.command("follow")

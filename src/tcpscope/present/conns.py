@@ -1,0 +1,440 @@
+"""`tcpscope conns`: one row per connection (tcp.stream), in several formats.
+
+One pass over the capture, batch by batch: the engine (streams, counts,
+options, anomalies), the lifecycle layer (handshake, teardown, final states)
+and the Zeek model (conn_state, history) are fed the same batches, so memory
+is bounded by one batch plus the per-connection state. The record is
+DESIGN.md's "Connection record"; docs/conns.md describes every key.
+
+Formats: ``table`` (a terminal table within 100 columns; plain stable text when
+piped), ``jsonl``, ``csv``, ``zeek`` (a Zeek conn.log, one row per connection
+Zeek would log, with tcpscope's columns after Zeek's), ``parquet`` (pyarrow,
+explicit schema). With ``out`` the file is written completely or not at all.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, BinaryIO, TextIO
+
+import numpy as np
+
+from ..analysis.annotation import FLAG_NAMES, SIDE
+from ..analysis.engine import Analyzer, _addr_text, iter_file
+from ..analysis.zeek import ZeekConn, ZeekTracker
+
+__all__ = ["FORMATS", "ConnRecord", "collect", "write_conns", "RECORD_KEYS", "ANOMALIES"]
+
+FORMATS = ("table", "jsonl", "csv", "zeek", "parquet")
+#: The anomaly counters of a record, in the engine's flag order.
+ANOMALIES: tuple[str, ...] = FLAG_NAMES
+
+#: Keys of a record, in output order (``anomalies`` is a dict in JSON, one column each in CSV).
+RECORD_KEYS = (
+    "stream", "client", "client_port", "server", "server_port", "role_guessed", "first_ts",
+    "duration", "packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c", "handshake",
+    "syn_retries", "synack_retries", "irtt", "mss_client", "mss_server", "wscale_client",
+    "wscale_server", "sack", "timestamps", "ecn", "tfo", "teardown", "time_wait_side",
+    "client_state", "server_state", "anomalies", "conn_state", "history", "zeek_orig",
+    "zeek_uid", "zeek_rows", "missed_bytes",
+)
+
+
+@dataclass
+class ConnRecord:
+    """One connection: the engine's facts, the lifecycle, and Zeek's view."""
+
+    values: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+@dataclass
+class Collected:
+    records: list[ConnRecord]
+    zeek_rows: list[ZeekConn]
+    lifecycle: bool  #: the lifecycle layer was available
+    offloaded: int = 0  #: packets Zeek would drop for an offloaded checksum
+    extra: dict = field(default_factory=dict)
+
+
+def _lifecycle_tracker() -> Any | None:
+    try:
+        from ..analysis.lifecycle import LifecycleTracker
+    except ImportError:  # the lifecycle layer is optional until it lands
+        return None
+    try:
+        return LifecycleTracker(keep_transitions=False)
+    except TypeError:
+        return LifecycleTracker()
+
+
+def collect(source: str | os.PathLike | BinaryIO, mode: str = "wireshark", *,
+            ignore_checksums: bool = False) -> Collected:
+    """Read `source` once and build every connection record."""
+    an = Analyzer(mode)
+    zeek = ZeekTracker(ignore_checksums=ignore_checksums)
+    life = _lifecycle_tracker()
+    for batch, records, ann in iter_file(source, mode, an):
+        ts = np.asarray(batch.ts_ns, dtype=np.int64)
+        zeek.feed(records, ann, ts)
+        if life is not None:
+            life.feed(records, ann, ts)
+    lifes = life.lifecycles() if life is not None else {}
+    zf = zeek.fields()
+    recs = [ConnRecord(_record(row, zf.get(int(row["stream"])), lifes.get(int(row["stream"]))))
+            for row in an.connections()]
+    return Collected(recs, zeek.rows(), life is not None, zeek.offloaded)
+
+
+def _state_name(s: Any) -> str | None:
+    if s is None:
+        return None
+    name = getattr(s, "name", str(s))
+    return None if name == "UNKNOWN" else name
+
+
+def _record(row: np.void, z: ZeekConn | None, lc: Any | None) -> dict[str, Any]:
+    v = int(row["ip_version"])
+    client = _addr_text(row["client_addr"], v)
+    cport = int(row["client_port"])
+    sides = [int(row["side_flags"][i]) for i in range(2)]
+    both_syn = all(f & (SIDE["saw_syn"] | SIDE["saw_synack"]) for f in sides)
+
+    def opt(bit: str) -> bool:
+        return both_syn and all(f & SIDE[bit] for f in sides)
+
+    wsc = [int(row["wscale"][i]) for i in range(2)]
+    wscale_ok = both_syn and all(w >= 0 for w in wsc)
+    mss = [int(row["mss"][i]) or None for i in range(2)]
+    irtt = int(row["irtt_ns"])
+    rec: dict[str, Any] = {
+        "stream": int(row["stream"]),
+        "client": client, "client_port": cport,
+        "server": _addr_text(row["server_addr"], v), "server_port": int(row["server_port"]),
+        "role_guessed": bool(row["role_guessed"]),
+        "first_ts": int(row["first_ts"]) / 1e9,
+        "duration": (int(row["last_ts"]) - int(row["first_ts"])) / 1e9,
+        "packets_c2s": int(row["pkts"][0]), "packets_s2c": int(row["pkts"][1]),
+        "bytes_c2s": int(row["bytes"][0]), "bytes_s2c": int(row["bytes"][1]),
+        "handshake": None, "syn_retries": None, "synack_retries": None,
+        "irtt": irtt / 1e9 if irtt >= 0 else None,
+        "mss_client": mss[0], "mss_server": mss[1],
+        "wscale_client": wsc[0] if wscale_ok else None,
+        "wscale_server": wsc[1] if wscale_ok else None,
+        "sack": opt("sack_perm"), "timestamps": opt("timestamps"),
+        "ecn": int(row["ecn_setup"]) == 3,
+        "tfo": bool(sides[0] & SIDE["tfo"]),
+        "teardown": None, "time_wait_side": None, "client_state": None, "server_state": None,
+        "anomalies": {name: int(row["flag_counts"][bit]) for bit, name in enumerate(FLAG_NAMES)},
+        "conn_state": None, "history": None, "zeek_orig": None, "zeek_uid": None,
+        "zeek_rows": 0, "missed_bytes": None,
+    }
+    if lc is not None:
+        neg = getattr(lc, "negotiated", {}) or {}
+        rec.update(handshake=lc.handshake, syn_retries=lc.syn_retries,
+                   synack_retries=lc.synack_retries, teardown=lc.teardown,
+                   time_wait_side=lc.time_wait_side, client_state=_state_name(lc.client_final),
+                   server_state=_state_name(lc.server_final))
+        if neg:
+            ws = neg.get("wscale")
+            rec.update(wscale_client=ws[0] if ws else None, wscale_server=ws[1] if ws else None,
+                       sack=bool(neg.get("sack")), timestamps=bool(neg.get("timestamps")),
+                       ecn=bool(neg.get("ecn")), tfo=bool(neg.get("tfo")))
+    if z is not None:
+        rec.update(conn_state=z.conn_state, history=z.history,
+                   zeek_orig="client" if (z.orig_h, z.orig_p) == (client, cport) else "server",
+                   zeek_uid=z.uid, zeek_rows=z.zeek_rows, missed_bytes=z.missed_bytes)
+    return rec
+
+
+# --- formats -------------------------------------------------------------------------------
+
+def _json_value(v: Any) -> Any:
+    return v
+
+
+def format_jsonl(c: Collected) -> str:
+    return "".join(json.dumps(r.values, separators=(",", ":")) + "\n" for r in c.records)
+
+
+CSV_COLUMNS = tuple(k for k in RECORD_KEYS if k != "anomalies") + tuple(
+    f"anomaly_{a}" for a in ANOMALIES)
+
+
+def _csv_cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return v
+
+
+def format_csv(c: Collected) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in c.records:
+        v = r.values
+        w.writerow([_csv_cell(v[k]) for k in RECORD_KEYS if k != "anomalies"]
+                   + [v["anomalies"][a] for a in ANOMALIES])
+    return buf.getvalue()
+
+
+# Zeek conn.log: the standard columns (meaning exactly Zeek's), then tcpscope's.
+ZEEK_FIELDS = (
+    ("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"),
+    ("id.resp_h", "addr"), ("id.resp_p", "port"), ("proto", "enum"), ("service", "string"),
+    ("duration", "interval"), ("orig_bytes", "count"), ("resp_bytes", "count"),
+    ("conn_state", "string"), ("local_orig", "bool"), ("local_resp", "bool"),
+    ("missed_bytes", "count"), ("history", "string"), ("orig_pkts", "count"),
+    ("orig_ip_bytes", "count"), ("resp_pkts", "count"), ("resp_ip_bytes", "count"),
+    ("tunnel_parents", "set[string]"), ("ip_proto", "count"),
+)
+ZEEK_EXTRA = (
+    ("tcpscope_stream", "count"), ("tcpscope_part", "count"),
+    ("tcpscope_split_reason", "string"), ("tcpscope_handshake", "string"),
+    ("tcpscope_teardown", "string"), ("tcpscope_client_state", "string"),
+    ("tcpscope_server_state", "string"), ("tcpscope_anomalies", "count"),
+)
+
+
+def _zeek_time(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%d-%H-%M-%S")
+
+
+def _zv(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "T" if v else "F"
+    return str(v)
+
+
+def format_zeek(c: Collected) -> str:
+    by_stream = {r.values["stream"]: r.values for r in c.records}
+    rows = sorted(c.zeek_rows, key=lambda z: (z.ts_ns, z.stream, z.part))
+    first = rows[0].ts_ns if rows else 0
+    last = max((z.ts_ns + (z.duration_ns or 0) for z in rows), default=0)
+    names = [n for n, _ in ZEEK_FIELDS + ZEEK_EXTRA]
+    types = [t for _, t in ZEEK_FIELDS + ZEEK_EXTRA]
+    out = ["#separator \\x09", "#set_separator\t,", "#empty_field\t(empty)",
+           "#unset_field\t-", "#path\tconn", f"#open\t{_zeek_time(first)}",
+           "#fields\t" + "\t".join(names), "#types\t" + "\t".join(types)]
+    for z in rows:
+        rec = by_stream.get(z.stream, {})
+        dur = None if z.duration_ns is None else f"{z.duration_ns / 1e9:.6f}"
+        vals = [f"{z.ts_ns / 1e9:.6f}", z.uid, z.orig_h, z.orig_p, z.resp_h, z.resp_p, "tcp",
+                None, dur, z.orig_bytes, z.resp_bytes, z.conn_state, z.local_orig,
+                z.local_resp, z.missed_bytes, z.history or None, z.orig_pkts, z.orig_ip_bytes,
+                z.resp_pkts, z.resp_ip_bytes, None, 6,
+                z.stream, z.part, z.split_reason, rec.get("handshake"), rec.get("teardown"),
+                rec.get("client_state"), rec.get("server_state"),
+                sum(rec.get("anomalies", {}).values()) if rec else None]
+        out.append("\t".join(_zv(v) for v in vals))
+    out.append(f"#close\t{_zeek_time(last)}")
+    return "\n".join(out) + "\n"
+
+
+def parquet_schema() -> Any:
+    import pyarrow as pa
+
+    types = {
+        "stream": pa.int64(), "client": pa.string(), "client_port": pa.uint16(),
+        "server": pa.string(), "server_port": pa.uint16(), "role_guessed": pa.bool_(),
+        "first_ts": pa.float64(), "duration": pa.float64(), "packets_c2s": pa.int64(),
+        "packets_s2c": pa.int64(), "bytes_c2s": pa.int64(), "bytes_s2c": pa.int64(),
+        "handshake": pa.string(), "syn_retries": pa.int32(), "synack_retries": pa.int32(),
+        "irtt": pa.float64(), "mss_client": pa.int32(), "mss_server": pa.int32(),
+        "wscale_client": pa.int8(), "wscale_server": pa.int8(), "sack": pa.bool_(),
+        "timestamps": pa.bool_(), "ecn": pa.bool_(), "tfo": pa.bool_(),
+        "teardown": pa.string(), "time_wait_side": pa.string(), "client_state": pa.string(),
+        "server_state": pa.string(),
+        "anomalies": pa.struct([pa.field(a, pa.int64()) for a in ANOMALIES]),
+        "conn_state": pa.string(), "history": pa.string(), "zeek_orig": pa.string(),
+        "zeek_uid": pa.string(), "zeek_rows": pa.int32(), "missed_bytes": pa.int64(),
+    }
+    return pa.schema([pa.field(k, types[k]) for k in RECORD_KEYS])
+
+
+def write_parquet(c: Collected, path: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = parquet_schema()
+    cols = {k: [r.values[k] for r in c.records] for k in RECORD_KEYS}
+    table = pa.Table.from_pydict(cols, schema=schema)
+    pq.write_table(table, path)
+
+
+# --- the table ----------------------------------------------------------------------------
+
+#: Two-letter names of the RFC 9293 states, for the table's "final" column (client/server).
+STATE_ABBR = {
+    "CLOSED": "CL", "LISTEN": "LI", "SYN_SENT": "SS", "SYN_RECEIVED": "SR", "ESTABLISHED": "ES",
+    "FIN_WAIT_1": "F1", "FIN_WAIT_2": "F2", "CLOSE_WAIT": "CW", "CLOSING": "CG",
+    "LAST_ACK": "LA", "TIME_WAIT": "TW",
+}
+HANDSHAKE_ABBR = {"3way": "3w", "3way+retries": "3w+r", "simultaneous": "simul",
+                  "rejected": "rej", "unanswered": "unans", "midstream": "mid"}
+TEARDOWN_ABBR = {"4way": "4w", "3way": "3w", "simultaneous": "simul", "half_close": "half",
+                 "rst_client": "rst-c", "rst_server": "rst-s", "none": "none"}
+TABLE_COLUMNS = ("#", "client", "server", "pkts c/s", "bytes c/s", "open", "close", "final",
+                 "zeek", "history", "anom")
+_RIGHT = {0, 3, 4, 10}
+#: Columns that give up characters (with an ellipsis) when a table would exceed the width.
+_SHRINK = ((1, 12), (2, 12), (9, 6))
+_WIDTH = 100
+
+
+def _endpoint(addr: str, port: int) -> str:
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+def _human(n: int) -> str:
+    if n < 1000:
+        return str(n)
+    for unit in ("k", "M", "G", "T", "P"):
+        n /= 1000.0
+        if n < 999.5 or unit == "P":
+            return f"{n:.1f}{unit}" if n < 9.95 else f"{n:.0f}{unit}"
+    return str(n)
+
+
+def table_rows(c: Collected) -> list[list[str]]:
+    """The table's cells, one list per connection (abbreviations: docs/conns.md)."""
+    rows = []
+    for r in c.records:
+        v = r.values
+        anom = sum(v["anomalies"].values())
+        cs, ss = v["client_state"], v["server_state"]
+        final = "-" if cs is None and ss is None else \
+            f"{STATE_ABBR.get(cs or '', '?')}/{STATE_ABBR.get(ss or '', '?')}"
+        rows.append([
+            str(v["stream"]),
+            _endpoint(v["client"], v["client_port"]) + ("?" if v["role_guessed"] else ""),
+            _endpoint(v["server"], v["server_port"]),
+            f"{_human(v['packets_c2s'])}/{_human(v['packets_s2c'])}",
+            f"{_human(v['bytes_c2s'])}/{_human(v['bytes_s2c'])}",
+            HANDSHAKE_ABBR.get(v["handshake"], v["handshake"] or "-"),
+            TEARDOWN_ABBR.get(v["teardown"], v["teardown"] or "-"),
+            final, v["conn_state"] or "-", v["history"] or "-", str(anom) if anom else "",
+        ])
+    return rows
+
+
+def _fit(rows: list[list[str]]) -> tuple[list[list[str]], list[int]]:
+    """Column widths within _WIDTH: the flexible columns are cut (with '…') if needed."""
+    widths = [len(h) for h in TABLE_COLUMNS]
+    for row in rows:
+        widths = [max(w, len(x)) for w, x in zip(widths, row)]
+    total = sum(widths) + len(widths) - 1
+    while total > _WIDTH:
+        cands = [(widths[i], i) for i, lo in _SHRINK if widths[i] > lo]
+        if not cands:
+            break
+        _, i = max(cands)
+        widths[i] -= 1
+        total -= 1
+    out = []
+    for row in rows:
+        out.append([x if len(x) <= w else x[: w - 1] + "…" for x, w in zip(row, widths)])
+    return out, widths
+
+
+def format_plain_table(c: Collected) -> str:
+    rows, widths = _fit(table_rows(c))
+
+    def line(cells: list[str] | tuple[str, ...]) -> str:
+        parts = [x.rjust(w) if i in _RIGHT else x.ljust(w)
+                 for i, (x, w) in enumerate(zip(cells, widths))]
+        return " ".join(parts).rstrip()
+
+    return "\n".join([line(TABLE_COLUMNS)] + [line(r) for r in rows]) + "\n"
+
+
+def print_rich_table(c: Collected, stream: TextIO, *, color: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    rows, widths = _fit(table_rows(c))
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold")
+    for i, h in enumerate(TABLE_COLUMNS):
+        table.add_column(h, justify="right" if i in _RIGHT else "left", no_wrap=True,
+                         min_width=widths[i], max_width=widths[i])
+    styles = {"SF": "green", "S1": "green", "REJ": "red", "RSTO": "yellow", "RSTR": "yellow",
+              "S0": "red", "OTH": "magenta"}
+    for row in rows:
+        z = row[8]
+        if z in styles:
+            row = row[:8] + [f"[{styles[z]}]{z}[/]"] + row[9:]
+        table.add_row(*row)
+    console = Console(file=stream, width=_WIDTH, force_terminal=color, no_color=not color,
+                      highlight=False, soft_wrap=False)
+    console.print(table)
+
+
+# --- writing ------------------------------------------------------------------------------
+
+def render(c: Collected, fmt: str) -> str:
+    if fmt == "jsonl":
+        return format_jsonl(c)
+    if fmt == "csv":
+        return format_csv(c)
+    if fmt == "zeek":
+        return format_zeek(c)
+    if fmt == "table":
+        return format_plain_table(c)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def _atomic_write(path: str, write: Any) -> None:
+    """Write through a temporary file beside `path`, renamed over it only when complete."""
+    d = os.path.dirname(os.path.abspath(path)) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".tcpscope-", suffix=".part", dir=d)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_conns(source: str | os.PathLike | BinaryIO, fmt: str = "table", *,
+                mode: str = "wireshark", out: str | None = None, stdout: TextIO | None = None,
+                color: bool | None = None, ignore_checksums: bool = False) -> Collected:
+    """Collect the connections of `source` and write them in `fmt` to `out` or `stdout`."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+    if fmt == "parquet" and out is None:
+        raise ValueError("--format parquet needs -o FILE")
+    c = collect(source, mode, ignore_checksums=ignore_checksums)
+    if out is not None:
+        if fmt == "parquet":
+            _atomic_write(out, lambda p: write_parquet(c, p))
+        else:
+            text = render(c, fmt)
+
+            def w(p: str) -> None:
+                with open(p, "w", encoding="utf-8", newline="") as f:
+                    f.write(text)
+
+            _atomic_write(out, w)
+        return c
+    assert stdout is not None
+    if fmt == "table" and color:
+        print_rich_table(c, stdout, color=True)
+    else:
+        stdout.write(render(c, fmt))
+    stdout.flush()
+    return c

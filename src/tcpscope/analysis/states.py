@@ -605,7 +605,9 @@ class ConnectionStates:
             return None
         seg = self._seg
         acks_it = p.covers is not None and seg[3] and seg[2] and seg[5] >= p.covers
-        new_control = (syn and not x.sent_syn) or (fin and x.fin_next is None)
+        # A first SYN, SYN-ACK or FIN from this side is new, not a resend.
+        new_control = ((syn and not (x.sent_synack if seg[3] else x.sent_syn))
+                       or (fin and x.fin_next is None))
         if new_control and p.covers is not None and not acks_it:
             # A first SYN or FIN that does not acknowledge the peer's SYN/FIN: sent
             # before that segment arrived (simultaneous open / close).
@@ -623,8 +625,9 @@ class ConnectionStates:
         if blocked and possible:
             # Not possible in the assumed state, possible before it: the segment that
             # changed the state had not arrived. A resend (SYN, SYN-ACK, FIN again) means
-            # it never will; anything else crossed it (a RST takes effect afterwards).
-            crossed = p.is_rst and not p.reapplied
+            # it never will; a first SYN-ACK or FIN, or anything after a RST, crossed it:
+            # the peer's segment takes effect afterwards (once).
+            crossed = (new_control or p.is_rst) and not p.reapplied
             self._revert(x, p, "revise.crossed" if crossed else "revise.not_delivered")
             return p if crossed else None
         if acks_it or p.covers is None:

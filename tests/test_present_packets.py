@@ -52,7 +52,11 @@ def test_jsonl_records(tmp_path):
     assert retx["rules"] == {"retransmission": {"rule": "retx.seq_below_next", "evidence": [4]}}
     assert sackack["options"][0].startswith("sack 1 {")
     assert all(r["checksum"] == "ok" for r in rows)
-    assert all(r["state"] == {"client": None, "server": None} and r["events"] == [] for r in rows)
+    states = [(r["state"]["client"], r["state"]["server"]) for r in rows]
+    assert states == [("SYN_SENT", "SYN_RECEIVED"), ("ESTABLISHED", "SYN_RECEIVED")] + [
+        ("ESTABLISHED", "ESTABLISHED")] * 4 + [("FIN_WAIT_1", "CLOSE_WAIT")]
+    assert [r["events"] for r in rows] == [["handshake_started"], [], ["handshake_complete"], [], [],
+                                          [], ["teardown_started"]]
     assert syn["ts"] == pytest.approx(1_700_000_000.001, abs=1e-6)
 
 
@@ -66,6 +70,10 @@ def test_csv_has_the_same_rows(tmp_path):
     assert rows[4]["rules"] == "retransmission=retx.seq_below_next@4"
     assert rows[0]["options"] == "mss 1460;wscale 7;sackOK;TS val 7 ecr 0;eol"
     assert rows[0]["rel_ack"] == "" and rows[1]["rel_ack"] == "1"
+    assert (rows[0]["client_state"], rows[0]["server_state"]) == ("SYN_SENT", "SYN_RECEIVED")
+    assert rows[0]["events"] == "handshake_started" and rows[3]["events"] == ""
+    assert (rows[6]["client_state"], rows[6]["server_state"], rows[6]["events"]) == (
+        "FIN_WAIT_1", "CLOSE_WAIT", "teardown_started")
 
 
 def test_win_scaled_is_null_while_the_scale_is_unknown(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import re
 
+import numpy as np
 import pytest
 
 from tcpscope.analysis import states as st
@@ -124,3 +125,27 @@ def test_text_and_mermaid_show_every_edge():
         for e, cell in zip(Event, cells):
             new = TRANSITIONS.get((s, e))
             assert cell == ("!" if new is None else "." if new == s else str(int(new)))
+
+
+def test_native_state_names_agree():
+    """_format.c prints the names of annotation.h's TCPS_STATES: the same as State."""
+    from tcpscope.analysis.annotation import ANNOTATION_DTYPE
+    from tcpscope.present.packets import format_batch
+    from tcpscope.wire.record import RECORD_DTYPE
+
+    n = len(State)
+    ann = np.zeros(n, ANNOTATION_DTYPE)
+    recs = np.zeros(n, RECORD_DTYPE)
+    recs["ip_version"] = 4
+    values = np.arange(n, dtype=np.uint8)
+    text = format_batch(recs, ann, np.zeros(n, np.int64), "csv", client_state=values,
+                        server_state=values[::-1].copy()).decode()
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(text)))
+    header = "frame,ts,stream,src,sport,dst,dport,flags,seq,ack,rel_seq,rel_ack,len,win,win_scaled,options," \
+             "checksum,analysis,dup_ack_num,bytes_in_flight,ack_rtt,acks_frame,irtt,client_state," \
+             "server_state,events,rules".split(",")
+    got = [(r[header.index("client_state")], r[header.index("server_state")]) for r in rows]
+    assert got == [(State(i).name, State(n - 1 - i).name) for i in range(n)]

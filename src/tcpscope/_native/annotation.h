@@ -104,6 +104,16 @@ enum { TCPS_RULES(TCPS_RULE_ENUM) };
 #define TCPS_ANN_ENUM(name, value) TCPS_##name = value,
 enum { TCPS_ANN_KINDS(TCPS_ANN_ENUM) };
 
+/* Endpoint states (RFC 9293 §3.3.2, plus the observer's UNKNOWN = 0), as
+ * analysis/states.py's State enum numbers them; _format.c prints these names
+ * for the per-row state arrays of analysis/lifecycle.py (a test checks the two
+ * lists agree). */
+#define TCPS_STATES(X) \
+    X(UNKNOWN, 0) X(CLOSED, 1) X(LISTEN, 2) X(SYN_SENT, 3) X(SYN_RECEIVED, 4) \
+    X(ESTABLISHED, 5) X(FIN_WAIT_1, 6) X(FIN_WAIT_2, 7) X(CLOSE_WAIT, 8) X(CLOSING, 9) \
+    X(LAST_ACK, 10) X(TIME_WAIT, 11)
+#define TCPS_STATE_COUNT 12
+
 typedef struct {
     int64_t frame;            /* as passed in */
     int64_t stream;           /* tcp.stream; -1 if not TCP */

@@ -125,6 +125,62 @@ static const int display_order[TCPS_AF_COUNT] = {
     TCPS_AFB_ZERO_WINDOW, TCPS_AFB_ZERO_WINDOW_PROBE_ACK, TCPS_AFB_CAPTURE_DUPLICATE,
 };
 
+/* Endpoint state names (annotation.h TCPS_STATES = analysis/states.py State). */
+#define STATE_NAME(name, value) [value] = #name,
+static const char *const state_name[TCPS_STATE_COUNT] = { TCPS_STATES(STATE_NAME) };
+
+/* The lifecycle columns of a slice (analysis/lifecycle.py): each endpoint's
+ * state after every row, and a sparse list of the rows that caused events
+ * (rows ascending; the names of row ev_rows[k] are blob[off[k]:off[k+1]],
+ * separated by commas). All optional: without them state and events are null / []. */
+typedef struct {
+    const uint8_t *cstate, *sstate;
+    const int64_t *ev_rows, *ev_off;
+    const char *blob;
+    Py_ssize_t ev_n, k;
+} life_t;
+
+static void put_state(buf_t *b, const uint8_t *st, Py_ssize_t i, int json)
+{
+    if (st && st[i] < TCPS_STATE_COUNT) {
+        if (json)
+            PUTS(b, "\"");
+        put_str(b, state_name[st[i]]);
+        if (json)
+            PUTS(b, "\"");
+    } else if (json) {
+        PUTS(b, "null");
+    }
+}
+
+/* The events of row i: JSON strings ("a","b") or CSV a;b. */
+static void put_events(buf_t *b, life_t *L, Py_ssize_t i, int json)
+{
+    while (L->k < L->ev_n && L->ev_rows[L->k] < i)
+        L->k++;
+    if (L->k >= L->ev_n || L->ev_rows[L->k] != i)
+        return;
+    const char *p = L->blob + L->ev_off[L->k], *end = L->blob + L->ev_off[L->k + 1];
+    if (p == end)
+        return;
+    if (json)
+        PUTS(b, "\"");
+    const char *run = p;
+    for (; p < end; p++) {
+        if (*p != ',')
+            continue;
+        put(b, run, (size_t)(p - run));
+        if (json)
+            PUTS(b, "\",\"");
+        else
+            PUTS(b, ";");
+        run = p + 1;
+    }
+    put(b, run, (size_t)(end - run));
+    if (json)
+        PUTS(b, "\"");
+}
+
 static const char *csum_name(uint8_t s)
 {
     switch (s) {
@@ -268,7 +324,7 @@ static void put_rules(buf_t *b, const tcps_annotation *a, int json)
 }
 
 static void row_jsonl(buf_t *b, const tcps_record *r, const tcps_annotation *a, int64_t ts,
-                      addr_cache_t cache[2], int *next)
+                      addr_cache_t cache[2], int *next, life_t *L, Py_ssize_t i)
 {
     int has_ack = (r->tcp_flags & TCPS_ACK) != 0;
     PUTS(b, "{\"frame\":");
@@ -338,17 +394,24 @@ static void row_jsonl(buf_t *b, const tcps_record *r, const tcps_annotation *a, 
         put_secs(b, a->irtt_ns);
     else
         PUTS(b, "null");
-    PUTS(b, ",\"state\":{\"client\":null,\"server\":null},\"events\":[],\"rules\":{");
+    PUTS(b, ",\"state\":{\"client\":");
+    put_state(b, L->cstate, i, 1);
+    PUTS(b, ",\"server\":");
+    put_state(b, L->sstate, i, 1);
+    PUTS(b, "},\"events\":[");
+    put_events(b, L, i, 1);
+    PUTS(b, "],\"rules\":{");
     put_rules(b, a, 1);
     PUTS(b, "}}\n");
 }
 
 static const char CSV_HEADER[] =
     "frame,ts,stream,src,sport,dst,dport,flags,seq,ack,rel_seq,rel_ack,len,win,win_scaled,options,"
-    "checksum,analysis,dup_ack_num,bytes_in_flight,ack_rtt,acks_frame,irtt,rules\n";
+    "checksum,analysis,dup_ack_num,bytes_in_flight,ack_rtt,acks_frame,irtt,client_state,server_state,"
+    "events,rules\n";
 
 static void row_csv(buf_t *b, const tcps_record *r, const tcps_annotation *a, int64_t ts,
-                    addr_cache_t cache[2], int *next)
+                    addr_cache_t cache[2], int *next, life_t *L, Py_ssize_t i)
 {
     int has_ack = (r->tcp_flags & TCPS_ACK) != 0;
     put_i64(b, a->frame);
@@ -404,40 +467,101 @@ static void row_csv(buf_t *b, const tcps_record *r, const tcps_annotation *a, in
     if (a->irtt_ns != -1)
         put_secs(b, a->irtt_ns);
     PUTS(b, ",");
+    put_state(b, L->cstate, i, 0);
+    PUTS(b, ",");
+    put_state(b, L->sstate, i, 0);
+    PUTS(b, ",");
+    put_events(b, L, i, 0);
+    PUTS(b, ",");
     put_rules(b, a, 0);
     PUTS(b, "\n");
 }
 
-/* format_packets(records, annotations, ts_ns, csv, header) -> bytes */
+/* An optional read-only buffer argument (None = absent). */
+static int get_opt_buffer(PyObject *o, Py_buffer *view, int *have)
+{
+    *have = 0;
+    if (o == NULL || o == Py_None)
+        return 0;
+    if (PyObject_GetBuffer(o, view, PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    *have = 1;
+    return 0;
+}
+
+/* format_packets(records, annotations, ts_ns, csv=False, header=False,
+ *                client_state=None, server_state=None, ev_rows=None, ev_off=None,
+ *                ev_blob=None) -> bytes */
 PyObject *format_packets(PyObject *self, PyObject *args)
 {
     PyObject *ro, *ao, *to;
+    PyObject *co = NULL, *so = NULL, *ero = NULL, *eoo = NULL, *ebo = NULL;
     int csv = 0, header = 0;
-    if (!PyArg_ParseTuple(args, "OOO|pp", &ro, &ao, &to, &csv, &header))
+    if (!PyArg_ParseTuple(args, "OOO|ppOOOOO", &ro, &ao, &to, &csv, &header, &co, &so, &ero, &eoo,
+                          &ebo))
         return NULL;
-    Py_buffer rb, ab, tb;
-    if (PyObject_GetBuffer(ro, &rb, PyBUF_C_CONTIGUOUS) < 0)
-        return NULL;
-    if (PyObject_GetBuffer(ao, &ab, PyBUF_C_CONTIGUOUS) < 0) {
-        PyBuffer_Release(&rb);
-        return NULL;
-    }
-    if (PyObject_GetBuffer(to, &tb, PyBUF_C_CONTIGUOUS) < 0) {
-        PyBuffer_Release(&rb);
-        PyBuffer_Release(&ab);
-        return NULL;
-    }
+    Py_buffer bufs[8];
+    int have[8] = {0};
+    PyObject *objs[8] = {ro, ao, to, co, so, ero, eoo, ebo};
     PyObject *result = NULL;
-    Py_ssize_t n = rb.len / (Py_ssize_t)sizeof(tcps_record);
-    if (rb.len % (Py_ssize_t)sizeof(tcps_record) || ab.len != n * (Py_ssize_t)sizeof(tcps_annotation) ||
-        tb.len != n * 8) {
+    for (int j = 0; j < 8; j++) {
+        if (j < 3) {
+            if (PyObject_GetBuffer(objs[j], &bufs[j], PyBUF_C_CONTIGUOUS) < 0)
+                goto done;
+            have[j] = 1;
+        } else if (get_opt_buffer(objs[j], &bufs[j], &have[j]) < 0) {
+            goto done;
+        }
+    }
+    Py_ssize_t n = bufs[0].len / (Py_ssize_t)sizeof(tcps_record);
+    if (bufs[0].len % (Py_ssize_t)sizeof(tcps_record) ||
+        bufs[1].len != n * (Py_ssize_t)sizeof(tcps_annotation) || bufs[2].len != n * 8) {
         PyErr_SetString(PyExc_ValueError, "records, annotations and ts_ns must be parallel arrays");
         goto done;
     }
+    life_t L = {NULL, NULL, NULL, NULL, NULL, 0, 0};
+    if (have[3] != have[4] || (have[3] && (bufs[3].len != n || bufs[4].len != n))) {
+        PyErr_SetString(PyExc_ValueError, "client_state and server_state must be uint8, one per row");
+        goto done;
+    }
+    if (have[3]) {
+        L.cstate = bufs[3].buf;
+        L.sstate = bufs[4].buf;
+    }
+    if (have[5] || have[6] || have[7]) {
+        if (!(have[5] && have[6] && have[7]) || bufs[5].len % 8 ||
+            bufs[6].len != bufs[5].len + 8) {
+            PyErr_SetString(PyExc_ValueError,
+                            "ev_rows (int64), ev_off (int64, one more) and ev_blob go together");
+            goto done;
+        }
+        L.ev_rows = bufs[5].buf;
+        L.ev_off = bufs[6].buf;
+        L.blob = bufs[7].buf;
+        L.ev_n = bufs[5].len / 8;
+        /* Check it all up front: rows ascending, offsets inside the blob, names [a-z0-9_]. */
+        if (L.ev_off[0] < 0 || L.ev_off[L.ev_n] > bufs[7].len) {
+            PyErr_SetString(PyExc_ValueError, "ev_off points outside ev_blob");
+            goto done;
+        }
+        for (Py_ssize_t k = 0; k < L.ev_n; k++) {
+            if ((k && L.ev_rows[k] <= L.ev_rows[k - 1]) || L.ev_off[k + 1] < L.ev_off[k]) {
+                PyErr_SetString(PyExc_ValueError, "ev_rows must ascend and ev_off must not decrease");
+                goto done;
+            }
+        }
+        for (Py_ssize_t c = L.ev_off[0]; c < L.ev_off[L.ev_n]; c++) {
+            char ch = L.blob[c];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == ',')) {
+                PyErr_SetString(PyExc_ValueError, "event names are [a-z0-9_], comma-separated");
+                goto done;
+            }
+        }
+    }
     buf_t b = {NULL, 0, 0, 0};
-    const tcps_record *recs = rb.buf;
-    const tcps_annotation *anns = ab.buf;
-    const int64_t *ts = tb.buf;
+    const tcps_record *recs = bufs[0].buf;
+    const tcps_annotation *anns = bufs[1].buf;
+    const int64_t *ts = bufs[2].buf;
     addr_cache_t cache[2];
     memset(cache, 0, sizeof(cache));
     int next = 0;
@@ -448,9 +572,9 @@ PyObject *format_packets(PyObject *self, PyObject *args)
         if (anns[i].stream < 0)
             continue;
         if (csv)
-            row_csv(&b, &recs[i], &anns[i], ts[i], cache, &next);
+            row_csv(&b, &recs[i], &anns[i], ts[i], cache, &next, &L, i);
         else
-            row_jsonl(&b, &recs[i], &anns[i], ts[i], cache, &next);
+            row_jsonl(&b, &recs[i], &anns[i], ts[i], cache, &next, &L, i);
     }
     Py_END_ALLOW_THREADS
     if (b.failed)
@@ -459,8 +583,8 @@ PyObject *format_packets(PyObject *self, PyObject *args)
         result = PyBytes_FromStringAndSize(b.p ? b.p : "", (Py_ssize_t)b.n);
     PyMem_RawFree(b.p);
 done:
-    PyBuffer_Release(&rb);
-    PyBuffer_Release(&ab);
-    PyBuffer_Release(&tb);
+    for (int j = 0; j < 8; j++)
+        if (have[j])
+            PyBuffer_Release(&bufs[j]);
     return result;
 }

@@ -13,11 +13,14 @@ JSON Lines (``jsonl``)::
      "rel_seq":1,"rel_ack":1,"len":100,"win":1000,"win_scaled":128000,"options":[],
      "checksum":"ok","analysis":["retransmission"],"dup_ack_num":null,
      "bytes_in_flight":100,"ack_rtt":null,"acks_frame":null,"irtt":0.020000000,
-     "state":{"client":null,"server":null},"events":[],
+     "state":{"client":"ESTABLISHED","server":"ESTABLISHED"},"events":[],
      "rules":{"retransmission":{"rule":"retx.seq_below_next","evidence":[2]}}}
 
+``state`` is each endpoint's RFC 9293 state after the packet and ``events`` the
+lifecycle events it caused (analysis/lifecycle.py, docs/states.md).
+
 CSV (``csv``): the same columns, lists joined with ``;``, rules as
-``flag=rule@frame+frame``; ``state`` and ``events`` are left out.
+``flag=rule@frame+frame``; ``state`` becomes ``client_state`` and ``server_state``.
 """
 from __future__ import annotations
 
@@ -28,24 +31,60 @@ import numpy as np
 
 from ..analysis import _engine
 from ..analysis.engine import Analyzer, iter_file
+from ..analysis.lifecycle import LifecycleTracker
 
-__all__ = ["FORMATS", "format_batch", "write_packets"]
+__all__ = ["FORMATS", "events_arrays", "format_batch", "write_packets"]
 
 FORMATS = ("jsonl", "csv")
 _SLICE = 8192  # rows formatted at a time
 
 
+def events_arrays(events: dict[int, tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray, bytes]:
+    """A batch's sparse events as the formatter takes them: rows (ascending),
+    offsets into the blob (one more than rows) and the comma-separated names."""
+    rows = sorted(events)
+    off = [0]
+    parts = []
+    n = 0
+    for r in rows:
+        text = ",".join(events[r])
+        parts.append(text)
+        n += len(text)
+        off.append(n)
+    return np.array(rows, np.int64), np.array(off, np.int64), "".join(parts).encode("ascii")
+
+
 def format_batch(records: np.ndarray, annotations: np.ndarray, ts_ns: np.ndarray, fmt: str = "jsonl",
-                 *, header: bool = False) -> bytes:
-    """The text of one batch: a line per TCP row (non-TCP rows are skipped)."""
+                 *, header: bool = False, client_state: np.ndarray | None = None,
+                 server_state: np.ndarray | None = None,
+                 events: dict[int, tuple[str, ...]] | None = None) -> bytes:
+    """The text of one batch: a line per TCP row (non-TCP rows are skipped).
+
+    ``client_state`` / ``server_state`` (np.uint8 State per row) and ``events``
+    (row -> event names) are a `LifecycleTracker` batch's output; without them
+    ``state`` is null and ``events`` empty.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+    ev = events_arrays(events) if events else (None, None, None)
+    return _format(records, annotations, ts_ns, fmt, header, client_state, server_state, *ev)
+
+
+def _format(records, annotations, ts_ns, fmt, header, client_state, server_state, ev_rows, ev_off,
+            ev_blob) -> bytes:
+    states = (None, None) if client_state is None else (
+        np.ascontiguousarray(client_state, dtype=np.uint8),
+        np.ascontiguousarray(server_state, dtype=np.uint8))
     return _engine.format_packets(
         np.ascontiguousarray(records),
         np.ascontiguousarray(annotations),
         np.ascontiguousarray(ts_ns, dtype=np.int64),
         fmt == "csv",
         header,
+        *states,
+        ev_rows,
+        ev_off,
+        ev_blob,
     )
 
 
@@ -59,13 +98,18 @@ def write_packets(source: str | os.PathLike | BinaryIO, out: BinaryIO, fmt: str 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     an = Analyzer(mode)
+    tracker = LifecycleTracker(keep_transitions=False, summaries=False)
     first = True
     for batch, records, ann in iter_file(source, mode, an):
         ts = np.asarray(batch.ts_ns, dtype=np.int64)
+        life = tracker.feed(records, ann, ts)
+        ev_rows, ev_off, ev_blob = events_arrays(life.events)
         # Format in slices: the text of a whole batch would be ~30 MB at once.
         for i in range(0, len(records), _SLICE):
             j = i + _SLICE
-            out.write(format_batch(records[i:j], ann[i:j], ts[i:j], fmt, header=first))
+            k0, k1 = np.searchsorted(ev_rows, (i, j))
+            out.write(_format(records[i:j], ann[i:j], ts[i:j], fmt, first, life.client[i:j],
+                              life.server[i:j], ev_rows[k0:k1] - i, ev_off[k0:k1 + 1], ev_blob))
             first = False
     if first and fmt == "csv":  # an empty capture still gets its header
         out.write(_engine.format_packets(b"", b"", b"", True, True))

@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tshark_oracle import _cache_dir, _readable_copy, tshark_version
+from tests.tshark_oracle import _cache_dir, _readable_copy, tshark_version
 
 _MISSING = re.compile(rb"^\[(\d+) bytes missing in capture file\]\x00$")
 _BATCH = 200  # streams per tshark run (each -z follow is a tap over the whole file)
@@ -106,7 +106,7 @@ def tshark_follow(path: Path, streams: list[int]) -> dict[int, TsharkStream]:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    from test_follow import agreement_report
+    from tests.test_follow import agreement_report
 
     for arg in sys.argv[1:]:
         print(agreement_report(Path(arg)))

@@ -290,7 +290,8 @@ class Reassembler:
                 out.append(RstPayload(seg.stream, seg.from_server, s, seg.frame, bytes(seg.payload)))
                 side.totals.rst_payload += length
             return
-        if not seg.flags & SYN and s > side.high and not length:
+        if (not seg.flags & SYN and s > side.high and not length
+                and (side.fin is None or s <= side.fin)):
             # A pure ACK (or FIN) says the sender has sent everything below its seq.
             side.high, side.high_frame = s, seg.frame
         if seg.flags & FIN and side.fin is None:

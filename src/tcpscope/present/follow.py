@@ -202,11 +202,13 @@ def _plural(n: int, word: str) -> str:
 
 
 def gap_text(g: Gap) -> str:
-    """The inline mark of a gap: ``[N bytes missing]`` or ``[N bytes not captured (snaplen)]``."""
+    """The inline mark of a gap: ``[N bytes missing]`` or ``[N bytes not captured (snaplen)]``
+    (``byte`` when N is 1)."""
+    n = _plural(g.length, "byte")
     if g.cause == "missing":
-        return f"[{g.length} bytes missing]"
+        return f"[{n} missing]"
     why = {"snaplen": "snaplen", "ip_fragment": "IP fragment", "truncated": "frame truncated"}
-    return f"[{g.length} bytes not captured ({why.get(g.cause, g.cause)})]"
+    return f"[{n} not captured ({why.get(g.cause, g.cause)})]"
 
 
 def conflict_text(c: OverlapConflict) -> str:

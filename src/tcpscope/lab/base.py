@@ -225,12 +225,6 @@ def listener(host: str, port: int, *, backlog: int = 8, rcvbuf: int | None = Non
     return s
 
 
-def connect(host: str, port: int, *, timeout: float = SOCKET_TIMEOUT, **opts: Any
-            ) -> socket.socket:
-    s = socket.create_connection((host, port), timeout=timeout)
-    return s
-
-
 def is_root() -> bool:
     return os.geteuid() == 0
 

@@ -103,19 +103,26 @@ class Tcpdump:
         with _running_lock:
             RUNNING[proc.pid] = proc
         ready = threading.Event()
+        listening = threading.Event()
 
         def drain() -> None:
             assert proc.stderr is not None
             for line in proc.stderr:
                 self.stderr.append(line.rstrip("\n"))
                 if "listening on" in line:
+                    listening.set()
                     ready.set()
-            ready.set()
+            ready.set()  # end of stderr: tcpdump is gone
 
         self._reader = threading.Thread(target=drain, daemon=True, name="tcpdump-stderr")
         self._reader.start()
         try:
-            if not ready.wait(READY_TIMEOUT) or proc.poll() is not None:
+            if not ready.wait(READY_TIMEOUT) or not listening.is_set():
+                try:
+                    proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    pass
+                self._reader.join(timeout=2)
                 text = " ".join(self.stderr).strip() or "no output"
                 if re.search(r"permission|not permitted|privilege", text, re.I):
                     raise CaptureUnavailable(f"tcpdump may not capture here: {text}")

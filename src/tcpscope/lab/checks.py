@@ -124,7 +124,7 @@ def teardown(facts: Facts, stream: int = 0) -> Teardown:
 
 
 def syn_rule(retries: int, linear: int, rto: float = INITIAL_RTO) -> list[float]:
-    """The waits between a Linux client's SYNs: `linear` + 1 waits of the initial RTO, then doubling.
+    """The waits between a Linux client's SYNs: `linear` + 1 initial RTOs, then doubling.
 
     Linux 6.x (``net.ipv4.tcp_syn_linear_timeouts``, default 4): "with an initial
     RTO of 1 and tcp_syn_linear_timeouts = 4 we would expect SYN RTOs to be: 1, 1,

@@ -49,15 +49,19 @@ def interruptible() -> Iterator[None]:
 
 
 def list_lines() -> list[str]:
-    root = is_root()
-    lines = []
+    """`tcpscope lab list`: name, what it needs, title; then what the needs mean."""
     width = max(len(n) for n in EXPERIMENTS)
+    lines = [f"{'NAME':<{width}}  NEEDS  WHAT"]
     for name, cls in EXPERIMENTS.items():
-        if cls.needs_root:
-            need = "root" if root else "root (you are not: skipped)"
-        else:
-            need = "loopback, no root needed"
-        lines.append(f"{name:<{width}}  {cls.title}  [{need}]")
+        lines.append(f"{name:<{width}}  {'root' if cls.needs_root else 'lo':<5}  {cls.title}")
+    lines += [
+        "",
+        "root: network namespaces, veths, nft rules, sysctls — run as root.",
+        "lo:   as root, in a fresh namespace's loopback; without root, on this host's loopback",
+        "      if tcpdump may capture there (CAP_NET_RAW), else skipped with the reason.",
+    ]
+    if not is_root():
+        lines.append("You are not root: the `root` experiments will be skipped.")
     return lines
 
 
@@ -225,7 +229,7 @@ def run_experiment(name: str, out: IO[str], *, keep: Path | None = None,
                   f"({ran:.1f} s)\n\n")
         return result
     except CaptureUnavailable as exc:
-        reason = f"cannot capture without root: {exc}"
+        reason = f"{exc}; run as root, or give tcpdump CAP_NET_RAW"
         out.write(f"SKIPPED: {reason}\n\n")
         return Result(name, "skipped", time.monotonic() - started, reason=reason)
     except LabError as exc:

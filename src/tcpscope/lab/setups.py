@@ -40,7 +40,7 @@ def two_hosts(topo: Topology, client_role: str = "client", server_role: str = "s
 
 
 def relayed(topo: Topology) -> Hosts:
-    """client (c0) ── mc [relay in M] ms ── server (s0): one Ethernet segment, a relay in it.
+    """client (c0) ── mc [relay in M] ms ── server (s0): one Ethernet segment with a relay.
 
     The relay (relay.Relay, run in a thread inside M) forwards frames between mc and
     ms; client and server see each other as direct neighbours.

@@ -8,7 +8,9 @@ import struct
 import threading
 import time
 
-from ..base import SOCKET_TIMEOUT, Context, Expectation, Experiment, listener, recv_exactly, register
+from ..base import (
+    SOCKET_TIMEOUT, Context, Expectation, Experiment, listener, recv_exactly, register,
+)
 from ..checks import teardown
 from ..expect import close, three_way, time_wait_side
 from ..facts import Facts
@@ -341,7 +343,7 @@ class TimeWait(Experiment):
     CLOSED. Meanwhile the address/port pair is taken: bind() to it fails with EADDRINUSE, and
     on Linux SO_REUSEADDR only helps if the socket that went into TIME_WAIT had set it too.
     """
-    look_at = "The kernel view below (timer:(timewait,...)); in the capture, who sent the first FIN."
+    look_at = "The kernel view (timer:(timewait,...)); in the capture, who sent the first FIN."
 
     def run(self, ctx: Context) -> None:
         place = ctx.loopback()

@@ -5,9 +5,11 @@ import socket
 import threading
 import time
 
-from ..base import SOCKET_TIMEOUT, Context, Expectation, Experiment, listener, recv_exactly, register
+from ..base import (
+    SOCKET_TIMEOUT, Context, Expectation, Experiment, listener, recv_exactly, register,
+)
 from ..checks import fmt_times, intervals_of, teardown
-from ..expect import close, flagged, three_way
+from ..expect import flagged, three_way
 from ..facts import Facts
 from ..relay import LossDelay, Relay
 from ..setups import relayed

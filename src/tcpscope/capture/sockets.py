@@ -156,7 +156,10 @@ def _addr(text: str, byteorder: str) -> tuple[int, str]:
     if len(text) == 32:
         raw = b"".join(int(text[i:i + 8], 16).to_bytes(4, byteorder)  # type: ignore[arg-type]
                        for i in range(0, 32, 8))
-        return 6, str(ipaddress.IPv6Address(raw))
+        v6 = ipaddress.IPv6Address(raw)
+        if v6.ipv4_mapped is not None:  # as ss prints it: ::ffff:127.0.0.1
+            return 6, f"::ffff:{v6.ipv4_mapped}"
+        return 6, str(v6)
     raise ValueError(f"address field of {len(text)} hex digits")
 
 

@@ -45,6 +45,15 @@ __all__ = ["LiveEvent", "LiveSession", "load_lifecycle"]
 # Anomalies shown one by one per (connection, flag) before they are only counted.
 ANOMALY_BURST = 3
 
+# The event-stream kind of each lifecycle event (analysis/lifecycle.py); others are "state".
+LIFECYCLE_KIND = {
+    "handshake_complete": "handshake",
+    "rejected": "rst",
+    "connection_reset": "rst",
+    "teardown_started": "fin",
+    "connection_closed": "closed",
+}
+
 
 def load_lifecycle() -> Any | None:
     """A `LifecycleTracker` (analysis/lifecycle.py) if the state machine is installed."""
@@ -293,7 +302,7 @@ class LiveSession:
             self.emit(LiveEvent("new", ts, s, f"{st.client} -> {st.server}  {what}", frame,
                                 {"client": st.client, "server": st.server}))
         if lc is not None:
-            self._lifecycle_row(i, s, st, frame, ts, lc)
+            self._lifecycle_row(i, s, st, a, frame, ts, lc)
         else:
             self._flag_row(s, st, fl, from_server, side, a, frame, ts)
         if int(a["flags"]):
@@ -333,27 +342,41 @@ class LiveSession:
                     st.closed = "FIN both ways"
                     self.emit(LiveEvent("closed", ts, s, st.closed, frame, {"how": "fin"}))
 
-    def _lifecycle_row(self, i: int, s: int, st: _Stream, frame: int, ts: int, lc: Any) -> None:
+    def _lifecycle_row(self, i: int, s: int, st: _Stream, a: np.void, frame: int, ts: int,
+                       lc: Any) -> None:
+        """Events from the endpoint state machine: what this packet did to both endpoints."""
         names = lc.events.get(i, ())
         client, server = _state_name(lc.client[i]), _state_name(lc.server[i])
         states = (client, server)
-        if not names and states == st.states:
-            return
+        changed = states != st.states
         st.states = states
+        if not names:
+            if changed and client != "UNKNOWN":
+                self.emit(LiveEvent("state", ts, s, f"client {client}, server {server}", frame,
+                                    {"client_state": client, "server_state": server}))
+            return
+        plain = [n for n in names if n not in LIFECYCLE_KIND]
+        if plain:  # several lifecycle events of one packet: one line
+            self.emit(LiveEvent("state", ts, s, f"{', '.join(n.replace('_', ' ') for n in plain)}"
+                                f": client {client}, server {server}", frame,
+                                {"lifecycle": plain, "client_state": client,
+                                 "server_state": server}))
         for name in names:
-            kind = {"handshake_complete": "handshake"}.get(name, "state")
+            if name not in LIFECYCLE_KIND:
+                continue
+            kind = LIFECYCLE_KIND[name]
+            text = f"{name.replace('_', ' ')}: client {client}, server {server}"
+            fields: dict[str, Any] = {"lifecycle": [name], "client_state": client,
+                                      "server_state": server}
             if name == "handshake_complete":
                 st.established = True
-            self.emit(LiveEvent(kind, ts, s, f"{name}: client {client}, server {server}", frame,
-                                {"lifecycle": name, "client_state": client,
-                                 "server_state": server}))
-        if not names:
-            self.emit(LiveEvent("state", ts, s, f"client {client}, server {server}", frame,
-                                {"client_state": client, "server_state": server}))
-        if client == "CLOSED" and server == "CLOSED" or "TIME_WAIT" in states:
-            if not st.closed:
-                st.closed = "/".join(states)
-                self.counts["closed"] += 1
+                irtt = int(a["irtt_ns"])
+                if irtt >= 0:
+                    text += f", iRTT {irtt / 1e6:.3f} ms"
+                    fields["irtt"] = irtt / 1e9
+            elif name == "connection_closed":
+                st.closed = f"{client} / {server}"
+            self.emit(LiveEvent(kind, ts, s, text, frame, fields))
 
     def _anomalies(self, s: int, st: _Stream, a: np.void, frame: int, ts: int) -> None:
         bits = int(a["flags"])
@@ -449,43 +472,59 @@ class LiveSession:
     # -- the end ----------------------------------------------------------------------
 
     def summary_rows(self) -> list[dict[str, Any]]:
+        lives = self.lifecycle.lifecycles() if self.lifecycle is not None else {}
         rows = []
         for row in self.analyzer.connections():
             s = int(row["stream"])
             st = self.streams.get(s)
             if st is None:
                 continue
-            if st.states is not None:
-                state = f"{st.states[0]} / {st.states[1]}"
-            elif st.closed:
-                state = st.closed
-            elif st.fin[0] or st.fin[1]:
-                state = "half-closed (FIN from the " + ("client" if st.fin[0] else "server") + ")"
-            elif st.established:
-                state = "open"
-            elif st.syn:
-                state = "handshake incomplete"
+            life = lives.get(s)
+            if life is not None:
+                handshake = life.handshake + ("" if life.handshake_complete or
+                                              life.handshake in ("rejected", "unanswered",
+                                                                 "midstream")
+                                              else " (incomplete)")
+                state = f"{life.client_final.name} / {life.server_final.name}"
+                teardown = life.teardown + ("" if life.teardown_complete or
+                                            life.teardown == "none" else " (incomplete)")
             else:
-                state = "open (joined mid-connection)"
-            if st.established:
-                handshake = "complete"
-            elif st.synack:
-                handshake = "SYN, SYN-ACK"
-            elif st.syn:
-                handshake = "SYN only"
-            else:
-                handshake = "not seen"
+                handshake, state, teardown = self._flag_summary(st)
             counts = {name: int(row["flag_counts"][bit]) for bit, name in enumerate(FLAG_NAMES)
                       if int(row["flag_counts"][bit])}
             irtt = int(row["irtt_ns"])
             rows.append({
                 "stream": s, "client": st.client, "server": st.server, "handshake": handshake,
-                "state": state, "pkts": [int(row["pkts"][0]), int(row["pkts"][1])],
+                "teardown": teardown, "state": state,
+                "pkts": [int(row["pkts"][0]), int(row["pkts"][1])],
                 "bytes": [int(row["bytes"][0]), int(row["bytes"][1])],
                 "duration": (int(row["last_ts"]) - int(row["first_ts"])) / 1e9,
                 "irtt": irtt / 1e9 if irtt >= 0 else None, "anomalies": counts,
             })
         return rows
+
+    @staticmethod
+    def _flag_summary(st: _Stream) -> tuple[str, str, str]:
+        """Handshake, state and teardown from the flags alone (no state machine)."""
+        if st.established:
+            handshake = "complete"
+        elif st.synack:
+            handshake = "SYN, SYN-ACK"
+        elif st.syn:
+            handshake = "SYN only"
+        else:
+            handshake = "midstream"
+        if st.rst:
+            teardown = "reset"
+        elif all(st.fin):
+            teardown = "FIN both ways"
+        elif st.fin[0] or st.fin[1]:
+            teardown = "FIN from the " + ("client" if st.fin[0] else "server")
+        else:
+            teardown = "none"
+        state = "closed" if st.closed else ("open" if st.established or not st.syn else
+                                             "opening")
+        return handshake, state, teardown
 
     def finish(self, stats: CaptureStats | None, counters: dict[str, int] | None = None,
                *, table_limit: int = 50, console: Any | None = None) -> dict[str, Any]:
@@ -534,12 +573,13 @@ class LiveSession:
         return "; ".join(parts)
 
     def _write_table(self, rows: list[dict[str, Any]], limit: int, console: Any | None) -> None:
-        head = ("#", "client", "server", "handshake", "state", "pkts c>s/s>c",
-                "bytes c>s/s>c", "duration", "anomalies")
+        head = ("#", "client", "server", "handshake", "teardown", "states (client / server)",
+                "pkts c>s/s>c", "bytes c>s/s>c", "duration", "anomalies")
         body = []
         for r in rows[-limit:] if limit else rows:
             anomalies = ", ".join(f"{k} {v}" for k, v in sorted(r["anomalies"].items()))
-            body.append((str(r["stream"]), r["client"], r["server"], r["handshake"], r["state"],
+            body.append((str(r["stream"]), r["client"], r["server"], r["handshake"],
+                         r["teardown"], r["state"],
                          f"{r['pkts'][0]}/{r['pkts'][1]}",
                          f"{_size(r['bytes'][0])}/{_size(r['bytes'][1])}",
                          f"{r['duration']:.3f}s", anomalies or "-"))

@@ -179,6 +179,13 @@ class Analysis:
     iface: np.ndarray  #: uint16
     connections: np.ndarray  #: CONN_DTYPE
     stats: dict[str, int] = field(default_factory=dict)
+    #: np.uint8 `states.State` of the client / server after each row (0 = UNKNOWN / not TCP)
+    client_state: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    server_state: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    #: row index -> lifecycle events that row caused ("handshake_complete", ...)
+    events: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    #: stream -> `lifecycle.Lifecycle` (handshake, teardown, transitions, ...)
+    lifecycles: dict[int, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.records.shape[0])
@@ -216,15 +223,27 @@ def analyze_file(source: str | os.PathLike | BinaryIO, mode: str = "wireshark") 
 
         a = tcpscope.analyze("trace.pcap")
         a.annotations["flags"], a.connection_dicts()
+        a.client_state, a.server_state, a.events   # endpoint states after each row
+        a.lifecycles[0].handshake, a.lifecycles[0].transitions
     """
+    from .lifecycle import LifecycleTracker
+
     an = Analyzer(mode)
-    recs, anns, ts, frames, ifaces = [], [], [], [], []
+    tracker = LifecycleTracker()
+    recs, anns, ts, frames, ifaces, cst, sst = [], [], [], [], [], [], []
+    events: dict[int, tuple[str, ...]] = {}
+    offset = 0
     for batch, records, ann in iter_file(source, mode, an):
         recs.append(records)
         anns.append(ann)
         ts.append(np.asarray(batch.ts_ns, dtype=np.int64))
         frames.append(batch.frame_numbers)
         ifaces.append(np.asarray(batch.iface, dtype=np.uint16))
+        life = tracker.feed(records, ann, ts[-1])
+        cst.append(life.client)
+        sst.append(life.server)
+        events.update((offset + row, ev) for row, ev in sorted(life.events.items()))
+        offset += len(records)
 
     def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
         return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
@@ -239,4 +258,8 @@ def analyze_file(source: str | os.PathLike | BinaryIO, mode: str = "wireshark") 
         iface=cat(ifaces, np.uint16),
         connections=an.connections().copy(),
         stats=an.stats(),
+        client_state=cat(cst, np.uint8),
+        server_state=cat(sst, np.uint8),
+        events=events,
+        lifecycles=tracker.lifecycles(),
     )

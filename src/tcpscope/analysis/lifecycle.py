@@ -122,7 +122,8 @@ class Lifecycle:
     duration: float                 #: seconds, last - first packet
     packets: tuple[int, int]        #: (client -> server, server -> client)
     bytes: tuple[int, int]          #: payload bytes each way
-    handshake_rtt: float | None     #: the engine's iRTT (SYN -> the handshake's ACK), seconds
+    handshake_rtt: float | None     #: the engine's iRTT (SYN -> the handshake's ACK), seconds;
+    #: None unless the handshake completed (a refusal's SYN -> RST time is not a handshake)
     anomalies: dict[str, int]       #: engine flags -> frames carrying them (non-zero only)
     role_guessed: bool              #: no SYN / SYN-ACK: the client is a guess
     transitions: list[Transition] = field(default_factory=list)
@@ -270,6 +271,7 @@ class LifecycleTracker:
         self._bytes = np.zeros((1, 2), np.int64)
         self._last_ts = np.zeros(1, np.int64)
         self._flag_counts = np.zeros((1, len(FLAG_NAMES)), np.int64)
+        self._flips: list[tuple[int, int]] = []  # (stream, row) where roles swapped, this batch
 
     # ------------------------------------------------------------------
 
@@ -313,10 +315,14 @@ class LifecycleTracker:
         client = self._cs[s]
         server = self._ss[s]
         ni = np.flatnonzero(need)
+        self._flips = []
         if ni.size:
             self._walk(records, annotations, ts_all, s, cand, ni, client, server, events)
 
         fs = annotations["from_server"].astype(np.int64)
+        for stream, row in self._flips:
+            # Rows before the engine swapped the roles count for the other side.
+            fs[:row][s[:row] == stream] ^= 1
         key = s * 2 + fs                       # stream -1 lands on the dummy slot
         plen = records["payload_len"]
         data = (plen > 0) & (annotations["kind"] == _ANALYSED)
@@ -443,6 +449,7 @@ class LifecycleTracker:
             st = lc.stream
             for arr in (self._pkts, self._bytes, self._maxend):
                 arr[st] = arr[st][::-1].copy()
+            self._flips.append((st, v[_C_ROW]))
         lc.client_id = None
 
     # ------------------------------------------------------------------
@@ -465,7 +472,7 @@ class LifecycleTracker:
         if control:
             if fl & _RST:
                 # A RST that answers a SYN from a side that never answered otherwise.
-                rejected = ye.state == _SYN_SENT and not xe.sent_synack and not xe.sent_any
+                rejected = ye.state == _SYN_SENT and not xe.sent_synack
             elif fl & _SYN:
                 self._on_syn(lc, v, analysed, ev)
         x_before = xe.state
@@ -625,7 +632,7 @@ class LifecycleTracker:
             duration=(last - first) / 1e9,
             packets=(int(self._pkts[st, 0]), int(self._pkts[st, 1])),
             bytes=(int(self._bytes[st, 0]), int(self._bytes[st, 1])),
-            handshake_rtt=lc.irtt / 1e9 if lc.irtt >= 0 else None,
+            handshake_rtt=lc.irtt / 1e9 if lc.irtt >= 0 and lc.handshake_done else None,
             anomalies={FLAG_NAMES[b]: int(c) for b, c in enumerate(counts) if c},
             role_guessed=lc.guessed,
             transitions=list(cs.transitions),

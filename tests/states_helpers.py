@@ -1,0 +1,126 @@
+"""Helpers for the state machine and lifecycle tests.
+
+`run(script)` takes a `tests.analysis_helpers.Script` (real frames, ISNs near the
+2^32 wrap), runs it through the engine and a `LifecycleTracker`, and returns a
+`Run`: the (client, server) state names after every frame, the events of every
+frame, the lifecycles and the tracker::
+
+    s = Script()
+    s.c("S", 0, 0)
+    s.s("S.", 0, 1)
+    s.c(".", 1, 1)
+    r = run(s)
+    assert r.states[-1] == ("ESTABLISHED", "ESTABLISHED")
+    assert r.events[3] == ("handshake_complete",)     # frame numbers, 1-based
+
+`reference_states(records, annotations)` drives `ConnectionStates` on every TCP
+row in plain Python (no vectorised skipping): what the tracker must agree with.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tcpscope.analysis.engine import Analyzer, iter_file
+from tcpscope.analysis.lifecycle import Lifecycle, LifecycleTracker
+from tcpscope.analysis.states import ConnectionStates, State, Transition
+
+ANALYSED = 1
+
+
+@dataclass
+class Run:
+    states: list[tuple[str, str]]                       # per frame
+    events: dict[int, tuple[str, ...]]                  # frame -> events
+    lifecycles: dict[int, Lifecycle]
+    tracker: LifecycleTracker
+    streams: list[int] = field(default_factory=list)
+
+    @property
+    def life(self) -> Lifecycle:
+        (only,) = self.lifecycles.values()
+        return only
+
+    def transitions(self, side: str | None = None) -> list[Transition]:
+        return [t for t in self.life.transitions if side is None or t.side == side]
+
+    def path(self, side: str) -> list[str]:
+        """The states one side went through, in order (start state first)."""
+        ts = self.transitions(side)
+        return [ts[0].old.name] + [t.new.name for t in ts] if ts else []
+
+
+def run(script, *, batch: int | None = None, mode: str = "wireshark") -> Run:
+    recs = script.records()
+    times = np.array([t for t, _ in script.frames], np.int64)
+    frames = np.arange(1, len(recs) + 1, dtype=np.int64)
+    an = Analyzer(mode)
+    tr = LifecycleTracker()
+    states: list[tuple[str, str]] = []
+    events: dict[int, tuple[str, ...]] = {}
+    streams: list[int] = []
+    step = batch or max(len(recs), 1)
+    for i in range(0, len(recs), step):
+        j = i + step
+        ann = an.feed(recs[i:j], times[i:j], frames[i:j])
+        out = tr.feed(recs[i:j], ann, times[i:j])
+        for k in range(len(ann)):
+            states.append((State(int(out.client[k])).name, State(int(out.server[k])).name))
+            streams.append(int(ann["stream"][k]))
+        for k, ev in out.events.items():
+            events[i + k + 1] = ev
+    return Run(states, events, tr.lifecycles(), tr, streams)
+
+
+def run_file(path: Path, batch_frames: int | None = None) -> Run:
+    """A capture through engine and tracker, batch by batch as the reader yields them."""
+    from tcpscope.capture import open_capture
+    from tcpscope.wire import dissect_batch
+
+    an = Analyzer()
+    tr = LifecycleTracker()
+    states, streams = [], []
+    events: dict[int, tuple[str, ...]] = {}
+    kw = {"batch_frames": batch_frames} if batch_frames else {}
+    with open_capture(path, **kw) as cap:
+        for b in cap:
+            recs = dissect_batch(b)
+            ann = an.feed(recs, b.ts_ns, b.frame_numbers, b.iface)
+            out = tr.feed(recs, ann, b.ts_ns)
+            for k in range(len(ann)):
+                states.append((State(int(out.client[k])).name, State(int(out.server[k])).name))
+                streams.append(int(ann["stream"][k]))
+            for k, ev in out.events.items():
+                events[int(b.frame_numbers[k])] = ev
+    return Run(states, events, tr.lifecycles(), tr, streams)
+
+
+def reference_states(path: Path) -> tuple[list[tuple[int, int]], set[int]]:
+    """(client, server) after every row, from ConnectionStates driven on every TCP row,
+    and the streams whose roles were a guess at first (the engine may swap them later,
+    which only the tracker follows)."""
+    conns: dict[int, ConnectionStates] = {}
+    guessed: set[int] = set()
+    out = []
+    for _batch, recs, ann in iter_file(path):
+        for i in range(len(ann)):
+            st = int(ann["stream"][i])
+            if st < 0:
+                out.append((0, 0))
+                continue
+            fl = int(recs["tcp_flags"][i])
+            cs = conns.get(st)
+            if cs is None:
+                cs = conns[st] = ConnectionStates.for_first_segment(fl, keep=False)
+                if ann["role_guessed"][i]:
+                    guessed.add(st)
+            af = int(ann["flags"][i])
+            if not af & (1 << 15):   # a capture duplicate changes nothing
+                cs.on_segment(int(ann["frame"][i]), 0, bool(ann["from_server"][i]), fl,
+                              int(recs["payload_len"][i]), int(ann["rel_seq"][i]),
+                              int(ann["rel_ack"][i]), int(ann["next_rel_seq"][i]),
+                              int(ann["kind"][i]) == ANALYSED, bool(af & 4))
+            out.append((cs.client.state, cs.server.state))
+    return out, guessed

@@ -1,0 +1,160 @@
+"""Random segments never break the state machine.
+
+1. A hypothesis RuleBasedStateMachine sends random segments (any flags, numbers drawn
+   around the expected ones) through `ConnectionStates`: it never raises, every state is
+   a `State`, each side's transitions chain and follow a table edge (or take back an
+   earlier assumed change), the FIN position never moves once known, and the highest
+   sequence number seen never decreases.
+2. Random segment sequences on a few 4-tuples through the engine and the tracker: no
+   exception, the same states as the per-row machine, whatever the batch split.
+"""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from tcpscope.analysis.engine import Analyzer
+from tcpscope.analysis.lifecycle import LifecycleTracker
+from tcpscope.analysis.states import EXTRA_REASONS, TRANSITIONS, ConnectionStates, Event, State
+from tests.analysis_helpers import tcp_record
+
+FLAGS = {"S": 0x02, "S.": 0x12, ".": 0x10, "P.": 0x18, "F.": 0x11, "FP.": 0x19, "R": 0x04,
+         "R.": 0x14, "SF": 0x03, "none": 0x00}
+
+
+class Machine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cs = ConnectionStates.for_first_segment(0x02)
+        self.frame = 0
+        self.fin = [None, None]
+        self.max_end = [-1, -1]
+        self.started = False
+
+    @precondition(lambda self: not self.started)
+    @rule(first=st.sampled_from(["S", "S.", ".", "P.", "F.", "R"]))
+    def open(self, first):
+        self.cs = ConnectionStates.for_first_segment(FLAGS[first])
+        self.fin = [None, None]
+        self.max_end = [-1, -1]
+        self.started = True
+
+    @rule(from_server=st.booleans(), flags=st.sampled_from(sorted(FLAGS)),
+          seq=st.integers(-2, 40), ack=st.integers(-2, 40), length=st.sampled_from([0, 0, 1, 5]),
+          analysed=st.sampled_from([True, True, True, False]), unseen=st.sampled_from([None, True, False]))
+    def segment(self, from_server, flags, seq, ack, length, analysed, unseen):
+        self.frame += 1
+        fl = FLAGS[flags]
+        nxt = seq + length + (1 if fl & 0x03 and not fl & 0x04 else 0)
+        self.cs.on_segment(self.frame, self.frame * 1000, from_server, fl, length, seq, ack, nxt,
+                           analysed, unseen)
+        for i, ep in enumerate((self.cs.client, self.cs.server)):
+            assert ep.max_end >= self.max_end[i]
+            self.max_end[i] = ep.max_end
+            if self.fin[i] is not None:
+                assert ep.fin_next == self.fin[i]
+            self.fin[i] = ep.fin_next
+
+    @invariant()
+    def states_are_states(self):
+        assert self.cs.client.state in State.__members__.values()
+        assert self.cs.server.state in State.__members__.values()
+
+    @invariant()
+    def transitions_follow_the_table(self):
+        for side, ep in (("client", self.cs.client), ("server", self.cs.server)):
+            prev = None
+            visited = []
+            for t in self.cs.transitions:
+                if t.side != side:
+                    continue
+                assert prev is None or t.old == prev
+                if t.reason.startswith("revise."):
+                    assert t.new in visited and t.confidence == "inferred"
+                else:
+                    assert TRANSITIONS[(t.old, Event[t.event.upper()])] == t.new
+                    assert t.reason in EXTRA_REASONS or t.reason.split(".")[0] in (
+                        "open", "close", "reset", "infer")
+                visited.append(t.old)
+                prev = t.new
+            assert prev is None or prev == ep.state
+        for a in self.cs.anomalies:
+            assert a.anomaly
+
+
+TestStateMachine = Machine.TestCase
+TestStateMachine.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
+
+
+ISN = {0: 0xFFFF_FF00, 1: 0xFFFF_FFF0}
+OFFSETS = (0, 1, 2, 6, 11, 12, 13, 100)
+
+
+@st.composite
+def segment(draw):
+    conn = draw(st.integers(0, 2))
+    from_client = draw(st.booleans())
+    flags = draw(st.sampled_from(["S", "S.", ".", ".", "P.", "P.", "F.", "FP.", "R", "R."]))
+    seq = (ISN[0 if from_client else 1] + draw(st.sampled_from(OFFSETS))) & 0xFFFFFFFF
+    ack = (ISN[1 if from_client else 0] + draw(st.sampled_from(OFFSETS))) & 0xFFFFFFFF
+    length = draw(st.sampled_from([0, 0, 1, 5, 10]))
+    step = draw(st.sampled_from([1_000, 1_000_000, 1_000_000_000]))
+    return conn, from_client, flags, seq, ack, length, step
+
+
+def build(segs):
+    recs, times = [], []
+    t = 1_700_000_000 * 10**9
+    for conn, from_client, flags, seq, ack, length, step in segs:
+        t += step
+        c, s = ("10.0.0.1", 40000 + conn), ("10.0.0.2", 80)
+        (src, sport), (dst, dport) = (c, s) if from_client else (s, c)
+        recs.append(tcp_record(src=src, dst=dst, sport=sport, dport=dport, seq=seq, ack=ack,
+                               flags=flags, length=length))
+        times.append(t)
+    return np.concatenate(recs), np.array(times, np.int64)
+
+
+def states(recs, times, split):
+    an, tr = Analyzer(), LifecycleTracker()
+    frames = np.arange(1, len(recs) + 1, dtype=np.int64)
+    out_c, out_s, events, anns = [], [], {}, []
+    for i in range(0, len(recs), split):
+        j = i + split
+        ann = an.feed(recs[i:j], times[i:j], frames[i:j])
+        out = tr.feed(recs[i:j], ann, times[i:j])
+        out_c += out.client.tolist()
+        out_s += out.server.tolist()
+        events.update({i + k: v for k, v in out.events.items()})
+        anns.append(ann)
+    return list(zip(out_c, out_s)), events, tr, np.concatenate(anns)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(segment(), min_size=1, max_size=40), st.integers(1, 7))
+def test_random_segments_through_the_tracker(segs, split):
+    recs, times = build(segs)
+    whole, ev_whole, tracker, ann = states(recs, times, len(recs))
+    parts, ev_parts, _, _ = states(recs, times, split)
+    assert (whole, ev_whole) == (parts, ev_parts)
+    for life in tracker.lifecycles().values():
+        life.as_dict()
+    # the per-row machine, on every row (role swaps aside: only the tracker follows them)
+    conns: dict[int, ConnectionStates] = {}
+    guessed = set()
+    for i in range(len(recs)):
+        stream = int(ann["stream"][i])
+        fl = int(recs["tcp_flags"][i])
+        if stream not in conns:
+            conns[stream] = ConnectionStates.for_first_segment(fl, keep=False)
+            if ann["role_guessed"][i]:
+                guessed.add(stream)
+        cs = conns[stream]
+        cs.on_segment(i + 1, int(times[i]), bool(ann["from_server"][i]), fl,
+                      int(recs["payload_len"][i]), int(ann["rel_seq"][i]), int(ann["rel_ack"][i]),
+                      int(ann["next_rel_seq"][i]), int(ann["kind"][i]) == 1,
+                      bool(int(ann["flags"][i]) & 4))
+        if stream not in guessed:
+            assert whole[i] == (cs.client.state, cs.server.state), i

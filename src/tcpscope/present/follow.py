@@ -49,6 +49,7 @@ FORMATS = ("ascii", "hex", "raw")
 CLIENT_STYLE, SERVER_STYLE = "red", "blue"
 NOTE_STYLE = "bold yellow"
 _SHOWN_BYTES = 24  # bytes of a conflict shown in the summary and inline
+MAX_LISTED = 20  # gaps / conflicts listed in the summary (all are shown inline)
 
 
 class StreamNotFound(LookupError):
@@ -247,14 +248,22 @@ def summary_lines(sf: StreamFollow) -> list[str]:
     if not gaps:
         lines.append("  gaps: none")
     else:
-        lines.append(f"  gaps: {len(gaps)}")
-        for g in gaps:
+        missing = sum(g.length for g in gaps if g.cause == "missing")
+        cut = sum(g.length for g in gaps if g.cause != "missing")
+        kinds = ([f"{_plural(missing, 'byte')} missing"] if missing else []) + \
+            ([f"{_plural(cut, 'byte')} not captured"] if cut else [])
+        lines.append(f"  gaps: {len(gaps)} ({', '.join(kinds)})")
+        for g in gaps[:MAX_LISTED]:
             lines.append(f"    {_arrow(g.from_server)} seq {g.rel_seq}: {gap_text(g)}"
                          f"{_evidence_text(g)}")
+        if len(gaps) > MAX_LISTED:
+            lines.append(f"    ... {len(gaps) - MAX_LISTED} more, each marked where it is")
     conflicts = [x for x in sf.items if isinstance(x, OverlapConflict)]
     lines.append(f"  overlap conflicts: {len(conflicts) or 'none'}")
-    for x in conflicts:
+    for x in conflicts[:MAX_LISTED]:
         lines.append("    " + conflict_text(x))
+    if len(conflicts) > MAX_LISTED:
+        lines.append(f"    ... {len(conflicts) - MAX_LISTED} more, each shown where it is")
     left = []
     retx = sf.client.retransmitted + sf.server.retransmitted
     if retx:

@@ -52,6 +52,7 @@ class Teardown:
     time_wait_side: str | None = None  #: client, server, both, none
     packets: list[Pkt] = field(default_factory=list)  #: from the first FIN (or RST) on
     source: str = "lab"
+    lab_kind: str | None = None  #: the lab's own reading, when the lifecycle answered
 
     def flags(self) -> list[str]:
         return [p.flags for p in self.packets]
@@ -72,6 +73,18 @@ def acked_by_peer(facts: Facts, p: Pkt) -> Pkt | None:
 
 
 def handshake(facts: Facts, stream: int = 0) -> Handshake:
+    """The handshake: the lifecycle classifier's kind when available, and the packets."""
+    hs = _handshake_packets(facts, stream)
+    lc = facts.lifecycle(stream)
+    if lc is not None:
+        kind = lc.handshake
+        if kind in ("3way", "3way+retries") and not lc.handshake_complete:
+            kind = "half_open"
+        hs.kind, hs.source = kind, "lifecycle"
+    return hs
+
+
+def _handshake_packets(facts: Facts, stream: int) -> Handshake:
     pkts = facts.stream(stream)
     syns = [p for p in pkts if p.syn and not p.from_server]
     synacks = [p for p in pkts if p.synack and p.from_server]
@@ -90,6 +103,20 @@ def handshake(facts: Facts, stream: int = 0) -> Handshake:
 
 
 def teardown(facts: Facts, stream: int = 0) -> Teardown:
+    """The teardown: the lifecycle classifier's kind and TIME_WAIT side (from its final
+    states) when available; who closed first and the packets from the capture."""
+    td = _teardown_packets(facts, stream)
+    lc = facts.lifecycle(stream)
+    if lc is not None:
+        td.lab_kind = td.kind
+        td.kind, td.source = lc.teardown, "lifecycle"
+        td.time_wait_side = lc.time_wait_side or "none"
+        if td.kind == "simultaneous":
+            td.first_closer = "both"
+    return td
+
+
+def _teardown_packets(facts: Facts, stream: int) -> Teardown:
     pkts = facts.stream(stream)
     rsts = [p for p in pkts if p.rst]
     fins: dict[str, Pkt] = {}

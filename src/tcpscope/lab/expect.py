@@ -7,7 +7,7 @@ from .facts import Facts
 
 __all__ = [
     "three_way", "isn_plus_one", "options_offered", "data_acked", "payloads", "close",
-    "time_wait_side", "flagged", "not_flagged",
+    "time_wait_side", "flagged", "not_flagged", "final_states", "backoff_verdict",
 ]
 
 M32 = 1 << 32
@@ -103,7 +103,10 @@ def close(kind: str, closer: str | None, stream: int = 0) -> Expectation:
     def check(f: Facts) -> tuple[bool, str]:
         td = teardown(f, stream)
         ok = td.kind == kind and (closer is None or td.first_closer in (closer, "both"))
-        return ok, f"{td.kind}, first closer {td.first_closer}: {' '.join(td.flags()[:8])}"
+        also = f" (the lab's own reading: {td.lab_kind})" if td.lab_kind not in (None, td.kind) \
+            else ""
+        return ok, (f"{td.kind}{also}, first closer {td.first_closer}: "
+                    f"{' '.join(td.flags()[:8])}")
 
     return Expectation(text, check)
 
@@ -116,9 +119,42 @@ def time_wait_side(side: str, stream: int = 0) -> Expectation:
 
     def check(f: Facts) -> tuple[bool, str]:
         td = teardown(f, stream)
-        return td.time_wait_side == side, f"TIME_WAIT side: {td.time_wait_side} ({td.kind})"
+        lc = f.lifecycle(stream)
+        finals = (f"; final states: client {lc.client_final.name}, server "
+                  f"{lc.server_final.name}") if lc is not None else ""
+        return td.time_wait_side == side, \
+            f"TIME_WAIT side: {td.time_wait_side} ({td.kind}){finals}"
 
     return Expectation(text, check)
+
+
+def final_states(client: str, server: str, stream: int = 0) -> Expectation:
+    """The state machine's final states of both endpoints (needs the lifecycle)."""
+    def check(f: Facts) -> tuple[bool, str]:
+        lc = f.lifecycle(stream)
+        if lc is None:
+            return False, "the state machine (analysis/lifecycle.py) is not available"
+        got = (lc.client_final.name, lc.server_final.name)
+        return got == (client, server), f"client {got[0]}, server {got[1]}"
+
+    return Expectation(f"tcpscope's state machine ends with the client in {client} and the "
+                       f"server in {server}", check)
+
+
+def backoff_verdict(which: str, verdict: str, stream_of, label: str) -> Expectation:
+    """The lifecycle's backoff verdict (``syn`` / ``synack``) for a stream."""
+    def check(f: Facts) -> tuple[bool, str]:
+        n = stream_of(f)
+        lc = f.lifecycle(n) if n is not None else None
+        if lc is None:
+            return False, "no lifecycle for that connection"
+        got = getattr(lc, f"{which}_backoff")
+        iv = ", ".join(f"{x:.2f}" for x in getattr(lc, f"{which}_intervals"))
+        return got == verdict, (f"{got} ({getattr(lc, f'{which}_retries')} retries, "
+                                f"intervals {iv} s)")
+
+    name = "SYN" if which == "syn" else "SYN-ACK"
+    return Expectation(f"tcpscope's lifecycle calls {label} {name} backoff `{verdict}`", check)
 
 
 def flagged(flag: str, text: str, *, side: str | None = None, at_least: int = 1,

@@ -52,6 +52,12 @@ def summary_lines(facts: Facts, max_conns: int = 6) -> list[str]:
             f"stream {c['stream']}: {c['client']}:{c['client_port']} -> "
             f"{c['server']}:{c['server_port']}, {cs['packets']}+{ss['packets']} packets, "
             f"{cs['bytes']}+{ss['bytes']} data bytes; flags: {seq}{more}")
+        lc = facts.lifecycle(c["stream"])
+        if lc is not None:
+            lines.append(
+                f"    handshake {lc.handshake}, teardown {lc.teardown}; final states: client "
+                f"{lc.client_final.name}, server {lc.server_final.name}"
+                + (f"; TIME_WAIT: {lc.time_wait_side}" if lc.time_wait_side else ""))
     if len(conns) > max_conns:
         lines.append(f"... and {len(conns) - max_conns} more connections")
     flagged: dict[str, list[int]] = {}

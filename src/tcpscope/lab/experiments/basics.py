@@ -11,8 +11,8 @@ from ..base import (
 )
 from ..checks import handshake
 from ..expect import (
-    close, data_acked, isn_plus_one, not_flagged, options_offered, payloads, three_way,
-    time_wait_side,
+    close, data_acked, final_states, isn_plus_one, not_flagged, options_offered, payloads,
+    three_way, time_wait_side,
 )
 from ..facts import Facts
 
@@ -104,6 +104,7 @@ class Handshake(Experiment):
             data_acked(),
             close("4way", "client"),
             time_wait_side("client"),
+            final_states("TIME_WAIT", "CLOSED"),
             not_flagged(("retransmission", "duplicate_ack", "lost_segment"),
                         "nothing lost, nothing repeated: no retransmissions or duplicate ACKs"),
         ]
@@ -218,7 +219,8 @@ class CloseThree(Experiment):
         _exchange_then_close(ctx, server_linger=0)
 
     def expectations(self, ctx: Context) -> list[Expectation]:
-        return [three_way(), close("3way", "client"), time_wait_side("client")]
+        return [three_way(), close("3way", "client"), time_wait_side("client"),
+                final_states("TIME_WAIT", "CLOSED")]
 
 
 @register

@@ -12,7 +12,7 @@ from ..base import (
     SOCKET_TIMEOUT, Context, Expectation, Experiment, listener, recv_exactly, register,
 )
 from ..checks import teardown
-from ..expect import close, three_way, time_wait_side
+from ..expect import close, final_states, three_way, time_wait_side
 from ..facts import Facts
 from ..relay import HoldFins, Relay
 from ..setups import relayed
@@ -104,6 +104,7 @@ class HalfClose(Experiment):
         return [
             three_way(),
             close("half_close", "client"),
+            final_states("TIME_WAIT", "CLOSED"),
             Expectation("after the client's FIN the server still sends its 3 parts, each "
                         "acknowledged by the client", after_fin),
             time_wait_side("client"),
@@ -217,6 +218,7 @@ class SimultaneousClose(Experiment):
                         "sent both", relay_held, source="program"),
             close("simultaneous", None),
             time_wait_side("both"),
+            final_states("TIME_WAIT", "TIME_WAIT"),
             Expectation("`ss` shows a TIME-WAIT socket in both namespaces", both_tw,
                         source="kernel"),
         ]
@@ -307,6 +309,7 @@ class RstAbort(Experiment):
             close("rst_client", "client"),
             Expectation("no FIN at all: the connection ends with the single RST", no_fin),
             time_wait_side("none"),
+            final_states("CLOSED", "CLOSED"),
             Expectation("the server's read fails with ECONNRESET", reset_seen, source="program"),
             Expectation("`ss` shows no TIME-WAIT socket for the client's port afterwards",
                         no_tw, source="kernel"),
@@ -431,6 +434,7 @@ class TimeWait(Experiment):
         return [
             close("4way", "client"),
             time_wait_side("client"),
+            final_states("TIME_WAIT", "CLOSED"),
             Expectation("`ss -o` shows the client's end in TIME-WAIT with a 60 s timer counting "
                         "down (Linux's fixed TCP_TIMEWAIT_LEN)", tw_socket, source="kernel"),
             Expectation("the server's end (the passive closer) is not in TIME-WAIT", server_gone,

@@ -9,6 +9,7 @@ from ..base import (
     SOCKET_TIMEOUT, Context, Expectation, Experiment, listener, recv_exactly, register,
 )
 from ..checks import backoff_matches, fmt_times, handshake, intervals_of, syn_rule
+from ..expect import backoff_verdict
 from ..facts import Facts
 from ..setups import CLIENT_IP, MAC_S, SERVER_IP, quiet_ipv6, two_hosts
 
@@ -198,6 +199,10 @@ class SynRetry(Experiment):
                 f"{fmt_times(want_classic)} s: the wait doubles each time (1 s, 2 s, ...: "
                 "RFC 6298's backoff)",
                 lambda f: syns(f, CLASSIC_IP, want_classic)),
+            backoff_verdict("syn", "constant", lambda f: stream_of(f, CLIENT_IP),
+                            "this kernel's client's"),
+            backoff_verdict("syn", "doubling", lambda f: stream_of(f, CLASSIC_IP),
+                            "the classic client's"),
             Expectation("every retransmitted SYN repeats the same ISN: one connection each, "
                         "tcpscope flags the repeats as retransmissions", same_isn),
             Expectation("both connections then complete the handshake and exchange their data",
@@ -329,6 +334,19 @@ class SynAckRetry(Experiment):
             return ok, (f"server SYN-RECV in {len(hits)} of {len(samples)} samples ({span}); "
                         f"client ESTAB at the same time in {len(both)}")
 
+        def states_meanwhile(f: Facts) -> tuple[bool, str]:
+            hs = handshake(f, 0)
+            if not hs.synacks:
+                return False, "no SYN-ACK"
+            p = hs.synacks[-1]
+            data = next((q for q in f.stream(0) if q.len > 0), None)
+            after = (data.client_state, data.server_state) if data else (None, None)
+            ok = (p.client_state, p.server_state) == ("ESTABLISHED", "SYN_RECEIVED") and \
+                after == ("ESTABLISHED", "ESTABLISHED")
+            return ok, (f"after the last SYN-ACK (frame {p.frame}): client {p.client_state}, "
+                        f"server {p.server_state}; after the request: client {after[0]}, "
+                        f"server {after[1]}")
+
         def accept_late(f: Facts) -> tuple[bool, str]:
             acc, con = ctx.params.get("accepted", []), ctx.params.get("connected", [])
             if not acc or not con:
@@ -344,6 +362,10 @@ class SynAckRetry(Experiment):
                         "an ACK (dropped by the server's nft rule)", client_acks),
             Expectation("the client's request (which carries the ACK) completes the handshake: "
                         "no more SYN-ACKs, the server replies", data_completes),
+            backoff_verdict("synack", "doubling", lambda f: 0, "the server's"),
+            Expectation("tcpscope's state machine agrees with the kernel: the server stays "
+                        "SYN_RECEIVED while the client is ESTABLISHED, until the request",
+                        states_meanwhile),
             Expectation("meanwhile `ss -tan` shows the connection half-open on the server "
                         "(SYN-RECV) and established on the client (ESTAB)", half_open,
                         source="kernel"),

@@ -21,8 +21,9 @@ numpy too. See docs/states.md.
 from __future__ import annotations
 
 import bisect
+import gc
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -79,8 +80,7 @@ class LifecycleBatch:
     events: dict[int, tuple[str, ...]]  #: row index -> lifecycle events that row caused
 
 
-@dataclass(frozen=True)
-class SideOptions:
+class SideOptions(NamedTuple):
     """What one side offered on its SYN (or SYN-ACK)."""
 
     mss: int | None = None
@@ -91,8 +91,7 @@ class SideOptions:
     ecn: bool = False           #: SYN with ECE+CWR, or SYN-ACK with ECE (RFC 3168 §6.1.1)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"mss": self.mss, "wscale": self.wscale, "sack_permitted": self.sack_permitted,
-                "timestamps": self.timestamps, "tfo": self.tfo, "ecn": self.ecn}
+        return dict(self._asdict())
 
 
 @dataclass
@@ -317,7 +316,15 @@ class LifecycleTracker:
         ni = np.flatnonzero(need)
         self._flips = []
         if ni.size:
-            self._walk(records, annotations, ts_all, s, cand, ni, client, server, events)
+            # The walk makes many small objects, none in a reference cycle; the cyclic
+            # collector would only rescan every connection's objects again and again.
+            paused = gc.isenabled()
+            gc.disable()
+            try:
+                self._walk(records, annotations, ts_all, s, cand, ni, client, server, events)
+            finally:
+                if paused:
+                    gc.enable()
 
         fs = annotations["from_server"].astype(np.int64)
         for stream, row in self._flips:
@@ -329,8 +336,12 @@ class LifecycleTracker:
         if data.any():
             np.maximum.at(self._maxend.reshape(-1), key[data], annotations["next_rel_seq"][data])
         if self.summaries:
-            np.add.at(self._pkts.reshape(-1), key, 1)
-            np.add.at(self._bytes.reshape(-1), key, plen)
+            width = 2 * self._pkts.shape[0]       # every key is below it (-1 -> the dummy slot)
+            key_nn = np.where(tcp, key, key + width)
+            self._pkts.reshape(-1)[:] += np.bincount(key_nn, minlength=width)
+            # float weights are exact here: a batch's bytes stay far below 2**53
+            self._bytes.reshape(-1)[:] += np.bincount(key_nn, weights=plen,
+                                                      minlength=width).astype(np.int64)
             np.maximum.at(self._last_ts, s, ts_all)
             nz = np.flatnonzero(af)
             if nz.size:

@@ -37,6 +37,7 @@ class Run:
     lifecycles: dict[int, Lifecycle]
     tracker: LifecycleTracker
     streams: list[int] = field(default_factory=list)
+    connections: list[dict] = field(default_factory=list)   # the engine's, as dicts
 
     @property
     def life(self) -> Lifecycle:
@@ -94,7 +95,7 @@ def run_file(path: Path, batch_frames: int | None = None) -> Run:
                 streams.append(int(ann["stream"][k]))
             for k, ev in out.events.items():
                 events[int(b.frame_numbers[k])] = ev
-    return Run(states, events, tr.lifecycles(), tr, streams)
+    return Run(states, events, tr.lifecycles(), tr, streams, an.connection_dicts())
 
 
 def reference_states(path: Path) -> tuple[list[tuple[int, int]], set[int]]:

@@ -168,6 +168,26 @@ def test_tracker_equals_the_per_row_machine(name, runs):
     _check_against_reference(CAPTURES[name], runs[name])
 
 
+def check_against_engine(r: Run) -> None:
+    """Counts, times and SYN options agree with the engine's connection rows."""
+    for d in r.connections:
+        life = r.lifecycles[d["stream"]]
+        if d["role_guessed"] or life.role_guessed:
+            continue
+        c, s = d["client_side"], d["server_side"]
+        assert (life.packets, life.bytes) == ((c["packets"], s["packets"]), (c["bytes"], s["bytes"]))
+        assert (life.first_ts, life.last_ts) == pytest.approx((d["first_ts"], d["last_ts"]), abs=1e-6)
+        for opts, side in ((life.client_options, c), (life.server_options, s)):
+            assert (opts.mss, opts.wscale, opts.sack_permitted, opts.timestamps) == (
+                side["mss"], side["wscale"], side["sack_permitted"], side["timestamps"])
+        assert life.anomalies == {k: v for k, v in d["flag_counts"].items() if v}
+
+
+@pytest.mark.parametrize("name", sorted(CAPTURES))
+def test_lifecycles_agree_with_the_engine(name, runs):
+    check_against_engine(runs[name])
+
+
 def check_invariants(r: Run) -> None:
     """Each side's transitions chain, and each is a table edge or a recorded correction."""
     for life in r.lifecycles.values():
@@ -211,6 +231,7 @@ def test_the_shared_corpus():
         n += 1
         assert all(c in State.__members__ and s in State.__members__ for c, s in r.states)
         check_invariants(r)
+        check_against_engine(r)
         _check_against_reference(p, r)
         for life in r.lifecycles.values():
             life.as_dict()

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..wire.record import OPTION
+from ..wire.record import OPTION, WARNING
 from .annotation import ANN_KIND, FLAG, FLAG_NAMES
 from .states import (
     SYNCHRONIZED, Confidence, ConnectionStates, State, StateAnomaly, Transition,
@@ -53,6 +53,8 @@ _FIN, _SYN, _RST, _ACK, _ECE, _CWR = 0x01, 0x02, 0x04, 0x10, 0x40, 0x80
 _ACK_LOST = FLAG["ack_lost_segment"]
 _CAPDUP = FLAG["capture_duplicate"]
 _ANALYSED = ANN_KIND["analysed"]
+_LEN_FROM_FRAME, _SNAP_CUT = WARNING["IP_LENGTH_EXCEEDS_FRAME"], WARNING["SNAPLEN_TRUNCATED"]
+_MAX_WSCALE = 14  # RFC 7323 §2.3: a larger shift is used as 14
 _OPT_MSS, _OPT_WSCALE, _OPT_SACK_PERM, _OPT_TS, _OPT_TFO = (
     OPTION["MSS"], OPTION["WSCALE"], OPTION["SACK_PERM"], OPTION["TIMESTAMP"], OPTION["TFO"])
 _EST, _FW2, _CW, _CLOSED, _TW, _CLOSING, _SYN_SENT = (
@@ -84,7 +86,7 @@ class SideOptions(NamedTuple):
     """What one side offered on its SYN (or SYN-ACK)."""
 
     mss: int | None = None
-    wscale: int | None = None
+    wscale: int | None = None   #: the shift, capped at 14 as RFC 7323 §2.3 says
     sack_permitted: bool = False
     timestamps: bool = False
     tfo: bool = False           #: carried a TCP Fast Open option (cookie or cookie request)
@@ -295,6 +297,7 @@ class LifecycleTracker:
         s = annotations["stream"]
         self._reserve(int(s.max()) + 1)
         ts_all = np.asarray(ts_ns, dtype=np.int64)
+        plen = _seglen(records)
         fl = records["tcp_flags"]
         af = annotations["flags"]
         tcp = s >= 0
@@ -321,7 +324,7 @@ class LifecycleTracker:
             paused = gc.isenabled()
             gc.disable()
             try:
-                self._walk(records, annotations, ts_all, s, cand, ni, client, server, events)
+                self._walk(records, annotations, ts_all, s, cand, ni, client, server, events, plen)
             finally:
                 if paused:
                     gc.enable()
@@ -331,7 +334,6 @@ class LifecycleTracker:
             # Rows before the engine swapped the roles count for the other side.
             fs[:row][s[:row] == stream] ^= 1
         key = s * 2 + fs                       # stream -1 lands on the dummy slot
-        plen = records["payload_len"]
         data = (plen > 0) & (annotations["kind"] == _ANALYSED)
         if data.any():
             np.maximum.at(self._maxend.reshape(-1), key[data], annotations["next_rel_seq"][data])
@@ -342,7 +344,10 @@ class LifecycleTracker:
             # float weights are exact here: a batch's bytes stay far below 2**53
             self._bytes.reshape(-1)[:] += np.bincount(key_nn, weights=plen,
                                                       minlength=width).astype(np.int64)
-            np.maximum.at(self._last_ts, s, ts_all)
+            last = np.full(self._last_ts.shape[0], -1, np.int64)   # each stream's last row
+            np.maximum.at(last, s, np.arange(n, dtype=np.int64))
+            hit = np.flatnonzero(last >= 0)
+            self._last_ts[hit] = ts_all[last[hit]]
             nz = np.flatnonzero(af)
             if nz.size:
                 bits = (af[nz].astype(np.int64)[:, None] >> np.arange(len(FLAG_NAMES))) & 1
@@ -351,7 +356,8 @@ class LifecycleTracker:
                 np.add.at(self._flag_counts.reshape(-1), s[nz][r] * width + c, 1)
         return LifecycleBatch(client, server, events)
 
-    def _walk(self, records, annotations, ts_all, s, cand, ni, client, server, events) -> None:
+    def _walk(self, records, annotations, ts_all, s, cand, ni, client, server, events,
+              plen) -> None:
         """Rows of connections that need Python, connection by connection, in capture order."""
         o = ni[np.argsort(s[ni], kind="stable")]
         m = np.empty((o.size, _NCOLS), np.int64)
@@ -359,7 +365,7 @@ class LifecycleTracker:
         m[:, _C_TS] = ts_all[o]
         m[:, _C_FS] = annotations["from_server"][o]
         m[:, _C_FL] = records["tcp_flags"][o]
-        m[:, _C_LEN] = records["payload_len"][o]
+        m[:, _C_LEN] = plen[o]
         m[:, _C_SEQ] = annotations["rel_seq"][o]
         m[:, _C_ACK] = annotations["rel_ack"][o]
         m[:, _C_NEXT] = annotations["next_rel_seq"][o]
@@ -687,12 +693,25 @@ def _options(present: int, mss: int, wscale: int, fl: int) -> SideOptions:
     synack = bool(fl & _ACK)
     return SideOptions(
         mss=mss if present & _OPT_MSS else None,
-        wscale=wscale if present & _OPT_WSCALE else None,
+        wscale=min(wscale, _MAX_WSCALE) if present & _OPT_WSCALE else None,
         sack_permitted=bool(present & _OPT_SACK_PERM),
         timestamps=bool(present & _OPT_TS),
         tfo=bool(present & _OPT_TFO),
         ecn=bool(fl & _ECE) and (not (fl & _CWR) if synack else bool(fl & _CWR)),
     )
+
+
+def _seglen(records: np.ndarray) -> np.ndarray:
+    """Each row's TCP payload length, as the engine counts it: the IP length's, except when
+    the IP length claims more than the frame holds (not by the snap length), where the
+    segment ends with the frame, as in Wireshark."""
+    plen = records["payload_len"]
+    warn = records["warnings"]
+    odd = (warn & _LEN_FROM_FRAME) != 0
+    if not odd.any():
+        return plen
+    odd &= (warn & _SNAP_CUT) == 0
+    return np.where(odd, records["payload_cap"], plen)
 
 
 def _intervals(times: list[int]) -> tuple[float, ...]:

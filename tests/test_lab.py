@@ -59,20 +59,27 @@ def _processes(needle: str) -> list[str]:
     return found
 
 
+#: Names the lab gives interfaces (inside its namespaces) and its nft table: none of them may
+#: ever appear in the namespace the tests run in. (Other engineers' tests may run at the same
+#: time, so only what the lab could have made is compared.)
+LAB_LINKS = {"c0", "s0", "s1", "k0", "mc", "ms", "br0"}
+
+
 def _root_ns_state() -> tuple[set[str], str]:
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     names = {line.split(":")[1].strip().split("@")[0] for line in links.splitlines() if ":" in line}
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout \
         if shutil.which("nft") else ""
-    return names, tables
+    return names & LAB_LINKS, "\n".join(ln for ln in tables.splitlines() if ln.endswith(" lab"))
 
 
 def _assert_nothing_left(pid: int, baseline: tuple[set[str], str], tag: str = "") -> None:
     assert _namespaces(pid) == [], f"lab namespaces left: {_namespaces(pid)}"
-    assert _processes(f"tcpscope-lab-{tag}") == [], "tcpdump (or a helper) still running"
+    procs = _processes(f"tcpscope-lab-{pid}-{tag}")
+    assert procs == [], f"tcpdump (or a helper) still running: {procs}"
     links, tables = _root_ns_state()
-    assert links <= baseline[0], f"new links in the root namespace: {links - baseline[0]}"
-    assert tables == baseline[1], "nft tables of the root namespace changed"
+    assert links <= baseline[0], f"lab links in the root namespace: {links - baseline[0]}"
+    assert tables == baseline[1], "an nft table named lab appeared in the root namespace"
 
 
 @pytest.fixture
@@ -149,7 +156,7 @@ def test_interrupted_run_leaves_nothing(name: str, when: str, sig: int, baseline
         if when == "setup":
             started = _wait_for(lambda: _namespaces(proc.pid), 15)
         else:
-            started = _wait_for(lambda: _processes(f"tcpscope-lab-{name}"), 15)
+            started = _wait_for(lambda: _processes(f"tcpscope-lab-{proc.pid}-{name}"), 15)
         assert started, f"{name} never got to {when}"
         time.sleep(0.3)
         proc.send_signal(sig)

@@ -8,6 +8,7 @@ the cleanup).
 """
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import signal
@@ -189,7 +190,8 @@ def run_experiment(name: str, out: IO[str], *, keep: Path | None = None,
         out.write(f"SKIPPED: {reason}\n\n")
         return Result(name, "skipped", reason=reason)
     started = time.monotonic()
-    workdir = Path(tempfile.mkdtemp(prefix=f"tcpscope-lab-{name}-"))
+    # The pid in the name tells this run's files and tcpdump apart from another lab's.
+    workdir = Path(tempfile.mkdtemp(prefix=f"tcpscope-lab-{os.getpid()}-{name}-"))
     topo = Topology(name) if root else None
     ctx = Context(exp, workdir, topo)
     try:
@@ -235,6 +237,10 @@ def run_experiment(name: str, out: IO[str], *, keep: Path | None = None,
     except LabError as exc:
         out.write(f"ERROR: {exc}\n\n")
         return Result(name, "error", time.monotonic() - started, reason=str(exc))
+    except Exception as exc:  # noqa: BLE001 - one broken experiment must not stop the others
+        reason = f"{type(exc).__name__}: {exc}"
+        out.write(f"ERROR: {reason}\n\n")
+        return Result(name, "error", time.monotonic() - started, reason=reason)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

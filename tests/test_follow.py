@@ -65,7 +65,8 @@ class Conv:
     def _add(self, server: bool, flags: str, seq: int, ack: int, data: bytes, win: int,
              cut: int | None) -> int:
         self.t += 1_000_000
-        ip = IPv4(src="10.0.0.2", dst="10.0.0.1") if server else IPv4(src="10.0.0.1", dst="10.0.0.2")
+        c_addr, s_addr = "10.0.0.1", "10.0.0.2"
+        ip = IPv4(src=s_addr, dst=c_addr) if server else IPv4(src=c_addr, dst=s_addr)
         sport, dport = (80, 40000) if server else (40000, 80)
         own, peer = (self.isn[1], self.isn[0]) if server else self.isn
         raw_ack = (peer + ack) & 0xFFFFFFFF if ("A" in flags or "." in flags) else 0
@@ -176,7 +177,8 @@ def test_out_of_order_bytes_placed(tmp_path):
     f5 = cv.c("PA", 11, 1, b"!")
     f6 = cv.c("PA", 1, 1, b"hello")            # fills the hole: all three come out together
     sf = cv.follow(tmp_path)
-    assert [(c.rel_seq, c.data, c.frames) for c in chunks(sf)] == [(1, b"helloworld!", (f6, f4, f5))]
+    assert [(c.rel_seq, c.data, c.frames) for c in chunks(sf)] == [
+        (1, b"helloworld!", (f6, f4, f5))]
     assert not of(sf, Gap) and not of(sf, RetransmissionDropped)
 
 
@@ -195,7 +197,8 @@ def test_gap_marked_where_the_peer_acked_past_it(tmp_path):
     assert (sf.client.gaps, sf.client.missing) == (1, 4)
     text = ascii_of(sf)
     assert "==> client: 8 bytes, frames 4-5\naaaa\n[4 bytes missing]\ncccc\n" in text
-    assert "client -> server seq 5: [4 bytes missing] (the peer acknowledged past them, frame 6)" in text
+    assert ("client -> server seq 5: [4 bytes missing] "
+            "(the peer acknowledged past them, frame 6)") in text
 
 
 def test_gap_before_unacknowledged_data_is_declared_at_the_end(tmp_path):
@@ -354,7 +357,8 @@ def test_bytes_never_seen_before_the_fin(tmp_path):
     cv.c("A", 4, 502)
     sf = cv.follow(tmp_path)
     assert of(sf, Gap) == [Gap(0, True, 1, 500, "missing", "sent_after", f6)]
-    assert "server -> client seq 1: [500 bytes missing] (the sender's later sequence numbers" in ascii_of(sf)
+    assert ("server -> client seq 1: [500 bytes missing] "
+            "(the sender's later sequence numbers") in ascii_of(sf)
 
 
 def test_bytes_acked_but_never_seen(tmp_path):
@@ -386,7 +390,8 @@ def test_late_bytes_for_a_declared_gap(tmp_path):
     late = [c for c in chunks(sf) if c.late]
     assert [(c.rel_seq, c.data, c.frames) for c in late] == [(3, b"bb", (f7,))]
     assert sf.data(False) == b"aabbcc" and sf.client.missing == 0 and sf.client.late == 2
-    assert "==> client (late: belongs at seq 3, before bytes already shown): 2 bytes, frame 7" in ascii_of(sf)
+    assert ("==> client (late: belongs at seq 3, before bytes already shown): "
+            "2 bytes, frame 7") in ascii_of(sf)
 
 
 def test_roles_from_the_handshake_even_when_the_server_speaks_first(tmp_path):
@@ -575,8 +580,9 @@ PCPP_CASES = [
     ("seladb__four_ipv6_http_streams.pcap", {35995: "Pcap++Test/one_ipv6_http_stream4.txt",
                                              40426: "Pcap++Test/one_ipv6_http_stream3.txt",
                                              35997: "Pcap++Test/one_ipv6_http_stream2.txt"}),
-    ("seladb__ExamplesTest_tcp-reassembly.pcap", {64370: "ExamplesTest/expected_output/"
-                                                  "tcpreassembly_sanity/172.16.133.54.64370-23.21.118.18.80.txt"}),
+    ("seladb__ExamplesTest_tcp-reassembly.pcap",
+     {64370: "ExamplesTest/expected_output/tcpreassembly_sanity/"
+             "172.16.133.54.64370-23.21.118.18.80.txt"}),
 ]
 
 
@@ -649,7 +655,8 @@ R_RST = ("RST payload: tshark's follow appends the data of a RST to the stream; 
          "tcpscope shows it as a note, not as stream data")
 R_FLUSH = ("end of capture: bytes that wait behind a hole no ACK ever passed are never shown by "
            "tshark; tcpscope shows them after the marked gap")
-R_JUMBO = "dissection: tshark 4.0 does not dissect the IPv6 jumbogram (BIG TCP) as TCP; tcpscope does"
+R_JUMBO = ("dissection: tshark 4.0 does not dissect the IPv6 jumbogram (BIG TCP) as TCP; "
+           "tcpscope does")
 R_PPPOE = ("dissection: the PPPoE length bounds the datagram for tshark; wire/ takes 6 bytes of "
            "padding as payload, which then conflict with the real bytes (flagged)")
 R_OVERLAP = ("overlap policy: tshark lets a later in-sequence copy replace bytes it held out of "
@@ -797,7 +804,8 @@ def test_tshark_agreement(tshark_results):
 def test_every_tshark_difference_is_known(tshark_results):
     unknown = [d for r in tshark_results.values() for d in r["diff"] if d[0] not in TSHARK_KNOWN]
     assert not unknown, f"bytes differ from tshark's follow, not in TSHARK_KNOWN: {unknown}"
-    gaps = [d for r in tshark_results.values() for d in r["gap_diff"] if d[0] not in TSHARK_KNOWN_GAPS]
+    gaps = [d for r in tshark_results.values() for d in r["gap_diff"]
+            if d[0] not in TSHARK_KNOWN_GAPS]
     assert not gaps, f"gap marks differ from tshark's, not in TSHARK_KNOWN_GAPS: {gaps}"
     # Turn order differs only where the bytes do.
     bytes_differ = {(k[0], k[1]) for k in TSHARK_KNOWN}

@@ -287,7 +287,8 @@ class Reassembler:
         s = seg.rel_seq + (1 if seg.flags & SYN else 0)
         if seg.flags & RST:
             if length:
-                out.append(RstPayload(seg.stream, seg.from_server, s, seg.frame, bytes(seg.payload)))
+                out.append(RstPayload(seg.stream, seg.from_server, s, seg.frame,
+                                      bytes(seg.payload)))
                 side.totals.rst_payload += length
             return
         if (not seg.flags & SYN and s > side.high and not length

@@ -68,7 +68,8 @@ class StreamFollow:
 
     def data(self, from_server: bool) -> bytes:
         """One direction's bytes, in sequence order (gaps left out)."""
-        chunks = sorted((c for c in self.items if isinstance(c, Chunk) and c.from_server == from_server),
+        chunks = sorted((c for c in self.items
+                         if isinstance(c, Chunk) and c.from_server == from_server),
                         key=lambda c: c.rel_seq)
         return b"".join(c.data for c in chunks)
 
@@ -216,7 +217,8 @@ def conflict_text(c: OverlapConflict) -> str:
     end = c.rel_seq + len(c.kept) - 1
     where = f"seq {c.rel_seq}" if end == c.rel_seq else f"seq {c.rel_seq}-{end}"
     frames = ", ".join(str(f) for f in c.kept_frames)
-    note = " (a TCP checksum failed: corruption, not necessarily injection)" if c.bad_checksum else ""
+    note = (" (a TCP checksum failed: corruption, not necessarily injection)"
+            if c.bad_checksum else "")
     return (f"overlap conflict, {_arrow(c.from_server)} {where}: frame {frames} had "
             f"{_bytes_text(c.kept)}, frame {c.frame} sent {_bytes_text(c.sent)}; "
             f"the first copy is kept{note}")

@@ -224,13 +224,6 @@ class _Side:
     totals: SideTotals = field(default_factory=SideTotals)
 
 
-class _Stream:
-    __slots__ = ("sides",)
-
-    def __init__(self) -> None:
-        self.sides = (_Side(), _Side())
-
-
 class Reassembler:
     """Reassembles the streams asked for (``streams=None``: every stream).
 
@@ -242,19 +235,18 @@ class Reassembler:
     def __init__(self, streams: Iterable[int] | None = None, *,
                  max_pending: int = MAX_PENDING) -> None:
         self._wanted = None if streams is None else frozenset(streams)
-        self._streams: dict[int, _Stream] = {}
+        self._streams: dict[int, tuple[_Side, _Side]] = {}  # client -> server, server -> client
         self.max_pending = max_pending
 
     # -- inputs -----------------------------------------------------------
     def on_segment(self, seg: Segment) -> list[Item]:
         if self._wanted is not None and seg.stream not in self._wanted:
             return []
-        st = self._streams.get(seg.stream)
-        if st is None:
-            st = self._streams[seg.stream] = _Stream()
+        sides = self._streams.get(seg.stream)
+        if sides is None:
+            sides = self._streams[seg.stream] = (_Side(), _Side())
         out: list[Item] = []
-        side = st.sides[seg.from_server]
-        peer = st.sides[not seg.from_server]
+        side, peer = sides[seg.from_server], sides[not seg.from_server]
         if seg.rel_ack is not None and not seg.flags & RST:
             # The ACK first: the peer's bytes it acknowledges were sent before this packet.
             # (A RST's ACK field proves nothing about what the peer received.)
@@ -265,9 +257,9 @@ class Reassembler:
     def finish(self) -> list[Item]:
         """The end of the capture: declare what never came, flush what waits."""
         out: list[Item] = []
-        for num, st in self._streams.items():
+        for num, sides in self._streams.items():
             for from_server in (False, True):
-                self._finish_side(num, from_server, st.sides[from_server], out)
+                self._finish_side(num, from_server, sides[from_server], out)
         return out
 
     # -- results ----------------------------------------------------------
@@ -276,10 +268,10 @@ class Reassembler:
 
     def totals(self, stream: int) -> tuple[SideTotals, SideTotals]:
         """(client -> server, server -> client) totals of a stream."""
-        st = self._streams.get(stream)
-        if st is None:
+        sides = self._streams.get(stream)
+        if sides is None:
             return SideTotals(), SideTotals()
-        return st.sides[0].totals, st.sides[1].totals
+        return sides[0].totals, sides[1].totals
 
     # -- data -------------------------------------------------------------
     def _on_data(self, seg: Segment, side: _Side, out: list[Item]) -> None:

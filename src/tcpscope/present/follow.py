@@ -118,7 +118,7 @@ def follow_streams(source: str | os.PathLike | BinaryIO, streams: Iterable[int] 
             a["rel_ack"].tolist(), a["flags"].tolist(), r["tcp_flags"].tolist(),
             (batch.offset[idx] + r["l4_off"] + r["tcp_hlen"]).tolist(), r["payload_cap"].tolist(),
             r["payload_len"].tolist(), r["warnings"].tolist(), r["tcp_csum_status"].tolist(),
-            (idx + batch.first_frame).tolist(), r["src"].tolist(), r["sport"].tolist(),
+            batch.frame_numbers[idx].tolist(), r["src"].tolist(), r["sport"].tolist(),
         )
         for (stream, from_server, rel_seq, rel_ack, aflags, tflags, off, cap, length, warn,
              csum, frame, src, sport) in cols:
@@ -357,15 +357,12 @@ class _Out:
                                    soft_wrap=True, emoji=False, markup=False)
 
     def write(self, text: str, style: str | None = None) -> None:
-        if self.console is None or style is None:
-            if self.console is None:
-                self.out.write(text)
-            else:
-                self.console.print(text, end="")
-            return
-        from rich.text import Text
+        if self.console is None:
+            self.out.write(text)
+        else:
+            from rich.text import Text
 
-        self.console.print(Text(text, style=style), end="")
+            self.console.print(Text(text, style=style or ""), end="")
 
 
 def _style(from_server: bool) -> str:

@@ -55,6 +55,9 @@ FIN, SYN, RST = 0x001, 0x002, 0x004
 
 #: Bytes a direction may hold behind a hole before the hole is given up as lost.
 MAX_PENDING = 64 << 20
+#: A direction's first byte: the analysis's relative numbers put it at 1 (just after the
+#: SYN, or the first byte the capture shows).
+FIRST = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,12 +213,11 @@ class _Piece:
 
 @dataclass(slots=True)
 class _Side:
-    start: int = 1
-    edge: int = 1  # every position below is emitted, declared missing, or before the start
+    edge: int = FIRST  # every position below is emitted, declared missing, or before FIRST
     starts: list[int] = field(default_factory=list)
     pieces: list[_Piece] = field(default_factory=list)
     pending: int = 0  # bytes of pieces at or above the edge
-    high: int = 1  # the sender's next sequence number as far as seen (data end, pure ACK seq)
+    high: int = FIRST  # the sender's next sequence number as far as seen (data end, pure ACK seq)
     fin: int | None = None
     fin_frame: int = 0
     high_frame: int = 0
@@ -291,7 +293,7 @@ class Reassembler:
             side.fin, side.fin_frame = s + length, seg.frame
         if not length:
             return
-        nxt = max(side.high, side.start)
+        nxt = side.high  # the sender's next sequence number
         if (length == 1 and not seg.flags & (SYN | FIN) and s + 1 == nxt
                 and (seg.keepalive or side.acked is None or side.acked >= nxt)):
             # RFC 9293 §3.8.4 keep-alive with one garbage byte (BSD, Windows): the byte
@@ -386,7 +388,7 @@ class Reassembler:
 
     def _emit_late(self, seg: Segment, side: _Side, piece: _Piece, out: list[Item]) -> None:
         n = piece.end - piece.start
-        in_gap = piece.start >= side.start
+        in_gap = piece.start >= FIRST
         if piece.data is None:
             if in_gap:
                 side.totals.missing -= n

@@ -10,6 +10,7 @@ the kernel showed during the run (``ss``, netstat counters).
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import threading
 import time
@@ -173,6 +174,7 @@ class Context:
         cmd = ["ss", *args]
         if ns is not None:
             cmd = ["ip", "netns", "exec", ns, *cmd]
+        self.kernel[key + "_cmd"] = shlex.join(cmd)
 
         def loop() -> None:
             from .topology import run
@@ -198,6 +200,7 @@ class Context:
         cmd = ["ss", *args]
         if ns is not None:
             cmd = ["ip", "netns", "exec", ns, *cmd]
+        self.kernel[key + "_cmd"] = shlex.join(cmd)
         out = run(cmd, check=False).stdout
         self.kernel.setdefault(key, []).append((time.time(), out))
         return out

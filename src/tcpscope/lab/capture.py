@@ -82,8 +82,11 @@ class Tcpdump:
         return ["tcpdump", "-U", "--immediate-mode", "-i", self.iface, "-w", str(self.path),
                 self.bpf]
 
-    def shell_command(self) -> str:
+    def shell_command(self, file: str | None = None) -> str:
+        """The command line, with `file` instead of the real path if given."""
         cmd = self.command
+        if file is not None:
+            cmd[cmd.index("-w") + 1] = file
         if self.ns is not None:
             cmd = ["ip", "netns", "exec", self.ns, *cmd]
         return shlex.join(cmd)

@@ -84,7 +84,7 @@ def _kernel_view(ctx: Context, facts: Facts, out: IO[str]) -> None:
         if not (isinstance(value, list) and value and isinstance(value[0], tuple)):
             continue
         if not shown:
-            out.write("\nThe kernel's view during the run:\n")
+            out.write("\nDuring the run:\n")
             shown = True
         last = None
         for wall, text in value:
@@ -102,7 +102,7 @@ def _kernel_view(ctx: Context, facts: Facts, out: IO[str]) -> None:
                 out.write(f"      ... {len(lines) - 12} more lines\n")
     for note in ctx.kernel_notes:
         if not shown:
-            out.write("\nThe kernel's view during the run:\n")
+            out.write("\nDuring the run:\n")
             shown = True
         out.write(f"  {note}\n")
 
@@ -139,7 +139,7 @@ def _write_readme(path: Path, exp: Experiment, ctx: Context, facts: Facts | None
     else:
         lines.append("- this host's loopback (no root: no namespace)")
     if ctx.tcpdump is not None:
-        lines += ["", "Capture:", "", "```", ctx.tcpdump.shell_command(), "```"]
+        lines += ["", "Capture:", "", "```", ctx.tcpdump.shell_command(capture_name), "```"]
     if topo is not None and topo.commands:
         lines += ["", "## Commands, in order", "", "```"]
         lines += topo.commands
@@ -172,9 +172,10 @@ def _write_readme(path: Path, exp: Experiment, ctx: Context, facts: Facts | None
 
         buf = io.StringIO()
         _kernel_view(ctx, facts, buf)
-        if buf.getvalue().strip():
-            lines += ["", "## The kernel's view (ss, counters)", "", "```",
-                      buf.getvalue().strip("\n"), "```"]
+        body = buf.getvalue().strip("\n").split("\n")[1:]  # without its "During the run:"
+        if body:
+            lines += ["", "## During the run (the kernel: ss, counters; the relay)", "", "```",
+                      *body, "```"]
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -175,8 +175,6 @@ class SimultaneousClose(Experiment):
                 time.sleep(0.05)
                 both_close(s)
 
-        ctx.kernel["ss_server_cmd"] = f"ip netns exec {h.server} ss -tan -o"
-        ctx.kernel["ss_client_cmd"] = f"ip netns exec {h.client} ss -tan -o"
         relay_thread = ctx.threads()
         relay_thread.start(h.middle, relay.run)
         try:
@@ -282,7 +280,6 @@ class RstAbort(Experiment):
             t.start(place.ns, client)
             t.join(JOIN)
         ctx.ss_once(place.ns, "ss_after", ["-tan", "state", "time-wait"])
-        ctx.kernel["ss_after_cmd"] = "ss -tan state time-wait"
 
     def expectations(self, ctx: Context) -> list[Expectation]:
         def no_fin(f: Facts) -> tuple[bool, str]:
@@ -393,7 +390,6 @@ class TimeWait(Experiment):
                 finally:
                     b.close()
 
-        ctx.kernel["ss_tw_cmd"] = "ss -tan -o state time-wait"
         with ctx.capture("lo", f"tcp port {port}", ns=place.ns):
             t = ctx.threads()
             t.start(place.ns, server)

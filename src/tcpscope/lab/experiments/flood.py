@@ -110,7 +110,6 @@ class SynFlood(Experiment):
                 f"{SPOOF_NET}.N, random source ports and ISNs (random.Random(seed))")
         ctx.say("real client (10.200.1.1), 0.2 s after the burst: connect with a 1.2 s timeout; "
                 "if connected, send b'hello\\n' and read the echo")
-        ctx.kernel["ss_cmd"] = f"ip netns exec {h.server} ss -tan state syn-recv"
         results: dict[str, dict] = {}
         ctx.params["phases"] = results
 

@@ -255,8 +255,6 @@ class SynAckRetry(Experiment):
         ctx.say(f"client: connect (returns at once); wait {self.send_after} s; send {REQUEST!r}; "
                 "read the reply; close")
         ctx.say(f"after {self.drop_for} s: nft delete table inet lab (ACKs pass again)")
-        ctx.kernel["ss_server_cmd"] = f"ip netns exec {h.server} ss -tan"
-        ctx.kernel["ss_client_cmd"] = f"ip netns exec {h.client} ss -tan"
         ready = threading.Event()
         accepted: list[float] = []
         ctx.params["accepted"] = accepted

@@ -275,3 +275,18 @@ def test_data_crossing_a_rst():
     crossed = [t.reason for t in r.transitions("client")][-2:]
     assert crossed == ["revise.crossed", "reset.received"]
     assert not r.life.state_anomalies
+
+
+@pytest.mark.parametrize("batch", [None, 1])
+def test_data_after_fin_while_half_closed_whatever_the_batches(batch):
+    """Half-closed is a steady state for numpy, except data from the side that closed:
+    that is still seen when it arrives at the start of a new batch (found by hypothesis)."""
+    s = opened()
+    s.c("F.", 11, 9, ms=100)
+    s.s(".", 9, 12)
+    s.s("P.", 9, 12, length=5)         # half-close: the server still sends
+    s.c(".", 12, 14)
+    s.c("P.", 12, 14, length=3)        # new data after the client's FIN
+    r = run(s, batch=batch)
+    assert [a.anomaly for a in r.life.state_anomalies] == ["data_after_fin"]
+    assert r.events[11] == ("state_anomaly",)

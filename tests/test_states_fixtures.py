@@ -175,8 +175,10 @@ def check_against_engine(r: Run) -> None:
         if d["role_guessed"] or life.role_guessed:
             continue
         c, s = d["client_side"], d["server_side"]
-        assert (life.packets, life.bytes) == ((c["packets"], s["packets"]), (c["bytes"], s["bytes"]))
-        assert (life.first_ts, life.last_ts) == pytest.approx((d["first_ts"], d["last_ts"]), abs=1e-6)
+        assert life.packets == (c["packets"], s["packets"])
+        assert life.bytes == (c["bytes"], s["bytes"])
+        assert (life.first_ts, life.last_ts) == pytest.approx((d["first_ts"], d["last_ts"]),
+                                                              abs=1e-6)
         for opts, side in ((life.client_options, c), (life.server_options, s)):
             assert (opts.mss, opts.wscale, opts.sack_permitted, opts.timestamps) == (
                 side["mss"], side["wscale"], side["sack_permitted"], side["timestamps"])

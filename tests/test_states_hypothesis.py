@@ -43,7 +43,8 @@ class Machine(RuleBasedStateMachine):
 
     @rule(from_server=st.booleans(), flags=st.sampled_from(sorted(FLAGS)),
           seq=st.integers(-2, 40), ack=st.integers(-2, 40), length=st.sampled_from([0, 0, 1, 5]),
-          analysed=st.sampled_from([True, True, True, False]), unseen=st.sampled_from([None, True, False]))
+          analysed=st.sampled_from([True, True, True, False]),
+          unseen=st.sampled_from([None, True, False]))
     def segment(self, from_server, flags, seq, ack, length, analysed, unseen):
         self.frame += 1
         fl = FLAGS[flags]

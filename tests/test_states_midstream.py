@@ -17,7 +17,8 @@ def test_data_first():
         ("server", "UNKNOWN", "ESTABLISHED", "infer.midstream", "inferred"),
     ]
     life = r.life
-    assert (life.handshake, life.handshake_complete, life.role_guessed) == ("midstream", False, True)
+    assert (life.handshake, life.handshake_complete, life.role_guessed) == (
+        "midstream", False, True)
     assert life.handshake_rtt is None
 
 

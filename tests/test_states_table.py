@@ -43,15 +43,18 @@ def test_the_machine_follows_the_table(state, event):
             assert t.reason == REASONS[(state, event)][0] or (
                 (state, event) in GUARDS and t.reason in st.EXTRA_REASONS)
             assert t.event == event.name.lower()
-            direction = st.Confidence.OBSERVED if event.name.startswith("SEND") else st.Confidence.ASSUMED
-            assert t.confidence == (st.Confidence.INFERRED if (state, event) in INFERRED else direction)
+            sending = event.name.startswith("SEND")
+            direction = st.Confidence.OBSERVED if sending else st.Confidence.ASSUMED
+            inferred = (state, event) in INFERRED
+            assert t.confidence == (st.Confidence.INFERRED if inferred else direction)
         else:
             assert cs.transitions == []
     else:
         assert not defined and new == state and cs.transitions == []
         (a,) = cs.anomalies
         assert (a.frame, a.side, a.state, a.event) == (7, "client", state, event.name.lower())
-        assert a.anomaly == anomaly_id(state, event) == f"{event.name.lower()}_in_{state.name.lower()}"
+        want = f"{event.name.lower()}_in_{state.name.lower()}"
+        assert a.anomaly == anomaly_id(state, event) == want
     assert cs.server.state == State.UNKNOWN  # one event touches one endpoint
 
 
@@ -113,7 +116,8 @@ def test_text_and_mermaid_show_every_edge():
         if m.group(3) and m.group(1) != "[*]" and m.group(2) != "[*]":
             for label in m.group(3).split(", "):
                 edges.add((m.group(1), label.rstrip("*"), m.group(2)))
-    expected = {(s.name, e.name.lower(), new.name) for (s, e), new in TRANSITIONS.items() if new != s}
+    expected = {(s.name, e.name.lower(), new.name)
+                for (s, e), new in TRANSITIONS.items() if new != s}
     assert edges == expected
     for s, e, new in expected:
         assert re.search(rf"^{s}\s+--\[[^\]]*\b{e}\b[^\]]*\]--> {new}$", text, re.M), (s, e, new)
@@ -144,8 +148,8 @@ def test_native_state_names_agree():
     import io
 
     rows = list(csv.reader(io.StringIO(text)))
-    header = "frame,ts,stream,src,sport,dst,dport,flags,seq,ack,rel_seq,rel_ack,len,win,win_scaled,options," \
-             "checksum,analysis,dup_ack_num,bytes_in_flight,ack_rtt,acks_frame,irtt,client_state," \
-             "server_state,events,rules".split(",")
+    header = ("frame,ts,stream,src,sport,dst,dport,flags,seq,ack,rel_seq,rel_ack,len,win,"
+              "win_scaled,options,checksum,analysis,dup_ack_num,bytes_in_flight,ack_rtt,"
+              "acks_frame,irtt,client_state,server_state,events,rules").split(",")
     got = [(r[header.index("client_state")], r[header.index("server_state")]) for r in rows]
     assert got == [(State(i).name, State(n - 1 - i).name) for i in range(n)]

@@ -288,7 +288,8 @@ class LifecycleTracker:
         self._last_ts = _grow(self._last_ts, n, np.iinfo(np.int64).min, 0)
         self._flag_counts = _grow(self._flag_counts, n, 0, 0)
 
-    def feed(self, records: np.ndarray, annotations: np.ndarray, ts_ns: np.ndarray) -> LifecycleBatch:
+    def feed(self, records: np.ndarray, annotations: np.ndarray,
+             ts_ns: np.ndarray) -> LifecycleBatch:
         """The next batch, in capture order: the states after each row and the events it caused."""
         n = int(annotations.shape[0])
         events: dict[int, tuple[str, ...]] = {}
@@ -307,7 +308,13 @@ class LifecycleTracker:
         if af.any():
             cand |= (af & _ACK_LOST) != 0
             cand &= (af & _CAPDUP) == 0
-        hot = cand | (self._steady[s] == _HOT)
+        steady = self._steady[s]
+        half = steady >= _STEADY_C_FW2
+        if half.any():
+            # half-closed: payload from the FIN-WAIT-2 side is data after its FIN
+            fw2_side = (steady == _STEADY_S_FW2).astype(np.uint8)
+            cand |= half & (annotations["from_server"] == fw2_side) & (plen > 0)
+        hot = cand | (steady == _HOT)
         need_stream = np.zeros(self._steady.shape[0], bool)
         need_stream[s[hot]] = True
         need_stream[-1] = False
@@ -440,7 +447,8 @@ class LifecycleTracker:
             server[out_rows] = out_s
 
     def _refresh_max_end(self, lc: _Life, stream: int, side: int, fs_prev: np.ndarray,
-                         next_prev: np.ndarray, kind_prev: np.ndarray, len_prev: np.ndarray) -> None:
+                         next_prev: np.ndarray, kind_prev: np.ndarray,
+                         len_prev: np.ndarray) -> None:
         """The receiver's highest sequence number so far, rows skipped by numpy included."""
         best = int(self._maxend[stream, side])
         sel = (fs_prev == side) & (kind_prev == _ANALYSED) & (len_prev > 0)
@@ -641,7 +649,8 @@ class LifecycleTracker:
             negotiated=negotiated,
             teardown=self._teardown_kind(lc),
             teardown_complete=(lc.rst_side >= 0) or (lc.fin_acked[0] and lc.fin_acked[1]),
-            time_wait_side="both" if all(tw) else "client" if tw[0] else "server" if tw[1] else None,
+            time_wait_side=("both" if all(tw) else "client" if tw[0]
+                            else "server" if tw[1] else None),
             client_final=c_final,
             server_final=s_final,
             first_ts=first / 1e9,
@@ -675,7 +684,7 @@ class LifecycleTracker:
         if lc.rst_side >= 0 and lc.rst_before_close:
             return "rst_server" if lc.rst_side else "rst_client"
         if lc.first_fin_side < 0:
-            return "rst_server" if lc.rst_side == 1 else "rst_client" if lc.rst_side == 0 else "none"
+            return {1: "rst_server", 0: "rst_client"}.get(lc.rst_side, "none")
         if lc.closing:
             return "simultaneous"
         if lc.half_close or not (lc.fins[0] and lc.fins[1]):

@@ -175,7 +175,7 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.FIN_WAIT_1, E.SEND_FIN): S.FIN_WAIT_1,          # FIN retransmission
     (S.FIN_WAIT_1, E.SEND_RST): S.CLOSED,
     (S.FIN_WAIT_1, E.RECV_ACK_OF_FIN): S.FIN_WAIT_2,   # fifth: our FIN is acknowledged
-    (S.FIN_WAIT_1, E.RECV_FIN): S.CLOSING,             # eighth: FIN not yet acked: simultaneous close
+    (S.FIN_WAIT_1, E.RECV_FIN): S.CLOSING,             # eighth: FIN unacked: simultaneous close
     (S.FIN_WAIT_1, E.RECV_RST): S.CLOSED,
     # -- FIN-WAIT-2 ------------------------------------------------------------
     (S.FIN_WAIT_2, E.SEND_DATA): S.FIN_WAIT_2,         # guard
@@ -240,7 +240,8 @@ REASONS: dict[tuple[State, Event], tuple[str, str]] = {
         "its first segment in the capture is a FIN; taken as a close from ESTABLISHED (§3.6)"),
     (S.UNKNOWN, E.SEND_RST): ("reset.sent", "it sent a RST: it aborts the connection (§3.5.2)"),
     (S.UNKNOWN, E.RECV_SYN): (
-        "open.syn_received", "it receives a SYN: it answers SYN-ACK and waits for the ACK (§3.10.7.2)"),
+        "open.syn_received", "it receives a SYN: it answers SYN-ACK and waits for the ACK "
+        "(§3.10.7.2)"),
     (S.UNKNOWN, E.RECV_SYNACK): (
         "infer.syn_not_captured",
         "it receives a SYN-ACK for a SYN the capture does not show (§3.10.7.3)"),
@@ -250,11 +251,13 @@ REASONS: dict[tuple[State, Event], tuple[str, str]] = {
         "infer.midstream", "the capture begins mid-connection; it receives data (§3.3.2)"),
     (S.UNKNOWN, E.RECV_FIN): (
         "infer.midstream_fin", "the capture begins mid-connection; it receives a FIN (§3.10.7.4)"),
-    (S.UNKNOWN, E.RECV_RST): ("reset.received", "it receives a RST: the connection is reset (§3.5.3)"),
+    (S.UNKNOWN, E.RECV_RST): (
+        "reset.received", "it receives a RST: the connection is reset (§3.5.3)"),
     (S.CLOSED, E.SEND_SYN): ("open.active", "it sent a SYN: an active open (§3.5)"),
     (S.LISTEN, E.SEND_SYN): (
         "open.active_from_listen",
-        "it sent a SYN of its own before the peer's SYN reached it (§3.10.2; simultaneous open, §3.5)"),
+        "it sent a SYN of its own before the peer's SYN reached it (§3.10.2; simultaneous open, "
+        "§3.5)"),
     (S.LISTEN, E.SEND_SYNACK): (
         "infer.syn_not_captured",
         "it sent a SYN-ACK, so it had received a SYN the capture does not show (§3.10.7.2)"),
@@ -284,8 +287,10 @@ REASONS: dict[tuple[State, Event], tuple[str, str]] = {
         "it sends data, so the ACK of its SYN had arrived, though the capture does not show it "
         "(§3.10.7.4)"),
     (S.SYN_RECEIVED, E.SEND_FIN): (
-        "close.active", "it sent a FIN before the handshake ended: CLOSE in SYN-RECEIVED (§3.10.4)"),
-    (S.SYN_RECEIVED, E.SEND_RST): ("reset.sent", "it sent a RST: it aborts the connection (§3.5.2)"),
+        "close.active", "it sent a FIN before the handshake ended: CLOSE in SYN-RECEIVED "
+        "(§3.10.4)"),
+    (S.SYN_RECEIVED, E.SEND_RST): (
+        "reset.sent", "it sent a RST: it aborts the connection (§3.5.2)"),
     (S.SYN_RECEIVED, E.RECV_SYNACK): (
         "open.simultaneous_synack",
         "it receives a SYN-ACK acknowledging its SYN: simultaneous open completes (§3.10.7.4)"),
@@ -299,42 +304,51 @@ REASONS: dict[tuple[State, Event], tuple[str, str]] = {
         "not this connection)"),
     (S.ESTABLISHED, E.SEND_FIN): (
         "close.active", "it sent a FIN: it closes its direction first (§3.6, §3.10.4)"),
-    (S.ESTABLISHED, E.SEND_RST): ("reset.sent", "it sent a RST: it aborts the connection (§3.10.5)"),
+    (S.ESTABLISHED, E.SEND_RST): (
+        "reset.sent", "it sent a RST: it aborts the connection (§3.10.5)"),
     (S.ESTABLISHED, E.RECV_FIN): (
         "close.passive",
         "it receives a FIN: the peer will send no more; it waits for its application to close "
         "(§3.10.7.4)"),
-    (S.ESTABLISHED, E.RECV_RST): ("reset.received", "it receives a RST: the connection is reset (§3.10.7.4)"),
+    (S.ESTABLISHED, E.RECV_RST): (
+        "reset.received", "it receives a RST: the connection is reset (§3.10.7.4)"),
     (S.FIN_WAIT_1, E.SEND_RST): ("reset.sent", "it sent a RST: it aborts the close (§3.10.5)"),
     (S.FIN_WAIT_1, E.RECV_ACK_OF_FIN): (
         "close.fin_acked", "its FIN is acknowledged; it waits for the peer's FIN (§3.10.7.4)"),
     (S.FIN_WAIT_1, E.RECV_FIN): (
         "close.simultaneous",
-        "it receives the peer's FIN before the ACK of its own: simultaneous close (§3.10.7.4, §3.6)"),
-    (S.FIN_WAIT_1, E.RECV_RST): ("reset.received", "it receives a RST: the connection is reset (§3.10.7.4)"),
+        "it receives the peer's FIN before the ACK of its own: simultaneous close (§3.10.7.4, "
+        "§3.6)"),
+    (S.FIN_WAIT_1, E.RECV_RST): (
+        "reset.received", "it receives a RST: the connection is reset (§3.10.7.4)"),
     (S.FIN_WAIT_2, E.SEND_RST): ("reset.sent", "it sent a RST: it aborts the connection (§3.10.5)"),
     (S.FIN_WAIT_2, E.RECV_FIN): (
         "close.time_wait",
         "it receives the peer's FIN after its own was acknowledged: it ACKs and waits 2 MSL in "
         "TIME-WAIT (§3.10.7.4)"),
-    (S.FIN_WAIT_2, E.RECV_RST): ("reset.received", "it receives a RST: the connection is reset (§3.10.7.4)"),
+    (S.FIN_WAIT_2, E.RECV_RST): (
+        "reset.received", "it receives a RST: the connection is reset (§3.10.7.4)"),
     (S.CLOSE_WAIT, E.SEND_FIN): (
-        "close.passive_fin", "it sent its FIN after the peer's: it waits for the last ACK (§3.10.4)"),
+        "close.passive_fin", "it sent its FIN after the peer's: it waits for the last ACK "
+        "(§3.10.4)"),
     (S.CLOSE_WAIT, E.SEND_RST): ("reset.sent", "it sent a RST: it aborts the connection (§3.10.5)"),
-    (S.CLOSE_WAIT, E.RECV_RST): ("reset.received", "it receives a RST: the connection is reset (§3.10.7.4)"),
+    (S.CLOSE_WAIT, E.RECV_RST): (
+        "reset.received", "it receives a RST: the connection is reset (§3.10.7.4)"),
     (S.CLOSING, E.SEND_RST): ("reset.sent", "it sent a RST: it aborts the close (§3.10.5)"),
     (S.CLOSING, E.RECV_ACK_OF_FIN): (
         "close.closing_acked",
         "its FIN is acknowledged after a simultaneous close: TIME-WAIT (§3.10.7.4)"),
     (S.CLOSING, E.RECV_RST): ("reset.received", "it receives a RST (§3.10.7.4)"),
-    (S.LAST_ACK, E.SEND_RST): ("reset.sent", "it sent a RST instead of waiting for the last ACK (§3.10.5)"),
+    (S.LAST_ACK, E.SEND_RST): (
+        "reset.sent", "it sent a RST instead of waiting for the last ACK (§3.10.5)"),
     (S.LAST_ACK, E.RECV_ACK_OF_FIN): (
         "close.last_ack", "the last ACK arrives: the connection is closed (§3.10.7.4)"),
     (S.LAST_ACK, E.RECV_RST): ("reset.received", "it receives a RST (§3.10.7.4)"),
     (S.TIME_WAIT, E.SEND_RST): ("reset.sent", "it sent a RST from TIME-WAIT (§3.10.5)"),
     (S.TIME_WAIT, E.RECV_RST): (
         "reset.received",
-        "it receives a RST in TIME-WAIT and closes at once (§3.10.7.4; RFC 1337 describes the hazard)"),
+        "it receives a RST in TIME-WAIT and closes at once (§3.10.7.4; RFC 1337 describes the "
+        "hazard)"),
 }
 
 #: Reasons set by guards and by the observer's own corrections (not table edges).
@@ -353,7 +367,8 @@ EXTRA_REASONS: dict[str, str] = {
 GUARD_ANOMALIES: dict[str, str] = {
     "synack_bad_ack": "a SYN-ACK whose ACK does not acknowledge the SYN (§3.10.7.3 first: "
                       "not acceptable)",
-    "rst_not_acceptable": "a RST in SYN-SENT that does not acknowledge the SYN is dropped (§3.10.7.3 second)",
+    "rst_not_acceptable": "a RST in SYN-SENT that does not acknowledge the SYN is dropped "
+    "(§3.10.7.3 second)",
     "data_after_fin": "new data beyond the sender's own FIN (§3.10.4: no SEND after CLOSE)",
 }
 
@@ -723,7 +738,8 @@ class ConnectionStates:
         # §3.10.7.3 second: in SYN-SENT a RST counts only with an ACK of the SYN.
         seg = self._seg
         if seg[2] and ep.sent_syn and not (seg[3] and 1 <= seg[5] <= max(ep.max_end, 1)):
-            self._anomaly(ep, _RECV_RST, "rst_not_acceptable", GUARD_ANOMALIES["rst_not_acceptable"])
+            self._anomaly(ep, _RECV_RST, "rst_not_acceptable",
+                          GUARD_ANOMALIES["rst_not_acceptable"])
             return None
         return new, None
 

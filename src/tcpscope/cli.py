@@ -135,6 +135,142 @@ def follow_cmd(file: str, stream: int, fmt: str, color: bool | None) -> None:
         sys.exit(1)
 
 
+# -- explain and ladder (docs/explain.md) ------------------------------------------------------
+
+
+def _story_source(file: str):
+    """The capture to read, wrapped with a progress bar on stderr for a big file on a
+    terminal; returns (source, finish)."""
+    import os
+
+    big = 8 << 20
+    if file == "-" or not sys.stderr.isatty() or not os.path.isfile(file):
+        return file, lambda: None
+    size = os.path.getsize(file)
+    if size < big:
+        return file, lambda: None
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from tcpscope.present.explain import ProgressFile
+
+    progress = Progress("[progress.description]{task.description}", BarColumn(),
+                        DownloadColumn(), TimeRemainingColumn(),
+                        console=Console(stderr=True), transient=True)
+    task = progress.add_task(f"reading {os.path.basename(file)}", total=size)
+    progress.start()
+    raw = open(file, "rb")  # noqa: SIM115 - closed by finish()
+    src = ProgressFile(raw, file, lambda done: progress.update(task, completed=done))
+
+    def finish() -> None:
+        progress.stop()
+        raw.close()
+
+    return src, finish
+
+
+def _use_color(no_color: bool, output: str | None = None) -> bool:
+    import os
+
+    return (not no_color and output is None and sys.stdout.isatty()
+            and not os.environ.get("NO_COLOR"))
+
+
+@main.command("explain")
+@click.argument("file", type=click.Path(allow_dash=True))
+@click.option("--stream", "streams", type=click.IntRange(min=0), multiple=True,
+              help="The stream to explain (repeatable; default: every connection, up to 20).")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
+              help="Language of the explanation.")
+@click.option("--mode", type=click.Choice(["wireshark", "improved"]), default="wireshark",
+              show_default=True, help="The analysis mode behind the anomalies.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Narrate every packet (do not fold runs of ordinary data and ACKs).")
+@click.option("--no-color", is_flag=True, help="Plain text, even on a terminal.")
+@_fail_on_capture_error
+def explain_cmd(file: str, streams: tuple[int, ...], lang: str, mode: str, show_all: bool,
+                no_color: bool) -> None:
+    """The story of a connection: ladder, states, every packet explained, a summary."""
+    from tcpscope.present.explain import write_explain
+    from tcpscope.present.story import GROUP_MIN
+
+    source, finish = _story_source(file)
+    try:
+        write_explain(source, sys.stdout, streams=list(streams) or None, lang=lang,
+                      color=_use_color(no_color), mode=mode,
+                      group_min=None if show_all else GROUP_MIN)
+    except KeyError as exc:
+        click.echo(f"tcpscope: {file}: {exc.args[0]}", err=True)
+        sys.exit(1)
+    finally:
+        finish()
+
+
+@main.command("ladder")
+@click.argument("file", type=click.Path(allow_dash=True))
+@click.option("--stream", "streams", type=click.IntRange(min=0), multiple=True,
+              help="The stream to draw (repeatable: several connections share the lanes of "
+                   "their endpoints; default: every stream, if at most 6 endpoints).")
+@click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "svg"]), default="text",
+              show_default=True, help="Box-drawing text, a Mermaid sequenceDiagram, or SVG.")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file instead of standard output.")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
+              help="Language of the words (headers, tags, legend).")
+@click.option("--fold", is_flag=True,
+              help="Draw runs of ordinary data and ACKs as one row (one connection only).")
+@click.option("--mode", type=click.Choice(["wireshark", "improved"]), default="wireshark",
+              show_default=True, help="The analysis mode behind the tags.")
+@click.option("--no-color", is_flag=True, help="Plain text, even on a terminal.")
+@_fail_on_capture_error
+def ladder_cmd(file: str, streams: tuple[int, ...], fmt: str, output: str | None, lang: str,
+               fold: bool, mode: str, no_color: bool) -> None:
+    """The ladder (flow) diagram of a connection: an arrow per packet, states beside it."""
+    from tcpscope.present.explain import Line, render_lines
+    from tcpscope.present.ladder import (
+        build_ladder, render_mermaid, render_svg, render_text_rows,
+    )
+    from tcpscope.present.story import build_story, collect
+
+    source, finish = _story_source(file)
+    try:
+        analysis, extra = collect(source, list(streams) or None, mode=mode)
+    finally:
+        finish()
+    total = int(analysis.connections.shape[0])
+    chosen = sorted(set(streams)) if streams else list(range(total))
+    missing = [s for s in chosen if s >= total]
+    if missing or not chosen:
+        what = f"no TCP stream {missing[0]}" if missing else "no TCP stream"
+        click.echo(f"tcpscope: {file}: {what} in the capture", err=True)
+        sys.exit(1)
+    stories = [build_story(analysis, s, extra) for s in chosen]
+    lad = build_ladder(stories, lang, fold=fold)
+    if len(lad.lanes) > 6:
+        raise click.UsageError(f"{len(chosen)} streams have {len(lad.lanes)} endpoints; a ladder "
+                               "draws at most 6: choose streams with --stream N")
+    if fmt == "text":
+        rows = render_text_rows(lad)
+        if output is None:
+            styled: list[Line] = []
+            for text, r in rows:
+                style = (("s2c" if r.src > r.dst else "c2s") if r is not None and r.kind ==
+                         "packet" else None)
+                styled.append([(text, style)])
+            render_lines(styled, sys.stdout, color=_use_color(no_color))
+            return
+        text = "\n".join(t for t, _ in rows) + "\n"
+    elif fmt == "mermaid":
+        text = render_mermaid(lad)
+    else:
+        text = render_svg(lad)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+
 # -- live capture and the kernel's sockets (docs/live.md) --------------------------------------
 
 

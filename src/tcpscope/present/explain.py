@@ -1,0 +1,214 @@
+"""`tcpscope explain`: a connection's story in plain language, English or Chinese.
+
+For each connection: a heading, the ladder (present/ladder.py, ordinary runs
+folded), then every packet narrated -- what it is, the arithmetic that ties it
+to earlier packets, what its options mean, each state change with its reason
+and how it is known, each anomaly with its rule and evidence frames -- and a
+summary. The words come from the catalogues (present/i18n/), the facts and
+their numbers from present/story.py.
+
+The text is laid out once, as lines of styled spans: written plain (stable, for
+pipes, files and the golden tests) or through rich with colours on a terminal.
+Every line fits in 100 columns (CJK characters count two).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import IO, Any, BinaryIO
+
+from .i18n import Catalogue, catalogue, dwidth, truncate, wrap
+from .ladder import build_ladder, label, render_text_rows
+from .story import GROUP_MIN, ConnectionStory, Extra, Fact, Run, Step, build_story, collect
+
+__all__ = ["Span", "Line", "explain_story", "write_explain", "render_lines", "ProgressFile",
+           "WIDTH", "MAX_STREAMS"]
+
+WIDTH = 100
+#: Without --stream, at most this many connections are told.
+MAX_STREAMS = 20
+INDENT = "      "
+
+Span = tuple[str, str | None]   # (text, rich style or None)
+Line = list[Span]
+
+_STYLE = {
+    "title": "bold",
+    "frame": "bold cyan",
+    "c2s": "blue",
+    "s2c": "green",
+    "anom": "yellow",
+    "state": "cyan",
+    "event": "magenta",
+    "dim": "dim",
+    "head": "bold underline",
+}
+
+
+def _style_of(fact: Fact) -> tuple[str | None, str]:
+    """(style, prefix) of a fact's lines."""
+    if fact.id.startswith("anom."):
+        return "anom", "    ! "
+    if fact.id.startswith("state."):
+        return "state", "    » "
+    if fact.id.startswith("ev.") or fact.id.startswith("hs.complete"):
+        return "event", INDENT
+    return None, INDENT
+
+
+def _fact_lines(cat: Catalogue, fact: Fact, prefix: str, style: str | None,
+                width: int) -> list[Line]:
+    text = cat.render(fact.id, fact.params)
+    return [[(ln, style)] for ln in wrap(text, width, prefix, INDENT)]
+
+
+def explain_story(story: ConnectionStory, lang: str = "en", *, width: int = WIDTH,
+                  ladder: bool = True) -> list[Line]:
+    """One connection told as styled lines."""
+    cat = catalogue(lang)
+    out: list[Line] = []
+    title, *rest = story.intro
+    out.extend([[(ln, "title")] for ln in wrap(cat.render(title.id, title.params), width)])
+    for f in rest:
+        out.extend([[(ln, None)] for ln in wrap(cat.render(f.id, f.params), width)])
+    if ladder:
+        out.append([])
+        lad = build_ladder([story], lang, fold=True)
+        for text, r in render_text_rows(lad, width):
+            style = None
+            if r is not None and r.kind == "packet":
+                style = "s2c" if r.src > r.dst else "c2s"
+            out.append([(text, style)])
+    out.append([])
+    for item in story.items:
+        if isinstance(item, Run):
+            out.extend(_run_lines(cat, item, width))
+        else:
+            out.extend(_step_lines(cat, story, item, width))
+        out.append([])
+    if story.summary:
+        out.append([(cat.render("sum.title"), "head")])
+        for f in story.summary:
+            style = "anom" if f.id.startswith("sum.anomaly") else None
+            for ln in wrap(cat.render(f.id, f.params), width, "  - ", "    "):
+                out.append([(ln, style)])
+    return out
+
+
+def _step_lines(cat: Catalogue, story: ConnectionStory, step: Step, width: int) -> list[Line]:
+    arrow = (f"{cat.term('term.side', step.sender)} → "
+             f"{cat.term('term.side', 'client' if step.from_server else 'server')}")
+    head_left = f"{step.frame:>4}  {step.t:.6f}  "
+    lab = label(step, cat)
+    room = width - dwidth(head_left) - dwidth(arrow) - 2
+    lines: list[Line] = [[(head_left, "frame"), (arrow, "s2c" if step.from_server else "c2s"),
+                          ("  " + truncate(lab, room), "title")]]
+    for f in step.facts:
+        style, prefix = _style_of(f)
+        lines.extend(_fact_lines(cat, f, prefix, style, width))
+    return lines
+
+
+def _run_lines(cat: Catalogue, run: Run, width: int) -> list[Line]:
+    head, *rest = run.facts
+    lines: list[Line] = []
+    text = cat.render(head.id, head.params)
+    for k, ln in enumerate(wrap(text, width, f"{run.first:>4}  ", INDENT)):
+        lines.append([(ln, "dim" if k else "frame")])
+    for f in rest:
+        lines.extend(_fact_lines(cat, f, INDENT, None, width))
+    return lines
+
+
+# ---------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------
+
+def render_lines(lines: Iterable[Line], out: IO[str], *, color: bool = False) -> None:
+    """Write lines: plain text, or with rich styles (`color`)."""
+    if not color:
+        for line in lines:
+            out.write("".join(text for text, _ in line).rstrip() + "\n")
+        return
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(file=out, force_terminal=True, width=WIDTH + 20, highlight=False,
+                      soft_wrap=True, emoji=False)
+    for line in lines:
+        t = Text()
+        for text, style in line:
+            t.append(text, style=_STYLE.get(style or "", None))
+        t.rstrip()
+        console.print(t, markup=False, highlight=False, soft_wrap=True)
+
+
+def write_explain(source: str | os.PathLike | BinaryIO, out: IO[str], *,
+                  streams: list[int] | None = None, lang: str = "en", color: bool = False,
+                  mode: str = "wireshark", group_min: int | None = GROUP_MIN,
+                  max_streams: int = MAX_STREAMS,
+                  on_batch: Callable[[int], None] | None = None) -> int:
+    """Explain `streams` (None: every connection, up to `max_streams`) of a capture.
+
+    Returns the number of connections told. KeyError if a chosen stream is absent.
+    """
+    cat = catalogue(lang)
+    analysis, extra = collect(source, streams, mode=mode,
+                              max_streams=None if streams else max_streams, on_batch=on_batch)
+    total = int(analysis.connections.shape[0])
+    chosen = sorted(set(streams)) if streams else list(range(min(total, max_streams)))
+    if not chosen:
+        render_lines([[(cat.render("explain.no_tcp"), None)]], out, color=color)
+        return 0
+    for s in chosen:
+        if s >= total:
+            raise KeyError(f"no TCP stream {s} in the capture ({total} "
+                           f"stream{'s' if total != 1 else ''}: 0-{total - 1})"
+                           if total else "no TCP stream in the capture")
+    told = 0
+    for k, s in enumerate(chosen):
+        story = build_story(analysis, s, extra, group_min=group_min)
+        lines = explain_story(story, lang)
+        if k:
+            lines = [[("─" * WIDTH, "dim")], []] + lines
+        render_lines(lines, out, color=color)
+        told += 1
+    if not streams and total > len(chosen):
+        render_lines([[], [(cat.render("explain.more_streams",
+                                       {"count": total - len(chosen)}), "dim")]], out,
+                     color=color)
+    return told
+
+
+# ---------------------------------------------------------------------------
+# Progress
+# ---------------------------------------------------------------------------
+
+@dataclass
+class ProgressFile:
+    """A binary file that reports how many bytes were read (for a progress bar)."""
+
+    raw: BinaryIO
+    name: str
+    report: Callable[[int], Any]
+    done: int = 0
+
+    def readinto(self, b: Any) -> int:
+        n = self.raw.readinto(b)
+        if n:
+            self.done += n
+            self.report(self.done)
+        return n or 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.done += len(data)
+        self.report(self.done)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.raw.close()

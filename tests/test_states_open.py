@@ -289,3 +289,11 @@ def test_synack_captured_before_the_syn():
     assert r.states[-1] == EST
     assert r.transitions("client")[0].confidence == "inferred"
     assert not r.life.state_anomalies
+
+
+def test_lifecycles_need_summaries():
+    from tcpscope.analysis.lifecycle import LifecycleTracker
+
+    with pytest.raises(ValueError, match="summaries"):
+        LifecycleTracker(summaries=False).lifecycles()
+    assert LifecycleTracker(keep_transitions=False).lifecycles() == {}

@@ -609,6 +609,9 @@ class LifecycleTracker:
 
     def lifecycles(self) -> dict[int, Lifecycle]:
         """One `Lifecycle` per stream seen so far (at any time; later batches update them)."""
+        if not self.summaries:
+            raise ValueError("LifecycleTracker(summaries=False) keeps no per-connection counts; "
+                             "lifecycles() needs summaries=True")
         return {st: self._lifecycle(lc) for st, lc in sorted(self._lives.items())}
 
     def _lifecycle(self, lc: _Life) -> Lifecycle:

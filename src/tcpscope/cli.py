@@ -60,12 +60,15 @@ def read_cmd(file: str, verbose: int, absolute: bool, tstyle: int, count: int | 
 
 
 @main.command("demo")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
+              help="Language of the explanation.")
+@click.option("--no-color", is_flag=True, help="Plain text, even on a terminal.")
 @_fail_on_capture_error
-def demo_cmd() -> None:
-    """Analyse the bundled capture of the classic handshake experiment."""
+def demo_cmd(lang: str, no_color: bool) -> None:
+    """Explain the bundled capture of the classic handshake experiment."""
     from tcpscope.present.demo import run_demo
 
-    run_demo(sys.stdout)
+    run_demo(sys.stdout, lang, color=_use_color(no_color))
 
 
 @main.command("packets")

@@ -129,7 +129,7 @@ def render_lines(lines: Iterable[Line], out: IO[str], *, color: bool = False) ->
     """Write lines: plain text, or with rich styles (`color`)."""
     if not color:
         for line in lines:
-            out.write("".join(text for text, _ in line).rstrip() + "\n")
+            out.write("".join(text for text, _ in line).rstrip().replace("\u00a0", " ") + "\n")
         return
     from rich.console import Console
     from rich.text import Text
@@ -139,7 +139,7 @@ def render_lines(lines: Iterable[Line], out: IO[str], *, color: bool = False) ->
     for line in lines:
         t = Text()
         for text, style in line:
-            t.append(text, style=_STYLE.get(style or "", None))
+            t.append(text.replace("\u00a0", " "), style=_STYLE.get(style or "", None))
         t.rstrip()
         console.print(t, markup=False, highlight=False, soft_wrap=True)
 

@@ -246,7 +246,7 @@ class _Side:
 
 
 #: Facts that an ordinary data / ACK packet may carry and still be folded into a run.
-_ORDINARY = frozenset({"data.send", "data.send_bin", "data.continues", "ack.data", "ack.upto",
+_ORDINARY = frozenset({"data.send", "data.send_bin", "data.again", "data.continues", "ack.data", "ack.upto",
                        "ack.same"})
 
 
@@ -309,6 +309,7 @@ class _Builder:
         self.t0 = int(a.ts_ns[rows[0]])
         self.initial = self._initial_states()
         self.irtt: float | None = None
+        self.told_dupack: tuple[int, int | None] | None = None
 
     # -- helpers ---------------------------------------------------------------
 
@@ -572,12 +573,15 @@ class _Builder:
         n = step.length
         teaching = False
         text = _quote(self.extra.payloads.get(step.frame), n)
-        params = {"side": x.name, "len": n, "rel_seq": rel, "last": rel + n - 1,
-                  "next": rel + n}
-        if text is None:
-            facts.append(Fact("data.send_bin", params))
+        params = {"side": x.name, "len": n, "rel_seq": rel, "last": rel + n - 1}
+        if 0 <= x.max_next and rel + n <= x.max_next:
+            # Older bytes: a resend, or a late original (the anomalies say which).
+            facts.append(Fact("data.again", {**params, "high": x.max_next}))
+        elif text is None:
+            facts.append(Fact("data.send_bin", {**params, "next": rel + n}))
         else:
-            facts.append(Fact("data.send", {**params, "text": text}))
+            facts.append(Fact("data.send", {**params, "next": rel + n, "text": text}))
+        x.max_next = max(x.max_next, rel + n)
         if not x.told_first_data and rel == 1 and x.isn is not None:
             facts.append(Fact("data.first", {"isn": x.isn, "seq": step.seq}))
             teaching = True
@@ -697,9 +701,9 @@ class _Builder:
                                                      "last": rel + step.length - 1})]
             return [Fact("anom.retransmission_ctl", {**base, "orig": first, "dt": dt(frow)})]
         if name == "fast_retransmission":
-            if len(ev) >= 2 and self._row(ev[1]) is not None:
-                drow = self._row(ev[1])
-                n = int(self.a.annotations[drow]["dup_ack_num"])
+            drow = self._row(ev[1]) if len(ev) >= 2 else None
+            n = int(self.a.annotations[drow]["dup_ack_num"]) if drow is not None else 0
+            if n >= 1 and int(self.a.annotations[drow]["rel_ack"]) == rel:
                 return [Fact("anom.fast_retransmission", {
                     **base, "n": n, "rel_seq": rel, "dup_frame": ev[1], "dt": dt(drow),
                     "orig_ack": ev[0]})]
@@ -721,8 +725,11 @@ class _Builder:
             return [Fact("anom.ack_lost_segment", {**base, "rel_ack": step.rel_ack or 0,
                                                    "peer": y.name, "frame": first})]
         if name == "duplicate_ack":
-            out = [Fact("anom.duplicate_ack", {**base, "n": step.dup_ack_num, "frame": first,
-                                               "rel_ack": step.rel_ack or 0})]
+            again = self.told_dupack == (first, step.rel_ack)
+            self.told_dupack = (first, step.rel_ack)
+            out = [Fact("anom.duplicate_ack_again" if again else "anom.duplicate_ack",
+                        {**base, "n": step.dup_ack_num, "frame": first,
+                         "rel_ack": step.rel_ack or 0})]
             blocks = self._sack_blocks(step)
             if blocks:
                 out.append(Fact("anom.sack", {"blocks": blocks}))

@@ -247,9 +247,12 @@ def truncate(text: str, width: int) -> str:
 
 
 # Chinese punctuation that must not start a line (a simple kinsoku rule).
-_NO_START = set("，。、；：？！）》」』】”’,.;:?!)%")
-_TOKEN = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]|[^\s\u2e80-\u9fff"
-                    r"\uf900-\ufaff\uff00-\uffef\u3000-\u303f]+|\s+")
+_NO_START = set("，。、；：？！）》」』】”’,.;:?!)]>%")
+# A CJK character, a run of anything else but breakable spaces, or such spaces. A no-break
+# space (U+00A0, between a number and its unit) keeps both on one line; it is written as a
+# plain space.
+_TOKEN = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]|[^ \t\n\u2e80-\u9fff"
+                    r"\uf900-\ufaff\uff00-\uffef\u3000-\u303f]+|[ \t\n]+")
 
 
 def wrap(text: str, width: int, indent: str = "", subsequent: str | None = None) -> list[str]:
@@ -268,19 +271,20 @@ def wrap(text: str, width: int, indent: str = "", subsequent: str | None = None)
         return dwidth(head) + sum(dwidth(t) for t in toks)
 
     for tok in _TOKEN.findall(text):
-        if tok.isspace():
+        if tok[0] in " \t\n":
             space = bool(toks)
             continue
         sep = [" "] if space else []
         space = False
         if toks and cur_w() + len(sep) + dwidth(tok) > width:
             carry: list[str] = []
-            if tok[0] in _NO_START and len(toks) > 1 and _cw(toks[-1][-1]) == 2:
+            glued = toks[-1].endswith("\u00a0")    # a number and its CJK unit
+            if len(toks) > 1 and (glued or (tok[0] in _NO_START and not sep)):
                 carry = [toks.pop()]
-            lines.append((head + "".join(toks)).rstrip())
+            lines.append((head + "".join(toks)).rstrip().replace("\u00a0", " "))
             head, toks, sep = subsequent, carry, []
         toks.extend(sep)
         toks.append(tok)
     if toks or not lines:
-        lines.append((head + "".join(toks)).rstrip())
+        lines.append((head + "".join(toks)).rstrip().replace("\u00a0", " "))
     return lines

@@ -115,9 +115,10 @@ def check_fact(f, step, story, R: Rows, life) -> None:  # noqa: C901 - one branc
         assert p["len"] == plen and p["last"] == plen
     if i == "syn.win":
         assert p["win"] == int(rec["win"])
-    if i in ("synack.reply", "synack.reply_tfo", "synack.odd", "synack.reply_unseen"):
+    if i in ("synack.reply", "synack.reply_tfo", "synack.odd", "synack.reply_unseen",
+             "synack.simultaneous"):
         assert p["isn"] == seq and p["ack"] == ack
-    if i == "synack.reply":
+    if i in ("synack.reply", "synack.simultaneous"):
         assert p["peer_isn"] == first_syn_seq(story, p["peer"])
         assert p["ack"] == (p["peer_isn"] + 1) % U32
     if i == "synack.reply_tfo":
@@ -179,6 +180,8 @@ def check_fact(f, step, story, R: Rows, life) -> None:  # noqa: C901 - one branc
         assert int(R.a.records[f_row]["tcp_flags"]) & 1
         assert int(R.a.annotations[f_row]["rel_seq"]) + int(
             R.a.records[f_row]["payload_len"]) == p["fin_seq"]
+    if i == "win.unknown":
+        assert p["win"] == int(rec["win"]) and int(ann["win_scale"]) == -1
     if i == "win.scaled":
         assert p["win"] == int(rec["win"]) and p["scaled"] == int(ann["win_scaled"])
         assert p["win"] * p["factor"] == p["scaled"]
@@ -224,7 +227,7 @@ def check_fact(f, step, story, R: Rows, life) -> None:  # noqa: C901 - one branc
         ts = [(t.side, t.old.name, t.new.name, t.reason, t.confidence)
               for t in life.transitions if t.frame == fr]
         assert (p["side"], p["old"], p["new"], p["reason"], p["conf"]) in ts
-    if i == "ev.time_wait":
+    if i in ("ev.time_wait", "ev.time_wait_simultaneous"):
         assert any(t.frame == fr and t.side == p["side"] and t.new.name == "TIME_WAIT"
                    for t in life.transitions)
 

@@ -390,6 +390,10 @@ class _Builder:
                 teaching |= self._ack(step, ann, x, y, events, facts)
             if fl & FIN:
                 self._fin(step, x, facts)
+        if analysed and not fl & (SYN | RST) and not x.told_window and int(ann["win_scale"]) == -1:
+            x.told_window = True
+            teaching = True
+            facts.append(Fact("win.unknown", {"side": x.name, "win": step.win}))
         if analysed and not fl & (SYN | RST) and not x.told_window and step.win_scaled is not None:
             scale = int(ann["win_scale"])
             if scale > 0:
@@ -430,7 +434,9 @@ class _Builder:
             elif ev == "time_wait_entered":
                 for t in self.trans.get(frame, ()):
                     if t.new == State.TIME_WAIT:
-                        facts.append(Fact("ev.time_wait", {"side": t.side}))
+                        both = t.old == State.CLOSING   # a simultaneous close: both closed first
+                        facts.append(Fact("ev.time_wait_simultaneous" if both else
+                                          "ev.time_wait", {"side": t.side}))
             elif ev == "connection_closed":
                 facts.append(Fact("ev.closed", {"client": step.client_state.name,
                                                  "server": step.server_state.name}))
@@ -470,6 +476,9 @@ class _Builder:
                 params = {"side": x.name, "peer": y.name, "isn": isn, "ack": ack}
                 if peer_isn is None:
                     facts.append(Fact("synack.reply_unseen", params))
+                elif ack == (peer_isn + 1) % _U32 and x.syns and x.syns[0][0] != frame:
+                    # simultaneous open: its SYN again, now acknowledging the peer's
+                    facts.append(Fact("synack.simultaneous", {**params, "peer_isn": peer_isn}))
                 elif ack == (peer_isn + 1) % _U32:
                     facts.append(Fact("synack.reply", {**params, "peer_isn": peer_isn}))
                     if y.syn_len:
@@ -837,8 +846,10 @@ class _Builder:
             if life.bytes[i]:
                 out.append(Fact("sum.data", {"side": side, "bytes": life.bytes[i],
                                              "segments": segs, "packets": life.packets[i]}))
-            else:
+            elif life.packets[i]:
                 out.append(Fact("sum.nodata", {"side": side, "packets": life.packets[i]}))
+            else:
+                out.append(Fact("sum.silent", {"side": side}))
         if life.anomalies:
             for flag in flag_names(sum(FLAG[f] for f in life.anomalies)):
                 frames = [s.frame for s in steps if flag in s.tags]

@@ -247,6 +247,7 @@ def truncate(text: str, width: int) -> str:
 
 
 # Chinese punctuation that must not start a line (a simple kinsoku rule).
+_NO_END = set("（《「『【“‘([")
 _NO_START = set("，。、；：？！）》」』】”’,.;:?!)]>%")
 # A CJK character, a run of anything else but breakable spaces, or such spaces. A no-break
 # space (U+00A0, between a number and its unit) keeps both on one line; it is written as a
@@ -281,6 +282,8 @@ def wrap(text: str, width: int, indent: str = "", subsequent: str | None = None)
             glued = toks[-1].endswith("\u00a0")    # a number and its CJK unit
             if len(toks) > 1 and (glued or (tok[0] in _NO_START and not sep)):
                 carry = [toks.pop()]
+            if len(toks) > 1 and toks[-1] in _NO_END:   # an opening bracket never ends a line
+                carry.insert(0, toks.pop())
             lines.append((head + "".join(toks)).rstrip().replace("\u00a0", " "))
             head, toks, sep = subsequent, carry, []
         toks.extend(sep)

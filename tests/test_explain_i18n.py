@@ -107,3 +107,11 @@ def test_wrap_measures_cjk_and_keeps_punctuation_off_line_starts():
     assert any(ln.endswith("18 µs in all") or "18 µs" in ln for ln in lines)
     assert truncate("服务端服务端", 7) == "服务端…"
     assert dwidth("服务端 ab") == 9
+
+
+@pytest.mark.parametrize("width", range(30, 90, 7))
+def test_closing_punctuation_never_starts_a_line(width):
+    text = "零窗口：服务端的接收缓冲区满了；在窗口重新打开之前，对方必须停止发送（规则 zwin.window_zero）。"
+    for ln in wrap(text * 2, width, "    ! ", "      "):
+        assert ln.strip()[:1] not in "）。，；：", ln
+        assert not ln.endswith("（")

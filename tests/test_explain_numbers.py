@@ -128,7 +128,7 @@ def check_fact(f, step, story, R: Rows, life) -> None:  # noqa: C901 - one branc
         assert close(p["dt"], (R.ts(fr) - R.ts(p["prev_frame"])) / 1e9)
     if i == "opt.mss":
         assert p["mss"] == int(rec["mss"])
-    if i == "opt.wscale":
+    if i in ("opt.wscale", "opt.wscale_zero"):
         assert p["shift"] == min(int(rec["wscale"]), 14) and p["factor"] == 2 ** p["shift"]
     if i == "opt.ts":
         assert p["tsval"] == int(rec["ts_val"])

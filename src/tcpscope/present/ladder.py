@@ -312,13 +312,16 @@ _COLORS = {"c2s": "#1f5fbf", "s2c": "#1a7f37", "rst": "#cf222e", "tag": "#bc4c00
            "lane": "#57606a", "state": "#24292f", "state_bg": "#eef2f7", "muted": "#57606a"}
 _FONT = "DejaVu Sans Mono, Menlo, Consolas, Noto Sans Mono CJK SC, monospace"
 _CHAR_W = 7.3   # px per column at 12 px DejaVu Sans Mono
+# A white outline under the letters keeps a label readable where it crosses a lane.
+_HALO = ' stroke="#ffffff" stroke-width="3" paint-order="stroke"'
 
 
 def render_svg(ladder: Ladder) -> str:
     """A standalone SVG: lanes, one slanted arrow per packet, states in boxes."""
     cat = ladder.cat
     n = len(ladder.lanes)
-    row_h, top = 40, 96
+    # More than two lanes: state pills go under the arrow's ends, which needs taller rows.
+    row_h, top = (40 if n == 2 else 56), 96
     time_w = 150
     state_w = 130
     lane_gap = 560 if n == 2 else 300
@@ -381,22 +384,21 @@ def render_svg(ladder: Ladder) -> str:
             mid = (xa + xb) / 2
             if tags:
                 tag_text = "[" + tags
-                out.append(f'<text x="{mid}" y="{y - 10}" text-anchor="middle" fill="{color}">'
-                           f'{e(main)} <tspan fill="{_COLORS["tag"]}" font-weight="bold">'
+                out.append(f'<text x="{mid}" y="{y - 10}" text-anchor="middle" fill="{color}"'
+                           f'{_HALO}>{e(main)} <tspan fill="{_COLORS["tag"]}" font-weight="bold">'
                            f'{e(tag_text)}</tspan></text>')
             else:
                 out.append(f'<text x="{mid}" y="{y - 10}" text-anchor="middle" '
-                           f'fill="{color}">{e(main)}</text>')
+                           f'fill="{color}"{_HALO}>{e(main)}</text>')
         for i, state in r.states.items():
             x = xs[i]
             w = max(60, int(dwidth(state) * _CHAR_W) + 14)
             if n == 2:
                 bx = x - w - 10 if i == 0 else x + 10
+                by = y - 11 if r.kind == "initial" else y - 1
             else:
                 bx = x - w / 2
-            by = y + (6 if r.kind == "initial" else 10) - 11
-            if r.kind == "initial":
-                by = y - 11
+                by = y - 11 if r.kind == "initial" else y + 13
             out.append(f'<rect x="{bx}" y="{by}" width="{w}" height="18" rx="9" '
                        f'fill="{_COLORS["state_bg"]}" stroke="#8c959f"/>')
             out.append(f'<text x="{bx + w / 2}" y="{by + 13}" text-anchor="middle" '

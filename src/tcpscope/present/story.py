@@ -516,8 +516,8 @@ class _Builder:
         if present & OPTION["WSCALE"]:
             shift = min(int(rec["wscale"]), 14)
             opts["wscale"] = shift
-            found.append(("wscale", Fact("opt.wscale", {"side": x.name, "shift": shift,
-                                                       "factor": 1 << shift}),
+            found.append(("wscale", Fact("opt.wscale" if shift else "opt.wscale_zero",
+                                         {"side": x.name, "shift": shift, "factor": 1 << shift}),
                           Fact("opt.short.wscale", {"shift": shift, "factor": 1 << shift})))
         if present & OPTION["SACK_PERM"]:
             opts["sack"] = True

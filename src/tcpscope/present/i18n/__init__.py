@@ -282,6 +282,9 @@ def wrap(text: str, width: int, indent: str = "", subsequent: str | None = None)
             glued = toks[-1].endswith("\u00a0")    # a number and its CJK unit
             if len(toks) > 1 and (glued or (tok[0] in _NO_START and not sep)):
                 carry = [toks.pop()]
+                # the carried token may itself be punctuation that must not start a line
+                while len(toks) > 1 and carry[0][0] in _NO_START and not toks[-1].isspace():
+                    carry.insert(0, toks.pop())
             if len(toks) > 1 and toks[-1] in _NO_END:   # an opening bracket never ends a line
                 carry.insert(0, toks.pop())
             lines.append((head + "".join(toks)).rstrip().replace("\u00a0", " "))

@@ -16,7 +16,8 @@ and sends every other row through the literal per-packet model
 
 Each comparison also runs the fast path with its thresholds at their most eager
 (it then starts wherever it can, so almost every row it can take goes through it), with
-the event-by-event reassembler path switched off and forced on.
+the event-by-event reassembler path switched off and forced on, and in slices that start
+at one row.
 """
 from __future__ import annotations
 
@@ -42,11 +43,13 @@ from tests.conftest import ROOT, corpus_files, fixture_files
 from zeek_baselines import CASES, FILES, Case
 
 #: Fast-path settings to compare with the per-packet model ({} = the defaults).
+EAGER = dict(min_group=1, min_run=1, min_backoff=1, max_backoff=1, min_chunk=1)
 KNOBS: dict[str, dict] = {
     "default": {},
-    "eager": dict(min_group=1, min_run=1, max_backoff=1),
-    "eager_no_sim": dict(min_group=1, min_run=1, max_backoff=1, sim_max=0),
-    "eager_all_sim": dict(min_group=1, min_run=1, max_backoff=1, sim_max=1 << 30),
+    "eager": EAGER,
+    "eager_no_sim": dict(EAGER, sim_max=0),
+    "eager_all_sim": dict(EAGER, sim_max=1 << 30),
+    "tiny_chunks": dict(EAGER, first_chunk=1),
 }
 BENCH = ROOT / "bench" / "out" / "bench.pcap"
 DEMO = ROOT / "src" / "tcpscope" / "data" / "demo.pcap"
@@ -274,9 +277,12 @@ def capture(draw):
 
 KNOB_SETS = st.fixed_dictionaries({
     "min_group": st.sampled_from((1, 2, 8, 64)),
-    "min_run": st.sampled_from((1, 3, 32)),
+    "min_run": st.sampled_from((1, 3, 64)),
+    "min_backoff": st.sampled_from((1, 16)),
     "max_backoff": st.sampled_from((1, 4, 1024)),
     "sim_max": st.sampled_from((0, 1, 3, 64, 1 << 30)),
+    "first_chunk": st.sampled_from((1, 7, 4096)),
+    "min_chunk": st.sampled_from((1, 5, 256)),
 })
 OPTIONS = st.fixed_dictionaries({
     "ignore_checksums": st.booleans(),

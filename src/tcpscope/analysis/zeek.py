@@ -43,8 +43,10 @@ fast path over runs of ordinary segments, which will be checked against this mod
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,6 +135,7 @@ _PRIVATE = tuple(ipaddress.ip_network(n) for n in (
 ))
 
 
+@functools.lru_cache(maxsize=65536)
 def is_local(addr: str) -> bool:
     """Zeek's Site::is_local_addr with the default local_nets (the private address space)."""
     a = ipaddress.ip_address(addr)
@@ -514,6 +517,7 @@ class ZeekTracker:
         self.offloaded = 0  #: packets dropped for an offloaded (partial) checksum
         self.bad_checksums = 0  #: packets dropped for a bad checksum
         self.fast_rows = 0  #: rows the numpy fast path applied (the rest went row by row)
+        self._chunk: dict[int, int] = {}  # per stream: rows its next fast attempt may take
 
     # -- feeding -------------------------------------------------------------------------
 
@@ -633,10 +637,16 @@ class ZeekTracker:
 
     #: Streams with fewer rows in a batch go through the per-packet model whole.
     min_group = 64
-    #: A run of ordinary rows shorter than this is not worth numpy's overhead.
-    min_run = 32
-    #: Most rows the per-packet model takes in one go after a run that ended early.
+    #: A run of ordinary rows shorter than this is not worth numpy's overhead (nor is an
+    #: attempt that took fewer rows than this: the next one waits, see `_walk`).
+    min_run = 64
+    #: Fewest and most rows the per-packet model takes before the next attempt, when the
+    #: connection was not ready or an attempt was not worth it (doubling in between).
+    min_backoff = 16
     max_backoff = 1024
+    #: Rows a stream's first fast attempt may take, and the least any attempt may.
+    first_chunk = 4096
+    min_chunk = 256
     #: A run with at most this many payload events Zeek reassembles may have holes: those
     #: events go through the model's reassembler one by one (_sim).
     sim_max = 64
@@ -685,8 +695,9 @@ class ZeekTracker:
         cls_l = v.cls.tolist()
         slow_at = np.flatnonzero(v.cls == _SLOW)
         s = int(cols.stream[gidx[0]])
+        chunk = self._chunk.get(s, self.first_chunk)
         pos = 0
-        backoff = 1
+        backoff = self.min_backoff
         while pos < m:
             if cls_l[pos] == _SLOW:
                 q = pos + 1
@@ -702,23 +713,31 @@ class ZeekTracker:
                 pos = end
                 continue
             if self._fast_ready(self._conns.get(s)):
-                brk = self._fast(self._conns[s], v, pos, end)
+                # At most `chunk` rows at a time: it grows while runs go through whole and
+                # shrinks to about what went through when one stops early, so a stream
+                # that keeps stopping does not pay numpy for rows it will not take.
+                hi = min(end, pos + chunk)
+                brk = self._fast(self._conns[s], v, pos, hi)
                 done, pos = brk - pos, brk
-                if pos == end:
-                    backoff = 1
+                if pos == hi:
+                    backoff = self.min_backoff
+                    chunk = min(2 * chunk, 1 << 24)
                     continue
+                chunk = max(self.min_chunk, 2 * done)
                 if done >= self.min_run:
                     # a row that adds a letter or needs the model: that row alone
-                    backoff = 1
+                    backoff = self.min_backoff
                     self._feed_rows(cols, rec, gidx[pos:pos + 1])
                     pos += 1
                     continue
-            # Not ready, or the run ended early: the per-packet model for a while, for
-            # longer each time in a row this happens (bounds numpy's overhead).
+            # Not ready, or the attempt was not worth it: the per-packet model for a while,
+            # for longer each time in a row this happens (an attempt costs about as much as
+            # a few dozen rows of the model, so this bounds what failed attempts cost).
             q = min(end, pos + backoff)
             self._feed_rows(cols, rec, gidx[pos:q])
             pos = q
             backoff = min(2 * backoff, self.max_backoff)
+        self._chunk[s] = chunk
 
     def _fast(self, conn: _Conn, v: "_Group", lo: int, hi: int) -> int:
         """Apply rows [lo, hi) of one stream (`v`) as ordinary rows, up to the first one
@@ -1010,9 +1029,8 @@ class ZeekTracker:
         self._parts[s] = part
         prev = self._conns.get(s)
         reason = prev.removed_reason if prev is not None else None
-        r = rec[i]
-        v = int(r["ip_version"])
-        addr = (_addr(r["src"], v), sport, _addr(r["dst"], v), dport)
+        v = int(rec["ip_version"][i])
+        addr = (_addr(rec["src"][i], v), sport, _addr(rec["dst"][i], v), dport)
         conn = _Conn(s, part, reason if part else None, c, t, frame, addr)
         # TCPAnalyzer::WantConnection: a connection that starts without a SYN, or with a
         # SYN-ACK, is flipped when its source port looks like a server's.
@@ -1585,7 +1603,7 @@ def _relative(ep: _Endpoint, cur: int, last: int, wraps: int) -> tuple[int, bool
 
 def _addr(raw: np.ndarray, version: int) -> str:
     b = bytes(raw)
-    return str(ipaddress.IPv4Address(b[:4]) if version == 4 else ipaddress.IPv6Address(b))
+    return socket.inet_ntoa(b[:4]) if version == 4 else str(ipaddress.IPv6Address(b))
 
 
 def _uid(stream: int, part: int, ts: int, addr: tuple) -> str:

@@ -37,9 +37,19 @@ split there. `rows()` lists every Zeek connection (that is what ``--format zeek`
 writes); `fields()` gives, per stream, the first one, and its ``zeek_rows`` says
 how many Zeek connections the stream spans.
 
-Speed: this is the literal per-packet model (one pass of Python per TCP row, ~6 us a
-row; docs/conns.md has the measurements). ``vectorize`` is reserved for the numpy
-fast path over runs of ordinary segments, which will be checked against this model.
+Speed: the model is literal, one pass of Python per TCP row (a few us a row). With
+``vectorize`` (the default) each stream's rows of a batch are taken in their own order
+(connections are independent) and runs of *ordinary* rows - no SYN/FIN/RST, nothing that
+could add a letter or change a state or timer - are applied with numpy: for them the
+model only adds counts and moves running maxima (highest sequence number sent and
+acknowledged, the reassembler's delivery and trim points). A run stops exactly at the
+first row the model must see (first D / A of a side, the 1st / 10th / 100th ... C, W, T
+or G, an idle time a timer would notice, a hole or block the in-order reassembler
+cannot take), which then goes through `_process`. A reassembler with only a few payload
+events Zeek would reassemble (holes, crossings of blocks) runs the model's own
+`_data_sent` / `_ack_received` for each, with the ACK runs between them in bulk (`_sim`).
+tests/test_zeek_vectorized.py checks both paths give identical results; docs/conns.md
+has the measurements.
 """
 from __future__ import annotations
 
@@ -497,8 +507,9 @@ class ZeekTracker:
         report_gaps_for_partial: Zeek's option of that name (counts gaps of
             connections not cleanly established in ``missed_bytes``).
         excessive_data_without_further_acks: Zeek's option of that name (0 = off).
-        vectorize: reserved for the numpy fast path (every row goes through the
-            literal per-packet model for now).
+        vectorize: take runs of ordinary rows with numpy (same results, 5-15x faster
+            on bulk transfers); False runs every row through the per-packet model (the
+            reference the fast path is tested against).
     """
 
     def __init__(self, *, ignore_checksums: bool = False,

@@ -1,12 +1,11 @@
 """How the lab tells the story of a capture: the one place to swap in `tcpscope explain`.
 
 `render_story(facts, out)` is called once per experiment, after the capture is
-analysed and before the expectations are checked. Today it prints the
-tcpdump-compatible listing (present/tcpdump.py, with frame numbers, at most
-`limit` packets) and a short summary from the analysis: one line per connection
-and the packets the engine flagged. When ``tcpscope explain`` exists, replace the
-renderer with `set_story_renderer` (or change `default_story`): the lab calls
-nothing else to explain a capture.
+analysed and before the expectations are checked. It prints `tcpscope explain`
+of the capture (the ladder with both endpoints' states and every packet told,
+for the first connections) and a short summary from the analysis: one line per
+connection and the packets the engine flagged. `listing_story` prints the
+tcpdump-compatible listing instead; `set_story_renderer` swaps the renderer.
 """
 from __future__ import annotations
 
@@ -16,15 +15,29 @@ from typing import IO
 
 from .facts import Facts
 
-__all__ = ["render_story", "set_story_renderer", "default_story", "StoryRenderer"]
+__all__ = ["render_story", "set_story_renderer", "default_story", "listing_story", "StoryRenderer"]
 
 #: A renderer: (facts of the capture, output, at most this many packets listed).
 StoryRenderer = Callable[[Facts, IO[str], int], None]
 
 LISTING_LIMIT = 40
+#: Connections `tcpscope explain` tells per experiment (a SYN flood has hundreds).
+EXPLAINED_STREAMS = 3
 
 
 def default_story(facts: Facts, out: IO[str], limit: int = LISTING_LIMIT) -> None:
+    """`tcpscope explain` of the capture (its first connections), then a summary per connection."""
+    from ..present.explain import write_explain
+
+    out.write(f"$ tcpscope explain {facts.path.name}\n")
+    write_explain(str(facts.path), out, max_streams=EXPLAINED_STREAMS)
+    out.write("\n")
+    for line in summary_lines(facts):
+        out.write(line + "\n")
+
+
+def listing_story(facts: Facts, out: IO[str], limit: int = LISTING_LIMIT) -> None:
+    """The tcpdump-compatible listing (at most `limit` packets), then the summary."""
     from ..present.tcpdump import TcpdumpOptions, write_listing
 
     total = len(facts.packets)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import gc
 from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -253,13 +254,16 @@ class LifecycleTracker:
 
     Args:
         keep_transitions: keep every `Transition` and `StateAnomaly` for
-            `lifecycles()` (the default).
+            `lifecycles()` (the default); or only for the streams in a collection,
+            or those a predicate ``f(stream) -> bool`` accepts, so that telling
+            one connection of a big capture does not keep every connection's.
         summaries: count packets, bytes, times and analysis flags per connection
             for `lifecycles()` (the default). ``tcpscope packets`` turns both off:
             the per-row states and events need neither.
     """
 
-    def __init__(self, *, keep_transitions: bool = True, summaries: bool = True) -> None:
+    def __init__(self, *, keep_transitions: bool | Collection[int] | Callable[[int], bool] = True,
+                 summaries: bool = True) -> None:
         self.keep_transitions = keep_transitions
         self.summaries = summaries
         self._lives: dict[int, _Life] = {}
@@ -393,6 +397,8 @@ class LifecycleTracker:
         cpos = np.flatnonzero(cand[o]).tolist()   # candidate rows, in walk order
         lives = self._lives
         keep = self.keep_transitions
+        if not isinstance(keep, bool) and not callable(keep):
+            keep = frozenset(keep).__contains__
         row_fn = self._row
         out_rows: list[int] = []
         out_c: list[int] = []
@@ -401,7 +407,8 @@ class LifecycleTracker:
             lc = lives.get(stream)
             if lc is None:
                 first = m[a].tolist()
-                lc = _Life(stream, ConnectionStates.for_first_segment(first[_C_FL], keep=keep),
+                keeps = keep if isinstance(keep, bool) else bool(keep(stream))
+                lc = _Life(stream, ConnectionStates.for_first_segment(first[_C_FL], keep=keeps),
                            first[_C_TS], first[_C_FRAME])
                 if first[_C_RG]:
                     lc.guessed = True

@@ -149,7 +149,14 @@ def collect(source: str | os.PathLike | BinaryIO, streams: Iterable[int] | None 
     """
     wanted = None if streams is None else np.array(sorted(set(streams)), dtype=np.int64)
     an = Analyzer(mode)
-    tracker = LifecycleTracker()
+    # Transitions only for the streams told: a big capture's other connections keep counts only.
+    if wanted is not None:
+        keep: Any = frozenset(wanted.tolist())
+    elif max_streams is not None:
+        keep = max_streams.__gt__
+    else:
+        keep = True
+    tracker = LifecycleTracker(keep_transitions=keep)
     extra = Extra()
     recs, anns, ts, frames, ifaces, cst, sst = [], [], [], [], [], [], []
     events: dict[int, tuple[str, ...]] = {}

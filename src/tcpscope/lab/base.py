@@ -22,11 +22,13 @@ from typing import Any, ClassVar
 
 from .capture import Tcpdump
 from .facts import Facts
+from .relay import Relay
 from .topology import LabError, Threads, Topology
 
 __all__ = [
     "Expectation", "Outcome", "Experiment", "Context", "Place", "EXPERIMENTS", "register",
-    "get", "SOCKET_TIMEOUT",
+    "get", "SOCKET_TIMEOUT", "PROGRAM_DEADLINE", "accept_one", "answer_once",
+    "connect_when_ready", "wait_ready",
 ]
 
 #: Every socket operation of an experiment's programs is bounded by this (seconds).
@@ -155,6 +157,36 @@ class Context:
     def threads(self) -> Threads:
         return Threads()
 
+    def run_programs(self, *programs: tuple[str | None, Callable[[], Any]]) -> None:
+        """Start each (namespace, function) in a thread of its own, in this order, and
+        join them all within PROGRAM_DEADLINE (an error in one is raised here)."""
+        t = self.threads()
+        for ns, fn in programs:
+            t.start(ns, fn)
+        t.join(PROGRAM_DEADLINE)
+
+    def run_on_loopback(self, place: Place, port: int, *programs: Callable[[], Any]) -> None:
+        """Capture ``tcp port PORT`` on `place`'s loopback while `programs` run there
+        (`run_programs`, all in the place's namespace)."""
+        with self.capture("lo", f"tcp port {port}", ns=place.ns):
+            self.run_programs(*((place.ns, fn) for fn in programs))
+
+    @contextmanager
+    def relaying(self, relay: Relay, ns: str | None) -> Iterator[Relay]:
+        """Run `relay` in a thread in namespace `ns` during the block.
+
+        The block starts once the relay is forwarding; when it ends (also on an
+        error) the relay is told to stop and its thread is joined.
+        """
+        relay_thread = self.threads()
+        relay_thread.start(ns, relay.run)
+        try:
+            wait_ready(relay.ready, "relay")
+            yield relay
+        finally:
+            relay.stop.set()
+            relay_thread.join(5)
+
     def say(self, step: str) -> None:
         """Record a step of the programs (shown in the README of a kept run)."""
         self.program.append(step)
@@ -226,6 +258,43 @@ def listener(host: str, port: int, *, backlog: int = 8, rcvbuf: int | None = Non
     s.listen(backlog)
     s.settimeout(SOCKET_TIMEOUT)
     return s
+
+
+def wait_ready(ready: threading.Event, what: str = "server") -> None:
+    """Wait (SOCKET_TIMEOUT at most) until `what` has set `ready`."""
+    if not ready.wait(SOCKET_TIMEOUT):
+        raise RuntimeError(f"{what} did not start")
+
+
+def connect_when_ready(ready: threading.Event, host: str, port: int) -> socket.socket:
+    """Once the server has set `ready`, connect to it (SOCKET_TIMEOUT on the socket)."""
+    wait_ready(ready)
+    return socket.create_connection((host, port), timeout=SOCKET_TIMEOUT)
+
+
+@contextmanager
+def accept_one(host: str, port: int, ready: threading.Event, *, rcvbuf: int | None = None
+               ) -> Iterator[socket.socket]:
+    """Listen on host:port, set `ready`, accept one client and give its socket to the
+    block (SOCKET_TIMEOUT on it); the connection, then the listener, close after it."""
+    with listener(host, port, rcvbuf=rcvbuf) as ls:
+        ready.set()
+        conn, _ = ls.accept()
+        with conn:
+            conn.settimeout(SOCKET_TIMEOUT)
+            yield conn
+
+
+def answer_once(conn: socket.socket, request_len: int, reply: bytes, linger: float = 0.0
+                ) -> None:
+    """Read a `request_len`-byte request, send `reply`, then read the end of the stream
+    (anything more is an error) and wait `linger` seconds before the caller closes."""
+    recv_exactly(conn, request_len)
+    conn.sendall(reply)
+    if conn.recv(1) != b"":
+        raise RuntimeError("client sent more than expected")
+    if linger:
+        time.sleep(linger)
 
 
 def is_root() -> bool:

@@ -7,7 +7,8 @@ import threading
 import time
 
 from ..base import (
-    SOCKET_TIMEOUT, Context, Expectation, Experiment, listener, recv_exactly, register,
+    SOCKET_TIMEOUT, Context, Expectation, Experiment, accept_one, answer_once,
+    connect_when_ready, recv_exactly, register,
 )
 from ..checks import handshake
 from ..expect import (
@@ -16,7 +17,6 @@ from ..expect import (
 )
 from ..facts import Facts
 
-JOIN = 20.0  # seconds: every experiment's programs are done well before this
 DELACK_PAUSE = 0.3  # longer than Linux's delayed-ACK timer (40-200 ms): a separate ACK
 
 
@@ -57,25 +57,19 @@ class Handshake(Experiment):
         ready = threading.Event()
 
         def server() -> None:
-            with listener(host, port) as ls:
-                ready.set()
-                conn, _ = ls.accept()
-                with conn:
-                    conn.settimeout(SOCKET_TIMEOUT)
-                    conn.sendall(b"Welcome!")
-                    while True:
-                        data = conn.recv(1024)
-                        if not data or data == b"exit":
-                            break
-                        conn.sendall(b"Hello, " + data + b"!")
-                    while data:
-                        data = conn.recv(1024)
-                    time.sleep(DELACK_PAUSE)
+            with accept_one(host, port, ready) as conn:
+                conn.sendall(b"Welcome!")
+                while True:
+                    data = conn.recv(1024)
+                    if not data or data == b"exit":
+                        break
+                    conn.sendall(b"Hello, " + data + b"!")
+                while data:
+                    data = conn.recv(1024)
+                time.sleep(DELACK_PAUSE)
 
         def client() -> None:
-            if not ready.wait(SOCKET_TIMEOUT):
-                raise RuntimeError("server did not start")
-            with socket.create_connection((host, port), timeout=SOCKET_TIMEOUT) as s:
+            with connect_when_ready(ready, host, port) as s:
                 if recv_exactly(s, 8) != b"Welcome!":
                     raise RuntimeError("no welcome")
                 for name in names:
@@ -88,11 +82,7 @@ class Handshake(Experiment):
                 s.sendall(b"exit")
                 time.sleep(0.1)
 
-        with ctx.capture("lo", f"tcp port {port}", ns=place.ns):
-            t = ctx.threads()
-            t.start(place.ns, server)
-            t.start(place.ns, client)
-            t.join(JOIN)
+        ctx.run_on_loopback(place, port, server, client)
 
     def expectations(self, ctx: Context) -> list[Expectation]:
         return [
@@ -123,31 +113,16 @@ def _exchange_then_close(ctx: Context, *, server_linger: float) -> None:
     ready = threading.Event()
 
     def server() -> None:
-        with listener(host, port) as ls:
-            ready.set()
-            conn, _ = ls.accept()
-            with conn:
-                conn.settimeout(SOCKET_TIMEOUT)
-                recv_exactly(conn, 6)
-                conn.sendall(b"ABCDEFGH")
-                if conn.recv(1) != b"":
-                    raise RuntimeError("client sent more than expected")
-                if server_linger:
-                    time.sleep(server_linger)
+        with accept_one(host, port, ready) as conn:
+            answer_once(conn, 6, b"ABCDEFGH", server_linger)
 
     def client() -> None:
-        if not ready.wait(SOCKET_TIMEOUT):
-            raise RuntimeError("server did not start")
-        with socket.create_connection((host, port), timeout=SOCKET_TIMEOUT) as s:
+        with connect_when_ready(ready, host, port) as s:
             s.sendall(b"ABCDEF")
             recv_exactly(s, 8)
             time.sleep(0.2)
 
-    with ctx.capture("lo", f"tcp port {port}", ns=place.ns):
-        t = ctx.threads()
-        t.start(place.ns, server)
-        t.start(place.ns, client)
-        t.join(JOIN)
+    ctx.run_on_loopback(place, port, server, client)
 
 
 def _numbers(f: Facts) -> tuple[bool, str]:
@@ -253,10 +228,7 @@ class Refused(Experiment):
                 s.close()
             ctx.params["connect_errno"] = err
 
-        with ctx.capture("lo", f"tcp port {port}", ns=place.ns):
-            t = ctx.threads()
-            t.start(place.ns, client)
-            t.join(JOIN)
+        ctx.run_on_loopback(place, port, client)
 
     def expectations(self, ctx: Context) -> list[Expectation]:
         def s_then_r(f: Facts) -> tuple[bool, str]:

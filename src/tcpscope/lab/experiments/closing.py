@@ -9,15 +9,14 @@ import threading
 import time
 
 from ..base import (
-    SOCKET_TIMEOUT, Context, Expectation, Experiment, listener, recv_exactly, register,
+    SOCKET_TIMEOUT, Context, Expectation, Experiment, accept_one, answer_once,
+    connect_when_ready, recv_exactly, register,
 )
 from ..checks import teardown
 from ..expect import close, final_states, three_way, time_wait_side
 from ..facts import Facts
 from ..relay import HoldFins, Relay
 from ..setups import relayed
-
-JOIN = 20.0
 
 
 def _ss_lines(text: str, state: str) -> list[str]:
@@ -54,34 +53,24 @@ class HalfClose(Experiment):
         ctx.params["received"] = got
 
         def server() -> None:
-            with listener(host, port) as ls:
-                ready.set()
-                conn, _ = ls.accept()
-                with conn:
-                    conn.settimeout(SOCKET_TIMEOUT)
-                    recv_exactly(conn, len(b"send 3\n"))
-                    if conn.recv(1) != b"":
-                        raise RuntimeError("expected the client's FIN")
-                    for i in (1, 2, 3):
-                        time.sleep(0.05)
-                        conn.sendall(b"part %d\n" % i)
-                    time.sleep(0.3)
+            with accept_one(host, port, ready) as conn:
+                recv_exactly(conn, len(b"send 3\n"))
+                if conn.recv(1) != b"":
+                    raise RuntimeError("expected the client's FIN")
+                for i in (1, 2, 3):
+                    time.sleep(0.05)
+                    conn.sendall(b"part %d\n" % i)
+                time.sleep(0.3)
 
         def client() -> None:
-            if not ready.wait(SOCKET_TIMEOUT):
-                raise RuntimeError("server did not start")
-            with socket.create_connection((host, port), timeout=SOCKET_TIMEOUT) as s:
+            with connect_when_ready(ready, host, port) as s:
                 s.sendall(b"send 3\n")
                 time.sleep(0.05)
                 s.shutdown(socket.SHUT_WR)
                 while chunk := s.recv(1024):
                     got.append(chunk)
 
-        with ctx.capture("lo", f"tcp port {port}", ns=place.ns):
-            t = ctx.threads()
-            t.start(place.ns, server)
-            t.start(place.ns, client)
-            t.join(JOIN)
+        ctx.run_on_loopback(place, port, server, client)
 
     def expectations(self, ctx: Context) -> list[Expectation]:
         def after_fin(f: Facts) -> tuple[bool, str]:
@@ -157,40 +146,23 @@ class SimultaneousClose(Experiment):
                 raise RuntimeError("data after the FIN")
 
         def server() -> None:
-            with listener(h.server_ip, 5000) as ls:
-                ready.set()
-                conn, _ = ls.accept()
-                with conn:
-                    conn.settimeout(SOCKET_TIMEOUT)
-                    recv_exactly(conn, 8)
-                    conn.sendall(b"reply\n")
-                    both_close(conn)
+            with accept_one(h.server_ip, 5000, ready) as conn:
+                recv_exactly(conn, 8)
+                conn.sendall(b"reply\n")
+                both_close(conn)
 
         def client() -> None:
-            if not ready.wait(SOCKET_TIMEOUT):
-                raise RuntimeError("server did not start")
-            with socket.create_connection((h.server_ip, 5000), timeout=SOCKET_TIMEOUT) as s:
+            with connect_when_ready(ready, h.server_ip, 5000) as s:
                 s.sendall(b"request\n")
                 recv_exactly(s, 6)
                 time.sleep(0.05)
                 both_close(s)
 
-        relay_thread = ctx.threads()
-        relay_thread.start(h.middle, relay.run)
-        try:
-            if not relay.ready.wait(SOCKET_TIMEOUT):
-                raise RuntimeError("relay did not start")
-            with ctx.capture("c0", "tcp port 5000", ns=h.client):
-                t = ctx.threads()
-                t.start(h.server, server)
-                t.start(h.client, client)
-                t.join(JOIN)
-                time.sleep(0.1)
-                ctx.ss_once(h.server, "ss_server", ["-tan", "-o"])
-                ctx.ss_once(h.client, "ss_client", ["-tan", "-o"])
-        finally:
-            relay.stop.set()
-            relay_thread.join(5)
+        with ctx.relaying(relay, h.middle), ctx.capture("c0", "tcp port 5000", ns=h.client):
+            ctx.run_programs((h.server, server), (h.client, client))
+            time.sleep(0.1)
+            ctx.ss_once(h.server, "ss_server", ["-tan", "-o"])
+            ctx.ss_once(h.client, "ss_client", ["-tan", "-o"])
 
     def expectations(self, ctx: Context) -> list[Expectation]:
         def relay_held(f: Facts) -> tuple[bool, str]:
@@ -251,22 +223,16 @@ class RstAbort(Experiment):
         ctx.params["server_error"] = server_error
 
         def server() -> None:
-            with listener(host, port) as ls:
-                ready.set()
-                conn, _ = ls.accept()
-                with conn:
-                    conn.settimeout(SOCKET_TIMEOUT)
-                    recv_exactly(conn, 8)
-                    conn.sendall(b"reply\n")
-                    try:
-                        conn.recv(1024)
-                    except ConnectionResetError as exc:
-                        server_error.append(exc.errno)
+            with accept_one(host, port, ready) as conn:
+                recv_exactly(conn, 8)
+                conn.sendall(b"reply\n")
+                try:
+                    conn.recv(1024)
+                except ConnectionResetError as exc:
+                    server_error.append(exc.errno)
 
         def client() -> None:
-            if not ready.wait(SOCKET_TIMEOUT):
-                raise RuntimeError("server did not start")
-            s = socket.create_connection((host, port), timeout=SOCKET_TIMEOUT)
+            s = connect_when_ready(ready, host, port)
             s.sendall(b"request\n")
             recv_exactly(s, 6)
             ctx.params["client_port"] = s.getsockname()[1]
@@ -274,11 +240,7 @@ class RstAbort(Experiment):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             s.close()
 
-        with ctx.capture("lo", f"tcp port {port}", ns=place.ns):
-            t = ctx.threads()
-            t.start(place.ns, server)
-            t.start(place.ns, client)
-            t.join(JOIN)
+        ctx.run_on_loopback(place, port, server, client)
         ctx.ss_once(place.ns, "ss_after", ["-tan", "state", "time-wait"])
 
     def expectations(self, ctx: Context) -> list[Expectation]:
@@ -357,21 +319,11 @@ class TimeWait(Experiment):
         ready = threading.Event()
 
         def server() -> None:
-            with listener(host, port) as ls:
-                ready.set()
-                conn, _ = ls.accept()
-                with conn:
-                    conn.settimeout(SOCKET_TIMEOUT)
-                    recv_exactly(conn, 8)
-                    conn.sendall(b"reply\n")
-                    if conn.recv(1) != b"":
-                        raise RuntimeError("client sent more than expected")
-                    time.sleep(0.3)
+            with accept_one(host, port, ready) as conn:
+                answer_once(conn, 8, b"reply\n", 0.3)
 
         def client() -> None:
-            if not ready.wait(SOCKET_TIMEOUT):
-                raise RuntimeError("server did not start")
-            with socket.create_connection((host, port), timeout=SOCKET_TIMEOUT) as s:
+            with connect_when_ready(ready, host, port) as s:
                 s.sendall(b"request\n")
                 recv_exactly(s, 6)
                 ctx.params["client_port"] = s.getsockname()[1]
@@ -390,11 +342,7 @@ class TimeWait(Experiment):
                 finally:
                     b.close()
 
-        with ctx.capture("lo", f"tcp port {port}", ns=place.ns):
-            t = ctx.threads()
-            t.start(place.ns, server)
-            t.start(place.ns, client)
-            t.join(JOIN)
+        ctx.run_on_loopback(place, port, server, client)
         closed = time.time()
         for at in (0.1, 1.1):
             time.sleep(max(0.0, closed + at - time.time()))

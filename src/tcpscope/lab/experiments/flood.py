@@ -6,12 +6,14 @@ import socket
 import threading
 import time
 
-from ..base import SOCKET_TIMEOUT, Context, Expectation, Experiment, recv_exactly, register
+from ..base import (
+    PROGRAM_DEADLINE, SOCKET_TIMEOUT, Context, Expectation, Experiment, recv_exactly, register,
+    wait_ready,
+)
 from ..checks import handshake
 from ..facts import Facts
 from ..setups import MAC_C, MAC_S, SERVER_IP, two_hosts
 
-JOIN = 20.0
 SPOOF_NET = "10.200.66"  #: the flood's source addresses: 10.200.66.1 ... (exist nowhere)
 FAKE_GW, FAKE_GW_MAC = "10.200.1.66", "02:00:00:00:66:66"
 BACKLOG = 8
@@ -169,14 +171,13 @@ class SynFlood(Experiment):
 
         t = ctx.threads()
         t.start(h.server, server)
-        if not ready.wait(SOCKET_TIMEOUT):
-            raise RuntimeError("server did not start")
+        wait_ready(ready)
         res["flood_at"] = time.time()
         t.start(h.client, send_frames, "c0", frames)
         t.start(h.client, client)
         time.sleep(PHASE)
         stop.set()
-        t.join(JOIN)
+        t.join(PROGRAM_DEADLINE)
 
     def expectations(self, ctx: Context) -> list[Expectation]:
         phases = ctx.params.get("phases", {})

@@ -6,7 +6,8 @@ import threading
 import time
 
 from ..base import (
-    SOCKET_TIMEOUT, Context, Expectation, Experiment, listener, recv_exactly, register,
+    SOCKET_TIMEOUT, Context, Expectation, Experiment, accept_one, answer_once,
+    connect_when_ready, recv_exactly, register, wait_ready,
 )
 from ..checks import fmt_times, intervals_of, teardown
 from ..expect import flagged, three_way
@@ -14,7 +15,6 @@ from ..facts import Facts
 from ..relay import LossDelay, Relay
 from ..setups import relayed
 
-JOIN = 20.0
 RCVBUF = 65536  # loss: a fixed receive buffer, so the window stops growing early
 
 
@@ -69,31 +69,21 @@ class ZeroWindow(Experiment):
         ctx.params["received"] = got
 
         def server() -> None:
-            with listener(host, port, rcvbuf=2048) as ls:
-                ready.set()
-                conn, _ = ls.accept()
-                with conn:
-                    conn.settimeout(SOCKET_TIMEOUT)
-                    time.sleep(self.pause)
-                    n = 0
-                    while chunk := conn.recv(4096):
-                        n += len(chunk)
-                        time.sleep(0.01)
-                    got.append(n)
-                    time.sleep(0.3)
+            with accept_one(host, port, ready, rcvbuf=2048) as conn:
+                time.sleep(self.pause)
+                n = 0
+                while chunk := conn.recv(4096):
+                    n += len(chunk)
+                    time.sleep(0.01)
+                got.append(n)
+                time.sleep(0.3)
 
         def client() -> None:
-            if not ready.wait(SOCKET_TIMEOUT):
-                raise RuntimeError("server did not start")
-            with socket.create_connection((host, port), timeout=SOCKET_TIMEOUT) as s:
+            with connect_when_ready(ready, host, port) as s:
                 s.sendall(bytes(i % 256 for i in range(self.total)))
                 time.sleep(0.1)
 
-        with ctx.capture("lo", f"tcp port {port}", ns=place.ns):
-            t = ctx.threads()
-            t.start(place.ns, server)
-            t.start(place.ns, client)
-            t.join(JOIN)
+        ctx.run_on_loopback(place, port, server, client)
 
     def expectations(self, ctx: Context) -> list[Expectation]:
         limit = int(ctx.params.get("invalid_ratelimit", 500))
@@ -191,19 +181,11 @@ class Keepalive(Experiment):
         ready = threading.Event()
 
         def server() -> None:
-            with listener(host, port) as ls:
-                ready.set()
-                conn, _ = ls.accept()
-                with conn:
-                    conn.settimeout(SOCKET_TIMEOUT)
-                    recv_exactly(conn, 8)
-                    conn.sendall(b"reply\n")
-                    if conn.recv(1) != b"":
-                        raise RuntimeError("client sent more than expected")
+            with accept_one(host, port, ready) as conn:
+                answer_once(conn, 8, b"reply\n")
 
         def client() -> None:
-            if not ready.wait(SOCKET_TIMEOUT):
-                raise RuntimeError("server did not start")
+            wait_ready(ready)
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             with s:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
@@ -216,11 +198,7 @@ class Keepalive(Experiment):
                 recv_exactly(s, 6)
                 time.sleep(self.idle)
 
-        with ctx.capture("lo", f"tcp port {port}", ns=place.ns):
-            t = ctx.threads()
-            t.start(place.ns, server)
-            t.start(place.ns, client)
-            t.join(JOIN)
+        ctx.run_on_loopback(place, port, server, client)
 
     def expectations(self, ctx: Context) -> list[Expectation]:
         def timing(f: Facts) -> tuple[bool, str]:
@@ -342,8 +320,7 @@ class Loss(Experiment):
                     got.append(n)
 
         def client() -> None:
-            if not ready.wait(SOCKET_TIMEOUT):
-                raise RuntimeError("server did not start")
+            wait_ready(ready)
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             with s:
                 cubic(s)
@@ -351,19 +328,8 @@ class Loss(Experiment):
                 s.connect((h.server_ip, 5000))
                 s.sendall(bytes(i % 251 for i in range(self.total)))
 
-        relay_thread = ctx.threads()
-        relay_thread.start(h.middle, relay.run)
-        try:
-            if not relay.ready.wait(SOCKET_TIMEOUT):
-                raise RuntimeError("relay did not start")
-            with ctx.capture("c0", "tcp port 5000", ns=h.client):
-                t = ctx.threads()
-                t.start(h.server, server)
-                t.start(h.client, client)
-                t.join(JOIN)
-        finally:
-            relay.stop.set()
-            relay_thread.join(5)
+        with ctx.relaying(relay, h.middle), ctx.capture("c0", "tcp port 5000", ns=h.client):
+            ctx.run_programs((h.server, server), (h.client, client))
         drops = [e for e in relay.log if e["action"] == "drop"]
         ctx.kernel_notes.append(
             f"the relay dropped {len(drops)} data segments (relative seq "

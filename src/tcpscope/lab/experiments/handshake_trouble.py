@@ -6,14 +6,14 @@ import threading
 import time
 
 from ..base import (
-    SOCKET_TIMEOUT, Context, Expectation, Experiment, listener, recv_exactly, register,
+    PROGRAM_DEADLINE, SOCKET_TIMEOUT, Context, Expectation, Experiment, answer_once,
+    listener, recv_exactly, register, wait_ready,
 )
 from ..checks import backoff_matches, fmt_times, handshake, intervals_of, syn_rule
 from ..expect import backoff_verdict
 from ..facts import Facts
 from ..setups import CLIENT_IP, MAC_S, SERVER_IP, quiet_ipv6, two_hosts
 
-JOIN = 20.0
 REQUEST, REPLY = b"hello\n", b"hello back\n"
 CLASSIC_IP = "10.200.1.3"
 
@@ -30,10 +30,7 @@ def serve(host: str, port: int, ready: threading.Event, connections: int,
                 accepted.append(time.time())
             with conn:
                 conn.settimeout(SOCKET_TIMEOUT)
-                recv_exactly(conn, len(REQUEST))
-                conn.sendall(REPLY)
-                if conn.recv(1) != b"":
-                    raise RuntimeError("client sent more than expected")
+                answer_once(conn, len(REQUEST), REPLY)
 
 
 def nft_drop(ctx: Context, ns: str, rule: str) -> None:
@@ -130,12 +127,11 @@ class SynRetry(Experiment):
         with ctx.capture("br0", "tcp port 5000", ns=s):
             t = ctx.threads()
             t.start(s, serve, "0.0.0.0", 5000, ready, 2)
-            if not ready.wait(SOCKET_TIMEOUT):
-                raise RuntimeError("server did not start")
+            wait_ready(ready)
             t.start(None, unblock)
             t.start(c, client, "client", SERVER_IP)
             t.start(k, client, "classic", SERVER_IP)
-            t.join(JOIN)
+            t.join(PROGRAM_DEADLINE)
 
     def expectations(self, ctx: Context) -> list[Expectation]:
         linear = ctx.params.get("linear", 4)
@@ -278,11 +274,10 @@ class SynAckRetry(Experiment):
                 ctx.sample_ss(h.client, "ss_client", ["-tan"], every=0.25):
             t = ctx.threads()
             t.start(h.server, serve, h.server_ip, 5000, ready, 1, accepted)
-            if not ready.wait(SOCKET_TIMEOUT):
-                raise RuntimeError("server did not start")
+            wait_ready(ready)
             t.start(None, unblock)
             t.start(h.client, client)
-            t.join(JOIN)
+            t.join(PROGRAM_DEADLINE)
 
     def expectations(self, ctx: Context) -> list[Expectation]:
         # SYN-ACKs at 0, 1, 3 s; the one due at 7 s is never sent (the request completes it)

@@ -27,6 +27,7 @@ import numpy as np
 from ..analysis.annotation import FLAG_NAMES, SIDE
 from ..analysis.engine import Analyzer, _addr_text, iter_file
 from ..analysis.zeek import ZeekConn, ZeekTracker
+from ..wire.packet import format_endpoint
 
 __all__ = ["FORMATS", "ConnRecord", "collect", "write_conns", "RECORD_KEYS", "ANOMALIES"]
 
@@ -293,10 +294,6 @@ _SHRINK = ((1, 12), (2, 12), (9, 6))
 _WIDTH = 100
 
 
-def _endpoint(addr: str, port: int) -> str:
-    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
-
-
 def _human(n: int) -> str:
     if n < 1000:
         return str(n)
@@ -318,8 +315,8 @@ def table_rows(c: Collected) -> list[list[str]]:
             f"{STATE_ABBR.get(cs or '', '?')}/{STATE_ABBR.get(ss or '', '?')}"
         rows.append([
             str(v["stream"]),
-            _endpoint(v["client"], v["client_port"]) + ("?" if v["role_guessed"] else ""),
-            _endpoint(v["server"], v["server_port"]),
+            format_endpoint(v["client"], v["client_port"]) + ("?" if v["role_guessed"] else ""),
+            format_endpoint(v["server"], v["server_port"]),
             f"{_human(v['packets_c2s'])}/{_human(v['packets_s2c'])}",
             f"{_human(v['bytes_c2s'])}/{_human(v['bytes_s2c'])}",
             HANDSHAKE_ABBR.get(v["handshake"], v["handshake"] or "-"),

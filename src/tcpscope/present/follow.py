@@ -38,6 +38,7 @@ from ..analysis.reassembly import (
     Chunk, Gap, Item, KeepaliveSkipped, OverlapConflict, Reassembler, RetransmissionDropped,
     RstPayload, Segment, SideTotals,
 )
+from ..wire.packet import format_endpoint
 from ..wire.record import ACK, CSUM, WARNING
 
 __all__ = ["FORMATS", "StreamFollow", "StreamNotFound", "follow_streams", "follow_stream",
@@ -76,7 +77,7 @@ class StreamFollow:
     def endpoint(self, from_server: bool) -> str:
         host = self.conn["server" if from_server else "client"]
         port = self.conn["server_port" if from_server else "client_port"]
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return format_endpoint(host, port)
 
 
 # ---------------------------------------------------------------------------

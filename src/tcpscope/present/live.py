@@ -38,6 +38,7 @@ from tcpscope.capture.live import CaptureStats
 from tcpscope.capture.sockets import KernelSocket
 from tcpscope.present.sockets import SocketChange, diff as socket_diff
 from tcpscope.wire.dissect import dissect_batch
+from tcpscope.wire.packet import format_endpoint
 from tcpscope.wire.record import ACK, FIN, OPTION, RST, SYN
 
 __all__ = ["LiveEvent", "LiveSession", "load_lifecycle"]
@@ -121,10 +122,6 @@ class _Stream:
 def _addr(raw: np.ndarray, version: int) -> str:
     b = bytes(raw)
     return str(ipaddress.IPv4Address(b[:4]) if version == 4 else ipaddress.IPv6Address(b))
-
-
-def _endpoint(addr: str, port: int) -> str:
-    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
 def _size(n: int) -> str:
@@ -275,8 +272,8 @@ class LiveSession:
     def _add_streams(self, start: int) -> None:
         for row in self.analyzer.connections(start):
             v = int(row["ip_version"])
-            client = _endpoint(_addr(row["client_addr"], v), int(row["client_port"]))
-            server = _endpoint(_addr(row["server_addr"], v), int(row["server_port"]))
+            client = format_endpoint(_addr(row["client_addr"], v), int(row["client_port"]))
+            server = format_endpoint(_addr(row["server_addr"], v), int(row["server_port"]))
             self.streams[int(row["stream"])] = _Stream(client, server)
             self._max_stream = max(self._max_stream, int(row["stream"]))
             self.ports.add(int(row["client_port"]))

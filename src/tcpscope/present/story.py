@@ -38,7 +38,7 @@ from ..analysis.lifecycle import Lifecycle, LifecycleTracker
 from ..analysis.rules import RULES_BY_CODE
 from ..analysis.states import Confidence, State
 from ..wire.options import FastOpen, parse_options
-from ..wire.packet import tcpdump_flags
+from ..wire.packet import format_endpoint, tcpdump_flags
 from ..wire.record import ACK, ECE, CWR, FIN, OPTION, RECORD_DTYPE, RST, SYN
 
 __all__ = [
@@ -257,10 +257,6 @@ _ORDINARY = frozenset({"data.send", "data.send_bin", "data.again", "data.continu
                        "ack.same"})
 
 
-def _endpoint(addr: str, port: int) -> str:
-    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
-
-
 def build_stories(analysis: Analysis, extra: Extra | None = None, *,
                   group_min: int | None = GROUP_MIN) -> list[ConnectionStory]:
     """Every connection with rows in `analysis`, in stream order."""
@@ -287,8 +283,8 @@ def build_story(analysis: Analysis, stream: int, extra: Extra | None = None, *,
             it.facts = _run_facts(it.steps)
     return ConnectionStory(
         stream=stream,
-        client=_endpoint(conn["client"], conn["client_port"]),
-        server=_endpoint(conn["server"], conn["server_port"]),
+        client=format_endpoint(conn["client"], conn["client_port"]),
+        server=format_endpoint(conn["server"], conn["server_port"]),
         initial=b.initial, intro=b.intro_facts(steps), steps=steps, items=items,
         summary=b.summary_facts(steps), lifecycle=life,
     )
@@ -796,9 +792,9 @@ class _Builder:
         first, last = steps[0], steps[-1]
         start = datetime.fromtimestamp(first.ts_ns // 1_000_000_000, timezone.utc)
         facts = [
-            Fact("conn.title", {"stream": self.stream, "client": _endpoint(c["client"],
-                                                                           c["client_port"]),
-                                "server": _endpoint(c["server"], c["server_port"])}),
+            Fact("conn.title", {"stream": self.stream,
+                                "client": format_endpoint(c["client"], c["client_port"]),
+                                "server": format_endpoint(c["server"], c["server_port"])}),
             Fact("conn.when", {"packets": len(steps), "duration": (last.ts_ns - first.ts_ns) / 1e9,
                                "start": start.strftime("%Y-%m-%d %H:%M:%S UTC")}),
         ]

@@ -25,7 +25,8 @@ from .record import (
     WARNING,
 )
 
-__all__ = ["Packet", "format_address", "format_addresses", "records_to_columns", "tcpdump_flags"]
+__all__ = ["Packet", "format_address", "format_addresses", "format_endpoint", "records_to_columns",
+           "tcpdump_flags"]
 
 _OFF_NONE = 0xFFFF
 _WARNING_NAMES = tuple((name.lower(), mask) for name, mask in WARNING.items())
@@ -48,6 +49,11 @@ def format_address(addr: bytes | np.ndarray, version: int) -> str | None:
     if version == 6:
         return socket.inet_ntop(socket.AF_INET6, b[:16])
     return None
+
+
+def format_endpoint(addr: str, port: int) -> str:
+    """``addr:port``; an IPv6 address (one with a colon) in brackets: ``[::1]:80``."""
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
 def format_addresses(addrs: np.ndarray, versions: np.ndarray) -> list[str | None]:

@@ -192,6 +192,18 @@ def _labellen(cur: Cursor, cp: int) -> int:
     return i
 
 
+def _label_at(cur: Cursor, cp: int) -> tuple[int, int] | None:
+    """The label byte at `cp` and its length (`_labellen`), or None if the byte is not
+    captured or the label is bad."""
+    if not cur.ttest(cp, 1):
+        return None
+    i = cur.u8(cp)
+    l = _labellen(cur, cp)
+    if l < 0:
+        return None
+    return i, l
+
+
 def _skip(cur: Cursor, cp: int) -> int | None:
     """tcpdump's fqdn_skip: the offset after a domain name (compression not followed)."""
     if not cur.ttest(cp, 1):
@@ -273,12 +285,9 @@ def _nprint(cur: Cursor, cp: int, bp: int) -> int | None:
                 return None
             max_offset = offset
             cp = bp + offset
-            if not cur.ttest(cp, 1):
+            if (head := _label_at(cur, cp)) is None:
                 return None
-            i = cur.u8(cp)
-            l = _labellen(cur, cp)
-            if l < 0:
-                return None
+            i, l = head
             cp += 1
             continue
         if i & 0xC0 == 0x40:
@@ -300,12 +309,9 @@ def _nprint(cur: Cursor, cp: int, bp: int) -> int | None:
         if name_chars <= _MAXCDNAME:
             out.append(".")
         name_chars += 1
-        if not cur.ttest(cp, 1):
+        if (head := _label_at(cur, cp)) is None:
             return None
-        i = cur.u8(cp)
-        l = _labellen(cur, cp)
-        if l < 0:
-            return None
+        i, l = head
         cp += 1
         if not compress:
             rp += l + 1

@@ -340,22 +340,20 @@ class FramePrinter:
         else:
             cur.out.append(f"PPP protocol 0x{proto:04x}, length {length}")
 
-    def _sll(self, cur: Cursor, length: int) -> None:
-        cur.proto = "sll"
-        if not cur.ttest(0, 16):
-            raise Truncated
-        length -= 16
-        p = 16
-        etype = cur.be16(14)
+    def _cooked_vlans(self, cur: Cursor, etype: int, p: int, length: int
+                      ) -> tuple[int, int, int] | None:
+        """After an SLL / SLL2 header at `p`: print the 802.1Q tags (tcpdump's sll_print
+        loop) and give (ethertype, offset, length) past them, or None when the frame is
+        done (802.3/802.2, or a truncated tag)."""
         while True:
             if etype <= 1500:
                 cur.out.append(f"802.3/802.2 (0x{etype:04x}), length {length}")
-                return
+                return None
             if etype == 0x8100:
                 if cur.end - p < 4:
                     cur.proto = "vlan"
                     cur.trunc()
-                    return
+                    return None
                 etype = cur.be16(p + 2)
                 if etype <= 1500:
                     etype = 0x0004
@@ -363,7 +361,16 @@ class FramePrinter:
                 p += 4
                 length -= 4
                 continue
-            break
+            return etype, p, length
+
+    def _sll(self, cur: Cursor, length: int) -> None:
+        cur.proto = "sll"
+        if not cur.ttest(0, 16):
+            raise Truncated
+        found = self._cooked_vlans(cur, cur.be16(14), 16, length - 16)
+        if found is None:
+            return
+        etype, p, length = found
         if not self._ethertype(cur, etype, p, length):
             pkttype = cur.be16(0)
             cur.out.append(f"{_SLL_PKTTYPES.get(pkttype, '?'):>3} ethertype "
@@ -387,26 +394,10 @@ class FramePrinter:
             raise Truncated
         name = self.interface_name(cur.be32(4))
         cur.out.append(f"{name:<5} {_SLL_PKTTYPES.get(cur.u8(10), '?'):<3} ")
-        length -= 20
-        p = 20
-        etype = cur.be16(0)
-        while True:
-            if etype <= 1500:
-                cur.out.append(f"802.3/802.2 (0x{etype:04x}), length {length}")
-                return
-            if etype == 0x8100:
-                if cur.end - p < 4:
-                    cur.proto = "vlan"
-                    cur.trunc()
-                    return
-                etype = cur.be16(p + 2)
-                if etype <= 1500:
-                    etype = 0x0004
-                cur.out.append(f"ethertype {_ETHERTYPE_NAMES.get(etype, 'Unknown')}, ")
-                p += 4
-                length -= 4
-                continue
-            break
+        found = self._cooked_vlans(cur, cur.be16(0), 20, length - 20)
+        if found is None:
+            return
+        etype, p, length = found
         if not self._ethertype(cur, etype, p, length):
             cur.out.append(f"ethertype {_ETHERTYPE_NAMES.get(etype, 'Unknown')} "
                            f"(0x{etype:04x}), length {length + 20}")

@@ -275,6 +275,16 @@ def _fastopen(cur: Cursor, cp: int, datalen: int, exp: bool) -> None:
         out.append("".join(f"{cur.u8(cp + i):02x}" for i in range(datalen)))
 
 
+
+def _dss_number(cur: Cursor, p: int, left: int, *, wide: bool) -> tuple[int, int] | None:
+    """An MPTCP DSS data ack or sequence number at `p`: 8 bytes if `wide`, else 4.
+    Printed; gives (p, left) past it, or None if fewer than that are left."""
+    size = 8 if wide else 4
+    if left < size:
+        return None
+    cur.out.append(str(cur.be64(p) if wide else cur.be32(p)))
+    return p + size, left - size
+
 def _mptcp_print(cur: Cursor, cp: int, ln: int, flags: int) -> bool:
     """tcpdump's mptcp_print: `` LEN subtype details``; False means ``[bad opt]``."""
     cur.proto = "mptcp"
@@ -326,28 +336,14 @@ def _mptcp_print(cur: Cursor, cp: int, ln: int, flags: int) -> bool:
         p, left = cp + 4, ln - 4
         if dflags & 0x01:
             out.append(" ack ")
-            if dflags & 0x02:
-                if left < 8:
-                    return False
-                out.append(str(cur.be64(p)))
-                p, left = p + 8, left - 8
-            else:
-                if left < 4:
-                    return False
-                out.append(str(cur.be32(p)))
-                p, left = p + 4, left - 4
+            if not (step := _dss_number(cur, p, left, wide=bool(dflags & 0x02))):
+                return False
+            p, left = step
         if dflags & 0x04:
             out.append(" seq ")
-            if dflags & 0x08:
-                if left < 8:
-                    return False
-                out.append(str(cur.be64(p)))
-                p, left = p + 8, left - 8
-            else:
-                if left < 4:
-                    return False
-                out.append(str(cur.be32(p)))
-                p, left = p + 4, left - 4
+            if not (step := _dss_number(cur, p, left, wide=bool(dflags & 0x08))):
+                return False
+            p, left = step
             if left < 4:
                 return False
             out.append(f" subseq {cur.be32(p)}")

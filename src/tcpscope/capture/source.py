@@ -18,7 +18,7 @@ import os
 import sys
 import zlib
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
 
 import zstandard
 
@@ -149,8 +149,8 @@ class _Member:
     the end of the member and ``unused_data`` is what followed it.
     """
 
-    eof: bool
-    unused_data: bytes
+    #: The library's decompressor object; ``eof`` and ``unused_data`` are its own.
+    _d: Any
 
     def decompress(self, data: bytes, max_length: int) -> bytes:  # pragma: no cover - interface
         raise NotImplementedError
@@ -158,6 +158,14 @@ class _Member:
     @property
     def needs_input(self) -> bool:  # pragma: no cover - interface
         raise NotImplementedError
+
+    @property
+    def eof(self) -> bool:
+        return self._d.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._d.unused_data
 
 
 class _GzipMember(_Member):
@@ -174,14 +182,6 @@ class _GzipMember(_Member):
     def needs_input(self) -> bool:
         return not self._tail
 
-    @property
-    def eof(self) -> bool:  # type: ignore[override]
-        return self._d.eof
-
-    @property
-    def unused_data(self) -> bytes:  # type: ignore[override]
-        return self._d.unused_data
-
 
 class _XzMember(_Member):
     def __init__(self) -> None:
@@ -193,14 +193,6 @@ class _XzMember(_Member):
     @property
     def needs_input(self) -> bool:
         return self._d.needs_input
-
-    @property
-    def eof(self) -> bool:  # type: ignore[override]
-        return self._d.eof
-
-    @property
-    def unused_data(self) -> bytes:  # type: ignore[override]
-        return self._d.unused_data
 
 
 class _ZstdMember(_Member):
@@ -214,14 +206,6 @@ class _ZstdMember(_Member):
     @property
     def needs_input(self) -> bool:
         return True
-
-    @property
-    def eof(self) -> bool:  # type: ignore[override]
-        return self._d.eof
-
-    @property
-    def unused_data(self) -> bytes:  # type: ignore[override]
-        return self._d.unused_data
 
 
 _MEMBERS: dict[str, Callable[[], _Member]] = {

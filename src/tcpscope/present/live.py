@@ -200,6 +200,10 @@ class LiveSession:
             return
         self._tick_events += 1
         self.events_shown += 1
+        self._write(ev)
+
+    def _write(self, ev: LiveEvent) -> None:
+        """One event out: to the hook if there is one, else as a JSON line or a text line."""
         if self._emit_hook is not None:
             self._emit_hook(ev, self.format_text(ev))
         elif self.fmt == "jsonl":
@@ -415,13 +419,7 @@ class LiveSession:
         self.flush()
 
     def out_note(self, text: str) -> None:
-        ev = LiveEvent("note", self.last_ts_ns, None, text)
-        if self._emit_hook is not None:
-            self._emit_hook(ev, self.format_text(ev))
-        elif self.fmt == "jsonl":
-            self.out.write(json.dumps(ev.as_dict(self.origin_ns)) + "\n")
-        else:
-            self.out.write(self.format_text(ev) + "\n")
+        self._write(LiveEvent("note", self.last_ts_ns, None, text))
 
     def report_data(self) -> None:
         if not self._dirty:

@@ -31,83 +31,26 @@ Then tshark (marked `oracle`) and tcpscope's engine are held to it:
   original is out of order, a sender-side repeat is a retransmission): asserted where
   the improved rule exists, an expected failure (shown in the summary) until then.
 
-The pcap reader here is deliberately independent of tcpscope's and of the maker's.
+The pcap reader (raw_pcap.py) is deliberately independent of tcpscope's and of the maker's.
 """
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import socket
-import struct
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from conftest import FIXTURES, require_tool
+from raw_pcap import MOD, Pkt, read_pcap
 
 TRUTHS = sorted(FIXTURES.glob("truth_*.truth.json"))
 RETX = frozenset({"retransmission", "fast_retransmission", "spurious_retransmission"})
 LATE = RETX | {"out_of_order"}
-MOD = 1 << 32
 
 
 # --------------------------------------------------------------------------- captures
-
-
-@dataclass(frozen=True)
-class Pkt:
-    frame: int
-    ts: float
-    src: str
-    sport: int
-    dst: str
-    dport: int
-    seq: int
-    ack: int
-    flags: int
-    ip_id: int
-    length: int  # TCP payload bytes
-    digest: str  # sha256 of the frame's bytes, 16 hex digits (as in the truth log)
-
-    @property
-    def is_syn(self) -> bool:
-        return self.flags & 0x12 == 0x02
-
-    @property
-    def is_synack(self) -> bool:
-        return self.flags & 0x12 == 0x12
-
-    def covers(self, seq: int) -> bool:
-        return (seq - self.seq) % MOD < self.length
-
-
-def read_pcap(path: Path) -> list[Pkt]:
-    """Every IPv4/TCP frame of a little- or big-endian, µs or ns, Ethernet pcap."""
-    data = path.read_bytes()
-    magic = data[:4]
-    endian = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    scale = 1e-9 if magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1e-6
-    assert struct.unpack_from(endian + "I", data, 20)[0] == 1, "Ethernet captures only"
-    out, pos, frame = [], 24, 0
-    while pos + 16 <= len(data):
-        sec, frac, caplen, _ = struct.unpack_from(endian + "IIII", data, pos)
-        raw = data[pos + 16: pos + 16 + caplen]
-        pos += 16 + caplen
-        frame += 1
-        if raw[12:14] != b"\x08\x00" or raw[14 + 9] != 6:
-            continue
-        ihl = (raw[14] & 0x0F) * 4
-        total, ip_id = struct.unpack_from("!HH", raw, 16)
-        t = 14 + ihl
-        sport, dport, seq, ack = struct.unpack_from("!HHII", raw, t)
-        doff = (raw[t + 12] >> 4) * 4
-        out.append(Pkt(frame, sec + frac * scale, socket.inet_ntoa(raw[26:30]), sport,
-                       socket.inet_ntoa(raw[30:34]), dport, seq, ack, raw[t + 13], ip_id,
-                       total - ihl - doff, hashlib.sha256(raw).hexdigest()[:16]))
-    return out
 
 
 def late_data(pkts: list[Pkt]) -> list[Pkt]:

@@ -96,14 +96,19 @@ def model_view(raw) -> list[dict]:
 SETTINGS = settings(max_examples=int(__import__("os").environ.get("TCPSCOPE_HYPOTHESIS_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@SETTINGS
-@given(st.lists(segment(), min_size=1, max_size=60))
-def test_engine_agrees_with_the_model(segs):
+def _agrees_with_the_model(segs) -> None:
+    """The engine's view of every frame is the model's."""
     recs, times, raw = build(segs)
     ann = Analyzer().feed(recs, times, np.arange(1, len(recs) + 1))
     expected = model_view(raw)
     for i, (a, e) in enumerate(zip(ann, expected)):
         assert engine_view(a) == e, f"frame {i + 1}"
+
+
+@SETTINGS
+@given(st.lists(segment(), min_size=1, max_size=60))
+def test_engine_agrees_with_the_model(segs):
+    _agrees_with_the_model(segs)
 
 
 @SETTINGS
@@ -210,8 +215,4 @@ def bulk(draw):
 @SETTINGS
 @given(bulk())
 def test_bulk_transfers_agree_with_the_model(segs):
-    recs, times, raw = build(segs)
-    ann = Analyzer().feed(recs, times, np.arange(1, len(recs) + 1))
-    expected = model_view(raw)
-    for i, (a, e) in enumerate(zip(ann, expected)):
-        assert engine_view(a) == e, f"frame {i + 1}"
+    _agrees_with_the_model(segs)

@@ -182,8 +182,9 @@ def test_missing_helper(tmp_path):
     assert info.value.kind == "helper_missing"
 
 
-def test_epb_encoding_reads_back(tmp_path):
-    frames = sample_frames(50)
+def _epb_copy(tmp_path, frames, stats: CaptureStats) -> tuple:
+    """`frames` written to in.pcap, then copied batch by batch with EpbFileWriter to
+    out.pcapng, closed with `stats`: (in.pcap, out.pcapng)."""
     src = tmp_path / "in.pcap"
     write_pcap(src, frames, linktype=1, nanosecond=True)
     out = tmp_path / "out.pcapng"
@@ -191,7 +192,13 @@ def test_epb_encoding_reads_back(tmp_path):
         writer = EpbFileWriter(out, cap.interfaces[0])
         for batch in cap:
             writer.write_batch(batch)
-    writer.close(CaptureStats(50, 100, 2, None))
+    writer.close(stats)
+    return src, out
+
+
+def test_epb_encoding_reads_back(tmp_path):
+    frames = sample_frames(50)
+    src, out = _epb_copy(tmp_path, frames, CaptureStats(50, 100, 2, None))
     with open_capture(out) as back:
         got = [(f.ts_ns, f.data) for f in back.frames()]
         assert back.format == "pcapng" and back.counters["interface_statistics_blocks"] == 1
@@ -204,15 +211,7 @@ def test_epb_file_is_read_by_tshark(tmp_path):
     tshark = shutil.which("tshark")
     if tshark is None:
         pytest.skip("tshark not installed")
-    frames = sample_frames(20)
-    src = tmp_path / "in.pcap"
-    write_pcap(src, frames, linktype=1, nanosecond=True)
-    out = tmp_path / "out.pcapng"
-    with open_capture(src) as cap:
-        writer = EpbFileWriter(out, cap.interfaces[0])
-        for batch in cap:
-            writer.write_batch(batch)
-    writer.close(CaptureStats(20, 40, 0, None))
+    _, out = _epb_copy(tmp_path, sample_frames(20), CaptureStats(20, 40, 0, None))
     res = subprocess.run([tshark, "-r", str(out), "-T", "fields", "-e", "frame.time_epoch",
                           "-e", "tcp.seq_raw"], capture_output=True, text=True, check=True)
     lines = res.stdout.split("\n")[:-1]

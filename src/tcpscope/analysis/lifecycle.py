@@ -16,7 +16,11 @@ of unseen data (a missed FIN), and every row of a connection that is not in a
 steady state (both ESTABLISHED; or FIN-WAIT-2 / CLOSE-WAIT once the half-close
 is established). All other rows -- the bulk of any capture -- get their
 connection's current states with numpy, and their counters are summed with
-numpy too. See docs/states.md.
+numpy too. A skipped row is still a segment to the machine, and the answers
+must be the machine's on every row: what such a row would have done is applied
+in bulk -- it confirms its sender's assumed receive (`_confirm_run`), and its
+sequence numbers count in its sender's ``max_end``, brought up to date before
+the machine reads it (`_refresh_max_end`). See docs/states.md.
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ import numpy as np
 from ..wire.record import OPTION, WARNING
 from .annotation import ANN_KIND, FLAG, FLAG_NAMES
 from .states import (
-    SYNCHRONIZED, Confidence, ConnectionStates, State, StateAnomaly, Transition,
+    ANY_SEGMENT, SYNCHRONIZED, Confidence, ConnectionStates, State, StateAnomaly, Transition,
 )
 
 __all__ = [
@@ -67,6 +71,12 @@ _INFERRED = Confidence.INFERRED
 # Steady modes: 0 = every row matters; 1 = both ESTABLISHED; 2 / 3 = half-closed with the
 # client / server in FIN-WAIT-2 (then only its payload rows matter: data after its FIN).
 _HOT, _STEADY, _STEADY_C_FW2, _STEADY_S_FW2 = 0, 1, 2, 3
+# The rows a steady connection skips still confirm assumed receives (`Endpoint.confirm_ack`):
+# they are applied in bulk (_confirm_run). What a side's row must carry to confirm one:
+# nothing (ANY_SEGMENT, below every row's key), an ACK at least this high, or no row does
+# (_NO_WATCH: no assumption).
+_NO_WATCH = np.iinfo(np.int64).max
+_NO_ACK = ANY_SEGMENT + 1   # the key of a row that acknowledges nothing (no ACK bit / not analysed)
 
 # Columns of the per-row matrix handed to Python.
 (_C_FRAME, _C_TS, _C_FS, _C_FL, _C_LEN, _C_SEQ, _C_ACK, _C_NEXT, _C_KIND, _C_AF, _C_IRTT,
@@ -204,7 +214,7 @@ class _Life:
         "server_syn_ts", "synack_ts", "opts", "ecn", "rejected", "rejected_by", "data_on_syn",
         "synack_acked_data", "handshake_done", "fins", "first_fin_side", "first_fin_by_fin",
         "fin_acked", "half_close", "closing", "rst_side", "rst_before_close", "closed_emitted",
-        "irtt",
+        "irtt", "stale",
     )
 
     def __init__(self, stream: int, cs: ConnectionStates, first_ts: int, first_frame: int) -> None:
@@ -235,6 +245,7 @@ class _Life:
         self.rst_before_close = False
         self.closed_emitted = False
         self.irtt = -1
+        self.stale = False  # rows skipped since its endpoints' max_end was last brought up to date
 
 
 def _grow(a: np.ndarray, n: int, fill: Any, dummy: Any) -> np.ndarray:
@@ -271,7 +282,11 @@ class LifecycleTracker:
         self._cs = np.zeros(1, np.uint8)         # current client state
         self._ss = np.zeros(1, np.uint8)
         self._steady = np.ones(1, np.int8)       # the dummy is steady: never Python
-        self._maxend = np.full((1, 2), -1, np.int64)  # highest next_rel_seq of data rows, each way
+        # each way: the highest next_rel_seq of an analysed non-RST row (the machine's max_end)
+        self._maxend = np.full((1, 2), -1, np.int64)
+        # steady streams holding an assumed receive, and what confirms it, each way (_watch)
+        self._watching = np.zeros(1, bool)
+        self._confirm = np.full((1, 2), _NO_WATCH, np.int64)
         self._pkts = np.zeros((1, 2), np.int64)
         self._bytes = np.zeros((1, 2), np.int64)
         self._last_ts = np.zeros(1, np.int64)
@@ -287,6 +302,8 @@ class LifecycleTracker:
         self._ss = _grow(self._ss, n, 0, 0)
         self._steady = _grow(self._steady, n, _HOT, _STEADY)
         self._maxend = _grow(self._maxend, n, -1, -1)
+        self._watching = _grow(self._watching, n, False, False)
+        self._confirm = _grow(self._confirm, n, _NO_WATCH, _NO_WATCH)
         self._pkts = _grow(self._pkts, n, 0, 0)
         self._bytes = _grow(self._bytes, n, 0, 0)
         self._last_ts = _grow(self._last_ts, n, np.iinfo(np.int64).min, 0)
@@ -307,18 +324,28 @@ class LifecycleTracker:
         af = annotations["flags"]
         tcp = s >= 0
 
-        # Rows that may change a state; connections that need Python for this batch.
+        # Rows that may change a state or the machine's memory; connections that need Python
+        # for this batch.
         cand = ((fl & (_FIN | _SYN | _RST)) != 0) & tcp
         if af.any():
             cand |= (af & _ACK_LOST) != 0
-            cand &= (af & _CAPDUP) == 0
+        fs_row = annotations["from_server"]
         steady = self._steady[s]
         half = steady >= _STEADY_C_FW2
         if half.any():
             # half-closed: payload from the FIN-WAIT-2 side is data after its FIN
             fw2_side = (steady == _STEADY_S_FW2).astype(np.uint8)
-            cand |= half & (annotations["from_server"] == fw2_side) & (plen > 0)
+            cand |= half & (fs_row == fw2_side) & (plen > 0)
+        if af.any():
+            cand &= (af & _CAPDUP) == 0
         hot = cand | (steady == _HOT)
+        watching = self._watching[s]
+        if watching.any():
+            # a row that confirms its sender's assumed receive: not a row for Python, but
+            # its connection's walk applies it (_confirm_run)
+            w = np.flatnonzero(watching)
+            hot[w] |= _confirms(fl[w], af[w], annotations[w],
+                                self._confirm.reshape(-1)[s[w] * 2 + fs_row[w]])
         need_stream = np.zeros(self._steady.shape[0], bool)
         need_stream[s[hot]] = True
         need_stream[-1] = False
@@ -345,9 +372,11 @@ class LifecycleTracker:
             # Rows before the engine swapped the roles count for the other side.
             fs[:row][s[:row] == stream] ^= 1
         key = s * 2 + fs                       # stream -1 lands on the dummy slot
-        data = (plen > 0) & (annotations["kind"] == _ANALYSED)
-        if data.any():
-            np.maximum.at(self._maxend.reshape(-1), key[data], annotations["next_rel_seq"][data])
+        # what on_segment counts in max_end: every analysed row but a RST's
+        counted = (annotations["kind"] == _ANALYSED) & ((fl & _RST) == 0)
+        if counted.any():
+            np.maximum.at(self._maxend.reshape(-1), key[counted],
+                          annotations["next_rel_seq"][counted])
         if self.summaries:
             width = 2 * self._pkts.shape[0]       # every key is below it (-1 -> the dummy slot)
             key_nn = np.where(tcp, key, key + width)
@@ -389,7 +418,15 @@ class LifecycleTracker:
         m[:, _C_MSS] = records["mss"][o]
         m[:, _C_WS] = records["wscale"][o]
         so = s[o]
-        fs_o, len_o, next_o, kind_o = m[:, _C_FS], m[:, _C_LEN], m[:, _C_NEXT], m[:, _C_KIND]
+        fs_o, len_o = m[:, _C_FS], m[:, _C_LEN]
+        # for _confirm_run: each row's ACK key, and each side's rows (walk positions)
+        real = (m[:, _C_AF] & _CAPDUP) == 0
+        acks = real & ((m[:, _C_FL] & _ACK) != 0) & (m[:, _C_KIND] == _ANALYSED)
+        key_o = np.where(acks, m[:, _C_ACK], _NO_ACK)
+        by_side = (np.flatnonzero(real & (fs_o == 0)), np.flatnonzero(real & (fs_o == 1)))
+        # what each row adds to its sender's max_end (-1: nothing), as on_segment counts it
+        end_o = np.where((m[:, _C_KIND] == _ANALYSED) & ((m[:, _C_FL] & _RST) == 0),
+                         m[:, _C_NEXT], -1)
         bounds = np.flatnonzero(so[1:] != so[:-1]) + 1
         starts = [0] + bounds.tolist()
         ends = bounds.tolist() + [int(o.size)]
@@ -415,6 +452,9 @@ class LifecycleTracker:
                     lc.client_id = self._identity(records, first[_C_ROW], first[_C_FS])
                 lives[stream] = lc
             cs = lc.cs
+            if lc.steady:
+                lc.stale = True     # its rows in earlier batches were skipped
+            swapped = a         # rows before this walk index name the roles the other way
             k = a
             while k < b:
                 mode = lc.steady
@@ -431,14 +471,24 @@ class LifecycleTracker:
                         r = o[k:j]
                         client[r] = cs.client.state
                         server[r] = cs.server.state
+                        lc.stale = True
+                        if cs.client.pending is not None or cs.server.pending is not None:
+                            _confirm_run(cs, k, j, by_side, fs_o, key_o)
                         k = j
                         continue
                 v = m[k].tolist()
                 if not v[_C_AF] & _CAPDUP:   # a copy of a packet already seen changes nothing
-                    if v[_C_AF] & _ACK_LOST and v[_C_KIND] == _ANALYSED:
-                        self._refresh_max_end(lc, stream, v[_C_FS] ^ 1, fs_o[a:k], next_o[a:k],
-                                              kind_o[a:k], len_o[a:k])
+                    if lc.stale and cs.reads_max_end(v[_C_FS], v[_C_FL], v[_C_KIND] == _ANALYSED,
+                                                     bool(v[_C_AF] & _ACK_LOST)):
+                        fs_prev = fs_o[a:k]
+                        if swapped > a:
+                            fs_prev = fs_prev.copy()
+                            fs_prev[: swapped - a] ^= 1
+                        self._refresh_max_end(lc, stream, fs_prev, end_o[a:k])
+                    flips = len(self._flips)
                     ev = row_fn(lc, v, records)
+                    if len(self._flips) != flips:
+                        swapped = k     # the engine swapped the roles at this row
                     if ev:
                         events[v[_C_ROW]] = ev
                     cs = lc.cs
@@ -449,20 +499,26 @@ class LifecycleTracker:
             self._cs[stream] = cs.client.state
             self._ss[stream] = cs.server.state
             self._steady[stream] = lc.steady
+            wc, ws = _watch(cs.client), _watch(cs.server)
+            self._watching[stream] = bool(lc.steady) and (wc != _NO_WATCH or ws != _NO_WATCH)
+            self._confirm[stream] = (wc, ws)
         if out_rows:
             client[out_rows] = out_c
             server[out_rows] = out_s
 
-    def _refresh_max_end(self, lc: _Life, stream: int, side: int, fs_prev: np.ndarray,
-                         next_prev: np.ndarray, kind_prev: np.ndarray,
-                         len_prev: np.ndarray) -> None:
-        """The receiver's highest sequence number so far, rows skipped by numpy included."""
-        best = int(self._maxend[stream, side])
-        sel = (fs_prev == side) & (kind_prev == _ANALYSED) & (len_prev > 0)
-        if sel.any():
-            best = max(best, int(next_prev[sel].max()))
-        ep = lc.cs.server if side else lc.cs.client
-        ep.max_end = max(ep.max_end, best)
+    def _refresh_max_end(self, lc: _Life, stream: int, fs_prev: np.ndarray,
+                         end_prev: np.ndarray) -> None:
+        """Both endpoints' highest sequence numbers so far, rows skipped by numpy included:
+        earlier batches' (`_maxend`) and this batch's rows before the current one."""
+        for ep in (lc.cs.client, lc.cs.server):
+            best = int(self._maxend[stream, ep.index])
+            if end_prev.size:
+                mine = end_prev[fs_prev == ep.index]
+                if mine.size:
+                    best = max(best, int(mine.max()))
+            if best > ep.max_end:
+                ep.max_end = best
+        lc.stale = False
 
     @staticmethod
     def _identity(records: np.ndarray, row: int, from_server: int) -> tuple[bytes, int]:
@@ -562,11 +618,15 @@ class LifecycleTracker:
         if cs.anomaly_count:
             ev.append("state_anomaly")
 
-        if c == _EST and s_ == _EST:
+        # Steady: an ordinary row (no SYN, FIN, RST, no ACK of unseen data) changes no state
+        # and records no anomaly. Not so while a side in ESTABLISHED or CLOSE-WAIT has sent a
+        # FIN (only an anomaly lets it): the peer's ACK of it is an anomaly there.
+        cf, sf = cs.client.fin_next is None, cs.server.fin_next is None
+        if c == _EST and s_ == _EST and cf and sf:
             lc.steady = _STEADY
-        elif lc.half_close and c == _FW2 and s_ == _CW:
+        elif lc.half_close and c == _FW2 and s_ == _CW and sf:
             lc.steady = _STEADY_C_FW2
-        elif lc.half_close and c == _CW and s_ == _FW2:
+        elif lc.half_close and c == _CW and s_ == _FW2 and cf:
             lc.steady = _STEADY_S_FW2
         else:
             lc.steady = _HOT
@@ -705,6 +765,43 @@ class LifecycleTracker:
 
 
 _EVENT_ORDER = {name: i for i, name in enumerate(LIFECYCLE_EVENTS)}
+
+
+def _watch(ep) -> int:
+    """The lowest row key from this endpoint that confirms its assumed receive:
+    `ANY_SEGMENT` (its next segment does), an ACK value, or `_NO_WATCH`."""
+    c = ep.confirm_ack
+    return _NO_WATCH if c is None else c
+
+
+def _confirms(fl: np.ndarray, af: np.ndarray, ann: np.ndarray,
+              watch: np.ndarray) -> np.ndarray:
+    """Rows that confirm their sender's assumed receive: an ACK at least its `_watch`, or any
+    row if that is ANY_SEGMENT (a capture duplicate is not a segment of its own)."""
+    acks = ((fl & _ACK) != 0) & (ann["kind"] == _ANALYSED)
+    key = np.where(acks, ann["rel_ack"], _NO_ACK)
+    return (key >= watch) & ((af & _CAPDUP) == 0)
+
+
+def _confirm_run(cs: ConnectionStates, k: int, j: int, by_side: tuple[np.ndarray, np.ndarray],
+                 fs_o: np.ndarray, key_o: np.ndarray) -> None:
+    """Walk positions k..j-1 of a steady connection were skipped: a row among them that
+    confirms its sender's assumed receive does so, as `on_segment` would have (in a steady
+    state that is all an ordinary row does besides max_end, which is brought up to date
+    when it is read, and `sent_any`, which is read only in SYN-RECEIVED: a state a side
+    reaches again only by a segment of its own)."""
+    for ep in (cs.client, cs.server):
+        w = ep.confirm_ack
+        if w is None:
+            continue
+        if w == ANY_SEGMENT:       # any row of its
+            pos = by_side[ep.index]
+            p = int(pos.searchsorted(k))
+            hit = p < pos.size and pos[p] < j
+        else:                      # an ACK at least w
+            hit = bool(((fs_o[k:j] == ep.index) & (key_o[k:j] >= w)).any())
+        if hit:
+            ep.confirm()
 
 
 def _options(present: int, mss: int, wscale: int, fl: int) -> SideOptions:

@@ -41,7 +41,7 @@ __all__ = [
     "State", "Event", "Confidence", "TRANSITIONS", "INFERRED", "GUARDS", "REASONS",
     "anomaly_id", "Transition", "StateAnomaly", "Endpoint", "ConnectionStates",
     "render_text", "render_table", "render_mermaid", "STATE_NAMES", "EVENT_NAMES",
-    "SYNCHRONIZED",
+    "SYNCHRONIZED", "ANY_SEGMENT",
 ]
 
 
@@ -436,6 +436,10 @@ _FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
 _OBS, _ASM, _INFC = Confidence.OBSERVED, Confidence.ASSUMED, Confidence.INFERRED
 
 
+#: `Endpoint.confirm_ack` when any segment from the endpoint confirms its assumed state.
+ANY_SEGMENT = -(1 << 63)
+
+
 class _Pending:
     """An assumed receive not yet confirmed by its receiver's own segments."""
 
@@ -466,6 +470,28 @@ class Endpoint:
         self.max_end = -1         # highest relative sequence number it has sent up to (exclusive)
         self.pending: _Pending | None = None
         self.sent_any = False
+
+    @property
+    def confirm_ack(self) -> int | None:
+        """What an ordinary segment from this endpoint (no SYN, FIN or RST) must carry to
+        confirm the state it was assumed to reach by receiving (`_check_pending`'s rule).
+
+        None: it holds no assumption. `ANY_SEGMENT`: any segment from it confirms (it
+        received an ACK or data). Otherwise an ACK value: an analysed segment with the ACK
+        bit and an ACK at least that high confirms (it received a SYN or FIN). Such a segment
+        changes no state, but it ends the assumption, so that a SYN-ACK or FIN it sends later
+        is an anomaly rather than a sign the segment was lost: a driver that skips ordinary
+        segments (`lifecycle.LifecycleTracker`) applies it all the same (`confirm`).
+        """
+        p = self.pending
+        if p is None:
+            return None
+        return ANY_SEGMENT if p.covers is None else p.covers
+
+    def confirm(self) -> None:
+        """An ordinary segment of its that meets `confirm_ack` was skipped by the driver:
+        the assumption stands, as `on_segment` would have decided."""
+        self.pending = None
 
     def __repr__(self) -> str:
         return f"Endpoint({self.side}, {State(self.state).name})"
@@ -510,6 +536,22 @@ class ConnectionStates:
     @property
     def states(self) -> tuple[State, State]:
         return State(self.client.state), State(self.server.state)
+
+    def reads_max_end(self, from_server: bool, tcp_flags: int, analysed: bool,
+                      acks_unseen: bool | None) -> bool:
+        """Whether `on_segment` may read the receiver's ``max_end`` for this segment.
+
+        It does for the missed-FIN rule (an analysed ACK of data not seen) and for the
+        acceptability of a SYN-ACK or RST received in SYN-SENT / SYN-RECEIVED (§3.10.7.3).
+        A driver that keeps ``max_end`` up to date lazily (it skips segments that change
+        nothing else) brings it up to date before such a segment.
+        """
+        if not analysed:
+            return False
+        if tcp_flags & (_SYN | _RST):
+            y = self.client if from_server else self.server
+            return y.state == _SYN_SENT or y.state == _SYN_RECEIVED
+        return bool(tcp_flags & _ACK) and acks_unseen is not False
 
     def swap_roles(self) -> None:
         """The engine found the roles were the other way round (a handshake seen late)."""

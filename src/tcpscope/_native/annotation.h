@@ -141,7 +141,10 @@ typedef struct {
     uint8_t  role_guessed;    /* the roles are a guess (no SYN / SYN-ACK seen yet) */
     uint8_t  has_analysis;    /* Wireshark would show a SEQ/ACK analysis tree for this frame */
     uint8_t  tcp_csum_status; /* copied from the record (TCPS_CSUM_*) */
-    uint8_t  _pad[1];
+    uint8_t  ip_id_gap;       /* IPv4 IDs this direction skipped just before this segment, while
+                                 they otherwise go up by one per segment (a per-connection
+                                 counter, as Linux keeps): its packets the capture missed. 0: no
+                                 gap, or the IDs show no such counter (any mode) */
 } tcps_annotation;
 
 typedef struct {

@@ -131,7 +131,15 @@ typedef struct {
     uint32_t ipid_other;      /* any other change (random, zero, backwards) */
     uint8_t last_frame_seen_ipid;
     uint32_t sb_le[SB_MAX], sb_re[SB_MAX];
+    /* any mode: does this direction count its IPv4 IDs up by one per segment? (ip_id_gap) */
+    uint16_t idc_last;        /* its last non-zero IPv4 ID */
+    uint8_t idc_state;        /* IDC_* */
 } flow_t;
+
+/* idc_state: no non-zero ID seen yet; one seen; a step of exactly one seen, and no step
+ * that is neither one nor a small gap; anything else (random, global, merged segments). */
+enum { IDC_NONE, IDC_ONE, IDC_COUNTER, IDC_NOT };
+#define IPID_GAP_MAX 16
 
 /* ------------------------------------------------------------------ */
 /* Conversations and their summaries                                   */
@@ -194,6 +202,17 @@ typedef struct {
 
 #define SUM_BLOCK 4096        /* summaries are allocated in blocks, never moved */
 
+/* Any mode: the last non-zero IPv4 ID each source address used on any captured
+ * packet, and which packet that was (ip_id_gap: a host that numbers all its
+ * packets from one counter, as Windows does, spends IDs on its other packets,
+ * and those are not missing). */
+typedef struct {
+    uint32_t addr;            /* network byte order as read; 0 = empty slot */
+    uint16_t last_id;
+    int64_t owner;            /* stream * 2 + flow index of that packet; -1: not TCP */
+} host_t;
+#define MAX_HOSTS (1u << 20)  /* beyond it new addresses are not tracked (no gap is claimed) */
+
 typedef struct {
     PyObject_HEAD
     int mode;
@@ -214,6 +233,8 @@ typedef struct {
     size_t peak_seg_bytes;
     uint64_t frames_seen, tcp_seen;
     uint64_t evidence_dropped;
+    host_t *hosts;            /* open addressing, see host_get */
+    size_t hosts_cap, hosts_used;
     int busy;                 /* feed() runs without the GIL: one caller at a time */
 } Engine;
 
@@ -1361,6 +1382,114 @@ static void track_ip_id(const pkt_t *p, flow_t *fwd)
         fwd->nextseq_ipid = id;
 }
 
+static uint32_t ipv4_src(const tcps_record *r)
+{
+    uint32_t a;
+    memcpy(&a, r->src, 4);
+    return a;
+}
+
+/* The host entry of an IPv4 source address, made if new; NULL for 0.0.0.0, when
+ * MAX_HOSTS are tracked already, or without memory. */
+static host_t *host_get(Engine *e, uint32_t addr)
+{
+    if (!addr)
+        return NULL;
+    if ((e->hosts_used + 1) * 2 > e->hosts_cap && e->hosts_used < MAX_HOSTS) {
+        size_t cap = e->hosts_cap ? e->hosts_cap * 2 : 256;
+        host_t *t = calloc(cap, sizeof(host_t));
+        if (t) {
+            for (size_t i = 0; i < e->hosts_cap; i++) {
+                if (!e->hosts[i].addr)
+                    continue;
+                size_t j = (e->hosts[i].addr * 2654435761u) & (cap - 1);
+                while (t[j].addr)
+                    j = (j + 1) & (cap - 1);
+                t[j] = e->hosts[i];
+            }
+            free(e->hosts);
+            e->hosts = t;
+            e->hosts_cap = cap;
+        }
+    }
+    if (!e->hosts_cap)
+        return NULL;
+    size_t j = (addr * 2654435761u) & (e->hosts_cap - 1);
+    while (e->hosts[j].addr && e->hosts[j].addr != addr)
+        j = (j + 1) & (e->hosts_cap - 1);
+    if (!e->hosts[j].addr) {
+        if (e->hosts_used >= MAX_HOSTS || (e->hosts_used + 1) * 2 > e->hosts_cap)
+            return NULL;
+        e->hosts[j].addr = addr;
+        e->hosts[j].owner = -1;
+        e->hosts_used++;
+    }
+    return &e->hosts[j];
+}
+
+/* An IPv4 packet that is not a TCP segment of a conversation spends its host's ID. */
+static void host_note(Engine *e, const tcps_record *r)
+{
+    if (r->ip_version != 4 || r->ip_id == 0)
+        return;
+    host_t *h = host_get(e, ipv4_src(r));
+    if (h) {
+        h->last_id = r->ip_id;
+        h->owner = -1;
+    }
+}
+
+/* Any mode: how many IPv4 IDs this direction skipped just before this segment,
+ * while its IDs otherwise go up by exactly one per segment -- a per-connection
+ * counter, as Linux keeps for a connected socket (RFC 6864 §4 allows it): the
+ * skipped values are packets it sent that the capture did not see. ID 0 is left
+ * out (Linux sends its SYN-ACKs and TIME-WAIT ACKs with ID 0; a counter passing
+ * 0 costs one step, counted). A segment with more payload than the peer's MSS
+ * (1460 if unknown) is several packets merged by TSO or GRO: the IDs of such a
+ * capture are not one per packet, and are not trusted after it. */
+static uint8_t ip_id_gap(Engine *e, const pkt_t *p, flow_t *fwd, uint16_t peer_mss, int64_t owner)
+{
+    const tcps_record *r = p->r;
+    uint16_t id = r->ip_id;
+    if (r->ip_version != 4 || id == 0) {
+        if (r->ip_version == 4 && p->seglen > (peer_mss ? peer_mss : 1460))
+            fwd->idc_state = IDC_NOT;
+        return 0;
+    }
+    host_t *h = host_get(e, ipv4_src(r));
+    uint8_t gap = 0;
+    if (fwd->idc_state == IDC_NONE) {
+        fwd->idc_state = IDC_ONE;
+    } else if (fwd->idc_state != IDC_NOT) {
+        uint16_t step = (uint16_t)(id - fwd->idc_last);
+        if (id < fwd->idc_last && step > 1)
+            step--;              /* wrapped: the counter's own 0 is not a packet we skipped */
+        if (step == 1) {
+            fwd->idc_state = IDC_COUNTER;
+        } else if (fwd->idc_state == IDC_COUNTER && step >= 2 && step <= 1 + IPID_GAP_MAX) {
+            /* Skipped, unless the host's latest other packet in the capture took one of
+             * those IDs: then it numbers all its packets from one counter. */
+            uint16_t other = h ? (uint16_t)(h->last_id - fwd->idc_last) : 0;
+            if (!h || (h->owner != owner && other >= 1 && other < step))
+                fwd->idc_state = IDC_NOT;
+            else
+                gap = (uint8_t)(step - 1);
+        } else {
+            fwd->idc_state = IDC_NOT;
+        }
+    }
+    fwd->idc_last = id;
+    if (p->seglen > (peer_mss ? peer_mss : 1460)) {
+        fwd->idc_state = IDC_NOT;
+        gap = 0;
+    }
+    if (h) {
+        h->last_id = id;
+        h->owner = owner;
+    }
+    return gap;
+}
+
 static void remember_signature(const pkt_t *p, flow_t *fwd)
 {
     fwd->sig_set = 1;
@@ -1606,6 +1735,7 @@ static int process_tcp(Engine *e, pkt_t *p)
     }
     o->from_server = (uint8_t)(dir != s->client);
     o->role_guessed = s->role_guessed;
+    o->ip_id_gap = ip_id_gap(e, p, fwd, s->mss[dir ^ 1], ent->stream * 2 + dir);
     if (!fwd->first_frame)
         fwd->first_frame = p->frame;
     fwd->last_frame = p->frame;
@@ -1696,10 +1826,14 @@ static PyObject *Engine_feed(Engine *e, PyObject *args)
             e->now = ts[i];
         /* TCP with at least the fixed header's first 16 bytes (ports,
          * numbers, flags and window): Wireshark finds the conversation. */
-        if (r->kind != TCPS_KIND_TCP || (r->ip_version != 4 && r->ip_version != 6))
+        if (r->kind != TCPS_KIND_TCP || (r->ip_version != 4 && r->ip_version != 6)) {
+            host_note(e, r);
             continue;
-        if (r->stop_reason == TCPS_REASON_TRUNCATED_TCP && r->stop_layer == TCPS_LAYER_TCP)
+        }
+        if (r->stop_reason == TCPS_REASON_TRUNCATED_TCP && r->stop_layer == TCPS_LAYER_TCP) {
+            host_note(e, r);
             continue;
+        }
         e->tcp_seen++;
         pkt_t p;
         memset(&p, 0, sizeof(p));
@@ -1849,9 +1983,12 @@ static void Engine_clear(Engine *e)
     free(e->sum_blocks);
     free(e->table);
     free(e->closed);
+    free(e->hosts);
     e->table = NULL;
     e->sum_blocks = NULL;
     e->closed = NULL;
+    e->hosts = NULL;
+    e->hosts_cap = e->hosts_used = 0;
     e->table_cap = e->table_used = e->n_streams = e->n_blocks = e->blocks_cap = 0;
     e->closed_n = e->closed_cap = e->closed_head = 0;
     e->last = NULL;
@@ -1900,6 +2037,7 @@ static const field_desc ANN_FIELDS[] = {
     AFIELD(rule, "(16,)u1"), AFIELD(evidence_flag, "(6,)u1"), AFIELD(n_evidence, "u1"),
     AFIELD(win_scale, "i1"), AFIELD(kind, "u1"), AFIELD(from_server, "u1"),
     AFIELD(role_guessed, "u1"), AFIELD(has_analysis, "u1"), AFIELD(tcp_csum_status, "u1"),
+    AFIELD(ip_id_gap, "u1"),
 };
 
 #define CFIELD(name, ctype) { #name, offsetof(tcps_conn, name), ctype }

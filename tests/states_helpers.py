@@ -53,8 +53,12 @@ class Run:
         return [ts[0].old.name] + [t.new.name for t in ts] if ts else []
 
 
-def run(script, *, batch: int | None = None, mode: str = "wireshark") -> Run:
+def run(script, *, batch: int | None = None, mode: str = "wireshark",
+        ip_ids: dict[int, int] | None = None) -> Run:
+    """`ip_ids`: IPv4 identifications by frame number (the script's are 0)."""
     recs = script.records()
+    for frame, ip_id in (ip_ids or {}).items():
+        recs["ip_id"][frame - 1] = ip_id
     times = np.array([t for t, _ in script.frames], np.int64)
     frames = np.arange(1, len(recs) + 1, dtype=np.int64)
     an = Analyzer(mode)
@@ -122,6 +126,7 @@ def reference_states(path: Path) -> tuple[list[tuple[int, int]], set[int]]:
                 cs.on_segment(int(ann["frame"][i]), 0, bool(ann["from_server"][i]), fl,
                               int(recs["payload_len"][i]), int(ann["rel_seq"][i]),
                               int(ann["rel_ack"][i]), int(ann["next_rel_seq"][i]),
-                              int(ann["kind"][i]) == ANALYSED, bool(af & 4))
+                              int(ann["kind"][i]) == ANALYSED, bool(af & 4),
+                              int(ann["ip_id_gap"][i]))
             out.append((cs.client.state, cs.server.state))
     return out, guessed

@@ -190,6 +190,14 @@ def check_fact(f, step, story, R: Rows, life) -> None:  # noqa: C901 - one branc
         assert int(rec["tcp_flags"]) & 1
     if i == "fin.retransmit":
         assert p["fin_seq"] == rel_seq + plen
+    if i == "fin.ack_missed":
+        # the sender's IPv4 IDs: this frame's, its previous packet's, the count between
+        assert p["ip_id"] == int(rec["ip_id"]) and p["count"] == int(ann["ip_id_gap"]) >= 1
+        assert R.rec(p["prev_frame"], "ip_id") == p["prev_id"] and p["prev_frame"] < fr
+        assert (p["ip_id"] - p["prev_id"]) % 65536 == p["count"] + 1
+        assert int(rec["tcp_flags"]) & 1
+        assert any(t.frame == fr and t.reason == "infer.fin_ack_not_captured"
+                   for t in life.transitions)
     if i == "rst.refuse":
         assert p["ack"] == ack == (p["peer_isn"] + 1) % U32
         assert p["peer_isn"] == first_syn_seq(story, "client")
@@ -251,6 +259,10 @@ def check_summary(f, story, life) -> None:
         assert p["count"] == life.anomalies[p["flag"]]
         frames = [s.frame for s in story.steps if p["flag"] in s.tags]
         assert p["frames"] == frames[:8]
+    if f.id == "sum.fin_ack_missed":
+        assert life.teardown == "4way" and life.teardown_inferred == "infer.fin_ack_not_captured"
+        assert any(t.frame == p["frame"] and t.reason == life.teardown_inferred
+                   for t in life.transitions)
     if f.id == "sum.final":
         assert (p["client"], p["server"]) == (life.client_final.name, life.server_final.name)
 

@@ -127,16 +127,10 @@ KIND: dict[str, tuple[str, str, str | None]] = {
 }
 
 #: (fixture, what) -> why tcpscope disagrees with the kernel although the capture has the
-#: evidence. Strict expected failures.
-DISAGREEMENTS: dict[tuple[str, str], str] = {
-    ("life_missing", "teardown"): (
-        "the kernel closed in 4 packets (F., ., F., .); the capture misses the server's ACK "
-        "and tcpscope calls it a 3-packet close. The capture holds the evidence: the server's "
-        "IP IDs skip one (Linux numbers a connected socket's segments consecutively; only "
-        "SYN-ACKs and time-wait ACKs carry ID 0), and the server's FIN comes ~150 ms after "
-        "the client's FIN, not at once as a merged FIN/ACK does "
-        "(test_capture_shows_the_cause checks both)"),
-}
+#: evidence. Strict expected failures. None at present: life_missing's teardown was one (the
+#: capture reads F., F., . and the kernel closed in 4 packets) until tcpscope read the
+#: server's IPv4 IDs (test_tcpscope_reads_the_missing_frame).
+DISAGREEMENTS: dict[tuple[str, str], str] = {}
 
 # --------------------------------------------------------------------------- captures
 
@@ -439,3 +433,26 @@ def test_tcpscope_handshake_kind(name: str, tcpscope_lifecycle) -> None:
 def test_tcpscope_teardown_kind(name: str, tcpscope_lifecycle) -> None:
     life = tcpscope_lifecycle(Case(name).pcap)[3][0]
     assert (life.teardown, life.time_wait_side) == KIND[name][1:]
+    # only life_missing's teardown is an inference (the frame its capture lost)
+    assert life.teardown_inferred == ("infer.fin_ack_not_captured" if name == "life_missing"
+                                      else None)
+
+
+def test_tcpscope_reads_the_missing_frame(tcpscope_lifecycle) -> None:
+    """life_missing: the capture reads F., F., . but the server's IPv4 IDs skip the one
+    its hidden ACK carried, and its FIN starts where its data ended: tcpscope infers that
+    ACK at the server's FIN (the first frame that shows it) and calls the close 4-way,
+    as the kernel did. life_3way_close has the same flags with no ID skipped: 3-way."""
+    case = Case("life_missing")
+    hidden = case.doc["relay"]["events"][0]
+    fin_c, fin_s = case.of("c", "F.")[0], case.of("s", "F.")[0]
+    before = [p for p in case.pkts if case.side(p) == "s" and p.ip_id and p.frame < fin_s.frame]
+    assert fin_s.ip_id == before[-1].ip_id + 2 == hidden["ip_id"] + 1
+    life = tcpscope_lifecycle(case.pcap)[3][0]
+    (t,) = [t for t in life.transitions if t.reason == "infer.fin_ack_not_captured"]
+    assert (t.frame, t.side, t.old.name, t.new.name, t.confidence) == (
+        fin_s.frame, "client", "FIN_WAIT_1", "FIN_WAIT_2", "inferred")
+    assert fin_c.frame < t.frame and "four-packet close" in t.sentence
+    life3 = tcpscope_lifecycle(Case("life_3way_close").pcap)[3][0]
+    assert (life3.teardown, life3.teardown_inferred) == ("3way", None)
+    assert all(t.confidence != "inferred" for t in life3.transitions)

@@ -202,6 +202,75 @@ def test_ack_of_the_fin_not_captured():
     assert r.states[-2:] == [("TIME_WAIT", "LAST_ACK"), ("TIME_WAIT", "CLOSED")]
 
 
+# The server's IPv4 IDs in the close tests below: its SYN-ACK and reply count up one by one.
+IDS = {2: 99, 5: 100}
+
+
+def test_ack_of_the_fin_not_captured_its_ip_id_shows():
+    """The same capture, with the server's IPv4 IDs: its FIN skips one. The packet missing
+    carried no data (the FIN starts where the server's data ended): it was the ACK of the
+    client's FIN, sent on its own: a four-packet close (fixtures/life_missing.pcap)."""
+    s = opened()
+    s.c("F.", 11, 9, ms=100)
+    s.s("F.", 9, 12, ms=300)
+    s.c(".", 12, 10)
+    r = run(s, ip_ids={**IDS, 8: 102})
+    assert r.states[-3:] == [("FIN_WAIT_1", "CLOSE_WAIT"), ("TIME_WAIT", "LAST_ACK"),
+                             ("TIME_WAIT", "CLOSED")]
+    at8 = [(t.side, t.old.name, t.new.name, t.reason, t.confidence) for t in r.transitions()
+           if t.frame == 8]
+    assert at8 == [
+        ("server", "CLOSE_WAIT", "LAST_ACK", "close.passive_fin", "observed"),
+        ("client", "FIN_WAIT_1", "FIN_WAIT_2", "infer.fin_ack_not_captured", "inferred"),
+        ("client", "FIN_WAIT_2", "TIME_WAIT", "close.time_wait", "assumed"),
+    ]
+    assert r.events[8] == ("fin_acked", "time_wait_entered", "state_inferred")
+    life = r.life
+    assert (life.teardown, life.teardown_inferred) == ("4way", "infer.fin_ack_not_captured")
+    assert life.as_dict()["teardown_inferred"] == "infer.fin_ack_not_captured"
+    for batch in (1, 2, 5):
+        assert run(s, batch=batch, ip_ids={**IDS, 8: 102}).life.as_dict() == life.as_dict()
+
+
+@pytest.mark.parametrize("ids, why", [
+    ({**IDS, 8: 101}, "consecutive: the FIN/ACK is merged"),
+    ({2: 0, 5: 100, 8: 102}, "one ID before the FIN is not yet a counter"),
+    ({2: 99, 5: 5000, 8: 5002}, "not one by one"),
+    ({}, "no IDs"),
+])
+def test_three_packet_close_unless_the_ip_ids_show_a_missing_packet(ids, why):
+    s = opened()
+    s.c("F.", 11, 9, ms=100)
+    s.s("F.", 9, 12, ms=300)
+    s.c(".", 12, 10)
+    life = run(s, ip_ids=ids).life
+    assert (life.teardown, life.teardown_inferred) == ("3way", None), why
+    assert all(t.confidence != "inferred" for t in life.transitions), why
+
+
+def test_a_missed_packet_with_data_is_not_the_ack():
+    """The server's FIN starts beyond its data seen: what the capture missed carried data,
+    which says nothing about a separate ACK."""
+    s = opened()
+    s.c("F.", 11, 9, ms=100)
+    s.s("F.", 19, 12, ms=300)          # bytes 9..18 not captured
+    life = run(s, ip_ids={**IDS, 8: 102}).life
+    assert life.teardown_inferred is None
+    assert "infer.fin_ack_not_captured" not in {t.reason for t in life.transitions}
+
+
+def test_a_missed_packet_before_a_pure_ack_changes_nothing():
+    """Only a FIN can look like a merged FIN/ACK: a pure ACK after a gap is the ACK."""
+    s = opened()
+    s.c("F.", 11, 9, ms=100)
+    s.s(".", 9, 12, ms=40)
+    s.s("F.", 9, 12, ms=300)
+    s.c(".", 12, 10)
+    life = run(s, ip_ids={**IDS, 8: 102, 9: 103}).life
+    assert (life.teardown, life.teardown_inferred) == ("4way", None)
+    assert all(t.confidence != "inferred" for t in life.transitions)
+
+
 def test_last_fin_not_captured():
     s = opened()
     s.c("F.", 11, 9, ms=100)

@@ -103,18 +103,27 @@ def segment(draw):
     ack = (ISN[1 if from_client else 0] + draw(st.sampled_from(OFFSETS))) & 0xFFFFFFFF
     length = draw(st.sampled_from([0, 0, 1, 5, 10]))
     step = draw(st.sampled_from([1_000, 1_000_000, 1_000_000_000]))
-    return conn, from_client, flags, seq, ack, length, step
+    # the sender's IPv4 ID goes up by this much (a per-connection counter, with packets the
+    # capture missed), 0: the packet has ID 0 (Linux's SYN-ACKs)
+    id_step = draw(st.sampled_from([1, 1, 1, 2, 3, 0]))
+    return conn, from_client, flags, seq, ack, length, step, id_step
 
 
 def build(segs):
     recs, times = [], []
     t = 1_700_000_000 * 10**9
-    for conn, from_client, flags, seq, ack, length, step in segs:
+    ids: dict[tuple[int, bool], int] = {}
+    for conn, from_client, flags, seq, ack, length, step, *id_step in segs:
         t += step
         c, s = ("10.0.0.1", 40000 + conn), ("10.0.0.2", 80)
         (src, sport), (dst, dport) = (c, s) if from_client else (s, c)
-        recs.append(tcp_record(src=src, dst=dst, sport=sport, dport=dport, seq=seq, ack=ack,
-                               flags=flags, length=length))
+        r = tcp_record(src=src, dst=dst, sport=sport, dport=dport, seq=seq, ack=ack,
+                       flags=flags, length=length)
+        if id_step and id_step[0]:
+            key = (conn, from_client)
+            ids[key] = ids.get(key, 1000 * (conn + 1)) + id_step[0]
+            r["ip_id"] = ids[key]
+        recs.append(r)
         times.append(t)
     return np.concatenate(recs), np.array(times, np.int64)
 
@@ -135,14 +144,14 @@ def states(recs, times, split):
 
 
 def check_tracker(segs, split):
-    """Engine + tracker: the same answers whatever the batch split, and the same states as
-    ConnectionStates driven on every row."""
+    """Engine + tracker: the same answers whatever the batch split, and the same states,
+    transitions (reasons, confidence) and anomalies as ConnectionStates driven on every row."""
     recs, times = build(segs)
     whole, ev_whole, tracker, ann = states(recs, times, len(recs))
-    parts, ev_parts, _, _ = states(recs, times, split)
+    parts, ev_parts, tracker_parts, _ = states(recs, times, split)
     assert (whole, ev_whole) == (parts, ev_parts)
-    for life in tracker.lifecycles().values():
-        life.as_dict()
+    lives = {k: v.as_dict() for k, v in tracker.lifecycles().items()}
+    assert lives == {k: v.as_dict() for k, v in tracker_parts.lifecycles().items()}
     # the per-row machine, on every row (role swaps aside: only the tracker follows them)
     conns: dict[int, ConnectionStates] = {}
     guessed = set()
@@ -150,16 +159,20 @@ def check_tracker(segs, split):
         stream = int(ann["stream"][i])
         fl = int(recs["tcp_flags"][i])
         if stream not in conns:
-            conns[stream] = ConnectionStates.for_first_segment(fl, keep=False)
+            conns[stream] = ConnectionStates.for_first_segment(fl)
             if ann["role_guessed"][i]:
                 guessed.add(stream)
         cs = conns[stream]
         cs.on_segment(i + 1, int(times[i]), bool(ann["from_server"][i]), fl,
                       int(recs["payload_len"][i]), int(ann["rel_seq"][i]), int(ann["rel_ack"][i]),
                       int(ann["next_rel_seq"][i]), int(ann["kind"][i]) == 1,
-                      bool(int(ann["flags"][i]) & 4))
+                      bool(int(ann["flags"][i]) & 4), int(ann["ip_id_gap"][i]))
         if stream not in guessed:
             assert whole[i] == (cs.client.state, cs.server.state), i
+    for stream, life in tracker.lifecycles().items():
+        if stream not in guessed:
+            assert life.transitions == conns[stream].transitions, stream
+            assert life.state_anomalies == conns[stream].anomalies, stream
 
 
 # Found by hypothesis: a connection first seen at its SYN-ACK. The ACK that follows puts the

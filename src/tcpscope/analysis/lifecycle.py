@@ -67,6 +67,7 @@ _EST, _FW2, _CW, _CLOSED, _TW, _CLOSING, _SYN_SENT = (
     int(State.TIME_WAIT), int(State.CLOSING), int(State.SYN_SENT))
 _SYNC = frozenset(int(s) for s in SYNCHRONIZED)
 _DONE = frozenset({_CLOSED, _TW})
+_FIN_ACK_MISSED = "infer.fin_ack_not_captured"
 _INFERRED = Confidence.INFERRED
 # Steady modes: 0 = every row matters; 1 = both ESTABLISHED; 2 / 3 = half-closed with the
 # client / server in FIN-WAIT-2 (then only its payload rows matter: data after its FIN).
@@ -80,8 +81,8 @@ _NO_ACK = ANY_SEGMENT + 1   # the key of a row that acknowledges nothing (no ACK
 
 # Columns of the per-row matrix handed to Python.
 (_C_FRAME, _C_TS, _C_FS, _C_FL, _C_LEN, _C_SEQ, _C_ACK, _C_NEXT, _C_KIND, _C_AF, _C_IRTT,
- _C_RG, _C_ROW, _C_OPT, _C_MSS, _C_WS) = range(16)
-_NCOLS = 16
+ _C_RG, _C_ROW, _C_OPT, _C_MSS, _C_WS, _C_GAP) = range(17)
+_NCOLS = 17
 
 
 @dataclass
@@ -142,6 +143,11 @@ class Lifecycle:
     state_anomalies: list[StateAnomaly] = field(default_factory=list)
     first_frame: int = 0
     rejected_by: str | None = None  #: the side whose RST refused the SYN
+    #: the reason id when the teardown kind rests on an inference, else None:
+    #: "infer.fin_ack_not_captured" = the first FIN's ACK is a packet the capture missed
+    #: (the peer's IPv4 IDs skip one before its FIN), so "4way" although the capture shows
+    #: its FIN as the first ACK
+    teardown_inferred: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values (state names as text), for JSON."""
@@ -155,7 +161,8 @@ class Lifecycle:
             "client_options": self.client_options.as_dict(),
             "server_options": self.server_options.as_dict(),
             "negotiated": dict(self.negotiated), "teardown": self.teardown,
-            "teardown_complete": self.teardown_complete, "time_wait_side": self.time_wait_side,
+            "teardown_complete": self.teardown_complete,
+            "teardown_inferred": self.teardown_inferred, "time_wait_side": self.time_wait_side,
             "client_final": self.client_final.name, "server_final": self.server_final.name,
             "first_ts": self.first_ts, "last_ts": self.last_ts, "duration": self.duration,
             "packets": list(self.packets), "bytes": list(self.bytes),
@@ -214,7 +221,7 @@ class _Life:
         "server_syn_ts", "synack_ts", "opts", "ecn", "rejected", "rejected_by", "data_on_syn",
         "synack_acked_data", "handshake_done", "fins", "first_fin_side", "first_fin_by_fin",
         "fin_acked", "half_close", "closing", "rst_side", "rst_before_close", "closed_emitted",
-        "irtt", "stale",
+        "irtt", "stale", "teardown_inferred",
     )
 
     def __init__(self, stream: int, cs: ConnectionStates, first_ts: int, first_frame: int) -> None:
@@ -246,6 +253,7 @@ class _Life:
         self.closed_emitted = False
         self.irtt = -1
         self.stale = False  # rows skipped since its endpoints' max_end was last brought up to date
+        self.teardown_inferred: str | None = None
 
 
 def _grow(a: np.ndarray, n: int, fill: Any, dummy: Any) -> np.ndarray:
@@ -417,6 +425,7 @@ class LifecycleTracker:
         m[:, _C_OPT] = records["opt_present"][o]
         m[:, _C_MSS] = records["mss"][o]
         m[:, _C_WS] = records["wscale"][o]
+        m[:, _C_GAP] = annotations["ip_id_gap"][o]
         so = s[o]
         fs_o, len_o = m[:, _C_FS], m[:, _C_LEN]
         # for _confirm_run: each row's ACK key, and each side's rows (walk positions)
@@ -479,7 +488,7 @@ class LifecycleTracker:
                 v = m[k].tolist()
                 if not v[_C_AF] & _CAPDUP:   # a copy of a packet already seen changes nothing
                     if lc.stale and cs.reads_max_end(v[_C_FS], v[_C_FL], v[_C_KIND] == _ANALYSED,
-                                                     bool(v[_C_AF] & _ACK_LOST)):
+                                                     bool(v[_C_AF] & _ACK_LOST), v[_C_GAP]):
                         fs_prev = fs_o[a:k]
                         if swapped > a:
                             fs_prev = fs_prev.copy()
@@ -545,7 +554,7 @@ class LifecycleTracker:
     # ------------------------------------------------------------------
 
     def _row(self, lc: _Life, v: list[int], records: np.ndarray) -> tuple[str, ...] | None:
-        frame, ts, fs, fl, plen, rseq, rack, nxt, kind, af, irtt, rg, row, opt, mss, ws = v
+        frame, ts, fs, fl, plen, rseq, rack, nxt, kind, af, irtt, rg, row, opt, mss, ws, gap = v
         if lc.guessed and not rg:
             self._check_roles(lc, v, records)
         cs = lc.cs
@@ -564,7 +573,8 @@ class LifecycleTracker:
             elif fl & _SYN:
                 self._on_syn(lc, v, analysed, ev)
         x_before = xe.state
-        cs.on_segment(frame, ts, fs, fl, plen, rseq, rack, nxt, analysed, bool(af & _ACK_LOST))
+        cs.on_segment(frame, ts, fs, fl, plen, rseq, rack, nxt, analysed, bool(af & _ACK_LOST),
+                      gap)
         changes = cs.changes
         if lc.irtt < 0 and irtt >= 0:
             lc.irtt = irtt
@@ -583,11 +593,14 @@ class LifecycleTracker:
                 lc.rst_side = xe.index
                 lc.rst_before_close = not (lc.fin_acked[0] and lc.fin_acked[1])
         inferred = False
+        fin_ack_missed = False
         for side, old, new, conf, reason in changes:
             if conf == _INFERRED:
                 inferred = True
                 if reason == "infer.fin_not_captured" and side == yi:
                     self._saw_fin(lc, yi, ev)
+                elif reason == _FIN_ACK_MISSED:
+                    fin_ack_missed = True
             if new == _CLOSING:
                 if not lc.closing:
                     lc.closing = True
@@ -602,7 +615,10 @@ class LifecycleTracker:
                 lc.fin_acked[yi] = True
                 ev.append("fin_acked")
                 if yi == lc.first_fin_side and lc.first_fin_by_fin is None:
-                    lc.first_fin_by_fin = bool(fl & _FIN)
+                    # a FIN/ACK merged, unless its first ACK came in a packet the capture missed
+                    lc.first_fin_by_fin = bool(fl & _FIN) and not fin_ack_missed
+                    if fin_ack_missed and fl & _FIN:
+                        lc.teardown_inferred = _FIN_ACK_MISSED   # "4way" rests on it
             if plen and not lc.half_close and x_before == _CW:
                 lc.half_close = True
                 ev.append("half_close")
@@ -735,6 +751,8 @@ class LifecycleTracker:
             state_anomalies=list(cs.anomalies),
             first_frame=lc.first_frame,
             rejected_by=lc.rejected_by,
+            teardown_inferred=lc.teardown_inferred if lc.teardown_inferred
+            and self._teardown_kind(lc) == "4way" else None,
         )
 
     @staticmethod

@@ -357,6 +357,11 @@ EXTRA_REASONS: dict[str, str] = {
                     "the SYN-RECEIVED assumed for it never existed",
     "infer.fin_not_captured": "the peer acknowledges a FIN the capture does not show "
                               "(one sequence number past its last data)",
+    "infer.fin_ack_not_captured": "its FIN had been acknowledged by a packet the capture does "
+                                  "not show: the peer's IPv4 IDs, one per packet so far, skip "
+                                  "just before this segment, which starts where the peer's data "
+                                  "ended, so the missing packet carried no data: an ACK of its "
+                                  "own, a four-packet close (§3.10.7.4)",
     "revise.not_delivered": "it sent again what it would not have, had the segment that changed "
                             "its state arrived: that segment was lost after the capture point",
     "revise.crossed": "it sent its segment before the peer's reached it (they crossed on the "
@@ -538,16 +543,19 @@ class ConnectionStates:
         return State(self.client.state), State(self.server.state)
 
     def reads_max_end(self, from_server: bool, tcp_flags: int, analysed: bool,
-                      acks_unseen: bool | None) -> bool:
-        """Whether `on_segment` may read the receiver's ``max_end`` for this segment.
+                      acks_unseen: bool | None, unseen_before: int = 0) -> bool:
+        """Whether `on_segment` may read an endpoint's ``max_end`` for this segment.
 
-        It does for the missed-FIN rule (an analysed ACK of data not seen) and for the
-        acceptability of a SYN-ACK or RST received in SYN-SENT / SYN-RECEIVED (§3.10.7.3).
-        A driver that keeps ``max_end`` up to date lazily (it skips segments that change
-        nothing else) brings it up to date before such a segment.
+        It reads the receiver's for the missed-FIN rule (an analysed ACK of data not seen)
+        and for the acceptability of a SYN-ACK or RST received in SYN-SENT / SYN-RECEIVED
+        (§3.10.7.3), the sender's after packets of its the capture missed. A driver that
+        keeps ``max_end`` up to date lazily (it skips segments that change nothing else)
+        brings it up to date before such a segment.
         """
         if not analysed:
             return False
+        if unseen_before:
+            return True
         if tcp_flags & (_SYN | _RST):
             y = self.client if from_server else self.server
             return y.state == _SYN_SENT or y.state == _SYN_RECEIVED
@@ -565,7 +573,8 @@ class ConnectionStates:
 
     def on_segment(self, frame: int, ts_ns: int, from_server: bool, tcp_flags: int,
                    payload_len: int, rel_seq: int, rel_ack: int, next_rel_seq: int,
-                   analysed: bool = True, acks_unseen: bool | None = None) -> None:
+                   analysed: bool = True, acks_unseen: bool | None = None,
+                   unseen_before: int = 0) -> None:
         """Apply one segment: its sender's events (observed), then its receiver's (assumed).
 
         Args:
@@ -577,6 +586,13 @@ class ConnectionStates:
                 (the engine's ``ack_lost_segment``); None = work it out from the
                 segments fed here (a driver that skips segments passes the engine's
                 answer and keeps the receiver's ``max_end`` up to date).
+            unseen_before: packets of the sender the capture missed just before this
+                one, as its IPv4 IDs show (the engine's ``ip_id_gap``). If this segment
+                is a FIN, the first to acknowledge the receiver's FIN, and none of them
+                carried data (it starts where the sender's data ended), the first ACK of
+                the receiver's FIN was one of them, not merged with this FIN: the
+                receiver's change is inferred (``infer.fin_ack_not_captured``), a
+                four-packet close.
         """
         self.changes = []
         self.anomaly_count = 0
@@ -624,6 +640,11 @@ class ConnectionStates:
         if reapply is not None:
             self._reapply(x, reapply)
 
+        # Packets of the sender the capture missed just before its FIN, none with data
+        # (the FIN starts where its data ended): ACKs, sent before the FIN.
+        acks_missed = (unseen_before > 0 and fin and analysed and not rst and x.max_end >= 0
+                       and rel_seq <= x.max_end)
+
         # What the capture now knows the sender sent.
         x.sent_any = True
         if syn:
@@ -641,7 +662,10 @@ class ConnectionStates:
         row = _SKIP[before]
         for e in recv:
             if not row[e]:
-                self._apply(y, e, False)
+                if e == _RECV_ACK_OF_FIN and acks_missed:
+                    self._apply(y, e, False, conf=_INFC, reason="infer.fin_ack_not_captured")
+                else:
+                    self._apply(y, e, False)
                 row = _SKIP[y.state]
         if y.state != before:
             covers = next_rel_seq if (syn or fin) and analysed and not rst else None

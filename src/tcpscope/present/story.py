@@ -54,6 +54,7 @@ GROUP_MIN = 8
 DELAYED_ACK_MIN_S = 0.02
 
 _ANALYSED = ANN_KIND["analysed"]
+_FIN_ACK_MISSED = "infer.fin_ack_not_captured"   # the first ACK of a FIN: a packet not captured
 _U32 = 1 << 32
 
 
@@ -420,6 +421,8 @@ class _Builder:
                 step.client_change = t.confidence
             else:
                 step.server_change = t.confidence
+        if any(t.reason == _FIN_ACK_MISSED for t in self.trans.get(frame, ())):
+            facts.append(self._fin_ack_missed(row, rec, ann, x, y))
         for an in self.sanom.get(frame, ()):
             facts.append(Fact("state.anomaly", {"side": an.side, "state": an.state.name,
                                                 "event": an.event, "anomaly": an.anomaly}))
@@ -653,6 +656,18 @@ class _Builder:
             facts.append(Fact("ack.same", {"side": x.name, "rel_ack": rel_ack}))
         return teaching
 
+    def _fin_ack_missed(self, row: int, rec: np.void, ann: np.void, x: _Side, y: _Side) -> Fact:
+        """The evidence of a first ACK of a FIN the capture missed: the sender's IPv4 IDs."""
+        ip_id, prev_id, prev_frame = int(rec["ip_id"]), None, None
+        recs = self.a.records
+        for r in self.rows[: int(np.searchsorted(self.rows, row))][::-1].tolist():
+            if self._from_server(recs[r]) == (x.name == "server") and int(recs[r]["ip_id"]):
+                prev_id, prev_frame = int(recs[r]["ip_id"]), int(self.a.frames[r])
+                break
+        return Fact("fin.ack_missed", {"side": x.name, "peer": y.name, "ip_id": ip_id,
+                                       "prev_id": prev_id, "prev_frame": prev_frame,
+                                       "count": int(ann["ip_id_gap"])})
+
     def _covers(self, arow: int, rel_ack: int) -> bool:
         aa = self.a.annotations[arow]
         return int(self.a.records[arow]["payload_len"]) > 0 and int(aa["next_rel_seq"]) == rel_ack
@@ -871,6 +886,10 @@ class _Builder:
             out.append(Fact(f"sum.teardown.{td}", {"first": first, "second": second}))
         else:
             out.append(Fact(f"sum.teardown.{td}"))
+        if life.teardown_inferred == _FIN_ACK_MISSED and first is not None:
+            frame = next(t.frame for t in life.transitions if t.reason == _FIN_ACK_MISSED)
+            out.append(Fact("sum.fin_ack_missed", {"first": first, "second": second,
+                                                   "frame": frame}))
         tw = life.time_wait_side
         if tw == "both":
             out.append(Fact("sum.time_wait_both"))

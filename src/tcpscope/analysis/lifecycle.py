@@ -494,10 +494,13 @@ class LifecycleTracker:
                             fs_prev = fs_prev.copy()
                             fs_prev[: swapped - a] ^= 1
                         self._refresh_max_end(lc, stream, fs_prev, end_o[a:k])
-                    flips = len(self._flips)
-                    ev = row_fn(lc, v, records)
-                    if len(self._flips) != flips:
-                        swapped = k     # the engine swapped the roles at this row
+                    if lc.guessed:
+                        flips = len(self._flips)
+                        ev = row_fn(lc, v, records)
+                        if len(self._flips) != flips:
+                            swapped = k     # the engine swapped the roles at this row
+                    else:
+                        ev = row_fn(lc, v, records)
                     if ev:
                         events[v[_C_ROW]] = ev
                     cs = lc.cs

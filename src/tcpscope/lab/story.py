@@ -1,21 +1,20 @@
-"""How the lab tells the story of a capture: the one place to swap in `tcpscope explain`.
+"""How the lab tells the story of a capture.
 
 `render_story(facts, out)` is called once per experiment, after the capture is
 analysed and before the expectations are checked. It prints `tcpscope explain`
 of the capture (the ladder with both endpoints' states and every packet told,
 for the first connections) and a short summary from the analysis: one line per
-connection and the packets the engine flagged. `listing_story` prints the
-tcpdump-compatible listing instead; `set_story_renderer` swaps the renderer.
+connection and the packets the engine flagged. `set_story_renderer` swaps the
+renderer.
 """
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from typing import IO
 
 from .facts import Facts
 
-__all__ = ["render_story", "set_story_renderer", "default_story", "listing_story", "StoryRenderer"]
+__all__ = ["render_story", "set_story_renderer", "default_story", "StoryRenderer"]
 
 #: A renderer: (facts of the capture, output, at most this many packets listed).
 StoryRenderer = Callable[[Facts, IO[str], int], None]
@@ -31,23 +30,6 @@ def default_story(facts: Facts, out: IO[str], limit: int = LISTING_LIMIT) -> Non
 
     out.write(f"$ tcpscope explain {facts.path.name}\n")
     write_explain(str(facts.path), out, max_streams=EXPLAINED_STREAMS)
-    out.write("\n")
-    for line in summary_lines(facts):
-        out.write(line + "\n")
-
-
-def listing_story(facts: Facts, out: IO[str], limit: int = LISTING_LIMIT) -> None:
-    """The tcpdump-compatible listing (at most `limit` packets), then the summary."""
-    from ..present.tcpdump import TcpdumpOptions, write_listing
-
-    total = len(facts.packets)
-    out.write(f"$ tcpscope read -# {facts.path.name}\n")
-    buf = io.StringIO()
-    write_listing(str(facts.path), TcpdumpOptions(number=True, count=limit), buf)
-    out.write(buf.getvalue())
-    if total > limit:
-        out.write(f"... {total - limit} more packets (keep the capture with --keep DIR to see "
-                  "them all)\n")
     out.write("\n")
     for line in summary_lines(facts):
         out.write(line + "\n")

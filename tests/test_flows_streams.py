@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from tcpscope.analysis.engine import Analyzer
-from tcpscope.flows import Unwrapper, connections_from_rows, seq_diff, seq_gt, seq_lt
+from tcpscope.flows import connections_from_rows
+from tcpscope.wire.seq import Unwrapper, seq_diff, seq_gt, seq_lt
 from tcpscope.wire.options import Mss, SackPermitted, Timestamp, WindowScale
 from tests.analysis_helpers import ISN_C, ISN_S, Script, feed_records, tcp_record
 

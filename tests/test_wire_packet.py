@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from tcpscope.wire.builder import TCP, UDP, Ether, Frame, IPv4, IPv6, Sll2
 from tcpscope.wire.dissect import COUNTER_NAMES, damage_counters, dissect_frame, dissect_frames
 from tcpscope.wire.options import Mss, Nop, Sack, Timestamp
-from tcpscope.wire.packet import Packet, format_address, format_addresses, records_to_columns, tcpdump_flags
+from tcpscope.wire.packet import Packet, records_to_columns
+from tcpscope.wire.text import format_address, format_addresses, tcp_flags_text
 
 SEG = Frame(Ether(), IPv4(src="192.0.2.10", dst="192.0.2.20"),
             TCP(sport=5000, dport=22, seq=10, ack=20, flags="PA", options=(Nop(), Nop(), Timestamp(3, 4))),
@@ -87,7 +88,7 @@ def test_records_to_columns():
 
 
 def test_tcpdump_flag_letters():
-    assert [tcpdump_flags(f) for f in (0x002, 0x012, 0x018, 0x011, 0x004, 0x014, 0x010, 0x0C2, 0, 0x1FF)] == [
+    assert [tcp_flags_text(f) for f in (0x002, 0x012, 0x018, 0x011, 0x004, 0x014, 0x010, 0x0C2, 0, 0x1FF)] == [
         "S", "S.", "P.", "F.", "R", "R.", ".", "SEW", "none", "FSRP.UEWe"]
 
 

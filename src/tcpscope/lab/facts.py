@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis.annotation import flag_names
-from ..wire.packet import format_addresses, tcpdump_flags
+from ..wire.text import format_addresses, tcp_flags_text
 from ..wire.record import ACK, FIN, KIND, RST, SYN
 
 __all__ = ["Pkt", "Facts", "intervals"]
@@ -125,7 +125,7 @@ class Facts:
                 sport=int(r["sport"]),
                 dst=dsts[j] or "?",
                 dport=int(r["dport"]),
-                flags=tcpdump_flags(int(r["tcp_flags"])),
+                flags=tcp_flags_text(int(r["tcp_flags"])),
                 bits=int(r["tcp_flags"]),
                 seq=int(r["seq"]),
                 ack=int(r["ack"]),

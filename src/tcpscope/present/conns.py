@@ -27,7 +27,7 @@ import numpy as np
 from ..analysis.annotation import FLAG_NAMES, SIDE
 from ..analysis.engine import Analyzer, _addr_text, iter_file
 from ..analysis.zeek import ZeekConn, ZeekTracker
-from ..wire.packet import format_endpoint
+from ..wire.text import format_endpoint
 
 __all__ = ["FORMATS", "ConnRecord", "collect", "write_conns", "RECORD_KEYS", "ANOMALIES"]
 

@@ -38,7 +38,7 @@ from ..analysis.reassembly import (
     Chunk, Gap, Item, KeepaliveSkipped, OverlapConflict, Reassembler, RetransmissionDropped,
     RstPayload, Segment, SideTotals,
 )
-from ..wire.packet import format_endpoint
+from ..wire.text import format_endpoint
 from ..wire.record import ACK, CSUM, WARNING
 
 __all__ = ["FORMATS", "StreamFollow", "StreamNotFound", "follow_streams", "follow_stream",

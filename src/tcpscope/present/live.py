@@ -38,7 +38,7 @@ from tcpscope.capture.live import CaptureStats
 from tcpscope.capture.sockets import KernelSocket
 from tcpscope.present.sockets import SocketChange, diff as socket_diff
 from tcpscope.wire.dissect import dissect_batch
-from tcpscope.wire.packet import format_endpoint
+from tcpscope.wire.text import format_endpoint
 from tcpscope.wire.record import ACK, FIN, OPTION, RST, SYN
 
 __all__ = ["LiveEvent", "LiveSession", "load_lifecycle"]

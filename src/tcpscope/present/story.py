@@ -38,7 +38,7 @@ from ..analysis.lifecycle import Lifecycle, LifecycleTracker
 from ..analysis.rules import RULES_BY_CODE
 from ..analysis.states import Confidence, State
 from ..wire.options import FastOpen, parse_options
-from ..wire.packet import format_endpoint, tcpdump_flags
+from ..wire.text import format_endpoint, tcp_flags_text
 from ..wire.record import ACK, ECE, CWR, FIN, OPTION, RECORD_DTYPE, RST, SYN
 
 __all__ = [
@@ -370,7 +370,7 @@ class _Builder:
         ws = int(ann["win_scaled"])
         step = Step(
             row=row, frame=frame, ts_ns=ts, t=(ts - self.t0) / 1e9, from_server=fs,
-            flags=tcpdump_flags(fl), seq=int(rec["seq"]), ack=int(rec["ack"]) if has_ack else None,
+            flags=tcp_flags_text(fl), seq=int(rec["seq"]), ack=int(rec["ack"]) if has_ack else None,
             rel_seq=rel_seq, rel_ack=rel_ack, length=length, win=int(rec["win"]),
             win_scaled=ws if ws >= 0 else None, options=_option_names(rec), tags=tags,
             dup_ack_num=int(ann["dup_ack_num"]),

@@ -8,13 +8,13 @@ array into Python lists at once, formatting each distinct address only once.
 """
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .options import TcpOption, parse_options
+from .text import format_address, format_addresses, tcp_flags_text
 from .record import (
     CSUM_NAMES,
     KIND_NAMES,
@@ -25,53 +25,10 @@ from .record import (
     WARNING,
 )
 
-__all__ = ["Packet", "format_address", "format_addresses", "format_endpoint", "records_to_columns",
-           "tcpdump_flags"]
+__all__ = ["Packet", "records_to_columns"]
 
 _OFF_NONE = 0xFFFF
 _WARNING_NAMES = tuple((name.lower(), mask) for name, mask in WARNING.items())
-# tcpdump's flag letters, in the order it prints them (print-tcp.c tcp_flag_values).
-_FLAG_ORDER = ((0x001, "F"), (0x002, "S"), (0x004, "R"), (0x008, "P"), (0x010, "."),
-               (0x020, "U"), (0x040, "E"), (0x080, "W"), (0x100, "e"))
-
-
-def tcpdump_flags(flags: int) -> str:
-    """The flags as tcpdump prints them between brackets: ``S``, ``S.``, ``P.``, ``none``."""
-    s = "".join(letter for bit, letter in _FLAG_ORDER if flags & bit)
-    return s or "none"
-
-
-def format_address(addr: bytes | np.ndarray, version: int) -> str | None:
-    """IPv4 dotted quad or IPv6 text exactly as inet_ntop (and so tcpdump) writes it."""
-    b = bytes(addr)
-    if version == 4:
-        return "%d.%d.%d.%d" % (b[0], b[1], b[2], b[3])
-    if version == 6:
-        return socket.inet_ntop(socket.AF_INET6, b[:16])
-    return None
-
-
-def format_endpoint(addr: str, port: int) -> str:
-    """``addr:port``; an IPv6 address (one with a colon) in brackets: ``[::1]:80``."""
-    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
-
-
-def format_addresses(addrs: np.ndarray, versions: np.ndarray) -> list[str | None]:
-    """Format an (n, 16) address column; each distinct (version, address) once."""
-    n = addrs.shape[0]
-    if n == 0:
-        return []
-    keys = np.empty((n, 17), dtype=np.uint8)
-    keys[:, 0] = versions
-    keys[:, 1:] = addrs
-    uniq, inverse = np.unique(keys.view(np.dtype((np.void, 17))).ravel(), return_inverse=True)
-    texts = []
-    for key in uniq:
-        raw = bytes(key)
-        texts.append(format_address(raw[1:], raw[0]))
-    return [texts[i] for i in inverse.ravel().tolist()]
-
-
 def records_to_columns(records: np.ndarray, fields: list[str] | tuple[str, ...] | None = None
                        ) -> dict[str, list[Any]]:
     """Columns of plain Python values, one list per record field.
@@ -91,7 +48,7 @@ def records_to_columns(records: np.ndarray, fields: list[str] | tuple[str, ...] 
             edges = records["sack"].tolist()
             out[name] = [tuple((e[2 * k], e[2 * k + 1]) for k in range(c)) for e, c in zip(edges, counts)]
         elif name == "flags_str":
-            out[name] = [tcpdump_flags(f) for f in records["tcp_flags"].tolist()]
+            out[name] = [tcp_flags_text(f) for f in records["tcp_flags"].tolist()]
         elif name == "kind_name":
             out[name] = [KIND_NAMES[k] for k in records["kind"].tolist()]
         elif name == "tcp_csum_verdict":
@@ -229,7 +186,7 @@ class Packet:
 
     @property
     def flags_str(self) -> str:
-        return tcpdump_flags(self.flags)
+        return tcp_flags_text(self.flags)
 
     @property
     def is_tcp(self) -> bool:

@@ -4,8 +4,8 @@ TCP sequence numbers live modulo 2^32 (RFC 9293 §3.4); comparing them with a
 plain ``<`` is wrong as soon as a connection crosses the wrap. Compare with
 these instead (RFC 1982 serial arithmetic, as Wireshark's GT_SEQ & co.), and
 use `Unwrapper` to turn a direction's 32-bit numbers into monotonic 64-bit
-ones. The native engine does the same in C; this module is for Python code
-(presentation, reports, tests).
+ones. This is the one place Python does serial arithmetic; C code uses
+``_native/seq.h``.
 """
 from __future__ import annotations
 

@@ -1,0 +1,25 @@
+"""The one text form of flags and addresses (wire/text.py)."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from tcpscope.wire.text import FLAGS_TEXT, format_address, format_endpoint, tcp_flags_text
+
+
+@pytest.mark.parametrize("bits, text", [
+    (0x002, "S"), (0x012, "S."), (0x018, "P."), (0x011, "F."), (0x004, "R"), (0x014, "R."),
+    (0x010, "."), (0x0C2, "SEW"), (0, "none"), (0x1FF, "FSRP.UEWe"), (0x100, "e"),
+])
+def test_flag_letters_in_tcpdump_order(bits: int, text: str) -> None:
+    assert tcp_flags_text(bits) == text == FLAGS_TEXT[bits]
+
+
+def test_addresses_as_inet_ntop() -> None:
+    assert format_address(bytes([10, 0, 0, 1]) + bytes(12), 4) == "10.0.0.1"
+    v6 = socket.inet_pton(socket.AF_INET6, "2001:db8::1")
+    assert format_address(v6, 6) == "2001:db8::1"
+    assert format_address(bytes(16), 0) is None
+    assert format_endpoint("2001:db8::1", 80) == "[2001:db8::1]:80"
+    assert format_endpoint("10.0.0.1", 80) == "10.0.0.1:80"

@@ -1,0 +1,121 @@
+"""The one loop every command runs: open → dissect → analyse → consumers.
+
+A command builds the consumers it needs (a listing, a packets writer, a
+connection table, a story collector, ...) and hands them to `run`, which
+reads the input batch by batch and gives each consumer one `Chunk` per batch:
+
+    result = run("trace.pcap", [consumer], Options(mode="improved"))
+    result.damage      # where and why reading stopped inside the file, or None
+
+This is the only place, besides `capture/` and the CLI, that opens input.
+What a consumer needs decides how far a batch goes: `Options.analyse` (the
+engine's annotations and connection table) and `Options.states` (both
+endpoints' states and the lifecycle) can be switched off for consumers that
+only list frames. Memory is one batch plus the state of active connections.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Protocol
+
+import numpy as np
+
+from .analysis.engine import Analyzer
+from .analysis.lifecycle import LifecycleBatch, LifecycleTracker
+from .capture import open_capture
+from .capture.batch import FrameBatch
+from .capture.errors import Damage
+from .wire.dissect import dissect_batch
+
+__all__ = ["Chunk", "Consumer", "Options", "Result", "run", "Source"]
+
+#: What `run` reads: a path, ``"-"`` for standard input, or an open binary file.
+Source = str | os.PathLike | BinaryIO
+
+
+@dataclass(frozen=True)
+class Options:
+    """How far each batch goes, and in which analysis mode."""
+
+    mode: str = "wireshark"
+    analyse: bool = True       #: run the engine (annotations, connections)
+    states: bool = True        #: run the lifecycle tracker (needs analyse)
+    #: which streams keep their full list of transitions (True: all; a set; a predicate)
+    keep_transitions: Any = True
+
+
+@dataclass
+class Chunk:
+    """One batch on its way through the pipeline; rows are parallel arrays."""
+
+    batch: FrameBatch
+    records: np.ndarray                 #: RECORD_DTYPE, one row per frame
+    annotations: np.ndarray | None      #: ANNOTATION_DTYPE (None without analysis)
+    life: LifecycleBatch | None         #: states and events (None without states)
+    row0: int                           #: rows of the run before this batch
+
+    @property
+    def ts_ns(self) -> np.ndarray:
+        return np.asarray(self.batch.ts_ns, dtype=np.int64)
+
+
+class Consumer(Protocol):
+    """What `run` feeds. ``finish`` is called once, after the last chunk."""
+
+    def feed(self, chunk: Chunk) -> None: ...
+
+    def finish(self, result: Result) -> None: ...
+
+
+@dataclass
+class Result:
+    """What a run leaves behind once the input is read."""
+
+    name: str                                   #: the input as named to the user
+    rows: int = 0                               #: frames read
+    damage: Damage | None = None                #: where reading stopped inside the file
+    analyzer: Analyzer | None = None
+    tracker: LifecycleTracker | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+def source_name(source: Source) -> str:
+    """The name of the input as the user gave it (``-`` for standard input)."""
+    if hasattr(source, "read"):
+        name = getattr(source, "name", None)
+        return name if isinstance(name, str) else "-"
+    return os.fspath(source)
+
+
+def run(source: Source, consumers: Iterable[Consumer], options: Options = Options(), *,
+        on_batch: Callable[[int], None] | None = None) -> Result:
+    """Read `source` once and feed every consumer; return what the run leaves behind.
+
+    `on_batch(frames)` is called after each batch (for a progress display).
+    """
+    consumers = list(consumers)
+    analyzer = Analyzer(options.mode) if options.analyse else None
+    tracker = (LifecycleTracker(keep_transitions=options.keep_transitions)
+               if options.analyse and options.states else None)
+    result = Result(source_name(source), analyzer=analyzer, tracker=tracker)
+    with open_capture(source) as cap:
+        for batch in cap:
+            records = dissect_batch(batch)
+            ann = life = None
+            if analyzer is not None:
+                ann = analyzer.feed(records, batch.ts_ns, batch.frame_numbers, batch.iface)
+                if tracker is not None:
+                    life = tracker.feed(records, ann, np.asarray(batch.ts_ns, dtype=np.int64))
+            chunk = Chunk(batch, records, ann, life, result.rows)
+            for c in consumers:
+                c.feed(chunk)
+            result.rows += len(records)
+            if on_batch is not None:
+                on_batch(len(records))
+        result.damage = cap.damage
+        result.counters = dict(cap.counters)
+    for c in consumers:
+        c.finish(result)
+    return result

@@ -29,7 +29,7 @@ from .capture.batch import FrameBatch
 from .capture.errors import Damage
 from .wire.dissect import dissect_batch
 
-__all__ = ["Chunk", "Consumer", "Options", "Result", "run", "Source"]
+__all__ = ["Chunk", "Consumer", "Options", "Pipeline", "Result", "run", "Source", "source_name"]
 
 #: What `run` reads: a path, ``"-"`` for standard input, or an open binary file.
 Source = str | os.PathLike | BinaryIO
@@ -89,33 +89,55 @@ def source_name(source: Source) -> str:
     return os.fspath(source)
 
 
+class Pipeline:
+    """The loop's body, for input that arrives as batches (live capture):
+    `feed` each `FrameBatch`, then `finish` once. `run` drives it over a capture."""
+
+    def __init__(self, consumers: Iterable[Consumer], options: Options = Options(), *,
+                 name: str = "-") -> None:
+        self.consumers = list(consumers)
+        self.options = options
+        analyzer = Analyzer(options.mode) if options.analyse else None
+        tracker = (LifecycleTracker(keep_transitions=options.keep_transitions)
+                   if options.analyse and options.states else None)
+        self.result = Result(name, analyzer=analyzer, tracker=tracker)
+
+    def feed(self, batch: FrameBatch) -> Chunk:
+        """Dissect and analyse one batch and hand it to every consumer."""
+        res = self.result
+        records = dissect_batch(batch)
+        ann = life = None
+        if res.analyzer is not None:
+            ann = res.analyzer.feed(records, batch.ts_ns, batch.frame_numbers, batch.iface)
+            if res.tracker is not None:
+                life = res.tracker.feed(records, ann, np.asarray(batch.ts_ns, dtype=np.int64))
+        chunk = Chunk(batch, records, ann, life, res.rows)
+        for c in self.consumers:
+            c.feed(chunk)
+        res.rows += len(records)
+        return chunk
+
+    def finish(self, damage: Damage | None = None,
+               counters: dict[str, int] | None = None) -> Result:
+        """Tell every consumer the input has ended; return the run's result."""
+        self.result.damage = damage
+        self.result.counters = dict(counters or {})
+        for c in self.consumers:
+            c.finish(self.result)
+        return self.result
+
+
 def run(source: Source, consumers: Iterable[Consumer], options: Options = Options(), *,
         on_batch: Callable[[int], None] | None = None) -> Result:
     """Read `source` once and feed every consumer; return what the run leaves behind.
 
     `on_batch(frames)` is called after each batch (for a progress display).
     """
-    consumers = list(consumers)
-    analyzer = Analyzer(options.mode) if options.analyse else None
-    tracker = (LifecycleTracker(keep_transitions=options.keep_transitions)
-               if options.analyse and options.states else None)
-    result = Result(source_name(source), analyzer=analyzer, tracker=tracker)
+    pipe = Pipeline(consumers, options, name=source_name(source))
     with open_capture(source) as cap:
         for batch in cap:
-            records = dissect_batch(batch)
-            ann = life = None
-            if analyzer is not None:
-                ann = analyzer.feed(records, batch.ts_ns, batch.frame_numbers, batch.iface)
-                if tracker is not None:
-                    life = tracker.feed(records, ann, np.asarray(batch.ts_ns, dtype=np.int64))
-            chunk = Chunk(batch, records, ann, life, result.rows)
-            for c in consumers:
-                c.feed(chunk)
-            result.rows += len(records)
+            pipe.feed(batch)
             if on_batch is not None:
-                on_batch(len(records))
-        result.damage = cap.damage
-        result.counters = dict(cap.counters)
-    for c in consumers:
-        c.finish(result)
-    return result
+                on_batch(len(batch))
+        damage, counters = cap.damage, cap.counters
+    return pipe.finish(damage, counters)

@@ -3,7 +3,7 @@
 The schema is DESIGN.md's "Per-packet record" (see docs/analysis.md for every
 key). Output is streamed batch by batch: read, dissect, analyse, format, write,
 with memory bounded by one batch plus the engine's per-connection state. The
-text of each batch is built natively (analysis/_format.c: no Python object,
+text of each batch is built natively (present/_packets.c: no Python object,
 no json.dumps per row), which keeps the writer at the speed of the analysis.
 
 JSON Lines (``jsonl``)::
@@ -29,9 +29,9 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..analysis import _engine
 from ..analysis.engine import Analyzer, iter_file
 from ..analysis.lifecycle import LifecycleTracker
+from . import _packets
 
 __all__ = ["FORMATS", "events_arrays", "format_batch", "write_packets"]
 
@@ -75,7 +75,7 @@ def _format(records, annotations, ts_ns, fmt, header, client_state, server_state
     states = (None, None) if client_state is None else (
         np.ascontiguousarray(client_state, dtype=np.uint8),
         np.ascontiguousarray(server_state, dtype=np.uint8))
-    return _engine.format_packets(
+    return _packets.format_packets(
         np.ascontiguousarray(records),
         np.ascontiguousarray(annotations),
         np.ascontiguousarray(ts_ns, dtype=np.int64),
@@ -112,6 +112,6 @@ def write_packets(source: str | os.PathLike | BinaryIO, out: BinaryIO, fmt: str 
                               life.server[i:j], ev_rows[k0:k1] - i, ev_off[k0:k1 + 1], ev_blob))
             first = False
     if first and fmt == "csv":  # an empty capture still gets its header
-        out.write(_engine.format_packets(b"", b"", b"", True, True))
+        out.write(_packets.format_packets(b"", b"", b"", True, True))
     out.flush()
     return an

@@ -246,14 +246,18 @@ class Connection:
             ep.prev_state = ep.state
             ep.state = new
 
-    def flip(self) -> None:
-        """Connection::FlipRoles: swap roles (and ConnSize's counters), add '^'."""
+    def _swap_roles(self) -> None:
+        """Swap originator and responder (their ConnSize counters go with them)."""
         self.orig, self.resp = self.resp, self.orig
         self.orig.is_orig, self.resp.is_orig = True, False
         self.orig_c ^= 1
         fs = self.first_seen
         self.first_seen = (2 if fs & 1 else 0) | (1 if fs & 2 else 0)
         self.is_partial = False
+
+    def flip(self) -> None:
+        """Connection::FlipRoles: swap roles, add '^'."""
+        self._swap_roles()
         self.hist.append("^")
 
     def flip_after_synack(self) -> None:
@@ -263,12 +267,7 @@ class Connection:
         start: the history so far changes case behind a leading '^', and the
         history masks change sides with it.
         """
-        self.orig, self.resp = self.resp, self.orig
-        self.orig.is_orig, self.resp.is_orig = True, False
-        self.orig_c ^= 1
-        fs = self.first_seen
-        self.first_seen = (2 if fs & 1 else 0) | (1 if fs & 2 else 0)
-        self.is_partial = False
+        self._swap_roles()
         self.hist = ["^"] + [h.swapcase() for h in self.hist]
         hs = self.hist_seen
         self.hist_seen = ((hs & 0xFFFF) << 16) | (hs >> 16)

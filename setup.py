@@ -10,7 +10,8 @@ from setuptools import Extension, setup
 CFLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-strict-aliasing"]
 
 # The analysis engine's units (src/tcpscope/analysis/_engine/engine.h maps them).
-ENGINE_UNITS = ("module", "packet", "table", "seglist", "sequence", "improved", "summary", "ipid")
+ENGINE_UNITS = ("module", "packet", "table", "seglist", "sequence", "improved", "summary", "ipid",
+                "sender", "ccfamily")
 
 EXTENSIONS = [
     Extension(
@@ -29,8 +30,10 @@ EXTENSIONS = [
         "tcpscope.analysis._engine",
         sources=[f"src/tcpscope/analysis/_engine/{unit}.c" for unit in ENGINE_UNITS],
         include_dirs=["src/tcpscope/_native"],
-        depends=["src/tcpscope/analysis/_engine/engine.h", "src/tcpscope/_native/record.h",
-                 "src/tcpscope/_native/annotation.h", "src/tcpscope/_native/seq.h"],
+        depends=["src/tcpscope/analysis/_engine/engine.h", "src/tcpscope/analysis/_engine/sender.h",
+                 "src/tcpscope/_native/record.h", "src/tcpscope/_native/annotation.h",
+                 "src/tcpscope/_native/seq.h"],
+        libraries=["m"],
         extra_compile_args=CFLAGS + ["-fvisibility=hidden", "-flto"],
         extra_link_args=["-O2", "-flto"],
     ),

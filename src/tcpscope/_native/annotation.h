@@ -104,6 +104,38 @@ enum { TCPS_RULES(TCPS_RULE_ENUM) };
 #define TCPS_ANN_ENUM(name, value) TCPS_##name = value,
 enum { TCPS_ANN_KINDS(TCPS_ANN_ENUM) };
 
+/* The sender model (analysis/_engine/sender.c, docs/congestion.md): the phase
+ * after a segment, what limits its sender, the congestion events, what
+ * triggered a recovery, and the congestion-control family of a connection. */
+#define TCPS_CC_PHASES(X) \
+    X(NONE, 0) X(SLOW_START, 1) X(CONGESTION_AVOIDANCE, 2) X(FAST_RECOVERY, 3) \
+    X(RTO_RECOVERY, 4) X(CWR, 5)
+#define TCPS_CC_LIMITS(X) X(NONE, 0) X(CWND, 1) X(RWND, 2) X(APP, 3) X(UNKNOWN, 4)
+#define TCPS_CC_EVENTS(X) \
+    X(NONE, 0) \
+    X(FAST_RECOVERY, 1)  /* a fast retransmission began a recovery (cc_trigger says why) */ \
+    X(RTO, 2)            /* the retransmission timer fired (again, when backing off) */ \
+    X(TLP, 3)            /* a tail loss probe (RFC 8985 §7) */ \
+    X(CWR, 4)            /* an ECN echo began a window reduction (RFC 3168 §6.1.2) */ \
+    X(RECOVERY_END, 5)   /* the recovery (or reduction) ended; episode fields set */ \
+    X(UNDO, 6)           /* it ended as spurious: the reduction undone; episode fields set */ \
+    X(RESTART, 7)        /* cwnd restarted after idle (RFC 5681 §4.1, RFC 7661) */
+#define TCPS_CC_TRIGGERS(X) \
+    X(NONE, 0) X(DUPACKS, 1) X(SACK, 2) X(RACK, 3) X(TLP, 4) X(RTO, 5) X(ECE, 6)
+#define TCPS_CC_FAMILIES(X) X(UNKNOWN, 0) X(RENO, 1) X(CUBIC, 2) X(BBR, 3)
+#define TCPS_CC_ENUM(prefix, name, value) TCPS_##prefix##_##name = value,
+#define TCPS_PHASE_ENUM(name, value) TCPS_CC_ENUM(PHASE, name, value)
+#define TCPS_LIMIT_ENUM(name, value) TCPS_CC_ENUM(LIMIT, name, value)
+#define TCPS_EVENT_ENUM(name, value) TCPS_CC_ENUM(EVENT, name, value)
+#define TCPS_TRIGGER_ENUM(name, value) TCPS_CC_ENUM(TRIGGER, name, value)
+#define TCPS_FAMILY_ENUM(name, value) TCPS_CC_ENUM(FAMILY, name, value)
+enum { TCPS_CC_PHASES(TCPS_PHASE_ENUM) };
+enum { TCPS_CC_LIMITS(TCPS_LIMIT_ENUM) };
+enum { TCPS_CC_EVENTS(TCPS_EVENT_ENUM) };
+enum { TCPS_CC_TRIGGERS(TCPS_TRIGGER_ENUM) };
+enum { TCPS_CC_FAMILIES(TCPS_FAMILY_ENUM) };
+#define TCPS_CC_LIMIT_COUNT 4  /* cwnd, rwnd, app, unknown: the buckets of time_limited_ms */
+
 /* Endpoint states (RFC 9293 §3.3.2, plus the observer's UNKNOWN = 0), as
  * analysis/states.py's State enum numbers them; _format.c prints these names
  * for the per-row state arrays of analysis/lifecycle.py (a test checks the two
@@ -145,6 +177,21 @@ typedef struct {
                                  they otherwise go up by one per segment (a per-connection
                                  counter, as Linux keeps): its packets the capture missed. 0: no
                                  gap, or the IDs show no such counter (any mode) */
+    /* The sender model (improved mode; docs/congestion.md), on the segments of a
+     * direction that sends data (from its first payload byte); -1 / 0 elsewhere. */
+    int64_t  cc_episode_start; /* with cc_episode_end: the frame that began that episode */
+    int32_t  cwnd_est;        /* congestion window estimate, segments; -1 absent */
+    int32_t  ssthresh_est;    /* slow-start threshold estimate, segments; -1 unknown or infinite */
+    int32_t  in_flight;       /* bytes in flight as the sender counts them (RFC 6675 pipe); -1 absent */
+    uint32_t cc_round;        /* round trips of this sender so far */
+    uint16_t cc_episode_lost; /* with cc_episode_end: segments lost in that episode */
+    uint16_t cc_episode_retx; /* ... and segments retransmitted */
+    uint8_t  cc_phase;        /* TCPS_PHASE_* after this segment */
+    uint8_t  limited_by;      /* TCPS_LIMIT_*: what held the sender back before this segment */
+    uint8_t  cc_event;        /* TCPS_EVENT_* that began here: FAST_RECOVERY, RTO, TLP, CWR, RESTART */
+    uint8_t  cc_trigger;      /* TCPS_TRIGGER_* of that event */
+    uint8_t  cc_episode_end;  /* TCPS_EVENT_RECOVERY_END or _UNDO: an episode ended before this segment */
+    uint8_t  cc_episode_trigger; /* ... and what had begun it */
 } tcps_annotation;
 
 typedef struct {
@@ -174,6 +221,14 @@ typedef struct {
     uint8_t  ecn_setup;       /* bit 0: SYN had ECE+CWR; bit 1: SYN-ACK had ECE (RFC 3168 6.1.1) */
     uint8_t  reused_ports;    /* this stream began with a reused 4-tuple */
     uint8_t  _pad[2];
+    /* The sender model, per side (improved mode; docs/congestion.md) */
+    uint32_t max_cwnd_est[2]; /* largest cwnd estimate, segments (0: the side sent no data) */
+    uint32_t loss_episodes[2];/* fast recoveries, RTO episodes and tail losses the side repaired */
+    uint32_t rto_count[2];    /* retransmission timeouts, backoffs included */
+    uint32_t time_limited_ms[2][TCPS_CC_LIMIT_COUNT]; /* ms the side waited on cwnd, rwnd, app, unknown */
+    uint8_t  cc_guess[2];     /* TCPS_FAMILY_* */
+    uint8_t  cc_confidence[2];/* 0..100 */
+    uint8_t  _pad2[4];
 } tcps_conn;
 
 #endif

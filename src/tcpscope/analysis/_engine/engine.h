@@ -31,6 +31,8 @@
  *   improved.c  improved-mode verdicts: retransmission vs. reordering, the SACK
  *               scoreboard, IPv4-ID order, capture duplicates
  *   summary.c   per-stream summaries and the connection rows (tcps_conn)
+ *   sender.c    improved mode: the sender model (in flight, cwnd, phase, limits, episodes)
+ *   ccfamily.c  ... its congestion-control arithmetic (Reno, CUBIC, BBR) and family guess
  *   ipid.c      IPv4-ID counters per host and direction (ip_id_gap, any mode)
  *   module.c    the Python module: the Engine type, layout() and enums()
  */
@@ -139,6 +141,8 @@ typedef struct {
     /* any mode: does this direction count its IPv4 IDs up by one per segment? (ip_id_gap) */
     uint16_t idc_last;        /* its last non-zero IPv4 ID */
     uint8_t idc_state;        /* IDC_* */
+    /* improved mode: the sender model of this direction, once it sends data (sender.c) */
+    struct sender *snd;
 } flow_t;
 
 /* idc_state: no non-zero ID seen yet; one seen; a step of exactly one seen, and no step
@@ -172,6 +176,11 @@ typedef struct {
     uint8_t ecn_setup;
     uint8_t reused_ports;
     uint16_t iface;
+    /* the sender model's facts, per flow index (sender.c) */
+    uint32_t cc_max_cwnd[2];
+    uint32_t cc_limited_ms[2][TCPS_CC_LIMIT_COUNT];
+    uint16_t cc_loss_episodes[2], cc_rto_count[2];
+    uint8_t cc_guess[2], cc_confidence[2];
     conv_key_t key;
     struct entry *ent;        /* the table entry while this is its 4-tuple's newest stream */
 } summary_t;
@@ -183,6 +192,7 @@ typedef struct {
     int64_t mru_syn_frame;
     int64_t ts_first_rtt;     /* handshake RTT; 0 = none */
     int64_t min_ack_rtt;      /* improved mode: smallest ACK RTT seen; 0 = none */
+    int64_t ts_synack;        /* time of the first SYN-ACK; 0 = none (where the capture sits) */
 } conv_t;
 
 /* What the table keeps for a 4-tuple: its newest stream, and, while the
@@ -236,6 +246,7 @@ typedef struct {
     size_t active_convs;
     size_t seg_bytes;         /* bytes allocated for segment lists */
     size_t peak_seg_bytes;
+    size_t sender_bytes;      /* bytes allocated for sender models (sender.c) */
     uint64_t frames_seen, tcp_seen;
     uint64_t evidence_dropped;
     host_t *hosts;            /* open addressing, see host_get */
@@ -390,6 +401,7 @@ void improved_retransmission(Engine *e, pkt_t *p, conv_t *c, flow_t *fwd, flow_t
                              int seq_not_advanced);
 void improved_bytes_in_flight(pkt_t *p, const flow_t *fwd, const flow_t *rev);
 void scoreboard_update(const pkt_t *p, flow_t *fwd);
+uint32_t scoreboard_bytes(const flow_t *f, uint32_t from, uint32_t to);
 int is_capture_duplicate(const pkt_t *p, const flow_t *fwd);
 int capture_duplicate(Engine *e, pkt_t *p, entry_t *ent, conv_t *c, flow_t *fwd, flow_t *rev, int dir);
 void remember_signature(const pkt_t *p, flow_t *fwd);
@@ -400,6 +412,15 @@ summary_t *summary_new(Engine *e);
 void update_summary(summary_t *s, conv_t *c, const pkt_t *p, int dir);
 void export_conn(const summary_t *s, tcps_conn *c);
 void summaries_free(Engine *e);
+
+/* sender.c (improved mode) */
+typedef struct {
+    uint32_t cwnd, ssthresh, in_flight, rounds, srtt_us, min_rtt_us;
+    uint8_t phase, limited_by, family, confidence, remote;
+} sender_view_t;
+int sender_packet(Engine *e, pkt_t *p, conv_t *c, summary_t *s, flow_t *fwd, flow_t *rev, int dir);
+int sender_view(Engine *e, int64_t stream, int side, sender_view_t *v);
+void sender_free(Engine *e, flow_t *f);
 
 /* ipid.c */
 void host_note(Engine *e, const tcps_record *r);

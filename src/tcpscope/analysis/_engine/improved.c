@@ -173,7 +173,7 @@ static void scoreboard_prune(flow_t *f, uint32_t ack)
 }
 
 /* SACKed bytes of [from, to) in a scoreboard. */
-static uint32_t scoreboard_bytes(const flow_t *f, uint32_t from, uint32_t to)
+uint32_t scoreboard_bytes(const flow_t *f, uint32_t from, uint32_t to)
 {
     uint32_t total = 0;
     for (int i = 0; i < f->sb_n; i++) {

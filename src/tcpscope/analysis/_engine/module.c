@@ -114,19 +114,40 @@ static PyObject *Engine_stats(Engine *e, PyObject *unused)
 {
     size_t conv_bytes = e->active_convs * sizeof(conv_t) + e->table_used * sizeof(entry_t) +
                         e->table_cap * sizeof(slot_t) + e->closed_cap * sizeof(int64_t);
-    return Py_BuildValue("{s:K,s:K,s:n,s:n,s:n,s:n,s:n,s:n,s:K,s:K,s:K,s:n}",
+    return Py_BuildValue("{s:K,s:K,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:K,s:K,s:K,s:n}",
                          "frames", (unsigned long long)e->frames_seen,
                          "tcp_frames", (unsigned long long)e->tcp_seen,
                          "streams", (Py_ssize_t)e->n_streams,
                          "active_conversations", (Py_ssize_t)e->active_convs,
-                         "state_bytes", (Py_ssize_t)(conv_bytes + e->seg_bytes),
+                         "state_bytes", (Py_ssize_t)(conv_bytes + e->seg_bytes + e->sender_bytes),
                          "summary_bytes", (Py_ssize_t)(e->n_blocks * SUM_BLOCK * sizeof(summary_t)),
                          "segment_bytes", (Py_ssize_t)e->seg_bytes,
                          "peak_segment_bytes", (Py_ssize_t)e->peak_seg_bytes,
+                         "sender_bytes", (Py_ssize_t)e->sender_bytes,
                          "evidence_dropped", (unsigned long long)e->evidence_dropped,
                          "evicted", (unsigned long long)e->evicted,
                          "resurrected", (unsigned long long)e->resurrected,
                          "closed_waiting", (Py_ssize_t)e->closed_n);
+}
+
+static PyObject *Engine_sender_state(Engine *e, PyObject *args)
+{
+    long long stream;
+    int side;
+    if (!PyArg_ParseTuple(args, "Li", &stream, &side))
+        return NULL;
+    if (e->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "this Engine is feeding in another thread");
+        return NULL;
+    }
+    sender_view_t v;
+    if (!sender_view(e, stream, side ? 1 : 0, &v))
+        Py_RETURN_NONE;
+    return Py_BuildValue("{s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:i,s:i,s:i,s:O}", "cwnd", v.cwnd,
+                         "ssthresh", v.ssthresh, "in_flight", v.in_flight, "rounds", v.rounds,
+                         "srtt_us", v.srtt_us, "min_rtt_us", v.min_rtt_us, "phase", v.phase,
+                         "limited_by", v.limited_by, "family", v.family, "confidence",
+                         v.confidence, "remote", v.remote ? Py_True : Py_False);
 }
 
 static int Engine_init(Engine *e, PyObject *args, PyObject *kwds)
@@ -172,6 +193,8 @@ static PyMethodDef Engine_methods[] = {
     {"connections", (PyCFunction)Engine_connections, METH_VARARGS,
      "connections([start]) -> bytearray of tcps_conn for streams start.. (all by default)."},
     {"stats", (PyCFunction)Engine_stats, METH_NOARGS, "Counters and memory in use."},
+    {"sender_state", (PyCFunction)Engine_sender_state, METH_VARARGS,
+     "sender_state(stream, side) -> dict or None: the sender model of a side (0 client, 1 server) now."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -203,7 +226,11 @@ static const field_desc ANN_FIELDS[] = {
     AFIELD(rule, "(16,)u1"), AFIELD(evidence_flag, "(6,)u1"), AFIELD(n_evidence, "u1"),
     AFIELD(win_scale, "i1"), AFIELD(kind, "u1"), AFIELD(from_server, "u1"),
     AFIELD(role_guessed, "u1"), AFIELD(has_analysis, "u1"), AFIELD(tcp_csum_status, "u1"),
-    AFIELD(ip_id_gap, "u1"),
+    AFIELD(ip_id_gap, "u1"), AFIELD(cc_episode_start, "i8"), AFIELD(cwnd_est, "i4"),
+    AFIELD(ssthresh_est, "i4"), AFIELD(in_flight, "i4"), AFIELD(cc_round, "u4"),
+    AFIELD(cc_episode_lost, "u2"), AFIELD(cc_episode_retx, "u2"), AFIELD(cc_phase, "u1"),
+    AFIELD(limited_by, "u1"), AFIELD(cc_event, "u1"), AFIELD(cc_trigger, "u1"),
+    AFIELD(cc_episode_end, "u1"), AFIELD(cc_episode_trigger, "u1"),
 };
 
 #define CFIELD(name, ctype) { #name, offsetof(tcps_conn, name), ctype }
@@ -215,7 +242,9 @@ static const field_desc CONN_FIELDS[] = {
     CFIELD(wscale, "(2,)i1"), CFIELD(client_addr, "(16,)u1"), CFIELD(server_addr, "(16,)u1"),
     CFIELD(client_port, "u2"), CFIELD(server_port, "u2"), CFIELD(iface, "u2"),
     CFIELD(ip_version, "u1"), CFIELD(role_guessed, "u1"), CFIELD(isn_known, "(2,)u1"),
-    CFIELD(ecn_setup, "u1"), CFIELD(reused_ports, "u1"),
+    CFIELD(ecn_setup, "u1"), CFIELD(reused_ports, "u1"), CFIELD(max_cwnd_est, "(2,)u4"),
+    CFIELD(loss_episodes, "(2,)u4"), CFIELD(rto_count, "(2,)u4"), CFIELD(time_limited_ms, "(2,4)u4"),
+    CFIELD(cc_guess, "(2,)u1"), CFIELD(cc_confidence, "(2,)u1"),
 };
 
 static PyObject *fields_list(const field_desc *f, size_t n, size_t itemsize)
@@ -255,8 +284,21 @@ static int add_pair(PyObject *d, const char *name, long value)
 static PyObject *enums(PyObject *self, PyObject *unused)
 {
     PyObject *flags = PyDict_New(), *sides = PyDict_New(), *kinds = PyDict_New(), *rules = PyList_New(0);
-    if (!flags || !sides || !kinds || !rules)
+    PyObject *phases = PyDict_New(), *limits = PyDict_New(), *events = PyDict_New();
+    PyObject *triggers = PyDict_New(), *families = PyDict_New();
+    if (!flags || !sides || !kinds || !rules || !phases || !limits || !events || !triggers || !families)
         goto fail;
+#define ADD_TO(d, name, value) if (add_pair(d, #name, value) < 0) goto fail;
+#define ADD_PHASE(name, value) ADD_TO(phases, name, value)
+    TCPS_CC_PHASES(ADD_PHASE)
+#define ADD_LIMIT(name, value) ADD_TO(limits, name, value)
+    TCPS_CC_LIMITS(ADD_LIMIT)
+#define ADD_EVENT(name, value) ADD_TO(events, name, value)
+    TCPS_CC_EVENTS(ADD_EVENT)
+#define ADD_TRIGGER(name, value) ADD_TO(triggers, name, value)
+    TCPS_CC_TRIGGERS(ADD_TRIGGER)
+#define ADD_FAMILY(name, value) ADD_TO(families, name, value)
+    TCPS_CC_FAMILIES(ADD_FAMILY)
 #define ADD_FLAG(name, bit) if (add_pair(flags, #name, bit) < 0) goto fail;
     TCPS_AFLAGS(ADD_FLAG)
 #define ADD_SIDE(name, bit) if (add_pair(sides, #name, bit) < 0) goto fail;
@@ -268,9 +310,16 @@ static PyObject *enums(PyObject *self, PyObject *unused)
         if (!t || PyList_Append(rules, t) < 0) { Py_XDECREF(t); goto fail; } \
         Py_DECREF(t); }
     TCPS_RULES(ADD_RULE)
-    return Py_BuildValue("{s:N,s:N,s:N,s:N,s:i}", "flag", flags, "side", sides, "kind", kinds,
-                         "rules", rules, "max_evidence", TCPS_MAX_EVIDENCE);
+    return Py_BuildValue("{s:N,s:N,s:N,s:N,s:i,s:N,s:N,s:N,s:N,s:N}", "flag", flags, "side", sides,
+                         "kind", kinds, "rules", rules, "max_evidence", TCPS_MAX_EVIDENCE,
+                         "cc_phase", phases, "limited_by", limits, "cc_event", events,
+                         "cc_trigger", triggers, "cc_family", families);
 fail:
+    Py_XDECREF(phases);
+    Py_XDECREF(limits);
+    Py_XDECREF(events);
+    Py_XDECREF(triggers);
+    Py_XDECREF(families);
     Py_XDECREF(flags);
     Py_XDECREF(sides);
     Py_XDECREF(kinds);

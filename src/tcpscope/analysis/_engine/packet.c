@@ -96,6 +96,8 @@ static int process_tcp(Engine *e, pkt_t *p)
         }
         fwd->is_first_ack = 1;
     }
+    if ((p->flags & (TCPS_SYN | TCPS_ACK)) == (TCPS_SYN | TCPS_ACK) && !c->ts_synack)
+        c->ts_synack = p->ts;
     /* iRTT: most recent pure SYN to the first later ACK without SYN. */
     if ((p->flags & (TCPS_SYN | TCPS_ACK)) == TCPS_ACK && c->ts_mru_syn != 0 && c->ts_first_rtt == 0)
         c->ts_first_rtt = p->ts - c->ts_mru_syn;
@@ -176,6 +178,9 @@ static int process_tcp(Engine *e, pkt_t *p)
     }
 
     update_summary(s, c, p, dir);
+    /* Improved mode: the sender model (in flight, cwnd, phase, limits, episodes). */
+    if (e->mode == MODE_IMPROVED && analysed && printable && sender_packet(e, p, c, s, fwd, rev, dir) < 0)
+        return -1;
     /* Closed (RST, or FIN each way): queue for eviction of the heavy state. */
     if (!ent->queued && ((s->side_flags[0] | s->side_flags[1]) & TCPS_SIDE_SAW_RST ||
                          (s->side_flags[0] & s->side_flags[1] & TCPS_SIDE_SAW_FIN))) {
@@ -209,6 +214,7 @@ int engine_feed(Engine *e, const tcps_record *recs, const int64_t *ts, const int
         o->stream = -1;
         o->bytes_in_flight = o->push_bytes_sent = o->ack_rtt_ns = o->irtt_ns = o->rto_ns = -1;
         o->win_scale = -1;
+        o->cwnd_est = o->ssthresh_est = o->in_flight = -1;
         o->tcp_csum_status = r->tcp_csum_status;
         memset(o->evidence_flag, 0xFF, sizeof(o->evidence_flag));
         e->frames_seen++;

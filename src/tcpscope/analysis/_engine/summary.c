@@ -119,6 +119,12 @@ void export_conn(const summary_t *s, tcps_conn *c)
         c->side_flags[i] = s->side_flags[d];
         c->mss[i] = s->mss[d];
         c->wscale[i] = s->wscale[d];
+        c->max_cwnd_est[i] = s->cc_max_cwnd[d];
+        c->loss_episodes[i] = s->cc_loss_episodes[d];
+        c->rto_count[i] = s->cc_rto_count[d];
+        memcpy(c->time_limited_ms[i], s->cc_limited_ms[d], sizeof(c->time_limited_ms[i]));
+        c->cc_guess[i] = s->cc_guess[d];
+        c->cc_confidence[i] = s->cc_confidence[d];
     }
     memcpy(c->flag_counts, s->flag_counts, sizeof(c->flag_counts));
     /* flow 0 is a -> b: the client is a when flow 0 is the client's. */

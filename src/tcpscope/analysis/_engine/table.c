@@ -133,8 +133,10 @@ static conv_t *conv_alloc(Engine *e)
 
 static void conv_free(Engine *e, conv_t *c)
 {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         seglist_free(e, &c->flow[i].segs);
+        sender_free(e, &c->flow[i]);
+    }
     free(c);
     e->active_convs--;
 }

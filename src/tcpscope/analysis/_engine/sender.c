@@ -1,0 +1,840 @@
+/*
+ * sender.c -- the sender model: what each data sender's TCP holds, inferred
+ * from the segments and ACKs at the capture point, held to what the capture
+ * shows (improved mode; every rule and its source in docs/congestion.md).
+ *
+ * Sans-IO and per segment, after the sequence analysis: every packet is an ACK
+ * for the other direction's sender (if that one sends data) and a segment of
+ * its own direction's sender (from its first payload byte on).
+ *
+ *   sender_packet    the hook process_tcp calls; the annotation of the segment
+ *   on_ack, apply_ack   an ACK as the sender processes it (Linux tcp_ack): what it
+ *                    delivered, D-SACK undo, ECN echo, the end of a recovery,
+ *                    PRR or growth (ccfamily.c)
+ *   release          a capture away from the sender sees ACKs before the sender
+ *                    does: they wait in a small ring until the sender's next
+ *                    segment shows (TSecr, RFC 7323 §4.3) or the path delay says
+ *                    it had them
+ *   on_segment, on_retransmission   new data, restart after idle, what began a
+ *                    recovery (duplicate ACKs, SACK, RACK, a tail loss probe, the
+ *                    retransmission timer); the window the capture shows in flight
+ *   pipe_bytes       bytes in flight as the sender counts them: RFC 6675's pipe,
+ *                    Linux's packets_out - sacked_out - lost_out + retrans_out
+ *
+ * The estimate is held to the capture: a sender cannot have more in flight than
+ * its window, so the window is at least what is in flight after each segment;
+ * and a sender clocked by ACKs fills its window, so two bursts in a row that
+ * stop short of the estimate (full-sized, not at the receiver's window edge)
+ * bring it down to what they filled. The ACK-clocked window at the end of the
+ * first burst after a reduction shows the back-off, which is the main evidence
+ * of the family (ccfamily.c).
+ *
+ * Memory: one pointer per direction in flow_t; a sender_t (about 300 bytes)
+ * only for a direction that sends data, plus, where the capture is not beside
+ * the sender, a ring of ACK_RING pending ACKs (512 bytes). Freed with the
+ * conversation.
+ */
+#include "sender.h"
+
+#define PROMPT_NS 500000       /* a segment within 0.5 ms of an ACK at the sender was sent on it */
+#define MIN_MSS 64
+
+static inline uint32_t segs(const sender_t *m, uint32_t bytes)
+{
+    return (bytes + m->mss - 1) / m->mss;
+}
+
+/* ---- bytes in flight ------------------------------------------------------- */
+
+/* SACKed bytes of [lo, hi): the receiver's scoreboard (improved.c) where the
+ * capture is beside the sender; spread evenly over the SACKed range elsewhere
+ * (the scoreboard there is ahead of the sender's). */
+static uint32_t sacked_in(const sender_t *m, const flow_t *acker, uint32_t lo, uint32_t hi)
+{
+    if (!gt_seq(hi, lo))
+        return 0;
+    if (m->pos == POS_SENDER && acker)
+        return scoreboard_bytes(acker, lo, hi);
+    if (!m->sacked || !gt_seq(m->high_sack, m->una))
+        return 0;
+    uint32_t a = lt_seq(lo, m->una) ? m->una : lo, b = gt_seq(hi, m->high_sack) ? m->high_sack : hi;
+    if (!gt_seq(b, a))
+        return 0;
+    return (uint32_t)((uint64_t)(b - a) * m->sacked / (m->high_sack - m->una));
+}
+
+/* Below this the sender has marked every unSACKed byte lost: in recovery, the
+ * holes below the highest SACK (RACK with no reordering window in recovery,
+ * RFC 8985 §6.2; RFC 6675 IsLost); after an RTO, all it had sent (Linux
+ * tcp_timeout_mark_lost). */
+static uint32_t loss_edge(const sender_t *m)
+{
+    uint32_t edge = m->una;
+    if (m->ca_state == CA_RECOVERY)
+        edge = m->high_sack;
+    else if (m->ca_state == CA_LOSS)
+        edge = gt_seq(m->high_sack, m->loss_high) ? m->high_sack : m->loss_high;
+    return gt_seq(edge, m->nxt) ? m->nxt : edge;
+}
+
+static uint32_t lost_bytes(const sender_t *m, const flow_t *acker)
+{
+    uint32_t edge = loss_edge(m);
+    return gt_seq(edge, m->una) ? (edge - m->una) - sacked_in(m, acker, m->una, edge) : 0;
+}
+
+static uint32_t pipe_bytes(const sender_t *m, const flow_t *acker)
+{
+    if (!gt_seq(m->nxt, m->una))
+        return 0;
+    int64_t pipe = (int64_t)(m->nxt - m->una) - m->sacked;
+    uint32_t edge = loss_edge(m);
+    if (gt_seq(edge, m->una)) {
+        pipe -= (edge - m->una) - sacked_in(m, acker, m->una, edge);
+        uint32_t r = gt_seq(m->high_rxt, edge) ? edge : m->high_rxt;
+        if (gt_seq(r, m->una))
+            pipe += (r - m->una) - sacked_in(m, acker, m->una, r);
+    }
+    return pipe > 0 ? (uint32_t)pipe : 0;
+}
+
+/* ---- timers ----------------------------------------------------------------- */
+
+/* RFC 6298 with Linux's floor: SRTT + max(4 RTTVAR, 200 ms); 1 s before any sample. */
+static int64_t rto_ns(const sender_t *m)
+{
+    if (!m->srtt_us)
+        return (int64_t)RTO_INIT_US * 1000;
+    uint32_t var = 4 * m->rttvar_us > RTO_MIN_US ? 4 * m->rttvar_us : RTO_MIN_US;
+    return ((int64_t)m->srtt_us + var) * 1000;
+}
+
+static void rtt_sample(sender_t *m, uint32_t us, int64_t now)
+{
+    if (!us)
+        us = 1;
+    if (!m->srtt_us) {
+        m->srtt_us = us;
+        m->rttvar_us = us / 2;
+    } else {
+        uint32_t d = us > m->srtt_us ? us - m->srtt_us : m->srtt_us - us;
+        m->rttvar_us = (3 * m->rttvar_us + d) / 4;
+        m->srtt_us = (7 * m->srtt_us + us) / 8;
+    }
+    if (!m->min_rtt_us || us < m->min_rtt_us)
+        m->min_rtt_us = us;
+    cc_on_rtt(m, us, now);
+}
+
+/* ---- what held the sender back -------------------------------------------- */
+
+/* Before the window edge check, Linux's tcp_write_xmit stops on the congestion
+ * window; BBR's pacing holds it back as much (both are Linux's "busy" time). */
+static uint8_t classify(const sender_t *m, const flow_t *acker)
+{
+    if (segs(m, pipe_bytes(m, acker)) >= m->cwnd)
+        return TCPS_LIMIT_CWND;
+    if (sdiff(m->edge, m->nxt) < (int32_t)m->mss)
+        return TCPS_LIMIT_RWND;
+    if (m->family == TCPS_FAMILY_BBR && gt_seq(m->nxt, m->una))
+        return TCPS_LIMIT_CWND;
+    return TCPS_LIMIT_APP;
+}
+
+/* The wait that ends now had class `cls`: its time goes to that class. */
+static void account(sender_t *m, summary_t *s, int dir, uint8_t cls, int64_t since, int64_t now)
+{
+    if (cls >= TCPS_LIMIT_CWND && since && now > since) {
+        int b = cls - TCPS_LIMIT_CWND;
+        m->limit_ns[b] += now - since;
+        s->cc_limited_ms[dir][b] = (uint32_t)(m->limit_ns[b] / 1000000);
+    }
+    m->limit = cls;
+}
+
+/* ---- events for the sender's next segment ---------------------------------- */
+
+static void episode_end(sender_t *m, uint8_t how)
+{
+    m->ev_end = how;
+    m->end_start = m->ep_start;
+    m->end_lost = m->ep_lost;
+    m->end_retx = m->ep_retx;
+    m->end_trigger = m->trigger;
+}
+
+/* The window a reduction leaves (Linux tcp_current_ssthresh). */
+static uint32_t current_ssthresh(const sender_t *m)
+{
+    if (m->ca_state == CA_CWR || m->ca_state == CA_RECOVERY)
+        return m->ssthresh;
+    uint32_t three_q = (m->cwnd >> 1) + (m->cwnd >> 2);
+    return m->ssthresh > three_q ? m->ssthresh : three_q;
+}
+
+/* Linux tcp_init_cwnd_reduction: the recovery point, the decrease, PRR's counters. */
+static void init_reduction(sender_t *m)
+{
+    m->high_seq = m->nxt;
+    m->tlp_high_seq = 0;
+    m->cwnd_cnt = 0;
+    m->prior_cwnd = m->cwnd;
+    m->prr_delivered = m->prr_out = 0;
+    m->ssthresh = cc_ssthresh(m);
+}
+
+static void begin_episode(sender_t *m, summary_t *s, int dir, const pkt_t *p, uint8_t trigger)
+{
+    m->ep_start = p->frame;
+    m->ep_lost = m->ep_retx = 0;
+    m->trigger = trigger;
+    if (s->cc_loss_episodes[dir] < UINT16_MAX)
+        s->cc_loss_episodes[dir]++;
+}
+
+/* Undo a reduction shown to be needless (Linux tcp_undo_cwnd_reduction). */
+static void undo(sender_t *m)
+{
+    if (m->prior_ssthresh) {
+        if (m->prior_cwnd > m->cwnd)
+            m->cwnd = m->prior_cwnd;
+        if (m->prior_ssthresh > m->ssthresh)
+            m->ssthresh = m->prior_ssthresh;
+    }
+    m->undo_marker = 0;
+    m->after_episode = 0;
+    episode_end(m, TCPS_EVENT_UNDO);
+}
+
+/* PRR (RFC 6937; Linux tcp_cwnd_reduction): during a reduction the window is
+ * what is in flight plus what may be sent for what was delivered. */
+static void prr(sender_t *m, const flow_t *acker, uint32_t delivered, int advanced, int newly_lost)
+{
+    if (!delivered || !m->prior_cwnd)
+        return;
+    m->prr_delivered += delivered;
+    uint32_t pipe = segs(m, pipe_bytes(m, acker));
+    int64_t delta = (int64_t)m->ssthresh - pipe, sndcnt;
+    if (delta < 0) {
+        uint64_t d = (uint64_t)m->ssthresh * m->prr_delivered + m->prior_cwnd - 1;
+        sndcnt = (int64_t)(d / m->prior_cwnd) - m->prr_out;
+    } else {
+        sndcnt = (int64_t)m->prr_delivered - m->prr_out;
+        if (sndcnt < delivered)
+            sndcnt = delivered;
+        if (advanced && !newly_lost)
+            sndcnt++;
+        if (sndcnt > delta)
+            sndcnt = delta;
+    }
+    if (sndcnt < (m->prr_out ? 0 : 1))
+        sndcnt = m->prr_out ? 0 : 1;
+    int64_t cwnd = (int64_t)pipe + sndcnt;
+    m->cwnd = cwnd > 1 ? (uint32_t)cwnd : 1;
+}
+
+/* ---- an ACK reaches the sender ---------------------------------------------- */
+
+/* The first bursts after an ACK tell the window the sender filled. */
+static void evaluate_burst(sender_t *m)
+{
+    if (m->family == TCPS_FAMILY_BBR || m->ca_state > CA_DISORDER || !m->burst_segs ||
+        m->burst_short)
+        return;
+    if (m->after_episode) {
+        cc_vote_backoff(m, m->prior_cwnd, m->burst_pipe);
+        uint8_t conf;
+        uint8_t fam = cc_guess(m, &conf);
+        if (fam != TCPS_FAMILY_UNKNOWN && conf >= 30)
+            m->family = fam;
+        if (m->burst_pipe + 1 < m->ssthresh || m->burst_pipe > m->ssthresh + 1)
+            m->ssthresh = m->burst_pipe > 2 ? m->burst_pipe : 2;
+        m->after_episode = 0;
+    }
+    if (m->burst_pipe < m->cwnd) {
+        if (++m->short_bursts >= 2) {
+            m->cwnd = m->burst_pipe > 1 ? m->burst_pipe : 1;
+            m->is_cwnd_limited = 1;
+            m->short_bursts = 0;
+        }
+    } else {
+        m->short_bursts = 0;
+    }
+}
+
+static void apply_ack(sender_t *m, const ackev_t *ev, const flow_t *acker, summary_t *s, int dir,
+                      uint32_t rtt_us)
+{
+    evaluate_burst(m);
+    m->burst_segs = 0;
+    account(m, s, dir, classify(m, acker), m->last_event, ev->t);
+    m->last_event = ev->t;
+    int advanced = gt_seq(ev->ack, m->una);
+    int64_t delivered = (int64_t)(ev->ack - m->una) + ev->sacked - m->sacked;
+    if (!advanced)
+        delivered = (int64_t)ev->sacked - m->sacked;
+    uint32_t lost_before = lost_bytes(m, acker);
+    if (advanced) {
+        m->una = ev->ack;
+        m->backoff = 0;
+        if (gt_seq(m->una, m->nxt))
+            m->nxt = m->una; /* acknowledges data the capture did not see */
+    }
+    m->sacked = ev->sacked;
+    m->high_sack = gt_seq(ev->high_sack, m->una) ? ev->high_sack : m->una;
+    m->edge = ev->edge;
+    uint32_t dseg = 0;
+    if (delivered > 0) {
+        m->delivered += (uint64_t)delivered;
+        uint64_t total = (uint64_t)delivered + m->deliv_rem;
+        dseg = (uint32_t)(total / m->mss);
+        m->deliv_rem = (uint32_t)(total % m->mss);
+    }
+    if (rtt_us)
+        rtt_sample(m, rtt_us, ev->t);
+
+    /* D-SACK: a retransmission was needless; all of them -> undo (RFC 2883, 3708) */
+    if (ev->dsack && m->undo_marker) {
+        m->undo_retrans -= (int32_t)segs(m, ev->dsack);
+        if (m->end_lost && m->ev_end)
+            m->end_lost--;
+        else if (m->ep_lost)
+            m->ep_lost--;
+        if (m->undo_retrans <= 0 && m->ca_state != CA_LOSS) {
+            undo(m);
+            if (m->ca_state == CA_RECOVERY)
+                m->ca_state = CA_OPEN;
+        }
+    }
+    /* a tail loss probe answered without D-SACK repaired a loss (Linux tcp_process_tlp_ack) */
+    if (m->tlp_high_seq && !lt_seq(m->una, m->tlp_high_seq)) {
+        if (!ev->dsack && m->ca_state <= CA_DISORDER) {
+            init_reduction(m);
+            m->cwnd = m->ssthresh;
+            m->ep_lost = m->ep_retx = 1;
+            m->undo_marker = 0;
+            episode_end(m, TCPS_EVENT_RECOVERY_END);
+            m->after_episode = 1;
+        }
+        m->tlp_high_seq = 0;
+    }
+    /* an ECN echo: reduce once per window (RFC 3168 §6.1.2; Linux tcp_enter_cwr) */
+    if ((ev->flags & EV_ECE) && m->ecn_ok && m->ca_state <= CA_DISORDER) {
+        m->prior_ssthresh = 0;
+        m->undo_marker = 0;
+        init_reduction(m);
+        m->ca_state = CA_CWR;
+        m->trigger = TCPS_TRIGGER_ECE;
+        m->ev_start = TCPS_EVENT_CWR;
+        m->ep_start = 0; /* the segment that carries the event begins it */
+        m->ep_lost = m->ep_retx = 0;
+    }
+    /* the end of a reduction: the recovery point is acknowledged */
+    if (m->ca_state == CA_RECOVERY && !lt_seq(m->una, m->high_seq)) {
+        int spurious = m->undo_marker && (ev->flags & EV_TS) && m->retx_tsval &&
+                       lt_seq(ev->tsecr, m->retx_tsval);
+        if (spurious) {
+            undo(m);
+        } else {
+            m->cwnd = m->ssthresh;
+            episode_end(m, TCPS_EVENT_RECOVERY_END);
+            m->after_episode = 1;
+        }
+        m->ca_state = CA_OPEN;
+    } else if (m->ca_state == CA_CWR && gt_seq(m->una, m->high_seq)) {
+        m->cwnd = m->ssthresh;
+        episode_end(m, TCPS_EVENT_RECOVERY_END);
+        m->after_episode = 1;
+        m->ca_state = CA_OPEN;
+    } else if (m->ca_state == CA_LOSS) {
+        /* Eifel (RFC 3522) and F-RTO (RFC 5682): the timeout was spurious */
+        int eifel = advanced && m->undo_marker && (ev->flags & EV_TS) && m->retx_tsval &&
+                    lt_seq(ev->tsecr, m->retx_tsval);
+        int orig = gt_seq(m->una, m->high_rxt) || gt_seq(m->high_sack, m->high_rxt);
+        if (eifel || (m->frto && advanced && orig && m->ep_retx <= 1)) {
+            undo(m);
+            m->ca_state = CA_OPEN;
+        } else {
+            if (m->frto) {
+                if (gt_seq(m->nxt, m->high_seq)) {
+                    if (m->sacked || !advanced)
+                        m->frto = 0;
+                } else if (advanced && lt_seq(m->una, m->high_seq)) {
+                    m->high_seq = m->nxt;
+                }
+            }
+            if (!lt_seq(m->una, m->high_seq)) {
+                m->ca_state = CA_OPEN;
+                episode_end(m, TCPS_EVENT_RECOVERY_END);
+            }
+        }
+    }
+    if (m->ca_state == CA_OPEN && (m->sacked || !advanced) && gt_seq(m->nxt, m->una) && m->sacked)
+        m->ca_state = CA_DISORDER;
+    else if (m->ca_state == CA_DISORDER && !m->sacked)
+        m->ca_state = CA_OPEN;
+
+    /* the window: PRR during a reduction, else growth on new data acknowledged */
+    if (m->ca_state == CA_RECOVERY || m->ca_state == CA_CWR)
+        prr(m, acker, dseg, advanced, lost_bytes(m, acker) > lost_before);
+    else if (advanced && dseg)
+        cc_cong_avoid(m, dseg, ev->t);
+    if (m->cwnd < 1)
+        m->cwnd = 1;
+
+    /* a round trip ends when the ACK passes what was sent when it began */
+    if (!lt_seq(m->una, m->round_end)) {
+        m->rounds++;
+        cc_bbr_round(m, ev->t);
+        m->round_end = m->nxt;
+    }
+    m->last_ack = ev->t;
+    if (m->cwnd > s->cc_max_cwnd[dir])
+        s->cc_max_cwnd[dir] = m->cwnd;
+}
+
+/* ACKs a remote capture saw that the sender has had by now: a segment echoing
+ * TSval X (TSecr) was sent after the sender processed the ACKs up to the first
+ * one stamped X; without timestamps, those older than the path delay. */
+static void release(sender_t *m, const pkt_t *p, const flow_t *acker, summary_t *s, int dir)
+{
+    const tcps_record *r = p->r;
+    int ts = (r->opt_present & TCPS_OPT_TIMESTAMP) != 0;
+    int64_t shift = (int64_t)m->shift_us * 1000;
+    while (m->ring_n) {
+        ackev_t *ev = &m->ring[m->ring_head];
+        int due;
+        if (ts && (ev->flags & EV_TS))
+            due = lt_seq(ev->tsval, r->ts_ecr) || (ev->tsval == r->ts_ecr && p->ts - ev->t >= shift / 2);
+        else
+            due = p->ts - ev->t >= shift;
+        if (!due)
+            break;
+        if (ts && (ev->flags & EV_TS) && ev->tsval == r->ts_ecr) {
+            /* the turnaround ACK -> sender -> capture: the path's delay, and an RTT */
+            uint32_t turn = (uint32_t)((p->ts - ev->t) / 1000);
+            if (!m->shift_us || turn < m->shift_us)
+                m->shift_us = turn;
+        }
+        ackev_t copy = *ev;
+        m->ring_head = (uint8_t)((m->ring_head + 1) % ACK_RING);
+        m->ring_n--;
+        uint32_t rtt = 0;
+        if (ts && (copy.flags & EV_TS) && copy.tsval == r->ts_ecr)
+            rtt = (uint32_t)((p->ts - copy.t) / 1000);
+        apply_ack(m, &copy, acker, s, dir, rtt);
+    }
+}
+
+/* Queue an ACK for a remote sender; when the ring is full, merge the two
+ * closest in time (their effect reaches the sender together). */
+static void enqueue(sender_t *m, const ackev_t *ev)
+{
+    if (m->ring_n == ACK_RING) {
+        int best = 0;
+        int64_t gap = INT64_MAX;
+        for (int i = 0; i + 1 < ACK_RING; i++) {
+            const ackev_t *a = &m->ring[(m->ring_head + i) % ACK_RING];
+            const ackev_t *b = &m->ring[(m->ring_head + i + 1) % ACK_RING];
+            if (b->t - a->t < gap) {
+                gap = b->t - a->t;
+                best = i;
+            }
+        }
+        ackev_t *a = &m->ring[(m->ring_head + best) % ACK_RING];
+        const ackev_t *b = &m->ring[(m->ring_head + best + 1) % ACK_RING];
+        uint8_t fl = a->flags | b->flags;
+        uint32_t dsack = a->dsack + b->dsack;
+        uint8_t n = (uint8_t)(a->n + b->n > 255 ? 255 : a->n + b->n);
+        *a = *b;
+        a->flags = fl;
+        a->dsack = dsack;
+        a->n = n;
+        for (int i = best + 1; i + 1 < ACK_RING; i++)
+            m->ring[(m->ring_head + i) % ACK_RING] = m->ring[(m->ring_head + i + 1) % ACK_RING];
+        m->ring_n--;
+    }
+    m->ring[(m->ring_head + m->ring_n) % ACK_RING] = *ev;
+    m->ring_n++;
+}
+
+/* This packet as an ACK for the other direction's sender `m`. */
+static int on_ack(Engine *e, const pkt_t *p, sender_t *m, const flow_t *acker, summary_t *s, int sdir)
+{
+    const tcps_record *r = p->r;
+    ackev_t ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.t = p->ts;
+    ev.ack = p->ack;
+    ev.n = 1;
+    uint32_t top = gt_seq(m->nxt, p->ack) ? m->nxt : p->ack;
+    ev.sacked = scoreboard_bytes(acker, p->ack, top);
+    ev.high_sack = p->ack;
+    for (int i = 0; i < acker->sb_n; i++)
+        if (gt_seq(acker->sb_re[i], ev.high_sack))
+            ev.high_sack = acker->sb_re[i];
+    uint32_t w = p->window;
+    if (acker->win_scale >= 0)
+        w <<= acker->win_scale;
+    ev.edge = p->ack + w;
+    if (r->opt_present & TCPS_OPT_TIMESTAMP) {
+        ev.flags |= EV_TS;
+        ev.tsval = r->ts_val;
+        ev.tsecr = r->ts_ecr;
+    }
+    if (p->flags & TCPS_ECE)
+        ev.flags |= EV_ECE;
+    if ((r->opt_present & TCPS_OPT_SACK) && r->sack_count >= 1) {
+        uint32_t le = r->sack[0], re = r->sack[1];
+        int inside = r->sack_count >= 2 && !lt_seq(le, r->sack[2]) && !gt_seq(re, r->sack[3]);
+        if (gt_seq(re, le) && (!gt_seq(re, p->ack) || inside))
+            ev.dsack = re - le;
+    }
+    if (m->pos == POS_SENDER) {
+        /* the sender's RTT sample: the ACK of a segment sent once (Karn) */
+        uint32_t rtt = p->acked_frame && p->ack_rtt > 0 && !(m->ca_state >= CA_RECOVERY)
+                           ? (uint32_t)(p->ack_rtt / 1000) : 0;
+        apply_ack(m, &ev, acker, s, sdir, rtt);
+        return 0;
+    }
+    if (!m->ring) {
+        m->ring = malloc(ACK_RING * sizeof(ackev_t));
+        if (!m->ring)
+            return -1;
+        e->sender_bytes += ACK_RING * sizeof(ackev_t);
+    }
+    enqueue(m, &ev);
+    return 0;
+}
+
+/* ---- the sender sends ----------------------------------------------------- */
+
+/* Linux tcp_cwnd_validate: is the window used (it may grow), or not (RFC 7661's
+ * idea, Linux's RFC 2861 halving after an RTO of not using it). */
+static void cwnd_validate(sender_t *m, int limited, uint32_t packets_out, int64_t now)
+{
+    if (!lt_seq(m->una, m->cwnd_usage_seq) || limited ||
+        (!m->is_cwnd_limited && packets_out > m->max_packets_out)) {
+        m->is_cwnd_limited = (uint8_t)limited;
+        m->max_packets_out = packets_out;
+        m->cwnd_usage_seq = m->nxt;
+    }
+    int cwnd_limited = m->is_cwnd_limited || (m->cwnd < m->ssthresh && m->cwnd < 2 * m->max_packets_out);
+    if (cwnd_limited || m->family == TCPS_FAMILY_BBR) {
+        m->cwnd_used = 0;
+        m->cwnd_stamp = now;
+        return;
+    }
+    if (packets_out > m->cwnd_used)
+        m->cwnd_used = packets_out;
+    if (now - m->cwnd_stamp >= rto_ns(m)) {
+        /* only a sender short of data: one held at the receiver's window has a
+         * full send buffer (Linux: not while SOCK_NOSPACE) */
+        int backlog = m->limit == TCPS_LIMIT_RWND || sdiff(m->edge, m->nxt) < (int32_t)m->mss;
+        if (m->ca_state == CA_OPEN && !backlog) {
+            uint32_t used = m->cwnd_used > INIT_CWND ? m->cwnd_used : INIT_CWND;
+            if (used < m->cwnd) {
+                m->ssthresh = current_ssthresh(m);
+                m->cwnd = (m->cwnd + used) >> 1;
+            }
+            m->cwnd_used = 0;
+        }
+        m->cwnd_stamp = now;
+    }
+}
+
+/* RFC 5681 §4.1 / RFC 7661, as Linux does it (tcp_cwnd_restart): after an idle
+ * longer than the RTO, halve the window per RTO idle, down to the initial one. */
+static void restart(sender_t *m, int64_t idle)
+{
+    int64_t rto = rto_ns(m);
+    uint32_t restart_cwnd = m->cwnd < INIT_CWND ? m->cwnd : INIT_CWND, cwnd = m->cwnd;
+    m->ssthresh = current_ssthresh(m);
+    while ((idle -= rto) > 0 && cwnd > restart_cwnd)
+        cwnd >>= 1;
+    m->cwnd = cwnd > restart_cwnd ? cwnd : restart_cwnd;
+    m->cwnd_used = 0;
+    m->ev_start = TCPS_EVENT_RESTART;
+}
+
+static uint8_t recovery_trigger(const sender_t *m, const flow_t *acker)
+{
+    if (m->tlp_high_seq)
+        return TCPS_TRIGGER_TLP;
+    if (m->sacked) {
+        return segs(m, m->sacked) >= 3 ? TCPS_TRIGGER_SACK : TCPS_TRIGGER_RACK;
+    }
+    return acker->dupacknum >= 3 && acker->dupacknum != 0xFFFFFFFFu ? TCPS_TRIGGER_DUPACKS
+                                                                      : TCPS_TRIGGER_RACK;
+}
+
+/* A retransmission: what it shows began (or goes on). */
+static void on_retransmission(sender_t *m, const pkt_t *p, const flow_t *acker, summary_t *s, int dir,
+                              uint32_t end)
+{
+    int64_t quiet = p->ts - (m->last_ack > m->last_rto ? m->last_ack : m->last_rto);
+    if (m->pos == POS_REMOTE)
+        quiet -= (int64_t)m->shift_us * 1000;
+    int64_t rto = rto_ns(m) << (m->backoff > 6 ? 6 : m->backoff);
+    int at_una = !gt_seq(p->seq, m->una);
+    int fired = at_una && quiet >= rto - rto / 5;
+    if (fired) {
+        /* the retransmission timer (RFC 6298 §5.4-5.6; Linux tcp_enter_loss) */
+        int fresh = m->ca_state < CA_RECOVERY;
+        if (m->ca_state <= CA_DISORDER || !gt_seq(m->high_seq, m->una) ||
+            (m->ca_state == CA_LOSS && !m->backoff)) {
+            m->prior_ssthresh = current_ssthresh(m);
+            m->prior_cwnd = m->cwnd;
+            m->ssthresh = cc_ssthresh(m);
+            m->undo_marker = m->una ? m->una : 1;
+            m->undo_retrans = 0;
+            m->retx_tsval = 0;
+        }
+        if (fresh)
+            begin_episode(m, s, dir, p, TCPS_TRIGGER_RTO);
+        else
+            m->trigger = TCPS_TRIGGER_RTO;
+        m->cwnd = 1;
+        m->cwnd_cnt = 0;
+        m->frto = (uint8_t)(fresh || m->backoff);
+        m->ca_state = CA_LOSS;
+        m->high_seq = m->loss_high = m->nxt;
+        m->tlp_high_seq = 0;
+        m->high_rxt = m->una;
+        m->backoff++;
+        m->last_rto = p->ts;
+        if (m->family == TCPS_FAMILY_CUBIC)
+            cc_on_loss_state(m);
+        if (s->cc_rto_count[dir] < UINT16_MAX)
+            s->cc_rto_count[dir]++;
+        m->ev_start = TCPS_EVENT_RTO;
+        m->ev_trigger = TCPS_TRIGGER_RTO;
+    } else if (m->ca_state <= CA_DISORDER || m->ca_state == CA_CWR) {
+        int tail = end == m->nxt && !m->sacked && quiet > (int64_t)m->srtt_us * 1500;
+        if (tail && m->ca_state != CA_CWR) {
+            /* a tail loss probe (RFC 8985 §7): no reduction unless it repairs a loss */
+            m->tlp_high_seq = m->nxt;
+            m->ev_start = TCPS_EVENT_TLP;
+            m->ev_trigger = TCPS_TRIGGER_TLP;
+            m->ep_start = p->frame;
+            return;
+        }
+        /* a fast retransmission begins a recovery (RFC 6675 §5, RFC 8985; Linux tcp_enter_recovery) */
+        uint8_t trigger = recovery_trigger(m, acker);
+        m->prior_ssthresh = 0;
+        m->undo_marker = m->una ? m->una : 1;
+        m->undo_retrans = 0;
+        m->retx_tsval = 0;
+        if (m->ca_state != CA_CWR) {
+            m->prior_ssthresh = current_ssthresh(m);
+            init_reduction(m);
+        }
+        m->ca_state = CA_RECOVERY;
+        m->high_rxt = m->una;
+        begin_episode(m, s, dir, p, trigger);
+        m->ev_start = TCPS_EVENT_FAST_RECOVERY;
+        m->ev_trigger = trigger;
+        /* the ACK that began it is PRR's first (the retransmission it forces) */
+        prr(m, acker, 1, 0, 1);
+    }
+}
+
+static void on_segment(sender_t *m, pkt_t *p, const flow_t *acker, summary_t *s, int dir)
+{
+    int64_t now = p->ts;
+    uint32_t len = p->seglen;
+    if (!len || (p->flags & TCPS_RST))
+        return;
+    if (len > m->mss && len < 65536)
+        m->mss = (uint16_t)len;
+    uint32_t end = p->seq + len;
+    int retx = (p->ta_flags & TCPS_AF_RETRANSMISSION) != 0;
+    int prompt = now - m->last_ack <= PROMPT_NS;
+    int own = m->pos == POS_SENDER ? !prompt : 0; /* sent on its own clock, not on an ACK */
+    uint32_t pipe_before = segs(m, pipe_bytes(m, acker));
+    if (own && now - m->last_event > PROMPT_NS) {
+        account(m, s, dir, pipe_before >= m->cwnd ? TCPS_LIMIT_CWND : classify(m, acker), m->last_event, now);
+    } else if (m->last_event && now > m->last_event) {
+        account(m, s, dir, m->limit, m->last_event, now);
+    }
+    m->last_event = now;
+    if (retx) {
+        on_retransmission(m, p, acker, s, dir, end);
+        if (gt_seq(end, m->high_rxt) && m->ca_state >= CA_RECOVERY)
+            m->high_rxt = end;
+        uint32_t n = segs(m, len);
+        m->ep_retx = (uint16_t)(m->ep_retx + n);
+        m->ep_lost = (uint16_t)(m->ep_lost + n);
+        if (m->undo_marker) {
+            if (!m->retx_tsval && (p->r->opt_present & TCPS_OPT_TIMESTAMP))
+                m->retx_tsval = p->r->ts_val;
+            m->undo_retrans += (int32_t)n;
+        }
+    } else {
+        if (!gt_seq(m->nxt, m->una) && m->last_send) {
+            /* sending after everything was acknowledged (CA_EVENT_TX_START) */
+            int64_t idle = now - m->last_send;
+            cc_on_tx_start(m, now);
+            if (m->family != TCPS_FAMILY_BBR && idle > rto_ns(m) && m->ca_state == CA_OPEN)
+                restart(m, idle);
+        }
+        if (gt_seq(end, m->nxt))
+            m->nxt = end;
+        if (len >= m->mss && pipe_before)
+            cc_vote_pacing(m, own);
+    }
+    if (m->ca_state == CA_RECOVERY || m->ca_state == CA_CWR)
+        m->prr_out += segs(m, len);
+    uint32_t pipe = segs(m, pipe_bytes(m, acker));
+    int probe = m->ev_start == TCPS_EVENT_TLP;
+    if (pipe > m->cwnd && !probe)
+        m->cwnd = pipe; /* it cannot have more in flight than its window */
+    if (!retx) {
+        m->burst_segs++;
+        m->burst_short = len < m->mss || sdiff(m->edge, m->nxt) < (int32_t)m->mss;
+        m->burst_pipe = pipe;
+    }
+    uint32_t out = segs(m, gt_seq(m->nxt, m->una) ? m->nxt - m->una : 0);
+    cwnd_validate(m, pipe >= m->cwnd, out, now);
+    m->last_send = now;
+    if (m->cwnd > s->cc_max_cwnd[dir])
+        s->cc_max_cwnd[dir] = m->cwnd;
+}
+
+/* ---- the hook ---------------------------------------------------------------- */
+
+static sender_t *sender_new(const conv_t *c, const summary_t *s, int dir, const flow_t *fwd, const pkt_t *p)
+{
+    sender_t *m = calloc(1, sizeof(sender_t));
+    if (!m)
+        return NULL;
+    uint32_t mss = s->mss[dir ^ 1] ? s->mss[dir ^ 1] : 1460;
+    if (s->side_flags[dir] & TCPS_SIDE_TIMESTAMPS)
+        mss -= 12;
+    m->mss = (uint16_t)(mss < MIN_MSS ? MIN_MSS : mss);
+    m->cwnd = INIT_CWND;
+    m->ssthresh = INF_SSTHRESH;
+    m->family = TCPS_FAMILY_CUBIC;
+    m->una = m->nxt = m->round_end = m->hs_end_seq = p->seq;
+    m->edge = p->seq + 65535;
+    m->hs_curr_rtt = UINT32_MAX;
+    m->ecn_ok = s->ecn_setup == 3;
+    m->limit = TCPS_LIMIT_UNKNOWN;
+    /* Where is the capture? The handshake tells: beside the client the SYN-ACK
+     * comes a whole RTT after the SYN, beside the server at once. */
+    m->pos = POS_SENDER;
+    if (c->ts_mru_syn && c->ts_synack > c->ts_mru_syn && c->ts_first_rtt > 0) {
+        double f = (double)(c->ts_synack - c->ts_mru_syn) / (double)c->ts_first_rtt;
+        if (f > 1)
+            f = 1;
+        double near = dir == s->client ? f : 1 - f;
+        if (near < 0.8) {
+            m->pos = POS_REMOTE;
+            m->shift_us = (uint32_t)((1 - near) * (double)c->ts_first_rtt / 1000);
+        }
+        m->srtt_us = (uint32_t)(c->ts_first_rtt / 1000);
+        m->rttvar_us = m->srtt_us / 2;
+        m->min_rtt_us = m->srtt_us;
+    }
+    (void)fwd;
+    return m;
+}
+
+void sender_free(Engine *e, flow_t *f)
+{
+    if (f->snd) {
+        e->sender_bytes -= sizeof(sender_t) + (f->snd->ring ? ACK_RING * sizeof(ackev_t) : 0);
+        free(f->snd->ring);
+        free(f->snd);
+        f->snd = NULL;
+    }
+}
+
+static uint8_t phase_of(const sender_t *m)
+{
+    switch (m->ca_state) {
+    case CA_CWR:
+        return TCPS_PHASE_CWR;
+    case CA_RECOVERY:
+        return TCPS_PHASE_FAST_RECOVERY;
+    case CA_LOSS:
+        return TCPS_PHASE_RTO_RECOVERY;
+    default:
+        return m->cwnd < m->ssthresh ? TCPS_PHASE_SLOW_START : TCPS_PHASE_CONGESTION_AVOIDANCE;
+    }
+}
+
+/* The model of one side (0 client, 1 server) of a stream, as it stands; 0 if
+ * there is none (the side sent no data, or its state was evicted). */
+int sender_view(Engine *e, int64_t stream, int side, sender_view_t *v)
+{
+    if (stream < 0 || (size_t)stream >= e->n_streams)
+        return 0;
+    summary_t *s = SUM(e, stream);
+    if (!s->ent || !s->ent->conv || s->ent->stream != stream)
+        return 0;
+    int dir = side ? s->client ^ 1 : s->client;
+    conv_t *c = s->ent->conv;
+    const sender_t *m = c->flow[dir].snd;
+    if (!m)
+        return 0;
+    v->cwnd = m->cwnd;
+    v->ssthresh = m->ssthresh;
+    v->in_flight = pipe_bytes(m, &c->flow[dir ^ 1]);
+    v->rounds = m->rounds;
+    v->srtt_us = m->srtt_us;
+    v->min_rtt_us = m->min_rtt_us;
+    v->phase = phase_of(m);
+    v->limited_by = classify(m, &c->flow[dir ^ 1]);
+    v->family = cc_guess(m, &v->confidence);
+    v->remote = m->pos == POS_REMOTE;
+    return 1;
+}
+
+int sender_packet(Engine *e, pkt_t *p, conv_t *c, summary_t *s, flow_t *fwd, flow_t *rev, int dir)
+{
+    if ((p->flags & TCPS_ACK) && rev->snd && !(p->flags & TCPS_SYN))
+        if (on_ack(e, p, rev->snd, fwd, s, dir ^ 1) < 0)
+            return -1;
+    if (!fwd->snd) {
+        if (!p->seglen || (p->flags & (TCPS_RST | TCPS_SYN)))
+            return 0;
+        fwd->snd = sender_new(c, s, dir, fwd, p);
+        if (!fwd->snd)
+            return -1;
+        e->sender_bytes += sizeof(sender_t);
+    }
+    sender_t *m = fwd->snd;
+    if (m->ring && m->ring_n)
+        release(m, p, rev, s, dir);
+    m->ev_start = 0;
+    m->ev_trigger = 0;
+    if (!(p->flags & TCPS_SYN))
+        on_segment(m, p, rev, s, dir);
+    tcps_annotation *o = p->out;
+    o->cwnd_est = (int32_t)m->cwnd;
+    o->ssthresh_est = m->ssthresh >= INF_SSTHRESH ? -1 : (int32_t)m->ssthresh;
+    uint32_t pipe = pipe_bytes(m, rev);
+    o->in_flight = pipe > INT32_MAX ? INT32_MAX : (int32_t)pipe;
+    o->cc_phase = phase_of(m);
+    o->limited_by = m->limit;
+    o->cc_round = m->rounds;
+    if (m->ev_start) {
+        o->cc_event = m->ev_start;
+        o->cc_trigger = m->ev_start == TCPS_EVENT_CWR ? TCPS_TRIGGER_ECE : m->ev_trigger;
+        if (m->ev_start == TCPS_EVENT_CWR)
+            m->ep_start = p->frame;
+    }
+    if (m->ev_end) {
+        o->cc_episode_end = m->ev_end;
+        o->cc_episode_start = m->end_start;
+        o->cc_episode_lost = m->end_lost;
+        o->cc_episode_retx = m->end_retx;
+        o->cc_episode_trigger = m->end_trigger;
+        m->ev_end = 0;
+    }
+    uint8_t conf;
+    s->cc_guess[dir] = cc_guess(m, &conf);
+    s->cc_confidence[dir] = conf;
+    return 0;
+}

@@ -419,7 +419,7 @@ typedef struct {
     uint8_t phase, limited_by, family, confidence, remote;
 } sender_view_t;
 int sender_packet(Engine *e, pkt_t *p, conv_t *c, summary_t *s, flow_t *fwd, flow_t *rev, int dir);
-int sender_view(Engine *e, int64_t stream, int side, sender_view_t *v);
+int sender_view(Engine *e, int64_t stream, int side, int64_t now, sender_view_t *v);
 void sender_free(Engine *e, flow_t *f);
 
 /* ipid.c */

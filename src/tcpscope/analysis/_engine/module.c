@@ -132,16 +132,16 @@ static PyObject *Engine_stats(Engine *e, PyObject *unused)
 
 static PyObject *Engine_sender_state(Engine *e, PyObject *args)
 {
-    long long stream;
+    long long stream, now = 0;
     int side;
-    if (!PyArg_ParseTuple(args, "Li", &stream, &side))
+    if (!PyArg_ParseTuple(args, "Li|L", &stream, &side, &now))
         return NULL;
     if (e->busy) {
         PyErr_SetString(PyExc_RuntimeError, "this Engine is feeding in another thread");
         return NULL;
     }
     sender_view_t v;
-    if (!sender_view(e, stream, side ? 1 : 0, &v))
+    if (!sender_view(e, stream, side ? 1 : 0, now, &v))
         Py_RETURN_NONE;
     return Py_BuildValue("{s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:i,s:i,s:i,s:O}", "cwnd", v.cwnd,
                          "ssthresh", v.ssthresh, "in_flight", v.in_flight, "rounds", v.rounds,
@@ -194,7 +194,8 @@ static PyMethodDef Engine_methods[] = {
      "connections([start]) -> bytearray of tcps_conn for streams start.. (all by default)."},
     {"stats", (PyCFunction)Engine_stats, METH_NOARGS, "Counters and memory in use."},
     {"sender_state", (PyCFunction)Engine_sender_state, METH_VARARGS,
-     "sender_state(stream, side) -> dict or None: the sender model of a side (0 client, 1 server) now."},
+     "sender_state(stream, side[, now_ns]) -> dict or None: the sender model of a side (0 client, "
+     "1 server) as of the last packet, or as it stands at capture time now_ns."},
     {NULL, NULL, 0, NULL},
 };
 

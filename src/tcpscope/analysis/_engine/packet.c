@@ -178,9 +178,6 @@ static int process_tcp(Engine *e, pkt_t *p)
     }
 
     update_summary(s, c, p, dir);
-    /* Improved mode: the sender model (in flight, cwnd, phase, limits, episodes). */
-    if (e->mode == MODE_IMPROVED && analysed && printable && sender_packet(e, p, c, s, fwd, rev, dir) < 0)
-        return -1;
     /* Closed (RST, or FIN each way): queue for eviction of the heavy state. */
     if (!ent->queued && ((s->side_flags[0] | s->side_flags[1]) & TCPS_SIDE_SAW_RST ||
                          (s->side_flags[0] & s->side_flags[1] & TCPS_SIDE_SAW_FIN))) {
@@ -191,6 +188,9 @@ static int process_tcp(Engine *e, pkt_t *p)
     o->from_server = (uint8_t)(dir != s->client);
     o->role_guessed = s->role_guessed;
     o->ip_id_gap = ip_id_gap(e, p, fwd, s->mss[dir ^ 1], ent->stream * 2 + dir);
+    /* Improved mode: the sender model (in flight, cwnd, phase, limits, episodes). */
+    if (e->mode == MODE_IMPROVED && analysed && printable && sender_packet(e, p, c, s, fwd, rev, dir) < 0)
+        return -1;
     if (!fwd->first_frame)
         fwd->first_frame = p->frame;
     fwd->last_frame = p->frame;

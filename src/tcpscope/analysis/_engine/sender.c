@@ -183,9 +183,9 @@ static void init_reduction(sender_t *m)
     m->ssthresh = cc_ssthresh(m);
 }
 
-static void begin_episode(sender_t *m, summary_t *s, int dir, const pkt_t *p, uint8_t trigger)
+static void begin_episode(sender_t *m, summary_t *s, int dir, int64_t frame, uint8_t trigger)
 {
-    m->ep_start = p->frame;
+    m->ep_start = frame;
     m->ep_lost = m->ep_retx = 0;
     m->trigger = trigger;
     if (s->cc_loss_episodes[dir] < UINT16_MAX)
@@ -277,6 +277,7 @@ static void apply_ack(sender_t *m, const ackev_t *ev, const flow_t *acker, summa
     if (advanced) {
         m->una = ev->ack;
         m->backoff = 0;
+        m->timer_start = ev->t; /* new data acknowledged: the timer starts over (RFC 6298 §5.3) */
         if (gt_seq(m->una, m->nxt))
             m->nxt = m->una; /* acknowledges data the capture did not see */
     }
@@ -293,6 +294,8 @@ static void apply_ack(sender_t *m, const ackev_t *ev, const flow_t *acker, summa
     if (rtt_us)
         rtt_sample(m, rtt_us, ev->t);
 
+    if (ev->dsack && !m->undo_marker)
+        m->reordering = 1; /* a duplicate nothing resent: the path reorders or copies */
     /* D-SACK: a retransmission was needless; all of them -> undo (RFC 2883, 3708) */
     if (ev->dsack && m->undo_marker) {
         m->undo_retrans -= (int32_t)segs(m, ev->dsack);
@@ -554,6 +557,7 @@ static void restart(sender_t *m, int64_t idle)
         cwnd >>= 1;
     m->cwnd = cwnd > restart_cwnd ? cwnd : restart_cwnd;
     m->cwnd_used = 0;
+    m->after_episode = 0; /* the back-off is no longer to be seen */
     m->ev_start = TCPS_EVENT_RESTART;
 }
 
@@ -568,75 +572,107 @@ static uint8_t recovery_trigger(const sender_t *m, const flow_t *acker)
                                                                       : TCPS_TRIGGER_RACK;
 }
 
-/* A retransmission: what it shows began (or goes on). */
-static void on_retransmission(sender_t *m, const pkt_t *p, const flow_t *acker, summary_t *s, int dir,
-                              uint32_t end)
+/* How many times the retransmission timer has fired by `now` with nothing
+ * heard from the receiver: each firing doubles the next wait (RFC 6298 §5.5).
+ * A capture away from the sender may see none of the retransmissions it sent
+ * (a blackhole): the silence itself says the timer fired. Not while the
+ * receiver's window is closed: then it is the persist timer. */
+static int rto_firings(const sender_t *m, int64_t now, int slack_pct, int unseen)
 {
-    int64_t quiet = p->ts - (m->last_ack > m->last_rto ? m->last_ack : m->last_rto);
+    if ((!gt_seq(m->nxt, m->una) && !unseen) || sdiff(m->edge, m->una) < (int32_t)m->mss)
+        return 0;
+    int64_t quiet = now - m->timer_start;
     if (m->pos == POS_REMOTE)
         quiet -= (int64_t)m->shift_us * 1000;
-    int64_t rto = rto_ns(m) << (m->backoff > 6 ? 6 : m->backoff);
-    int at_una = !gt_seq(p->seq, m->una);
-    int fired = at_una && quiet >= rto - rto / 5;
-    if (fired) {
-        /* the retransmission timer (RFC 6298 §5.4-5.6; Linux tcp_enter_loss) */
-        int fresh = m->ca_state < CA_RECOVERY;
-        if (m->ca_state <= CA_DISORDER || !gt_seq(m->high_seq, m->una) ||
-            (m->ca_state == CA_LOSS && !m->backoff)) {
-            m->prior_ssthresh = current_ssthresh(m);
-            m->prior_cwnd = m->cwnd;
-            m->ssthresh = cc_ssthresh(m);
-            m->undo_marker = m->una ? m->una : 1;
-            m->undo_retrans = 0;
-            m->retx_tsval = 0;
-        }
-        if (fresh)
-            begin_episode(m, s, dir, p, TCPS_TRIGGER_RTO);
-        else
-            m->trigger = TCPS_TRIGGER_RTO;
-        m->cwnd = 1;
-        m->cwnd_cnt = 0;
-        m->frto = (uint8_t)(fresh || m->backoff);
-        m->ca_state = CA_LOSS;
-        m->high_seq = m->loss_high = m->nxt;
-        m->tlp_high_seq = 0;
-        m->high_rxt = m->una;
-        m->backoff++;
-        m->last_rto = p->ts;
-        if (m->family == TCPS_FAMILY_CUBIC)
-            cc_on_loss_state(m);
-        if (s->cc_rto_count[dir] < UINT16_MAX)
-            s->cc_rto_count[dir]++;
-        m->ev_start = TCPS_EVENT_RTO;
-        m->ev_trigger = TCPS_TRIGGER_RTO;
-    } else if (m->ca_state <= CA_DISORDER || m->ca_state == CA_CWR) {
-        int tail = end == m->nxt && !m->sacked && quiet > (int64_t)m->srtt_us * 1500;
-        if (tail && m->ca_state != CA_CWR) {
-            /* a tail loss probe (RFC 8985 §7): no reduction unless it repairs a loss */
-            m->tlp_high_seq = m->nxt;
-            m->ev_start = TCPS_EVENT_TLP;
-            m->ev_trigger = TCPS_TRIGGER_TLP;
-            m->ep_start = p->frame;
-            return;
-        }
-        /* a fast retransmission begins a recovery (RFC 6675 §5, RFC 8985; Linux tcp_enter_recovery) */
-        uint8_t trigger = recovery_trigger(m, acker);
-        m->prior_ssthresh = 0;
+    int64_t wait = rto_ns(m) << (m->backoff > 6 ? 6 : m->backoff), at = wait - wait * slack_pct / 100;
+    int n = 0;
+    while (quiet >= at && n < 15) {
+        n++;
+        wait = wait < ((int64_t)1 << 40) ? wait * 2 : wait;
+        at += wait;
+    }
+    return n;
+}
+
+/* The retransmission timer fired `n` times (RFC 6298 §5.4-5.6, RFC 5681 §3.1:
+ * ssthresh from the flight, cwnd 1; Linux tcp_enter_loss, with F-RTO armed). */
+static void enter_loss(sender_t *m, summary_t *s, int dir, int64_t frame, int64_t now, int n)
+{
+    int fresh = m->ca_state < CA_RECOVERY;
+    if (m->ca_state <= CA_DISORDER || !gt_seq(m->high_seq, m->una) ||
+        (m->ca_state == CA_LOSS && !m->backoff)) {
+        m->prior_ssthresh = current_ssthresh(m);
+        m->prior_cwnd = m->cwnd;
+        m->ssthresh = cc_ssthresh(m);
         m->undo_marker = m->una ? m->una : 1;
         m->undo_retrans = 0;
         m->retx_tsval = 0;
-        if (m->ca_state != CA_CWR) {
-            m->prior_ssthresh = current_ssthresh(m);
-            init_reduction(m);
-        }
-        m->ca_state = CA_RECOVERY;
-        m->high_rxt = m->una;
-        begin_episode(m, s, dir, p, trigger);
-        m->ev_start = TCPS_EVENT_FAST_RECOVERY;
-        m->ev_trigger = trigger;
-        /* the ACK that began it is PRR's first (the retransmission it forces) */
-        prr(m, acker, 1, 0, 1);
     }
+    if (fresh)
+        begin_episode(m, s, dir, frame, TCPS_TRIGGER_RTO);
+    else
+        m->trigger = TCPS_TRIGGER_RTO;
+    m->cwnd = 1;
+    m->cwnd_cnt = 0;
+    m->frto = (uint8_t)(fresh || m->backoff);
+    m->ca_state = CA_LOSS;
+    m->high_seq = m->loss_high = m->nxt;
+    m->tlp_high_seq = 0;
+    m->high_rxt = m->una;
+    m->backoff = (uint8_t)(m->backoff + n > 15 ? 15 : m->backoff + n);
+    m->timer_start = now;
+    if (m->family == TCPS_FAMILY_CUBIC)
+        cc_on_loss_state(m);
+    uint32_t count = (uint32_t)s->cc_rto_count[dir] + (uint32_t)n;
+    s->cc_rto_count[dir] = (uint16_t)(count > UINT16_MAX ? UINT16_MAX : count);
+    m->ev_start = TCPS_EVENT_RTO;
+    m->ev_trigger = TCPS_TRIGGER_RTO;
+}
+
+static void begin_recovery(sender_t *m, const flow_t *acker, summary_t *s, int dir, int64_t frame,
+                           uint8_t trigger);
+
+/* A retransmission outside a recovery: a tail loss probe, or the fast
+ * retransmission that begins one. */
+static void on_retransmission(sender_t *m, const pkt_t *p, const flow_t *acker, summary_t *s, int dir,
+                              uint32_t end)
+{
+    if (m->ca_state == CA_RECOVERY || m->ca_state == CA_LOSS)
+        return;
+    int64_t quiet = p->ts - m->last_ack;
+    if (m->pos == POS_REMOTE)
+        quiet -= (int64_t)m->shift_us * 1000;
+    int tail = end == m->nxt && !m->sacked && quiet > (int64_t)m->srtt_us * 1500;
+    if (tail && m->ca_state != CA_CWR) {
+        /* a tail loss probe (RFC 8985 §7): no reduction unless it repairs a loss */
+        m->tlp_high_seq = m->nxt;
+        m->ev_start = TCPS_EVENT_TLP;
+        m->ev_trigger = TCPS_TRIGGER_TLP;
+        m->ep_start = p->frame;
+        return;
+    }
+    begin_recovery(m, acker, s, dir, p->frame, recovery_trigger(m, acker));
+}
+
+/* A recovery begins (RFC 6675 §5, RFC 8985; Linux tcp_enter_recovery). */
+static void begin_recovery(sender_t *m, const flow_t *acker, summary_t *s, int dir, int64_t frame,
+                           uint8_t trigger)
+{
+    m->prior_ssthresh = 0;
+    m->undo_marker = m->una ? m->una : 1;
+    m->undo_retrans = 0;
+    m->retx_tsval = 0;
+    if (m->ca_state != CA_CWR) {
+        m->prior_ssthresh = current_ssthresh(m);
+        init_reduction(m);
+    }
+    m->ca_state = CA_RECOVERY;
+    m->high_rxt = m->una;
+    begin_episode(m, s, dir, frame, trigger);
+    m->ev_start = TCPS_EVENT_FAST_RECOVERY;
+    m->ev_trigger = trigger;
+    /* the ACK that began it is PRR's first (the retransmission it forces) */
+    prr(m, acker, 1, 0, 1);
 }
 
 static void on_segment(sender_t *m, pkt_t *p, const flow_t *acker, summary_t *s, int dir)
@@ -649,15 +685,27 @@ static void on_segment(sender_t *m, pkt_t *p, const flow_t *acker, summary_t *s,
         m->mss = (uint16_t)len;
     uint32_t end = p->seq + len;
     int retx = (p->ta_flags & TCPS_AF_RETRANSMISSION) != 0;
+    if (p->ta_flags & TCPS_AF_OUT_OF_ORDER)
+        m->reordering = 1; /* the path reorders: RACK waits a quarter RTT before calling a loss */
     int prompt = now - m->last_ack <= PROMPT_NS;
     int own = m->pos == POS_SENDER ? !prompt : 0; /* sent on its own clock, not on an ACK */
     uint32_t pipe_before = segs(m, pipe_bytes(m, acker));
+    if (own && pipe_before < m->cwnd)
+        m->after_episode = 0; /* the application, not the window, decides this burst */
     if (own && now - m->last_event > PROMPT_NS) {
         account(m, s, dir, pipe_before >= m->cwnd ? TCPS_LIMIT_CWND : classify(m, acker), m->last_event, now);
     } else if (m->last_event && now > m->last_event) {
         account(m, s, dir, m->limit, m->last_event, now);
     }
     m->last_event = now;
+    /* a retransmission seen, or data after a silence: the timer fired (an RTO
+     * is at least 200 ms, the estimate a little rough: 20% slack) */
+    /* Away from the sender, segments it sent may never have come by: a gap in
+     * the sequence or in its IPv4 IDs shows data was outstanding all along. */
+    int unseen = m->pos == POS_REMOTE && (p->out->ip_id_gap || gt_seq(p->seq, m->nxt));
+    int firings = rto_firings(m, now, 20, unseen);
+    if (firings)
+        enter_loss(m, s, dir, p->frame, now, firings);
     if (retx) {
         on_retransmission(m, p, acker, s, dir, end);
         if (gt_seq(end, m->high_rxt) && m->ca_state >= CA_RECOVERY)
@@ -671,6 +719,8 @@ static void on_segment(sender_t *m, pkt_t *p, const flow_t *acker, summary_t *s,
             m->undo_retrans += (int32_t)n;
         }
     } else {
+        if (!gt_seq(m->nxt, m->una))
+            m->timer_start = now; /* the first segment outstanding arms the timer (RFC 6298 §5.1) */
         if (!gt_seq(m->nxt, m->una) && m->last_send) {
             /* sending after everything was acknowledged (CA_EVENT_TX_START) */
             int64_t idle = now - m->last_send;
@@ -720,6 +770,7 @@ static sender_t *sender_new(const conv_t *c, const summary_t *s, int dir, const 
     m->hs_curr_rtt = UINT32_MAX;
     m->ecn_ok = s->ecn_setup == 3;
     m->limit = TCPS_LIMIT_UNKNOWN;
+    m->last_ack = m->timer_start = p->ts; /* the retransmission timer starts with the first segment */
     /* Where is the capture? The handshake tells: beside the client the SYN-ACK
      * comes a whole RTT after the SYN, beside the server at once. */
     m->pos = POS_SENDER;
@@ -764,9 +815,13 @@ static uint8_t phase_of(const sender_t *m)
     }
 }
 
-/* The model of one side (0 client, 1 server) of a stream, as it stands; 0 if
- * there is none (the side sent no data, or its state was evicted). */
-int sender_view(Engine *e, int64_t stream, int side, sender_view_t *v)
+/* The model of one side (0 client, 1 server) of a stream as it stands at
+ * capture time `now` (0: as of the last packet); 0 if there is none (the side
+ * sent no data, or its state was evicted). Time that passed since the last
+ * packet is worked out on a copy, so asking changes nothing: the ACKs a remote
+ * capture saw that have reached the sender by `now` (half the turnaround
+ * later), and the retransmission timer if it has fired since. */
+int sender_view(Engine *e, int64_t stream, int side, int64_t now, sender_view_t *v)
 {
     if (stream < 0 || (size_t)stream >= e->n_streams)
         return 0;
@@ -775,17 +830,50 @@ int sender_view(Engine *e, int64_t stream, int side, sender_view_t *v)
         return 0;
     int dir = side ? s->client ^ 1 : s->client;
     conv_t *c = s->ent->conv;
-    const sender_t *m = c->flow[dir].snd;
-    if (!m)
+    if (!c->flow[dir].snd)
         return 0;
+    sender_t copy = *c->flow[dir].snd, *m = &copy;
+    summary_t scratch = *s;
+    ackev_t ring[ACK_RING];
+    const flow_t *acker = &c->flow[dir ^ 1];
+    if (m->ring) {
+        memcpy(ring, m->ring, sizeof(ring));
+        m->ring = ring;
+    }
+    if (now > 0) {
+        int64_t half = (int64_t)m->shift_us * 500;
+        while (m->ring_n && m->ring[m->ring_head].t <= now - half) {
+            ackev_t ev = m->ring[m->ring_head];
+            m->ring_head = (uint8_t)((m->ring_head + 1) % ACK_RING);
+            m->ring_n--;
+            apply_ack(m, &ev, acker, &scratch, dir, 0);
+        }
+        /* a sender that was filling its window kept filling it (the capture
+         * sees those segments only later, if ever) */
+        if (m->pos == POS_REMOTE && m->limit == TCPS_LIMIT_CWND) {
+            uint64_t full = (uint64_t)m->cwnd * m->mss;
+            uint32_t top = m->una + (uint32_t)(full > INT32_MAX ? INT32_MAX : full);
+            if (gt_seq(top, m->edge))
+                top = m->edge;
+            if (gt_seq(top, m->nxt))
+                m->nxt = top;
+        }
+        int firings = rto_firings(m, now, 0, 0);
+        if (firings)
+            enter_loss(m, &scratch, dir, 0, now, firings);
+        /* three segments SACKed above a hole: the sender is recovering by now
+         * (RFC 6675 DupThresh; RACK with no reordering window) */
+        else if (m->ca_state <= CA_DISORDER && segs(m, m->sacked) >= 3 && !m->reordering)
+            begin_recovery(m, acker, &scratch, dir, 0, TCPS_TRIGGER_SACK);
+    }
     v->cwnd = m->cwnd;
     v->ssthresh = m->ssthresh;
-    v->in_flight = pipe_bytes(m, &c->flow[dir ^ 1]);
+    v->in_flight = pipe_bytes(m, acker);
     v->rounds = m->rounds;
     v->srtt_us = m->srtt_us;
     v->min_rtt_us = m->min_rtt_us;
     v->phase = phase_of(m);
-    v->limited_by = classify(m, &c->flow[dir ^ 1]);
+    v->limited_by = classify(m, acker);
     v->family = cc_guess(m, &v->confidence);
     v->remote = m->pos == POS_REMOTE;
     return 1;

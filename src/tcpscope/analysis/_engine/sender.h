@@ -62,7 +62,7 @@ typedef struct sender {
     uint32_t rounds;
     uint16_t mss;
     uint8_t ca_state, family, pos, backoff;
-    uint8_t is_cwnd_limited, frto, ecn_ok, burst_short;
+    uint8_t is_cwnd_limited, frto, ecn_ok, burst_short, reordering;
     uint8_t limit;            /* TCPS_LIMIT_* of the wait that ended last */
     uint8_t trigger;          /* TCPS_TRIGGER_* of the episode under way */
     uint8_t ev_start, ev_trigger; /* an event (and its trigger) for the sender's next segment */
@@ -70,7 +70,7 @@ typedef struct sender {
     uint8_t after_episode;    /* 1: the first window after a reduction is still to be seen */
     uint8_t ring_head, ring_n;
     /* times (capture ns) and RTTs (us) */
-    int64_t last_send, last_ack, last_rto, last_event, cwnd_stamp, round_start;
+    int64_t last_send, last_ack, last_event, timer_start, cwnd_stamp, round_start;
     int64_t ep_start, end_start; /* the frames that began the episode under way / the one that ended */
     uint32_t srtt_us, rttvar_us, min_rtt_us, shift_us;
     uint16_t ep_lost, ep_retx, end_lost, end_retx;

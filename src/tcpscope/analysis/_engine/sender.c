@@ -206,6 +206,25 @@ static void undo(sender_t *m)
     episode_end(m, TCPS_EVENT_UNDO);
 }
 
+/* The window when a reduction ends (Linux tcp_end_cwnd_reduction): ssthresh;
+ * BBR instead goes back to the window it had (bbr_set_cwnd_to_recover_or_restore). */
+static void end_cwnd(sender_t *m)
+{
+    if (m->family == TCPS_FAMILY_BBR)
+        m->cwnd = m->cwnd > m->prior_cwnd ? m->cwnd : m->prior_cwnd;
+    else
+        m->cwnd = m->ssthresh;
+}
+
+/* BBR in a recovery: packet conservation, what is in flight plus what was
+ * delivered, less what was newly lost (bbr_set_cwnd_to_recover_or_restore). */
+static void bbr_recovery(sender_t *m, const flow_t *acker, uint32_t delivered, uint32_t newly_lost)
+{
+    uint32_t cwnd = m->cwnd > newly_lost ? m->cwnd - newly_lost : 1;
+    uint32_t conserve = segs(m, pipe_bytes(m, acker)) + delivered;
+    m->cwnd = cwnd > conserve ? cwnd : conserve;
+}
+
 /* PRR (RFC 6937; Linux tcp_cwnd_reduction): during a reduction the window is
  * what is in flight plus what may be sent for what was delivered. */
 static void prr(sender_t *m, const flow_t *acker, uint32_t delivered, int advanced, int newly_lost)
@@ -313,7 +332,7 @@ static void apply_ack(sender_t *m, const ackev_t *ev, const flow_t *acker, summa
     if (m->tlp_high_seq && !lt_seq(m->una, m->tlp_high_seq)) {
         if (!ev->dsack && m->ca_state <= CA_DISORDER) {
             init_reduction(m);
-            m->cwnd = m->ssthresh;
+            end_cwnd(m);
             m->ep_lost = m->ep_retx = 1;
             m->undo_marker = 0;
             episode_end(m, TCPS_EVENT_RECOVERY_END);
@@ -339,13 +358,13 @@ static void apply_ack(sender_t *m, const ackev_t *ev, const flow_t *acker, summa
         if (spurious) {
             undo(m);
         } else {
-            m->cwnd = m->ssthresh;
+            end_cwnd(m);
             episode_end(m, TCPS_EVENT_RECOVERY_END);
             m->after_episode = 1;
         }
         m->ca_state = CA_OPEN;
     } else if (m->ca_state == CA_CWR && gt_seq(m->una, m->high_seq)) {
-        m->cwnd = m->ssthresh;
+        end_cwnd(m);
         episode_end(m, TCPS_EVENT_RECOVERY_END);
         m->after_episode = 1;
         m->ca_state = CA_OPEN;
@@ -378,8 +397,11 @@ static void apply_ack(sender_t *m, const ackev_t *ev, const flow_t *acker, summa
         m->ca_state = CA_OPEN;
 
     /* the window: PRR during a reduction, else growth on new data acknowledged */
-    if (m->ca_state == CA_RECOVERY || m->ca_state == CA_CWR)
-        prr(m, acker, dseg, advanced, lost_bytes(m, acker) > lost_before);
+    uint32_t lost_now = lost_bytes(m, acker);
+    if (m->family == TCPS_FAMILY_BBR && m->ca_state == CA_RECOVERY)
+        bbr_recovery(m, acker, dseg, lost_now > lost_before ? segs(m, lost_now - lost_before) : 0);
+    else if (m->ca_state == CA_RECOVERY || m->ca_state == CA_CWR)
+        prr(m, acker, dseg, advanced, lost_now > lost_before);
     else if (advanced && dseg)
         cc_cong_avoid(m, dseg, ev->t);
     if (m->cwnd < 1)
@@ -390,6 +412,13 @@ static void apply_ack(sender_t *m, const ackev_t *ev, const flow_t *acker, summa
         m->rounds++;
         cc_bbr_round(m, ev->t);
         m->round_end = m->nxt;
+        /* the evidence may name the family by now */
+        uint8_t conf, fam = cc_guess(m, &conf);
+        if (fam != TCPS_FAMILY_UNKNOWN && conf >= 30 && fam != m->family) {
+            if (fam == TCPS_FAMILY_BBR && !m->bbr_full)
+                m->ssthresh = INF_SSTHRESH;
+            m->family = fam;
+        }
     }
     m->last_ack = ev->t;
     if (m->cwnd > s->cc_max_cwnd[dir])

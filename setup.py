@@ -30,10 +30,11 @@ EXTENSIONS = [
         extra_compile_args=CFLAGS,
     ),
     Extension(
-        "tcpscope.present._tcpdump",
-        sources=["src/tcpscope/present/_tcpdump.c"],
+        "tcpscope.present.tcpdump._listing",
+        sources=[f"src/tcpscope/present/tcpdump/{unit}.c" for unit in ("_listing", "_link", "_ip", "_tcp")],
         include_dirs=["src/tcpscope/_native"],
-        depends=["src/tcpscope/_native/record.h"],
+        depends=["src/tcpscope/present/tcpdump/_listing.h", "src/tcpscope/_native/record.h",
+                 "src/tcpscope/_native/seq.h", "src/tcpscope/_native/tcpflags.h"],
         extra_compile_args=CFLAGS,
     ),
 ]

@@ -37,8 +37,8 @@ from tcpscope.capture.errors import CaptureError
 from tcpscope.capture.reader import open_capture
 from tcpscope.capture.writer import PcapngWriter
 from tcpscope.wire.linktypes import linktype_name
-from tcpscope.present.tcpdump import Listing, TcpdumpOptions
-from tcpscope.wire.dissect import dissect_batch
+from tcpscope import pipeline
+from tcpscope.present.tcpdump import TcpdumpListing, TcpdumpOptions
 from tcpscope.wire.record import KIND
 
 pytestmark = pytest.mark.oracle
@@ -115,19 +115,27 @@ def _options(flags: list[str]) -> TcpdumpOptions:
                           number=True)
 
 
+class _TcpFrames:
+    """A pipeline consumer that notes the frames the dissector calls TCP."""
+
+    def __init__(self) -> None:
+        self.frames: set[int] = set()
+
+    def feed(self, chunk: pipeline.Chunk) -> None:
+        tcp = np.flatnonzero(chunk.records["kind"] == KIND["TCP"]) + chunk.batch.first_frame
+        self.frames.update(tcp.tolist())
+
+    def finish(self, result: pipeline.Result) -> None:
+        pass
+
+
 def _tcpscope(path: Path, flag_sets: dict[str, list[str]]) -> tuple[dict[str, str], set[int]]:
-    """tcpscope's listing per flag set, and the frames its dissector calls TCP."""
-    listings = {name: Listing(_options(flags)) for name, flags in flag_sets.items()}
-    texts: dict[str, list[str]] = {name: [] for name in flag_sets}
-    tcp: set[int] = set()
-    with open_capture(path) as reader:
-        for batch in reader:
-            records = dissect_batch(batch)
-            frames = np.flatnonzero(records["kind"] == KIND["TCP"]) + batch.first_frame
-            tcp.update(frames.tolist())
-            for name, listing in listings.items():
-                texts[name].append(listing.format_batch(batch, records))
-    return {name: "".join(parts) for name, parts in texts.items()}, tcp
+    """tcpscope's listing per flag set (one run of the pipeline), and the frames it calls TCP."""
+    outs = {name: io.StringIO() for name in flag_sets}
+    listings = [TcpdumpListing(_options(flags), outs[name]) for name, flags in flag_sets.items()]
+    tcp = _TcpFrames()
+    pipeline.run(path, [*listings, tcp], pipeline.Options(analyse=False, states=False))
+    return {name: out.getvalue() for name, out in outs.items()}, tcp.frames
 
 
 def _split_by_linktype(path: Path, tmp: Path) -> list[Path]:

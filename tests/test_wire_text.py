@@ -23,3 +23,13 @@ def test_addresses_as_inet_ntop() -> None:
     assert format_address(bytes(16), 0) is None
     assert format_endpoint("2001:db8::1", 80) == "[2001:db8::1]:80"
     assert format_endpoint("10.0.0.1", 80) == "10.0.0.1:80"
+
+
+def test_c_flag_letters_equal_python_ones() -> None:
+    """_native/tcpflags.h (through the listing's C module) spells every flag value as
+    wire/text.py does."""
+    from tcpscope.present.tcpdump._listing import flags_text
+
+    assert [flags_text(bits) for bits in range(512)] == list(FLAGS_TEXT)
+    with pytest.raises(ValueError):
+        flags_text(512)

@@ -19,7 +19,7 @@ EXTENSIONS = [
         "tcpscope.wire._dissect",
         sources=["src/tcpscope/wire/_dissect.c"],
         include_dirs=["src/tcpscope/_native"],
-        depends=["src/tcpscope/_native/record.h"],
+        depends=["src/tcpscope/_native/record.h", "src/tcpscope/_native/cksum.h"],
         extra_compile_args=CFLAGS,
     ),
     Extension(
@@ -33,8 +33,9 @@ EXTENSIONS = [
         "tcpscope.present.tcpdump._listing",
         sources=[f"src/tcpscope/present/tcpdump/{unit}.c" for unit in ("_listing", "_link", "_ip", "_tcp")],
         include_dirs=["src/tcpscope/_native"],
-        depends=["src/tcpscope/present/tcpdump/_listing.h", "src/tcpscope/_native/record.h",
-                 "src/tcpscope/_native/seq.h", "src/tcpscope/_native/tcpflags.h"],
+        depends=["src/tcpscope/present/tcpdump/_listing.h", "src/tcpscope/_native/cksum.h",
+                 "src/tcpscope/_native/record.h", "src/tcpscope/_native/seq.h",
+                 "src/tcpscope/_native/tcpflags.h"],
         extra_compile_args=CFLAGS,
     ),
 ]

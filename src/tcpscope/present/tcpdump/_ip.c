@@ -7,6 +7,8 @@
  */
 #include "_listing.h"
 
+#include "cksum.h"
+
 /* tcpdump's ipproto_values (the names -v prints). */
 static const char *ipproto_name(unsigned p)
 {
@@ -41,19 +43,6 @@ static const char *ipproto_name(unsigned p)
     case 240: return "pfsync";
     default: return "unknown";
     }
-}
-
-/* RFC 1071 one's-complement sum of `n` bytes as big-endian words (a trailing odd
- * byte is the high byte of a word), added to `acc` and folded to 16 bits. */
-uint16_t ones_sum(const uint8_t *p, size_t n, uint64_t acc)
-{
-    for (; n >= 2; p += 2, n -= 2)
-        acc += (uint32_t)p[0] << 8 | p[1];
-    if (n)
-        acc += (uint32_t)p[0] << 8;
-    while (acc >> 16)
-        acc = (acc & 0xFFFF) + (acc >> 16);
-    return (uint16_t)acc;
 }
 
 static void put_addrs(frame_ctx *fx, int ver, const uint8_t *src, const uint8_t *dst)
@@ -399,12 +388,10 @@ void ip_print(cursor *c, int64_t p, int64_t length)
             PUTS(fx, ")");
         }
         if (p + hlen <= c->end) {
-            const uint8_t *hdr = c->buf + p;
-            if (ones_sum(hdr, (size_t)hlen, 0) != 0xFFFF) {
-                unsigned carried = be16(c, p + 10);
-                uint16_t sum = ones_sum(hdr + 12, (size_t)hlen - 12, ones_sum(hdr, 10, 0));
-                unsigned correct = (uint16_t)~sum;
-                putf(fx, ", bad cksum %x (->%x)!", carried, correct ? correct : 0xFFFF);
+            uint16_t total = sum_be(c->buf + p, (uint32_t)hlen);
+            if (total != 0xFFFF) {
+                uint16_t carried = (uint16_t)be16(c, p + 10);
+                putf(fx, ", bad cksum %x (->%x)!", carried, csum_should_be(carried, total));
             }
         }
         PUTS(fx, ")\n    ");

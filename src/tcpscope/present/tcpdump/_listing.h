@@ -159,7 +159,6 @@ void ether_print(cursor *c, int64_t p, int64_t length);
 void ip_print(cursor *c, int64_t p, int64_t length);
 void ip6_print(cursor *c, int64_t p, int64_t length);
 void ipn_print(cursor *c, int64_t p, int64_t length);
-uint16_t ones_sum(const uint8_t *p, size_t n, uint64_t acc);
 const uint8_t *ip4_final_dst(const cursor *c, int64_t ip);
 const uint8_t *ip6_final_dst(const cursor *c, int64_t ip, const uint8_t *dst);
 

@@ -10,6 +10,7 @@
  */
 #include "_listing.h"
 
+#include "cksum.h"
 #include "record.h"
 #include "seq.h"
 #include "tcpflags.h"
@@ -558,29 +559,25 @@ void tcp_print(cursor *c, int64_t tp, int64_t length, int ver, int fragmented, i
     }
     if (fx->v && !fragmented && ttest(c, tp, length)) {
         /* the checksum over the pseudo-header and the whole segment */
-        unsigned carried = be16(c, tp + 16);
+        uint16_t carried = (uint16_t)be16(c, tp + 16);
         const uint8_t *pdst = dst;
-        uint64_t pseudo = 0;
+        uint64_t acc;
         if (ver == 4) {
             const uint8_t *final = ip4_final_dst(c, ip_off);
             if (final)
                 pdst = final;
-            pseudo = 6 + (uint64_t)(length & 0xFFFF);
+            acc = 6 + (uint64_t)(length & 0xFFFF);
         } else {
             pdst = ip6_final_dst(c, ip_off, dst);
-            pseudo = (uint64_t)(length >> 16 & 0xFFFF) + (uint64_t)(length & 0xFFFF) + 6;
+            acc = 6 + (uint64_t)(length >> 16 & 0xFFFF) + (uint64_t)(length & 0xFFFF);
         }
-        pseudo += ones_sum(src, (size_t)alen, 0) + ones_sum(pdst, (size_t)alen, 0);
-        const uint8_t *seg = c->buf + tp;
-        uint16_t total = ones_sum(seg, (size_t)length, pseudo);
+        acc += sum_be(src, (uint32_t)alen) + sum_be(pdst, (uint32_t)alen);
+        uint16_t total = fold(acc + sum_be(c->buf + tp, (uint32_t)length));
         putf(fx, ", cksum 0x%04x", carried);
-        if (total != 0xFFFF) {
-            uint16_t sum = ones_sum(seg + 18, (size_t)length - 18, ones_sum(seg, 16, pseudo));
-            unsigned correct = (uint16_t)~sum;
-            putf(fx, " (incorrect -> 0x%04x)", correct ? correct : 0xFFFF);
-        } else {
+        if (total != 0xFFFF)
+            putf(fx, " (incorrect -> 0x%04x)", csum_should_be(carried, total));
+        else
             PUTS(fx, " (correct)");
-        }
     }
     length -= hlen;
     if (fx->v > 1 || length > 0 || (flags & (TCPS_SYN | TCPS_FIN | TCPS_RST))) {

@@ -353,14 +353,25 @@ void ip_print(cursor *c, int64_t p, int64_t length)
     unsigned off = be16(c, p + 6), proto = u8(c, p + 9);
     const uint8_t *src = c->buf + p + 12, *dst = c->buf + p + 16;
     if (fx->v) {
+        /* the most common -v text: numbers written without printf */
         unsigned tos = u8(c, p + 1);
-        putf(fx, "(tos 0x%x", tos);
+        static const char hex[] = "0123456789abcdef";
+        PUTS(fx, "(tos 0x");
+        if (tos >> 4)
+            put(fx, &hex[tos >> 4], 1);
+        put(fx, &hex[tos & 15], 1);
         static const char *ecn[] = {"", ",ECT(1)", ",ECT(0)", ",CE"};
         put_str(fx, ecn[tos & 3]);
         unsigned ttl = u8(c, p + 8);
-        if (ttl >= 1)
-            putf(fx, ", ttl %u", ttl);
-        putf(fx, ", id %u, offset %u, flags [", be16(c, p + 4), (off & 0x1FFF) * 8);
+        if (ttl >= 1) {
+            PUTS(fx, ", ttl ");
+            put_u64(fx, ttl);
+        }
+        PUTS(fx, ", id ");
+        put_u64(fx, be16(c, p + 4));
+        PUTS(fx, ", offset ");
+        put_u64(fx, (off & 0x1FFF) * 8);
+        PUTS(fx, ", flags [");
         const char *sep = "";
         if (off & 0x2000) {
             PUTS(fx, "+");
@@ -377,7 +388,12 @@ void ip_print(cursor *c, int64_t p, int64_t length)
         }
         if (!(off & 0xE000))
             PUTS(fx, "none");
-        putf(fx, "], proto %s (%u), length %lld", ipproto_name(proto), proto, (long long)ip_len);
+        PUTS(fx, "], proto ");
+        put_str(fx, ipproto_name(proto));
+        PUTS(fx, " (");
+        put_u64(fx, proto);
+        PUTS(fx, "), length ");
+        put_u64(fx, (uint64_t)ip_len);
         int truncated = 0;
         if (hlen > 20) {
             PUTS(fx, ", options (");

@@ -10,6 +10,7 @@ sequence table, flags, options and their malformed forms, truncation markers,
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from tcpscope.wire.builder import (
@@ -24,6 +25,24 @@ A = Frame(Ether(), IPv4(src="10.0.0.1", dst="10.0.0.2", id=1),
 B_TO_A = dict(src="10.0.0.2", dst="10.0.0.1")
 A6 = Frame(Ether(), IPv6(src="fd00::1", dst="fd00::2"),
            TCP(sport=40000, dport=5000, flags="S", seq=1000, win=64240))
+
+
+_FRAME_LINE = re.compile(r"^ *(\d+)  ")
+
+
+def listing_frames(text: str) -> dict[int, str]:
+    """A ``-#`` listing (tcpdump's or tcpscope's) -> {frame number: its text}, a packet's
+    continuation lines (``-v``, payload lines) joined to its first line by newlines."""
+    frames: dict[int, str] = {}
+    current = None
+    for line in text.split("\n"):
+        m = _FRAME_LINE.match(line)
+        if m and (current is None or int(m.group(1)) == current + 1):
+            current = int(m.group(1))
+            frames[current] = line[m.end():]
+        elif current is not None and line:
+            frames[current] += "\n" + line
+    return frames
 
 
 def rev(frame: Frame, **tcp) -> Frame:

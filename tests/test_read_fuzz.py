@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import subprocess
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import require_tool
+from read_cases import listing_frames
 
 from tcpscope.capture.batch import FrameBatch
 from tcpscope.capture.writer import PcapWriter
@@ -117,19 +117,6 @@ def _batch(frames: list[tuple[bytes, int]], linktype: int) -> FrameBatch:
                       np.full(n, linktype, np.uint16))
 
 
-def _split(text: str) -> dict[int, str]:
-    out: dict[int, str] = {}
-    cur = None
-    for line in text.split("\n"):
-        m = re.match(r"^ *(\d+)  ", line)
-        if m and (cur is None or int(m.group(1)) == cur + 1):
-            cur = int(m.group(1))
-            out[cur] = line[m.end():]
-        elif cur is not None and line:
-            out[cur] += "\n" + line
-    return out
-
-
 FLAGS = st.sampled_from([[], ["-v"], ["-vv"], ["-S"], ["-S", "-vv"]])
 
 
@@ -172,7 +159,7 @@ _LINKTYPES = st.sampled_from([0, 1, 9, 12, 14, 50, 101, 108, 113, 228, 229, 239,
 def test_any_bytes_print_one_line_per_frame(frames, linktype, flags) -> None:
     frames = [(data, len(data) + extra) for data, extra in frames]
     text = _listing(flags, _batch(frames, linktype))
-    assert sorted(_split(text)) == list(range(1, len(frames) + 1))
+    assert sorted(listing_frames(text)) == list(range(1, len(frames) + 1))
 
 
 @settings(max_examples=200, deadline=None)
@@ -182,7 +169,7 @@ def test_cut_frames_print_one_line_per_frame(capture, flags, data) -> None:
     linktype, frames = capture
     cut = [(d[: data.draw(st.integers(0, len(d)))], o) for d, o in frames]
     text = _listing(flags, _batch(cut, linktype))
-    assert sorted(_split(text)) == list(range(1, len(cut) + 1))
+    assert sorted(listing_frames(text)) == list(range(1, len(cut) + 1))
 
 
 @pytest.mark.oracle
@@ -199,8 +186,8 @@ def test_tcpdump_agrees(tmp_path: Path, capture, flags) -> None:
     out = subprocess.run([tcpdump, "-nn", "-#", "-tt", *flags, "-r", str(path)],
                          env=dict(os.environ, TZ="UTC"), stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, check=False)
-    theirs = _split(out.stdout.decode("utf-8", "replace"))
-    mine = _split(_listing(flags, batch))
+    theirs = listing_frames(out.stdout.decode("utf-8", "replace"))
+    mine = listing_frames(_listing(flags, batch))
     records = dissect_batch(batch)
     for i in np.flatnonzero(records["kind"] == KIND["TCP"]).tolist():
         n = i + 1

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from conftest import require_tool
+from read_cases import listing_frames
 
 from tcpscope.capture.writer import PcapWriter
 from tcpscope.present.tcpdump import TcpdumpOptions, write_listing
@@ -111,19 +111,6 @@ def _frames() -> list[tuple[bytes, int]]:
     return out
 
 
-def _split(text: str) -> dict[int, str]:
-    frames: dict[int, str] = {}
-    current = None
-    for line in text.split("\n"):
-        m = re.match(r"^ *(\d+)  ", line)
-        if m and (current is None or int(m.group(1)) == current + 1):
-            current = int(m.group(1))
-            frames[current] = line[m.end():]
-        elif current is not None and line:
-            frames[current] += "\n" + line
-    return frames
-
-
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory) -> tuple[Path, int]:
     frames = _frames()
@@ -141,11 +128,11 @@ def test_every_option_kind_as_tcpdump_prints_it(capture, flags: list[str]) -> No
     proc = subprocess.run([tcpdump, "-nn", "-#", "-tt", *flags, "-r", str(path)],
                           env=dict(os.environ, TZ="UTC"), stdout=subprocess.PIPE,
                           stderr=subprocess.DEVNULL, check=False)
-    theirs = _split(proc.stdout.decode("utf-8", "replace"))
+    theirs = listing_frames(proc.stdout.decode("utf-8", "replace"))
     out = io.StringIO()
     write_listing(path, TcpdumpOptions(verbose=sum(f.count("v") for f in flags),
                                        absolute="-S" in flags, tstyle=2, number=True), out)
-    mine = _split(out.getvalue())
+    mine = listing_frames(out.getvalue())
     assert len(theirs) == count
     differ = [n for n in theirs if mine.get(n) != theirs[n]]
     print(f"\n{' '.join(['-nn', *flags])}: {count - len(differ)}/{count} frames as tcpdump prints them")

@@ -21,7 +21,6 @@ import gzip
 import io
 import lzma
 import os
-import re
 import subprocess
 import time
 import warnings
@@ -32,6 +31,7 @@ import numpy as np
 import pytest
 
 from conftest import CORPUS, corpus_files, fixture_files, require_tool
+from read_cases import listing_frames
 
 from tcpscope.capture.errors import CaptureError
 from tcpscope.capture.reader import open_capture
@@ -66,23 +66,6 @@ KNOWN_DIFFERENCES: list[tuple[str, int, frozenset[str], str]] = [
     ("the-tcpdump-group__timestamp_invalid_nano.pcap", 3, _ALL,
      "pcap record with a nanosecond fraction >= 10^9 (see frame 2)"),
 ]
-
-_FRAME_LINE = re.compile(r"^ *(\d+)  ")
-
-
-def _frames(text: str) -> dict[int, str]:
-    """tcpdump -# output -> {frame: text with continuation lines joined by newlines}."""
-    frames: dict[int, str] = {}
-    current = None
-    for line in text.split("\n"):
-        m = _FRAME_LINE.match(line)
-        if m and (current is None or int(m.group(1)) == current + 1):
-            current = int(m.group(1))
-            frames[current] = line[m.end():]
-        elif current is not None and line:
-            frames[current] += "\n" + line
-    return frames
-
 
 def _decompressed(path: Path, tmp: Path) -> Path:
     """tcpdump reads no compressed files: a plain copy for it (cached per session)."""
@@ -214,8 +197,8 @@ def agreement(tmp_path_factory) -> Agreement:
             return False
         plain = _decompressed(path, tmp)
         for name, flags in FLAG_SETS.items():
-            theirs = _frames(_tcpdump(tcpdump, plain, flags))
-            mine = _frames(ours[name])
+            theirs = listing_frames(_tcpdump(tcpdump, plain, flags))
+            mine = listing_frames(ours[name])
             res = results[name][label] = FileResult()
             for frame in sorted(tcp):
                 if frame not in theirs:

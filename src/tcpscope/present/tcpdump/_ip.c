@@ -45,17 +45,32 @@ static const char *ipproto_name(unsigned p)
     }
 }
 
-static void put_addrs(frame_ctx *fx, int ver, const uint8_t *src, const uint8_t *dst)
+static void put_ip(frame_ctx *fx, int ver, const uint8_t *a)
 {
-    if (ver == 4) {
-        put_ip4(fx, src);
-        PUTS(fx, " > ");
-        put_ip4(fx, dst);
-    } else {
-        put_ip6(fx, src);
-        PUTS(fx, " > ");
-        put_ip6(fx, dst);
-    }
+    if (ver == 4)
+        put_ip4(fx, a);
+    else
+        put_ip6(fx, a);
+}
+
+void put_addrs(frame_ctx *fx, int ver, const uint8_t *src, const uint8_t *dst)
+{
+    put_ip(fx, ver, src);
+    PUTS(fx, " > ");
+    put_ip(fx, ver, dst);
+}
+
+void put_endpoints(frame_ctx *fx, int ver, const uint8_t *src, unsigned sport,
+                   const uint8_t *dst, unsigned dport)
+{
+    put_ip(fx, ver, src);
+    PUTS(fx, ".");
+    put_u64(fx, sport);
+    PUTS(fx, " > ");
+    put_ip(fx, ver, dst);
+    PUTS(fx, ".");
+    put_u64(fx, dport);
+    PUTS(fx, ": ");
 }
 
 static void udp_print(cursor *c, int64_t cp, int ver, const uint8_t *src, const uint8_t *dst)
@@ -69,16 +84,7 @@ static void udp_print(cursor *c, int64_t cp, int ver, const uint8_t *src, const 
     }
     unsigned sport = be16(c, cp), dport = be16(c, cp + 2);
     int64_t ulen = be16(c, cp + 4);
-    if (ver == 4) {
-        put_ip4(fx, src);
-        putf(fx, ".%u > ", sport);
-        put_ip4(fx, dst);
-    } else {
-        put_ip6(fx, src);
-        putf(fx, ".%u > ", sport);
-        put_ip6(fx, dst);
-    }
-    putf(fx, ".%u: ", dport);
+    put_endpoints(fx, ver, src, sport, dst, dport);
     if ((sport == 4789 || dport == 4789) && ttest(c, cp + 8, 8)) {
         /* VXLAN: tcpdump goes on with the inner Ethernet frame on a new line */
         fx->proto = "vxlan";

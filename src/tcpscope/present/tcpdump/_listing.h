@@ -156,6 +156,10 @@ int ethertype_print(cursor *c, unsigned etype, int64_t p, int64_t length);
 void ether_print(cursor *c, int64_t p, int64_t length);
 
 /* _ip.c */
+/* "a > b", and "a.sport > b.dport: ", for IP version `ver` */
+void put_addrs(frame_ctx *fx, int ver, const uint8_t *src, const uint8_t *dst);
+void put_endpoints(frame_ctx *fx, int ver, const uint8_t *src, unsigned sport,
+                   const uint8_t *dst, unsigned dport);
 void ip_print(cursor *c, int64_t p, int64_t length);
 void ip6_print(cursor *c, int64_t p, int64_t length);
 void ipn_print(cursor *c, int64_t p, int64_t length);

@@ -211,27 +211,21 @@ static int mptcp_print(const cursor *c, int64_t cp, int64_t ln, unsigned flags)
         default: PUTS(fx, " [bad version/echo]");
         }
         putf(fx, " id %u", u8(c, cp + 3));
-        if (ln == 8 || ln == 10 || ln == 16 || ln == 18) {
-            const uint8_t *a = take(c, cp + 4, 4);
-            PUTS(fx, " ");
+        /* the address, then by length: a port (+2), an HMAC (+8), both (+10) */
+        int alen = ln == 8 || ln == 10 || ln == 16 || ln == 18 ? 4 : 16;
+        int64_t rest = ln - 4 - alen, q = cp + 4 + alen;
+        const uint8_t *a = take(c, cp + 4, alen);
+        PUTS(fx, " ");
+        if (alen == 4)
             put_ip4(fx, a);
-            if (ln == 10 || ln == 18)
-                putf(fx, ":%u", be16(c, cp + 8));
-            if (ln == 16)
-                putf(fx, " hmac 0x%llx", (unsigned long long)be64(c, cp + 8));
-            if (ln == 18)
-                putf(fx, " hmac 0x%llx", (unsigned long long)be64(c, cp + 10));
-        } else {
-            const uint8_t *a = take(c, cp + 4, 16);
-            PUTS(fx, " ");
+        else
             put_ip6(fx, a);
-            if (ln == 22 || ln == 30)
-                putf(fx, ":%u", be16(c, cp + 20));
-            if (ln == 28)
-                putf(fx, " hmac 0x%llx", (unsigned long long)be64(c, cp + 20));
-            if (ln == 30)
-                putf(fx, " hmac 0x%llx", (unsigned long long)be64(c, cp + 22));
+        if (rest == 2 || rest == 10) {
+            putf(fx, ":%u", be16(c, q));
+            q += 2;
         }
+        if (rest >= 8)
+            putf(fx, " hmac 0x%llx", (unsigned long long)be64(c, q));
         return 1;
     }
     case 4: /* rem-addr */
@@ -501,35 +495,14 @@ void tcp_print(cursor *c, int64_t tp, int64_t length, int ver, int fragmented, i
     int alen = ver == 4 ? 4 : 16;
     fx->proto = "tcp";
     if (!ttest(c, tp + 2, 2)) {
-        if (ver == 4) {
-            put_ip4(fx, src);
-            PUTS(fx, " > ");
-            put_ip4(fx, dst);
-        } else {
-            put_ip6(fx, src);
-            PUTS(fx, " > ");
-            put_ip6(fx, dst);
-        }
+        put_addrs(fx, ver, src, dst);
         PUTS(fx, ":");
         mark_trunc(c);
         return;
     }
     unsigned sport = be16(c, tp), dport = be16(c, tp + 2);
     if (u8(c, ip_off + (ver == 6 ? 6 : 9)) == 6) {
-        if (ver == 4)
-            put_ip4(fx, src);
-        else
-            put_ip6(fx, src);
-        PUTS(fx, ".");
-        put_u64(fx, sport);
-        PUTS(fx, " > ");
-        if (ver == 4)
-            put_ip4(fx, dst);
-        else
-            put_ip6(fx, dst);
-        PUTS(fx, ".");
-        put_u64(fx, dport);
-        PUTS(fx, ": ");
+        put_endpoints(fx, ver, src, sport, dst, dport);
     } else {
         putf(fx, "%u > %u: ", sport, dport);
     }

@@ -20,7 +20,7 @@
  * "snapend", lowered by the IP layer to the datagram's end). A read past `end`
  * is tcpdump's longjmp on a truncated packet: `trunc_jump` returns to the
  * frame loop, which prints " [|proto]" and ends the line. Every read of a
- * captured byte goes through the checked accessors below.
+ * captured byte is bounds-checked: by the accessors below, or after a ttest.
  */
 #ifndef TCPSCOPE_LISTING_H
 #define TCPSCOPE_LISTING_H

@@ -12,8 +12,9 @@
  * end, length, sport, dport, verbose, proto) -> str` is called for the payload of
  * a segment on a port in `payload_ports` (the application printers, in Python).
  *
- * Module functions: flags_text(bits) -> tcpdump's flag letters (_native/tcpflags.h),
- * timestamp(ts_ns, tstyle) -> one timestamp column as `format` prints it.
+ * Module functions, for tests that hold the C text to wire/text.py's:
+ * flags_text(bits) -> tcpdump's flag letters (_native/tcpflags.h);
+ * address_text(4 or 16 bytes) -> an address as the listing writes it.
  */
 #include "_listing.h"
 
@@ -446,8 +447,10 @@ static frame_ctx *new_frame_ctx(listing *self)
         return NULL;
     }
     fx->ls = self;
-    fx->v = self->verbose;
-    fx->absolute = self->absolute;
+    if (self) {
+        fx->v = self->verbose;
+        fx->absolute = self->absolute;
+    }
     return fx;
 }
 
@@ -581,8 +584,33 @@ static PyObject *flags_text(PyObject *self, PyObject *arg)
     return PyUnicode_FromStringAndSize(text, n);
 }
 
+static PyObject *address_text(PyObject *self, PyObject *arg)
+{
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *text = NULL;
+    frame_ctx *fx = NULL;
+    if (b.len != 4 && b.len != 16) {
+        PyErr_SetString(PyExc_ValueError, "address_text: 4 or 16 bytes");
+    } else if ((fx = new_frame_ctx(NULL))) {
+        int ok = setjmp(fx->jmp) == 0;
+        if (ok) {
+            if (b.len == 4)
+                put_ip4(fx, b.buf);
+            else
+                put_ip6(fx, b.buf);
+        }
+        text = finish_text(fx, ok);
+    }
+    PyBuffer_Release(&b);
+    return text;
+}
+
 static PyMethodDef METHODS[] = {
     {"flags_text", flags_text, METH_O, "flags_text(bits) -> the flag letters tcpdump prints."},
+    {"address_text", address_text, METH_O,
+     "address_text(4 or 16 bytes) -> the address as the listing writes it."},
     {NULL, NULL, 0, NULL},
 };
 

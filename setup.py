@@ -36,7 +36,8 @@ EXTENSIONS = [
         depends=["src/tcpscope/present/tcpdump/_listing.h", "src/tcpscope/_native/cksum.h",
                  "src/tcpscope/_native/record.h", "src/tcpscope/_native/seq.h",
                  "src/tcpscope/_native/tcpflags.h"],
-        extra_compile_args=CFLAGS,
+        extra_compile_args=CFLAGS + ["-fvisibility=hidden", "-flto"],
+        extra_link_args=["-O2", "-flto"],
     ),
 ]
 

@@ -12,6 +12,8 @@ What a consumer needs decides how far a batch goes: `Options.analyse` (the
 engine's annotations and connection table) and `Options.states` (both
 endpoints' states and the lifecycle) can be switched off for consumers that
 only list frames. Memory is one batch plus the state of active connections.
+A consumer that has all it wants (``read -c N``) raises `StopRun` from `feed`:
+the run reads no further.
 """
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ from .capture.batch import FrameBatch
 from .capture.errors import Damage
 from .wire.dissect import dissect_batch
 
-__all__ = ["Chunk", "Consumer", "Options", "Pipeline", "Result", "run", "Source", "source_name"]
+__all__ = ["Chunk", "Consumer", "Options", "Pipeline", "Result", "run", "Source", "source_name",
+           "StopRun"]
 
 #: What `run` reads: a path, ``"-"`` for standard input, or an open binary file.
 Source = str | os.PathLike | BinaryIO
@@ -61,8 +64,14 @@ class Chunk:
         return np.asarray(self.batch.ts_ns, dtype=np.int64)
 
 
+class StopRun(Exception):
+    """Raised by a consumer's `feed` when it wants no more input. The other consumers
+    still get that chunk; then `run` stops reading and finishes as usual."""
+
+
 class Consumer(Protocol):
-    """What `run` feeds. ``finish`` is called once, after the last chunk."""
+    """What `run` feeds. ``finish`` is called once, after the last chunk; ``feed`` may
+    raise `StopRun`."""
 
     def feed(self, chunk: Chunk) -> None: ...
 
@@ -101,6 +110,7 @@ class Pipeline:
         tracker = (LifecycleTracker(keep_transitions=options.keep_transitions)
                    if options.analyse and options.states else None)
         self.result = Result(name, analyzer=analyzer, tracker=tracker)
+        self.stopped = False   #: a consumer raised StopRun: feed no more batches
 
     def feed(self, batch: FrameBatch) -> Chunk:
         """Dissect and analyse one batch and hand it to every consumer."""
@@ -113,7 +123,10 @@ class Pipeline:
                 life = res.tracker.feed(records, ann, np.asarray(batch.ts_ns, dtype=np.int64))
         chunk = Chunk(batch, records, ann, life, res.rows)
         for c in self.consumers:
-            c.feed(chunk)
+            try:
+                c.feed(chunk)
+            except StopRun:
+                self.stopped = True
         res.rows += len(records)
         return chunk
 
@@ -139,5 +152,7 @@ def run(source: Source, consumers: Iterable[Consumer], options: Options = Option
             pipe.feed(batch)
             if on_batch is not None:
                 on_batch(len(batch))
+            if pipe.stopped:
+                break
         damage, counters = cap.damage, cap.counters
     return pipe.finish(damage, counters)

@@ -704,7 +704,7 @@ static void begin_recovery(sender_t *m, const flow_t *acker, summary_t *s, int d
     prr(m, acker, 1, 0, 1);
 }
 
-static void on_segment(sender_t *m, pkt_t *p, const flow_t *acker, summary_t *s, int dir)
+static void on_segment(sender_t *m, pkt_t *p, const flow_t *acker, summary_t *s, int dir, int ipid_skipped)
 {
     int64_t now = p->ts;
     uint32_t len = p->seglen;
@@ -731,7 +731,7 @@ static void on_segment(sender_t *m, pkt_t *p, const flow_t *acker, summary_t *s,
      * is at least 200 ms, the estimate a little rough: 20% slack) */
     /* Away from the sender, segments it sent may never have come by: a gap in
      * the sequence or in its IPv4 IDs shows data was outstanding all along. */
-    int unseen = m->pos == POS_REMOTE && (p->out->ip_id_gap || gt_seq(p->seq, m->nxt));
+    int unseen = m->pos == POS_REMOTE && (ipid_skipped || gt_seq(p->seq, m->nxt));
     int firings = rto_firings(m, now, 20, unseen);
     if (firings)
         enter_loss(m, s, dir, p->frame, now, firings);
@@ -926,8 +926,22 @@ int sender_packet(Engine *e, pkt_t *p, conv_t *c, summary_t *s, flow_t *fwd, flo
         release(m, p, rev, s, dir);
     m->ev_start = 0;
     m->ev_trigger = 0;
+    /* IPv4 IDs this sender spent on packets the capture did not see, once its
+     * IDs have shown a counter that goes up by one per packet (Linux keeps one
+     * per connection; ipid.c tells gaps of a few, this any gap) */
+    int skipped = 0;
+    if (p->r->ip_version == 4 && p->r->ip_id) {
+        uint16_t step = (uint16_t)(p->r->ip_id - m->last_ipid);
+        if (step == 1 && m->ipid_ones < 255)
+            m->ipid_ones++;
+        else if (step != 1 && m->ipid_ones >= 16)
+            skipped = step >= 2 && step < 4096;
+        else if (step != 1)
+            m->ipid_ones = 0;
+        m->last_ipid = p->r->ip_id;
+    }
     if (!(p->flags & TCPS_SYN))
-        on_segment(m, p, rev, s, dir);
+        on_segment(m, p, rev, s, dir, skipped);
     tcps_annotation *o = p->out;
     o->cwnd_est = (int32_t)m->cwnd;
     o->ssthresh_est = m->ssthresh >= INF_SSTHRESH ? -1 : (int32_t)m->ssthresh;

@@ -60,9 +60,9 @@ typedef struct sender {
     int32_t undo_retrans;     /* retransmissions not yet reported by D-SACK */
     uint32_t deliv_rem;       /* delivered bytes not yet a whole segment */
     uint32_t rounds;
-    uint16_t mss;
+    uint16_t mss, last_ipid;
     uint8_t ca_state, family, pos, backoff;
-    uint8_t is_cwnd_limited, frto, ecn_ok, burst_short, reordering;
+    uint8_t is_cwnd_limited, frto, ecn_ok, burst_short, reordering, ipid_ones;
     uint8_t limit;            /* TCPS_LIMIT_* of the wait that ended last */
     uint8_t trigger;          /* TCPS_TRIGGER_* of the episode under way */
     uint8_t ev_start, ev_trigger; /* an event (and its trigger) for the sender's next segment */

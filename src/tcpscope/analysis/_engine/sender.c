@@ -407,11 +407,12 @@ static void apply_ack(sender_t *m, const ackev_t *ev, const flow_t *acker, summa
     if (m->cwnd < 1)
         m->cwnd = 1;
 
-    /* a round trip ends when the ACK passes what was sent when it began */
-    if (!lt_seq(m->una, m->round_end)) {
+    /* a round trip ends when the ACK covers the first segment sent after it
+     * began (what BBR counts as a round, bbr_update_round_start) */
+    if (!m->round_pending && !lt_seq(m->una, m->round_end)) {
         m->rounds++;
         cc_bbr_round(m, ev->t);
-        m->round_end = m->nxt;
+        m->round_pending = 1;
         /* the evidence may name the family by now */
         uint8_t conf, fam = cc_guess(m, &conf);
         if (fam != TCPS_FAMILY_UNKNOWN && conf >= 30 && fam != m->family) {
@@ -768,6 +769,10 @@ static void on_segment(sender_t *m, pkt_t *p, const flow_t *acker, summary_t *s,
     int probe = m->ev_start == TCPS_EVENT_TLP;
     if (pipe > m->cwnd && !probe)
         m->cwnd = pipe; /* it cannot have more in flight than its window */
+    if (m->round_pending) {
+        m->round_end = end;
+        m->round_pending = 0;
+    }
     if (!retx) {
         m->burst_segs++;
         m->burst_short = len < m->mss || sdiff(m->edge, m->nxt) < (int32_t)m->mss;
@@ -794,7 +799,8 @@ static sender_t *sender_new(const conv_t *c, const summary_t *s, int dir, const 
     m->cwnd = INIT_CWND;
     m->ssthresh = INF_SSTHRESH;
     m->family = TCPS_FAMILY_CUBIC;
-    m->una = m->nxt = m->round_end = m->hs_end_seq = p->seq;
+    m->una = m->nxt = m->hs_end_seq = p->seq;
+    m->round_end = p->seq + p->seglen;
     m->edge = p->seq + 65535;
     m->hs_curr_rtt = UINT32_MAX;
     m->ecn_ok = s->ecn_setup == 3;

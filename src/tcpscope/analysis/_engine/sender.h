@@ -62,7 +62,7 @@ typedef struct sender {
     uint32_t rounds;
     uint16_t mss, last_ipid;
     uint8_t ca_state, family, pos, backoff;
-    uint8_t is_cwnd_limited, frto, ecn_ok, burst_short, reordering, ipid_ones;
+    uint8_t is_cwnd_limited, frto, ecn_ok, burst_short, reordering, ipid_ones, round_pending;
     uint8_t limit;            /* TCPS_LIMIT_* of the wait that ended last */
     uint8_t trigger;          /* TCPS_TRIGGER_* of the episode under way */
     uint8_t ev_start, ev_trigger; /* an event (and its trigger) for the sender's next segment */

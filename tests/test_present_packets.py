@@ -17,7 +17,8 @@ from tests.conftest import CORPUS
 
 KEYS = ["frame", "ts", "stream", "src", "sport", "dst", "dport", "flags", "seq", "ack", "rel_seq",
         "rel_ack", "len", "win", "win_scaled", "options", "checksum", "analysis", "dup_ack_num",
-        "bytes_in_flight", "ack_rtt", "acks_frame", "irtt", "state", "events", "rules"]
+        "bytes_in_flight", "ack_rtt", "acks_frame", "irtt", "state", "events", "rules",
+        "cwnd_est", "ssthresh_est", "in_flight", "cc_phase", "limited_by", "cc_events"]
 
 
 def scenario(tmp_path):

@@ -115,10 +115,25 @@ static const char *rule_id[256];
         flag_name[bit][i] = 0; }
 #define SET_RULE_ID(code, flag, id) rule_id[code] = id;
 
+/* The sender model's names (annotation.h), lower case. */
+static char phase_name[8][32], limit_name[8][32], event_name[8][32];
+
+#define LOWER_INTO(table, name, value) { \
+        const char *s = #name; size_t i = 0; \
+        for (; s[i] && i < 31; i++) table[value][i] = (char)tolower((unsigned char)s[i]); \
+        table[value][i] = 0; }
+#define SET_PHASE(name, value) LOWER_INTO(phase_name, name, value)
+#define SET_LIMIT(name, value) LOWER_INTO(limit_name, name, value)
+#define SET_EVENT(name, value) LOWER_INTO(event_name, name, value)
+
+
 static void format_init(void)
 {
     TCPS_AFLAGS(SET_FLAG_NAME)
     TCPS_RULES(SET_RULE_ID)
+    TCPS_CC_PHASES(SET_PHASE)
+    TCPS_CC_LIMITS(SET_LIMIT)
+    TCPS_CC_EVENTS(SET_EVENT)
 }
 
 /* Wireshark's display order of the flags (as analysis/annotation.py). */
@@ -184,6 +199,45 @@ static void put_events(buf_t *b, life_t *L, Py_ssize_t i, int json)
     put(b, run, (size_t)(end - run));
     if (json)
         PUTS(b, "\"");
+}
+
+/* The sender model's columns: the five estimates, then the events (an episode
+ * that ended, then one that began). Null (empty in CSV) where there is none. */
+static void put_cc(buf_t *b, const tcps_annotation *a, int json)
+{
+    const char *sep = json ? ",\"" : ",";
+    int have = a->cwnd_est > 0;
+#define KEY(k) do { put_str(b, sep); if (json) { PUTS(b, k); PUTS(b, "\":"); } } while (0)
+#define NUM(k, v) do { KEY(k); if (have && (v) >= 0) put_i64(b, (v)); else if (json) PUTS(b, "null"); } while (0)
+#define NAME(k, table, v) do { KEY(k); \
+        if (have && (v) && (v) < 8) { if (json) PUTS(b, "\""); put_str(b, table[v]); if (json) PUTS(b, "\""); } \
+        else if (json) PUTS(b, "null"); } while (0)
+    NUM("cwnd_est", a->cwnd_est);
+    NUM("ssthresh_est", a->ssthresh_est);
+    NUM("in_flight", a->in_flight);
+    NAME("cc_phase", phase_name, a->cc_phase);
+    NAME("limited_by", limit_name, a->limited_by);
+    KEY("cc_events");
+    if (json)
+        PUTS(b, "[");
+    int n = 0;
+    uint8_t evs[2] = {a->cc_episode_end, a->cc_event};
+    for (int i = 0; i < 2; i++) {
+        if (!evs[i] || evs[i] >= 8)
+            continue;
+        if (n++)
+            put(b, json ? "," : ";", 1);
+        if (json)
+            PUTS(b, "\"");
+        put_str(b, event_name[evs[i]]);
+        if (json)
+            PUTS(b, "\"");
+    }
+    if (json)
+        PUTS(b, "]");
+#undef NAME
+#undef NUM
+#undef KEY
 }
 
 static const char *csum_name(uint8_t s)
@@ -396,13 +450,15 @@ static void row_jsonl(buf_t *b, const tcps_record *r, const tcps_annotation *a, 
     put_events(b, L, i, 1);
     PUTS(b, "],\"rules\":{");
     put_rules(b, a, 1);
-    PUTS(b, "}}\n");
+    PUTS(b, "}");
+    put_cc(b, a, 1);
+    PUTS(b, "}\n");
 }
 
 static const char CSV_HEADER[] =
     "frame,ts,stream,src,sport,dst,dport,flags,seq,ack,rel_seq,rel_ack,len,win,win_scaled,options,"
     "checksum,analysis,dup_ack_num,bytes_in_flight,ack_rtt,acks_frame,irtt,client_state,server_state,"
-    "events,rules\n";
+    "events,rules,cwnd_est,ssthresh_est,in_flight,cc_phase,limited_by,cc_events\n";
 
 static void row_csv(buf_t *b, const tcps_record *r, const tcps_annotation *a, int64_t ts,
                     addr_cache_t cache[2], int *next, life_t *L, Py_ssize_t i)
@@ -468,6 +524,7 @@ static void row_csv(buf_t *b, const tcps_record *r, const tcps_annotation *a, in
     put_events(b, L, i, 0);
     PUTS(b, ",");
     put_rules(b, a, 0);
+    put_cc(b, a, 0);
     PUTS(b, "\n");
 }
 

@@ -132,7 +132,9 @@ static void rtt_sample(sender_t *m, uint32_t us, int64_t now)
  * window; BBR's pacing holds it back as much (both are Linux's "busy" time). */
 static uint8_t classify(const sender_t *m, const flow_t *acker)
 {
-    if (segs(m, pipe_bytes(m, acker)) >= m->cwnd)
+    /* away from the sender the estimate is rougher: within an eighth is full */
+    uint32_t full = m->pos == POS_REMOTE ? m->cwnd - (m->cwnd >= 16 ? m->cwnd / 8 : 1) : m->cwnd;
+    if (segs(m, pipe_bytes(m, acker)) >= full)
         return TCPS_LIMIT_CWND;
     if (sdiff(m->edge, m->nxt) < (int32_t)m->mss)
         return TCPS_LIMIT_RWND;
@@ -351,10 +353,19 @@ static void apply_ack(sender_t *m, const ackev_t *ev, const flow_t *acker, summa
         m->ep_start = 0; /* the segment that carries the event begins it */
         m->ep_lost = m->ep_retx = 0;
     }
+    /* the ACK echoes a timestamp older than the first retransmission: what it
+     * acknowledges is the original, delayed, not lost (Eifel, RFC 3522; Linux
+     * tcp_packet_delayed) */
+    int delayed = m->undo_marker && (ev->flags & EV_TS) && m->retx_tsval && ev->t > m->retx_t &&
+                  lt_seq(ev->tsecr, m->retx_tsval);
+    /* ... on a partial ACK, the recovery is undone at once (tcp_try_undo_partial) */
+    if (m->ca_state == CA_RECOVERY && advanced && lt_seq(m->una, m->high_seq) && delayed) {
+        undo(m);
+        m->ca_state = CA_OPEN;
+    }
     /* the end of a reduction: the recovery point is acknowledged */
     if (m->ca_state == CA_RECOVERY && !lt_seq(m->una, m->high_seq)) {
-        int spurious = m->undo_marker && (ev->flags & EV_TS) && m->retx_tsval &&
-                       lt_seq(ev->tsecr, m->retx_tsval);
+        int spurious = delayed;
         if (spurious) {
             undo(m);
         } else {
@@ -370,8 +381,7 @@ static void apply_ack(sender_t *m, const ackev_t *ev, const flow_t *acker, summa
         m->ca_state = CA_OPEN;
     } else if (m->ca_state == CA_LOSS) {
         /* Eifel (RFC 3522) and F-RTO (RFC 5682): the timeout was spurious */
-        int eifel = advanced && m->undo_marker && (ev->flags & EV_TS) && m->retx_tsval &&
-                    lt_seq(ev->tsecr, m->retx_tsval);
+        int eifel = advanced && delayed;
         int orig = gt_seq(m->una, m->high_rxt) || gt_seq(m->high_sack, m->high_rxt);
         if (eifel || (m->frto && advanced && orig && m->ep_retx <= 1)) {
             undo(m);
@@ -744,8 +754,11 @@ static void on_segment(sender_t *m, pkt_t *p, const flow_t *acker, summary_t *s,
         m->ep_retx = (uint16_t)(m->ep_retx + n);
         m->ep_lost = (uint16_t)(m->ep_lost + n);
         if (m->undo_marker) {
-            if (!m->retx_tsval && (p->r->opt_present & TCPS_OPT_TIMESTAMP))
+            if (!m->retx_tsval && (p->r->opt_present & TCPS_OPT_TIMESTAMP)) {
+                /* an ACK sent before this passed the capture cannot speak of it */
                 m->retx_tsval = p->r->ts_val;
+                m->retx_t = now;
+            }
             m->undo_retrans += (int32_t)n;
         }
     } else {
@@ -876,6 +889,10 @@ int sender_view(Engine *e, int64_t stream, int side, int64_t now, sender_view_t 
         m->ring = ring;
     }
     if (now > 0) {
+        /* what held the sender back at the last segment the capture saw: a
+         * sender filling its window with full segments kept filling it (the
+         * capture sees those segments only later, if ever) */
+        int backlogged = m->limit == TCPS_LIMIT_CWND && !m->burst_short;
         int64_t half = (int64_t)m->shift_us * 500;
         while (m->ring_n && m->ring[m->ring_head].t <= now - half) {
             ackev_t ev = m->ring[m->ring_head];
@@ -883,9 +900,7 @@ int sender_view(Engine *e, int64_t stream, int side, int64_t now, sender_view_t 
             m->ring_n--;
             apply_ack(m, &ev, acker, &scratch, dir, 0);
         }
-        /* a sender that was filling its window kept filling it (the capture
-         * sees those segments only later, if ever) */
-        if (m->pos == POS_REMOTE && m->limit == TCPS_LIMIT_CWND) {
+        if (m->pos == POS_REMOTE && backlogged) {
             uint64_t full = (uint64_t)m->cwnd * m->mss;
             uint32_t top = m->una + (uint32_t)(full > INT32_MAX ? INT32_MAX : full);
             if (gt_seq(top, m->edge))

@@ -70,7 +70,7 @@ typedef struct sender {
     uint8_t after_episode;    /* 1: the first window after a reduction is still to be seen */
     uint8_t ring_head, ring_n;
     /* times (capture ns) and RTTs (us) */
-    int64_t last_send, last_ack, last_event, timer_start, cwnd_stamp, round_start;
+    int64_t last_send, last_ack, last_event, timer_start, cwnd_stamp, round_start, retx_t;
     int64_t ep_start, end_start; /* the frames that began the episode under way / the one that ended */
     uint32_t srtt_us, rttvar_us, min_rtt_us, shift_us;
     uint16_t ep_lost, ep_retx, end_lost, end_retx;

@@ -256,12 +256,14 @@ static void prr(sender_t *m, const flow_t *acker, uint32_t delivered, int advanc
 
 /* ---- an ACK reaches the sender ---------------------------------------------- */
 
-/* The first bursts after an ACK tell the window the sender filled. */
-static void evaluate_burst(sender_t *m)
+/* The first bursts after an ACK tell the window the sender filled; 1 if the
+ * first one after a reduction was a vote on the family. */
+static int evaluate_burst(sender_t *m)
 {
     if (m->family == TCPS_FAMILY_BBR || m->ca_state > CA_DISORDER || !m->burst_segs ||
         m->burst_short)
-        return;
+        return 0;
+    int voted = m->after_episode;
     if (m->after_episode) {
         cc_vote_backoff(m, m->prior_cwnd, m->burst_pipe);
         uint8_t conf;
@@ -281,12 +283,13 @@ static void evaluate_burst(sender_t *m)
     } else {
         m->short_bursts = 0;
     }
+    return voted;
 }
 
 static void apply_ack(sender_t *m, const ackev_t *ev, const flow_t *acker, summary_t *s, int dir,
                       uint32_t rtt_us)
 {
-    evaluate_burst(m);
+    int voted = evaluate_burst(m);
     m->burst_segs = 0;
     account(m, s, dir, classify(m, acker), m->last_event, ev->t);
     m->last_event = ev->t;
@@ -430,6 +433,10 @@ static void apply_ack(sender_t *m, const ackev_t *ev, const flow_t *acker, summa
                 m->ssthresh = INF_SSTHRESH;
             m->family = fam;
         }
+        s->cc_guess[dir] = fam;
+        s->cc_confidence[dir] = conf;
+    } else if (voted) {
+        s->cc_guess[dir] = cc_guess(m, &s->cc_confidence[dir]);
     }
     m->last_ack = ev->t;
     if (m->cwnd > s->cc_max_cwnd[dir])
@@ -619,9 +626,11 @@ static uint8_t recovery_trigger(const sender_t *m, const flow_t *acker)
  * receiver's window is closed: then it is the persist timer. */
 static int rto_firings(const sender_t *m, int64_t now, int slack_pct, int unseen)
 {
+    int64_t quiet = now - m->timer_start;
+    if (quiet < (int64_t)RTO_MIN_US * (100 - slack_pct) * 10) /* no RTO is shorter */
+        return 0;
     if ((!gt_seq(m->nxt, m->una) && !unseen) || sdiff(m->edge, m->una) < (int32_t)m->mss)
         return 0;
-    int64_t quiet = now - m->timer_start;
     if (m->pos == POS_REMOTE)
         quiet -= (int64_t)m->shift_us * 1000;
     int64_t wait = rto_ns(m) << (m->backoff > 6 ? 6 : m->backoff), at = wait - wait * slack_pct / 100;
@@ -729,7 +738,7 @@ static void on_segment(sender_t *m, pkt_t *p, const flow_t *acker, summary_t *s,
         m->reordering = 1; /* the path reorders: RACK waits a quarter RTT before calling a loss */
     int prompt = now - m->last_ack <= PROMPT_NS;
     int own = m->pos == POS_SENDER ? !prompt : 0; /* sent on its own clock, not on an ACK */
-    uint32_t pipe_before = segs(m, pipe_bytes(m, acker));
+    uint32_t pipe_before = own ? segs(m, pipe_bytes(m, acker)) : 0;
     if (own && pipe_before < m->cwnd)
         m->after_episode = 0; /* the application, not the window, decides this burst */
     if (own && now - m->last_event > PROMPT_NS) {
@@ -773,12 +782,13 @@ static void on_segment(sender_t *m, pkt_t *p, const flow_t *acker, summary_t *s,
         }
         if (gt_seq(end, m->nxt))
             m->nxt = end;
-        if (len >= m->mss && pipe_before)
+        if (len >= m->mss && m->pos == POS_SENDER && gt_seq(m->nxt, m->una))
             cc_vote_pacing(m, own);
     }
     if (m->ca_state == CA_RECOVERY || m->ca_state == CA_CWR)
         m->prr_out += segs(m, len);
-    uint32_t pipe = segs(m, pipe_bytes(m, acker));
+    m->pipe = pipe_bytes(m, acker);
+    uint32_t pipe = segs(m, m->pipe);
     int probe = m->ev_start == TCPS_EVENT_TLP;
     if (pipe > m->cwnd && !probe)
         m->cwnd = pipe; /* it cannot have more in flight than its window */
@@ -961,12 +971,13 @@ int sender_packet(Engine *e, pkt_t *p, conv_t *c, summary_t *s, flow_t *fwd, flo
             m->ipid_ones = 0;
         m->last_ipid = p->r->ip_id;
     }
-    if (!(p->flags & TCPS_SYN))
+    int data = p->seglen && !(p->flags & (TCPS_SYN | TCPS_RST));
+    if (data)
         on_segment(m, p, rev, s, dir, skipped);
     tcps_annotation *o = p->out;
     o->cwnd_est = (int32_t)m->cwnd;
     o->ssthresh_est = m->ssthresh >= INF_SSTHRESH ? -1 : (int32_t)m->ssthresh;
-    uint32_t pipe = pipe_bytes(m, rev);
+    uint32_t pipe = data ? m->pipe : pipe_bytes(m, rev);
     o->in_flight = pipe > INT32_MAX ? INT32_MAX : (int32_t)pipe;
     o->cc_phase = phase_of(m);
     o->limited_by = m->limit;
@@ -985,8 +996,5 @@ int sender_packet(Engine *e, pkt_t *p, conv_t *c, summary_t *s, flow_t *fwd, flo
         o->cc_episode_trigger = m->end_trigger;
         m->ev_end = 0;
     }
-    uint8_t conf;
-    s->cc_guess[dir] = cc_guess(m, &conf);
-    s->cc_confidence[dir] = conf;
     return 0;
 }

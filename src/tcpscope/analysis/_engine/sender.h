@@ -44,6 +44,7 @@ typedef struct sender {
     /* the sender's sequence space, as the model has applied the ACKs */
     uint32_t una, nxt;        /* SND.UNA, SND.NXT */
     uint32_t sacked, high_sack, edge;
+    uint32_t pipe;            /* bytes in flight after the last segment sent */
     uint32_t high_seq;        /* end of the window when a reduction began (recovery point) */
     uint32_t high_rxt;        /* end of the highest retransmission of this episode (RFC 6675 HighRxt) */
     uint32_t loss_high;       /* SND.NXT when the RTO fired: all below it was marked lost */

@@ -148,8 +148,9 @@ static void account(sender_t *m, summary_t *s, int dir, uint8_t cls, int64_t sin
 {
     if (cls >= TCPS_LIMIT_CWND && since && now > since) {
         int b = cls - TCPS_LIMIT_CWND;
-        m->limit_ns[b] += now - since;
-        s->cc_limited_ms[dir][b] = (uint32_t)(m->limit_ns[b] / 1000000);
+        uint64_t ns = (uint64_t)(now - since) + m->limit_rem_ns[b];
+        s->cc_limited_ms[dir][b] += (uint32_t)(ns / 1000000);
+        m->limit_rem_ns[b] = (uint32_t)(ns % 1000000);
     }
     m->limit = cls;
 }
@@ -289,6 +290,10 @@ static int evaluate_burst(sender_t *m)
 static void apply_ack(sender_t *m, const ackev_t *ev, const flow_t *acker, summary_t *s, int dir,
                       uint32_t rtt_us)
 {
+    uint32_t w = ev->win;
+    if (acker->win_scale >= 0)
+        w <<= acker->win_scale;
+    uint32_t edge = ev->ack + w; /* the right edge of the receiver's window */
     int voted = evaluate_burst(m);
     m->burst_segs = 0;
     account(m, s, dir, classify(m, acker), m->last_event, ev->t);
@@ -307,7 +312,7 @@ static void apply_ack(sender_t *m, const ackev_t *ev, const flow_t *acker, summa
     }
     m->sacked = ev->sacked;
     m->high_sack = gt_seq(ev->high_sack, m->una) ? ev->high_sack : m->una;
-    m->edge = ev->edge;
+    m->edge = edge;
     uint32_t dseg = 0;
     if (delivered > 0) {
         m->delivered += (uint64_t)delivered;
@@ -322,7 +327,7 @@ static void apply_ack(sender_t *m, const ackev_t *ev, const flow_t *acker, summa
         m->reordering = 1; /* a duplicate nothing resent: the path reorders or copies */
     /* D-SACK: a retransmission was needless; all of them -> undo (RFC 2883, 3708) */
     if (ev->dsack && m->undo_marker) {
-        m->undo_retrans -= (int32_t)segs(m, ev->dsack);
+        m->undo_retrans -= ev->dsack;
         if (m->end_lost && m->ev_end)
             m->end_lost--;
         else if (m->ep_lost)
@@ -494,12 +499,10 @@ static void enqueue(sender_t *m, const ackev_t *ev)
         ackev_t *a = &m->ring[(m->ring_head + best) % ACK_RING];
         const ackev_t *b = &m->ring[(m->ring_head + best + 1) % ACK_RING];
         uint8_t fl = a->flags | b->flags;
-        uint32_t dsack = a->dsack + b->dsack;
-        uint8_t n = (uint8_t)(a->n + b->n > 255 ? 255 : a->n + b->n);
+        uint32_t dsack = (uint32_t)a->dsack + b->dsack;
         *a = *b;
         a->flags = fl;
-        a->dsack = dsack;
-        a->n = n;
+        a->dsack = (uint8_t)(dsack > 255 ? 255 : dsack);
         for (int i = best + 1; i + 1 < ACK_RING; i++)
             m->ring[(m->ring_head + i) % ACK_RING] = m->ring[(m->ring_head + i + 1) % ACK_RING];
         m->ring_n--;
@@ -516,17 +519,13 @@ static int on_ack(Engine *e, const pkt_t *p, sender_t *m, const flow_t *acker, s
     memset(&ev, 0, sizeof(ev));
     ev.t = p->ts;
     ev.ack = p->ack;
-    ev.n = 1;
+    ev.win = (uint16_t)p->window;
     uint32_t top = gt_seq(m->nxt, p->ack) ? m->nxt : p->ack;
     ev.sacked = scoreboard_bytes(acker, p->ack, top);
     ev.high_sack = p->ack;
     for (int i = 0; i < acker->sb_n; i++)
         if (gt_seq(acker->sb_re[i], ev.high_sack))
             ev.high_sack = acker->sb_re[i];
-    uint32_t w = p->window;
-    if (acker->win_scale >= 0)
-        w <<= acker->win_scale;
-    ev.edge = p->ack + w;
     if (r->opt_present & TCPS_OPT_TIMESTAMP) {
         ev.flags |= EV_TS;
         ev.tsval = r->ts_val;
@@ -538,7 +537,7 @@ static int on_ack(Engine *e, const pkt_t *p, sender_t *m, const flow_t *acker, s
         uint32_t le = r->sack[0], re = r->sack[1];
         int inside = r->sack_count >= 2 && !lt_seq(le, r->sack[2]) && !gt_seq(re, r->sack[3]);
         if (gt_seq(re, le) && (!gt_seq(re, p->ack) || inside))
-            ev.dsack = re - le;
+            ev.dsack = (uint8_t)(segs(m, re - le) > 255 ? 255 : segs(m, re - le));
     }
     if (m->pos == POS_SENDER) {
         /* the sender's RTT sample: the ACK of a segment sent once (Karn) */

@@ -17,7 +17,7 @@
 #define INF_SSTHRESH 0x7fffffffu   /* Linux TCP_INFINITE_SSTHRESH */
 #define RTO_MIN_US 200000u         /* Linux TCP_RTO_MIN */
 #define RTO_INIT_US 1000000u       /* RFC 6298 §2.1, Linux TCP_TIMEOUT_INIT */
-#define ACK_RING 16                /* ACKs waiting to reach a remote sender */
+#define ACK_RING 16               /* ACKs waiting to reach a remote sender */
 
 /* The states of Linux's loss recovery (tcp_ca_state). */
 enum { CA_OPEN, CA_DISORDER, CA_CWR, CA_RECOVERY, CA_LOSS };
@@ -32,12 +32,10 @@ typedef struct {
     int64_t t;                /* capture time (of the last ACK merged into it) */
     uint32_t ack, sacked;     /* cumulative ack; bytes SACKed above it */
     uint32_t high_sack;       /* highest SACKed byte + 1 (= ack when none) */
-    uint32_t edge;            /* right edge of the advertised window */
     uint32_t tsval, tsecr;    /* the ACK's timestamps (EV_TS) */
-    uint32_t dsack;           /* bytes a D-SACK block reports received twice */
+    uint16_t win;             /* the window field as sent (scaled by the receiver's shift) */
+    uint8_t dsack;            /* segments a D-SACK block reports received twice */
     uint8_t flags;            /* EV_* */
-    uint8_t n;                /* ACKs merged into this one */
-    uint16_t _pad;
 } ackev_t;
 
 typedef struct sender {
@@ -96,8 +94,8 @@ typedef struct sender {
     /* the family evidence */
     uint16_t votes[4];        /* per TCPS_FAMILY_*, weighted by how well a back-off told them apart */
     uint16_t clocked, paced;  /* new segments sent at once on an ACK / on a timer of their own */
-    /* accounting for the connection row */
-    int64_t limit_ns[TCPS_CC_LIMIT_COUNT];
+    /* accounting for the connection row: what is not yet a whole ms of each limit */
+    uint32_t limit_rem_ns[TCPS_CC_LIMIT_COUNT];
     ackev_t *ring;            /* ACKs not yet at the sender (POS_REMOTE) */
 } sender_t;
 

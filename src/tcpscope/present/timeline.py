@@ -109,10 +109,11 @@ def timeline(source: str | os.PathLike | BinaryIO, stream: int, sender: str | No
     return Timeline(stream, SIDES[side], int(ts[0]), rounds(records, annotations, ts, stream, side))
 
 
-_TABLE = (("round", 5), ("time", 9), ("rtt", 7), ("cwnd", 5), ("ssthresh", 8), ("in_flight", 9),
-          ("rwnd", 8), ("phase", 13), ("limited_by", 6), ("delivered", 9), ("retx", 7), ("events", 0))
-_SHORT_PHASE = {"slow_start": "slow start", "congestion_avoidance": "cong. avoid.",
-                "fast_recovery": "fast recovery", "rto_recovery": "RTO recovery", "cwr": "CWR"}
+_TABLE = (("round", 5), ("time", 8), ("rtt", 7), ("cwnd", 5), ("ssth", 5), ("flight", 8),
+          ("rwnd", 8), ("phase", 13), ("limit", 7), ("deliv", 8), ("retx", 6), ("events", 0))
+_PHASE = {"slow_start": "slow start", "congestion_avoidance": "cong. avoid.",
+          "fast_recovery": "fast recovery", "rto_recovery": "RTO recovery", "cwr": "CWR"}
+_EVENT = {"fast_recovery": "recovery", "rto": "RTO", "tlp": "TLP", "cwr": "CWR"}
 
 
 def _cell(value: Any) -> str:
@@ -134,13 +135,14 @@ def render(tl: Timeline, fmt: str = "table") -> str:
             w.writerow(["" if r[c] is None else ";".join(r[c]) if c == "events" else r[c]
                         for c in COLUMNS])
         return buf.getvalue()
-    lines = [f"stream {tl.stream}: the {tl.sender}'s data, one row per round trip "
-             "(time and rtt in seconds, cwnd and ssthresh in segments, bytes otherwise)"]
+    lines = [f"stream {tl.stream}, the {tl.sender}'s data, a row per round trip "
+             "(seconds; cwnd, ssth: segments; bytes)"]
     lines.append(" ".join(f"{name:>{width}}" if width else name for name, width in _TABLE).rstrip())
     for r in rows:
         cells = [r["round"], f"{r['time']:.3f}", f"{r['rtt']:.4f}", r["cwnd"], _cell(r["ssthresh"]),
-                 r["in_flight"], _cell(r["rwnd"]), _SHORT_PHASE.get(r["phase"], _cell(r["phase"])),
-                 _cell(r["limited_by"]), r["delivered"], r["retransmitted"], ",".join(r["events"])]
+                 r["in_flight"], _cell(r["rwnd"]), _PHASE.get(r["phase"], _cell(r["phase"])),
+                 _cell(r["limited_by"]), r["delivered"], r["retransmitted"],
+                 ",".join(_EVENT.get(e, e) for e in r["events"])]
         lines.append(" ".join(f"{_cell(v):>{w}}" if w else _cell(v)
                               for v, (_, w) in zip(cells, _TABLE)).rstrip())
     return "\n".join(lines) + "\n"

@@ -90,6 +90,18 @@ def feed_records(records: list[np.ndarray], times_ns: list[int], mode: str = "wi
     return an.feed(recs, np.asarray(times_ns, np.int64), frames)
 
 
+def feed_in_batches(an: Analyzer, recs: np.ndarray, times: np.ndarray, frames: np.ndarray,
+                    cuts: list[int]) -> np.ndarray:
+    """Feed `recs` to `an` in batches of the sizes in `cuts` (cycled); the annotations joined."""
+    parts, i, k = [], 0, 0
+    while i < len(recs):
+        n = cuts[k % len(cuts)]
+        parts.append(an.feed(recs[i:i + n], times[i:i + n], frames[i:i + n]))
+        i += n
+        k += 1
+    return np.concatenate(parts)
+
+
 def flags_of(ann_row) -> set[str]:
     return set(flag_names(int(ann_row["flags"])))
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tcpscope.analysis.annotation import ANN_KIND, FLAG_BIT
 from tcpscope.analysis.engine import Analyzer
-from tests.analysis_helpers import tcp_record
+from tests.analysis_helpers import feed_in_batches, tcp_record
 from tests.wireshark_model import Model
 
 ISNS = (0xFFFF_FF00, 0xFFFF_FFF0, 0x7FFF_FF00, 0)
@@ -117,14 +117,7 @@ def test_batches_do_not_change_the_answer(segs, cuts):
     recs, times, _ = build(segs)
     frames = np.arange(1, len(recs) + 1)
     whole = Analyzer().feed(recs, times, frames)
-    an = Analyzer()
-    parts, i, k = [], 0, 0
-    while i < len(recs):
-        n = cuts[k % len(cuts)]
-        parts.append(an.feed(recs[i:i + n], times[i:i + n], frames[i:i + n]))
-        i += n
-        k += 1
-    joined = np.concatenate(parts)
+    joined = feed_in_batches(Analyzer(), recs, times, frames, cuts)
     for name in whole.dtype.names:
         assert np.array_equal(joined[name], whole[name]), name
 

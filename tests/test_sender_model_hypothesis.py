@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from tcpscope.analysis.congestion import FAMILIES, LIMITS, PHASES, sender_state
 from tcpscope.analysis.engine import Analyzer
 from tcpscope.wire.record import OPTION
+from tests.analysis_helpers import feed_in_batches
 from tests.test_analysis_hypothesis import SETTINGS, build, segment
 
 ECE = 0x40
@@ -76,13 +77,7 @@ def test_batches_do_not_change_the_estimates(case, cuts):
     whole_an = Analyzer("improved")
     whole = whole_an.feed(recs, times, frames)
     an = Analyzer("improved")
-    parts, i, k = [], 0, 0
-    while i < len(recs):
-        n = cuts[k % len(cuts)]
-        parts.append(an.feed(recs[i:i + n], times[i:i + n], frames[i:i + n]))
-        i += n
-        k += 1
-    joined = np.concatenate(parts)
+    joined = feed_in_batches(an, recs, times, frames, cuts)
     for name in whole.dtype.names:
         assert np.array_equal(joined[name], whole[name]), name
     a, b = whole_an.connections(), an.connections()

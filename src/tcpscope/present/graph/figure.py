@@ -126,6 +126,8 @@ class Figure:
     packets: int = 0                #: the stream's packets the graph was made from
     #: for tooltips: the words for "frame", "frames", "time", "value"
     words: dict[str, str] = field(default_factory=dict)
+    #: the sliding window's rows (the sender's bytes, the receiver's window, cwnd), by number
+    row_labels: dict[int, str] = field(default_factory=dict)
 
     def legend(self) -> list[tuple[str, str, str]]:
         """(key, draw, label) of every labelled layer that has data, then of the spans."""

@@ -1,4 +1,4 @@
-/* tcpscope graphs in a web page: draws every <figure class="tcpscope-graph"> from the JSON
+/* tcpscope graphs in a web page: draws every figure.tcpscope-graph element from the JSON
  * inside it (present/graph/html.py writes both) as an SVG, with a legend and notes.
  * No library, no network: the page works offline, as a file.
  *
@@ -27,12 +27,17 @@
     return out;
   }
 
-  function fmt(v, unit) {
+  // big: the axis reaches 10^7, so every tick of it is written 12.5 M
+  function fmt(v, unit, big) {
     var a = Math.abs(v);
     if (unit === "bps") {
       var p = [[1e9, " Gbit/s"], [1e6, " Mbit/s"], [1e3, " kbit/s"]];
       for (var i = 0; i < p.length; i++) if (a >= p[i][0]) return +(v / p[i][0]).toPrecision(4) + p[i][1];
       return +v.toPrecision(4) + " bit/s";
+    }
+    if (big) {
+      var e = [[1e12, " T"], [1e9, " G"], [1e6, " M"]];
+      for (var j = 0; j < e.length; j++) if (a >= e[j][0]) return +(v / e[j][0]).toPrecision(4) + e[j][1];
     }
     if (a >= 1000) return Math.round(v).toLocaleString("en-US");
     return +v.toPrecision(6) + "";
@@ -94,7 +99,9 @@
     var d = this.d;
     if (d.kind === "slidingwindow") {
       this.x = extent(d.layers.filter(function (l) { return l.draw === "band"; }), 0, ["lo", "hi"]);
-      this.y = [-0.6, 3.1];
+      var rows = {};
+      data.layers.forEach(function (l) { if (l.draw === "band") l.cols.row.forEach(function (r) { rows[r] = 1; }); });
+      this.y = [rows[2] ? -0.5 : 0.5, 3.1];
     } else {
       this.x = extent(d.layers.map(function (l) { return {axis: 0, cols: l.cols}; }), 0, ["t", "t1"]);
       this.y = extent(d.layers, 0, ["y", "lo", "hi"]);
@@ -130,6 +137,7 @@
   Plot.prototype.axes = function (s) {
     var self = this, d = this.d;
     var ax = el("g", {"class": "axes", "font-size": 11, fill: "#333"}, s);
+    var big = function (r) { return Math.max(Math.abs(r[0]), Math.abs(r[1])) >= 1e7; };
     niceTicks(this.x[0], this.x[1], 8).forEach(function (v) {
       var x = self.sx(v);
       el("line", {x1: x, x2: x, y1: M.t, y2: H - M.b, stroke: "#e5e5e5"}, ax);
@@ -139,11 +147,11 @@
     niceTicks(this.y[0], this.y[1], 7).forEach(function (v) {
       var y = self.sy(v, 0);
       el("line", {x1: M.l, x2: self.W - self.R, y1: y, y2: y, stroke: "#e5e5e5"}, ax);
-      el("text", {x: M.l - 6, y: y + 4, "text-anchor": "end"}, ax).textContent = fmt(v, unit);
+      el("text", {x: M.l - 6, y: y + 4, "text-anchor": "end"}, ax).textContent = fmt(v, unit, big(self.y));
     });
     if (d.layers.some(function (l) { return l.axis === 1; })) {
       niceTicks(this.y2[0], this.y2[1], 7).forEach(function (v) {
-        el("text", {x: self.W - self.R + 4, y: self.sy(v, 1) + 4, "font-size": 10, fill: "#888"}, ax).textContent = fmt(v);
+        el("text", {x: self.W - self.R + 4, y: self.sy(v, 1) + 4, "font-size": 10, fill: "#888"}, ax).textContent = fmt(v, "", big(self.y2));
       });
       var ym = M.t + (H - M.t - M.b) / 2, xr = self.W - 8;
       el("text", {x: xr, y: ym, "text-anchor": "middle", fill: "#888",
@@ -163,6 +171,7 @@
     if (ly.draw === "ibeam" || ly.draw === "bar") {
       for (i = 0; i < n; i++) {
         var x = this.sx(c.n[i] > 1 ? (c.t[i] + c.t1[i]) / 2 : c.t[i]), a = sy(c.lo[i]), b = sy(c.hi[i]);
+        if (c.n[i] > 1 && a - b < 2) { a += 1; b -= 1; }   // a bin of many: at least a dot per column
         p.push("M" + x.toFixed(1) + " " + a.toFixed(1) + "V" + b.toFixed(1));
         if (ly.draw === "ibeam" && c.n[i] === 1) p.push("M" + (x - 3).toFixed(1) + " " + a.toFixed(1) + "h6M" + (x - 3).toFixed(1) + " " + b.toFixed(1) + "h6");
       }
@@ -187,10 +196,17 @@
   Plot.prototype.drawWindow = function (g) {
     var self = this, d = this.d, rowY = [2, 1, 0];
     var ax = el("g", {"font-size": 11, fill: "#333"}, this.svg);
+    var big = Math.max(Math.abs(this.x[0]), Math.abs(this.x[1])) >= 1e7;
     niceTicks(this.x[0], this.x[1], 8).forEach(function (v) {
       var x = self.sx(v);
       el("line", {x1: x, x2: x, y1: H - M.b, y2: H - M.b + 4, stroke: "#999"}, ax);
-      el("text", {x: x, y: H - M.b + 16, "text-anchor": "middle"}, ax).textContent = fmt(v);
+      el("text", {x: x, y: H - M.b + 16, "text-anchor": "middle"}, ax).textContent = fmt(v, "", big);
+    });
+    var used = {};
+    d.layers.forEach(function (ly) { if (ly.draw === "band") ly.cols.row.forEach(function (r) { used[r] = 1; }); });
+    Object.keys(used).forEach(function (r) {
+      var h = +r === 0 ? 0.4 : 0.175;   // above the row's band, at the left
+      el("text", {x: M.l + 4, y: self.sy(rowY[r] + h, 0) - 4, "font-size": 11, fill: "#555"}, ax).textContent = d.rows[r];
     });
     el("text", {x: M.l + (self.W - M.l - self.R) / 2, y: H - 8, "text-anchor": "middle"}, ax).textContent = d.xlabel;
     el("text", {x: M.l, y: 20, "font-size": 13, "font-weight": "bold"}, ax).textContent = d.title;
@@ -210,7 +226,8 @@
       } else if (ly.draw === "edge") {
         var x = self.sx(ly.cols.x[0]);
         el("line", {x1: x, x2: x, y1: self.sy(3.0, 0), y2: H - M.b, stroke: "#000", "stroke-dasharray": "5 3"}, g);
-        el("text", {x: x, y: self.sy(2.55 + 0.28 * (edges % 2), 0), "text-anchor": "middle", "font-size": 11}, g).textContent = ly.text;
+        el("text", {x: x, y: self.sy(2.6 + 0.28 * (edges % 2), 0), "text-anchor": "middle", "font-size": 11,
+                    stroke: "#fff", "stroke-width": 4, "paint-order": "stroke"}, g).textContent = ly.text;
         edges++;
       }
     });

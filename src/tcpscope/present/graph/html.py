@@ -55,6 +55,7 @@ def figure_json(fig: Figure) -> dict:
     return {
         "kind": fig.kind, "title": fig.title, "xlabel": fig.xlabel, "ylabel": fig.ylabel,
         "y2label": fig.y2label, "notes": fig.notes, "words": fig.words,
+        "rows": {str(k): v for k, v in fig.row_labels.items()},
         "layers": [{"key": ly.key, "draw": ly.draw, "label": ly.label, "axis": ly.axis, "text": ly.text,
                     "cols": {k: _num(v) for k, v in ly.cols.items()}}
                    for ly in fig.layers if len(ly)],

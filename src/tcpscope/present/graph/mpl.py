@@ -100,8 +100,18 @@ def _handle(key: str, draw: str, label: str):
     return Line2D([], [], color=st.color, lw=max(st.lw, 1.2), ls="--" if st.dash else "-", label=label)
 
 
-def _grouped(v: float, _pos=None) -> str:
-    return f"{v:,.0f}" if abs(v) >= 1 or v == 0 else f"{v:g}"
+def _numbers(axis) -> FuncFormatter:
+    """Tick labels of an axis: digits grouped (1,448,000) while its values stay below
+    10^7, else 12.5 M for every tick (a label stays short, and one axis one style)."""
+    eng = EngFormatter(sep=" ")
+
+    def label(v: float, pos=None) -> str:
+        lo, hi = axis.get_view_interval()
+        if max(abs(lo), abs(hi)) >= 1e7:
+            return eng(v, pos)
+        return f"{v:,.0f}" if abs(v) >= 1 or v == 0 else f"{v:g}"
+
+    return FuncFormatter(label)
 
 
 def _time_plot(fig: MplFigure, f: Figure) -> None:
@@ -118,10 +128,10 @@ def _time_plot(fig: MplFigure, f: Figure) -> None:
     ax.set_axisbelow(True)
     ax.margins(x=0.01, y=0.03)
     unit = {"throughput": EngFormatter(unit="bit/s", places=0)}.get(f.kind)
-    ax.yaxis.set_major_formatter(unit or FuncFormatter(_grouped))
+    ax.yaxis.set_major_formatter(unit or _numbers(ax.yaxis))
     if ax2 is not None:
         ax2.set_ylabel(f.y2label)
-        ax2.yaxis.set_major_formatter(FuncFormatter(_grouped))
+        ax2.yaxis.set_major_formatter(_numbers(ax2.yaxis))
     handles = [_handle(k, d, lab) for k, d, lab in f.legend()]
     if handles:
         fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.07, 0.215), ncol=3,
@@ -131,37 +141,39 @@ def _time_plot(fig: MplFigure, f: Figure) -> None:
 
 
 def _window_plot(fig: MplFigure, f: Figure) -> None:
-    """The sliding window: bands of byte ranges on three rows, the edges labelled."""
-    ax = fig.add_axes((0.05, 0.40, 0.90, 0.45))
-    rows = {0: 2.0, 1: 1.0, 2: 0.0}
+    """The sliding window: bands of byte ranges on up to three rows (the sender's byte
+    space, the receiver's window, the congestion window), the edges labelled."""
+    ax = fig.add_axes((0.14, 0.42, 0.82, 0.44))
+    ys = {0: 2.0, 1: 1.0, 2: 0.0}
+    rows = sorted({int(r) for ly in f.layers if ly.draw == "band" for r in ly.cols["row"]})
     for ly in f.layers:
-        st = STYLE[ly.key]
         if ly.draw == "band":
+            st = STYLE[ly.key]
             for lo, hi, row in zip(ly.cols["lo"], ly.cols["hi"], ly.cols["row"]):
                 h = 0.8 if row == 0 else 0.35
-                ax.broken_barh([(lo, hi - lo)], (rows[int(row)] - h / 2, h), facecolors=st.color,
+                ax.broken_barh([(lo, hi - lo)], (ys[int(row)] - h / 2, h), facecolors=st.color,
                                edgecolors="#555555", linewidth=0.6, zorder=2)
     edges = [ly for ly in f.layers if ly.draw == "edge"]
     for i, ly in enumerate(edges):
         x = float(ly.cols["x"][0])
-        ax.axvline(x, color="#000000", lw=1.0, ls="--", zorder=3)
-        ax.annotate(ly.text, (x, 2.45 + 0.28 * (i % 2)), ha="center", va="bottom", fontsize=8,
-                    zorder=4, annotation_clip=False)
-    ax.set_ylim(-0.6, 3.1)
-    ax.set_yticks([2.0, 1.0, 0.0][:1 + sum(1 for ly in f.layers if ly.draw == "band"
-                                         and len(ly) and int(ly.cols["row"][0]) > 0)])
-    ax.set_yticklabels([])
+        ax.axvline(x, ymax=0.93, color="#000000", lw=1.0, ls="--", zorder=3)
+        ax.annotate(ly.text, (x, 2.55 + 0.3 * (i % 2)), ha="center", va="bottom", fontsize=8, zorder=4,
+                    annotation_clip=False,
+                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "#999999", "lw": 0.5})
+    ax.set_ylim(-0.4 if 2 in rows else 0.6, 3.2)
+    ax.set_yticks([ys[r] for r in rows], [f.row_labels[r] for r in rows], fontsize=9)
+    ax.tick_params(axis="y", length=0)
     ax.set_xlabel(f.xlabel)
-    ax.xaxis.set_major_formatter(FuncFormatter(_grouped))
-    ax.set_title(f.title, fontsize=11, loc="left", pad=36)
+    ax.xaxis.set_major_formatter(_numbers(ax.xaxis))
+    ax.set_title(f.title, fontsize=11, loc="left", pad=30)
     for s in ("top", "right", "left"):
         ax.spines[s].set_visible(False)
     handles = [_handle(k, d, lab) for k, d, lab in f.legend()]
     if handles:
-        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.05, 0.28), ncol=3,
-                   fontsize=8, frameon=False)
+        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.14, 0.31), ncol=2,
+                   fontsize=8.5, frameon=False)
     if f.notes:
-        fig.text(0.05, 0.02, "\n".join(f.notes), fontsize=9, va="bottom")
+        fig.text(0.14, 0.03, "\n".join(f.notes), fontsize=9, va="bottom", linespacing=1.5)
 
 
 def render_mpl(f: Figure, fmt: str = "png") -> bytes:
@@ -169,7 +181,7 @@ def render_mpl(f: Figure, fmt: str = "png") -> bytes:
     if fmt not in ("png", "svg"):
         raise ValueError(f"unknown image format {fmt!r}; expected png or svg")
     with matplotlib.rc_context(_rc()):
-        fig = MplFigure(figsize=_SIZE, dpi=_DPI)
+        fig = MplFigure(figsize=(13.0, 6.4) if f.kind == "slidingwindow" else _SIZE, dpi=_DPI)
         if f.kind == "slidingwindow":
             _window_plot(fig, f)
         else:

@@ -39,7 +39,7 @@ class GraphUnavailable(Exception):
 
 def _known_window(r: Rows) -> np.ndarray:
     """Rows whose window is scaled as the sender reads it: scale known, not a SYN."""
-    return (r.ann["win_scale"] != -1) & ((r.rec["tcp_flags"] & SYN) == 0)
+    return (r["win_scale"] != -1) & ((r["tcp_flags"] & SYN) == 0)
 
 
 class Throughput:
@@ -56,15 +56,15 @@ class Throughput:
     def feed(self, rows: Rows) -> None:
         for d, side in enumerate(self.sides):
             f = rows.take(rows.sender(d))
-            length = f.rec["payload_len"].astype(np.float64)
+            length = f["payload_len"].astype(np.float64)
             m = length > 0
             side["fwd"].add(f.t[m], length[m])
             side["seglen"].add(f.t[m], length[m], f.frame[m])
             r = rows.take(~rows.sender(d))
-            r = r.take((r.rec["tcp_flags"] & ACK) != 0)
+            r = r.take((r["tcp_flags"] & ACK) != 0)
             if len(r.t) == 0:
                 continue
-            ack = r.ann["rel_ack"]
+            ack = r["rel_ack"]
             start = ack[0] if side["ack"] is None else side["ack"]
             top = np.maximum.accumulate(np.r_[start, ack])
             side["good"].add(r.t, np.diff(top).astype(np.float64))
@@ -101,18 +101,18 @@ class Rtt:
         self.irtt_ns = -1
 
     def feed(self, rows: Rows) -> None:
-        self.irtt_ns = max(self.irtt_ns, int(rows.ann["irtt_ns"].max()))
+        self.irtt_ns = max(self.irtt_ns, int(rows["irtt_ns"].max()))
         for d, side in enumerate(self.sides):
             f = rows.take(rows.sender(d))
-            rx = ((f.ann["flags"] & (RETX | SPURIOUS)) != 0) & (f.rec["payload_len"] > 0)
-            side["pending"] += zip(f.frame[rx].tolist(), f.ann["rel_seq"][rx].tolist(),
-                                   (f.ann["rel_seq"] + f.rec["payload_len"])[rx].tolist())
+            rx = ((f["flags"] & (RETX | SPURIOUS)) != 0) & (f["payload_len"] > 0)
+            side["pending"] += zip(f.frame[rx].tolist(), f["rel_seq"][rx].tolist(),
+                                   (f["rel_seq"] + f["payload_len"])[rx].tolist())
             r = rows.take(~rows.sender(d))
-            r = r.take(r.ann["ack_rtt_ns"] >= 0)
+            r = r.take(r["ack_rtt_ns"] >= 0)
             if len(r.t) == 0:
                 continue
-            amb = self._karn(side, r.frame, r.ann["rel_ack"])
-            ms = r.ann["ack_rtt_ns"] / 1e6
+            amb = self._karn(side, r.frame, r["rel_ack"])
+            ms = r["ack_rtt_ns"] / 1e6
             side["rtt"].add(r.t[~amb], ms[~amb], r.frame[~amb])
             side["karn"].add(r.t[amb], ms[amb], r.frame[amb])
 
@@ -155,14 +155,14 @@ class Window:
     def feed(self, rows: Rows) -> None:
         for d, side in enumerate(self.sides):
             f = rows.take(rows.sender(d))
-            b = f.ann["bytes_in_flight"] >= 0
-            side["bif"].add(f.t[b], f.ann["bytes_in_flight"][b], f.frame[b])
-            full = flagged(f.ann, "window_full") & b
-            side["full"].add(f.t[full], f.ann["bytes_in_flight"][full], f.frame[full])
+            b = f["bytes_in_flight"] >= 0
+            side["bif"].add(f.t[b], f["bytes_in_flight"][b], f.frame[b])
+            full = flagged(f, "window_full") & b
+            side["full"].add(f.t[full], f["bytes_in_flight"][full], f.frame[full])
             r = rows.take(~rows.sender(d))
             k = _known_window(r)
-            side["rwnd"].add(r.t[k], r.ann["win_scaled"][k], r.frame[k])
-            z = flagged(r.ann, "zero_window")
+            side["rwnd"].add(r.t[k], r["win_scaled"][k], r.frame[k])
+            z = flagged(r, "zero_window")
             side["zero"].add(r.t[z], np.zeros(int(z.sum())), r.frame[z])
 
     def figure(self, ctx: Context) -> Figure:
@@ -184,25 +184,25 @@ class Cwnd:
         self.t_last = 0.0
 
     def feed(self, rows: Rows) -> None:
-        missing = [f for f in CWND_FIELDS if f not in rows.ann.dtype.names]
+        missing = [f for f in CWND_FIELDS if f not in rows.names]
         if missing:
             raise GraphUnavailable(", ".join(missing))
         self.t_last = max(self.t_last, float(rows.t.max()))
         for d, side in enumerate(self.sides):
             f = rows.take(rows.sender(d))
-            f = f.take(f.ann["cwnd_est"] >= 0)
+            f = f.take(f["cwnd_est"] >= 0)
             if len(f.t) == 0:
                 continue
-            side["cwnd"].add(f.t, f.ann["cwnd_est"], f.frame)
-            ss = f.ann["ssthresh_est"] >= 0
-            side["ssthresh"].add(f.t[ss], f.ann["ssthresh_est"][ss], f.frame[ss])
-            fl = f.ann["in_flight"] >= 0
-            side["in_flight"].add(f.t[fl], f.ann["in_flight"][fl], f.frame[fl])
+            side["cwnd"].add(f.t, f["cwnd_est"], f.frame)
+            ss = f["ssthresh_est"] >= 0
+            side["ssthresh"].add(f.t[ss], f["ssthresh_est"][ss], f.frame[ss])
+            fl = f["in_flight"] >= 0
+            side["in_flight"].add(f.t[fl], f["in_flight"][fl], f.frame[fl])
             self._phases(side, f)
 
     def _phases(self, side: dict, f: Rows) -> None:
         """Runs of one phase as (start, end, phase); a recovery's first segment is marked."""
-        ph = f.ann["cc_phase"].astype(np.int64)
+        ph = f["cc_phase"].astype(np.int64)
         change = np.flatnonzero(np.r_[True, ph[1:] != ph[:-1]])
         for i in change:
             code, t = int(ph[i]), float(f.t[i])
@@ -213,7 +213,7 @@ class Cwnd:
                 side["spans"].append((run[0], t, self.phases[run[1]]))
             side["run"] = (t, code)
             if self.phases[code] in _RECOVERY:
-                side["recovery"].add(f.t[i:i + 1], f.ann["cwnd_est"][i:i + 1], f.frame[i:i + 1])
+                side["recovery"].add(f.t[i:i + 1], f["cwnd_est"][i:i + 1], f.frame[i:i + 1])
 
     def figure(self, ctx: Context) -> Figure:
         s = self.sides[ctx.direction]

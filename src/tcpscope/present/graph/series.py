@@ -23,13 +23,13 @@ import numpy as np
 from ...analysis.annotation import ANN_KIND, FLAG
 from ...flows.connection import Connection
 from ...pipeline import Chunk, Result, StopRun
-from ...wire.record import ACK, CWR, ECE, FIN, RST, SYN
+from ...wire.record import ACK, CWR, ECE, FIN, RECORD_DTYPE, RST, SYN
 from ..i18n import Catalogue
 from .decimate import Marks, Points, Spans
 from .figure import Layer
 
 __all__ = ["Collector", "Context", "Rows", "StreamRows", "DIRS", "sack_edges", "flagged",
-           "RETX", "SPURIOUS", "ACK", "CWR", "ECE", "FIN", "RST", "SYN", "layer"]
+           "RETX", "SPURIOUS", "MAX_SACK", "ACK", "CWR", "ECE", "FIN", "RST", "SYN", "layer"]
 
 ANALYSED = ANN_KIND["analysed"]
 #: a retransmission of any kind that is not spurious (a spurious one is drawn apart)
@@ -37,48 +37,100 @@ RETX = FLAG["retransmission"] | FLAG["fast_retransmission"]
 SPURIOUS = FLAG["spurious_retransmission"]
 #: the directions a graph can show, by the data sender: client -> server, server -> client
 DIRS = ("c2s", "s2c")
+#: SACK blocks a record holds
+MAX_SACK = RECORD_DTYPE["sack"].shape[0] // 2
 
 
-def flagged(ann: np.ndarray, name: str) -> np.ndarray:
+def flagged(rows: Rows, name: str) -> np.ndarray:
     """Rows carrying the analysis flag `name`."""
-    return (ann["flags"] & FLAG[name]) != 0
+    return (rows["flags"] & FLAG[name]) != 0
 
 
-def sack_edges(rec: np.ndarray, ann: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, left, right): the SACK block number `block` of the rows that carry one,
-    relative like the same packet's ack (the peer's sequence space: rel_ack + the
-    signed 32-bit distance from ack to the edge)."""
-    rows = np.flatnonzero(((rec["tcp_flags"] & ACK) != 0) & (rec["sack_count"] > block))
-    if block >= rec.dtype["sack"].shape[0] // 2 or len(rows) == 0:
-        return rows[:0], np.zeros(0), np.zeros(0)
-    ack = rec["ack"][rows].astype(np.int64)
-    base = ann["rel_ack"][rows]
+def sack_edges(rows: Rows, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indices, left, right): the SACK block number `block` of the rows that carry
+    one, relative like the same packet's ack (the peer's sequence space: rel_ack +
+    the signed 32-bit distance from ack to the edge)."""
+    idx = np.flatnonzero(((rows["tcp_flags"] & ACK) != 0) & (rows["sack_count"] > block))
+    if block >= MAX_SACK or len(idx) == 0:
+        return idx[:0], np.zeros(0), np.zeros(0)
+    ack = rows["ack"][idx].astype(np.int64)
+    base = rows["rel_ack"][idx]
 
     def rel(edge: np.ndarray) -> np.ndarray:
         d = (edge.astype(np.int64) - ack) & 0xFFFFFFFF
         return base + np.where(d >= 1 << 31, d - (1 << 32), d)
 
-    return rows, rel(rec["sack"][rows, 2 * block]), rel(rec["sack"][rows, 2 * block + 1])
+    sack = rows.at("sack", idx)
+    return idx, rel(sack[:, 2 * block]), rel(sack[:, 2 * block + 1])
 
 
-@dataclass
+#: what collectors read: annotation fields (and the sender model's, when the analysis has
+#: them), record fields
+ANN_FIELDS = ("frame", "from_server", "rel_seq", "rel_ack", "next_rel_seq", "win_scaled",
+              "win_scale", "flags", "bytes_in_flight", "ack_rtt_ns", "irtt_ns")
+SENDER_FIELDS = ("cwnd_est", "ssthresh_est", "in_flight", "cc_phase", "limited_by")
+REC_FIELDS = ("payload_len", "tcp_flags", "ip_tos", "sack_count", "sack", "ack")
+
+
 class Rows:
-    """Some consecutive rows of one stream."""
+    """Some rows of one stream: their times, and the columns the graphs read, each taken
+    when first read (copying whole records would cost more than drawing them): from the
+    chunk for the stream's rows, from those for a subset."""
 
-    t: np.ndarray          #: seconds since the stream's first packet
-    rec: np.ndarray        #: RECORD_DTYPE
-    ann: np.ndarray        #: ANNOTATION_DTYPE
+    def __init__(self, t: np.ndarray, parent: Rows | dict[str, np.ndarray], pick: np.ndarray | slice) -> None:
+        self.t = t                  #: seconds since the stream's first packet
+        self._parent = parent       #: the rows (or the chunk's columns) these are taken from
+        self._pick = pick           #: which of them: positions, a mask or a slice
+        self._cols: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def select(cls, t: np.ndarray, rec: np.ndarray, ann: np.ndarray, idx: np.ndarray) -> Rows:
+        names = ANN_FIELDS + tuple(f for f in SENDER_FIELDS if f in ann.dtype.names)
+        src = {f: ann[f] for f in names}
+        src.update({f: rec[f] for f in REC_FIELDS})
+        return cls(t, src, slice(0, len(idx)) if len(idx) == len(ann) else idx)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        col = self._cols.get(name)
+        if col is None:
+            col = self._cols[name] = np.ascontiguousarray(self._parent[name][self._pick])
+        return col
+
+    def at(self, name: str, idx: np.ndarray) -> np.ndarray:
+        """Column `name` of some of these rows only (positions `idx`): for a wide column
+        that few rows need (SACK blocks)."""
+        if name in self._cols:
+            return self._cols[name][idx]
+        pick = self._pick
+        if isinstance(pick, slice):
+            pos = np.arange(*pick.indices(pick.stop if pick.stop is not None else len(self.t)))[idx]
+        elif pick.dtype == bool:
+            pos = np.flatnonzero(pick)[idx]
+        else:
+            pos = pick[idx]
+        parent = self._parent
+        return parent.at(name, pos) if isinstance(parent, Rows) else parent[name][pos]
+
+    @property
+    def names(self) -> set[str]:
+        return self._parent.names if isinstance(self._parent, Rows) else set(self._parent)
 
     @property
     def frame(self) -> np.ndarray:
-        return self.ann["frame"]
+        return self["frame"]
+
+    def __len__(self) -> int:
+        return len(self.t)
 
     def sender(self, d: int) -> np.ndarray:
         """Rows sent by the data sender of direction `d` (0: the client, 1: the server)."""
-        return self.ann["from_server"] == d
+        return self["from_server"] == d
 
     def take(self, mask: np.ndarray) -> Rows:
-        return Rows(self.t[mask], self.rec[mask], self.ann[mask])
+        return Rows(self.t[mask], self, mask)
+
+    def slice(self, a: int, b: int) -> Rows:
+        return Rows(self.t[a:b], self, slice(a, b))
 
 
 @dataclass
@@ -165,7 +217,7 @@ class StreamRows:
             ts = chunk.ts_ns[idx]
             if self.t0_ns is None:
                 self.t0_ns = int(ts[0])
-            rows = Rows((ts - self.t0_ns) / 1e9, chunk.records[idx], ann[idx])
+            rows = Rows.select((ts - self.t0_ns) / 1e9, chunk.records, ann, idx)
             self.t_last = max(self.t_last, float(rows.t.max()))
             self.packets += len(idx)
             for c in self.collectors:

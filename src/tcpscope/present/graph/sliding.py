@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .figure import Figure, Layer
-from .series import ACK, RETX, Context, Rows, flagged, sack_edges
+from .series import ACK, MAX_SACK, RETX, Context, Rows, flagged, sack_edges
 
 __all__ = ["SlidingWindow", "Snapshot", "MOMENTS"]
 
@@ -85,7 +85,7 @@ class SlidingWindow:
         asked = [f for f in self.frames if np.any(rows.frame == f)]
         for f in asked:
             i = int(np.flatnonzero(rows.frame == f)[0])
-            self.frame_sender[f] = (int(rows.ann["from_server"][i]), int(rows.rec["payload_len"][i]))
+            self.frame_sender[f] = (int(rows["from_server"][i]), int(rows["payload_len"][i]))
         for d, st in enumerate(self.state):
             stops = {f: "" for f in asked}
             if self.moments:
@@ -105,9 +105,9 @@ class SlidingWindow:
     def _candidates(self, d: int, st: _State, rows: Rows) -> dict[int, str]:
         """The frames in `rows` that are a key moment of direction `d` not yet found."""
         fwd = rows.sender(d)
-        ann = rows.ann
+        ann = rows
         first = {
-            "first_data": fwd & (rows.rec["payload_len"] > 0),
+            "first_data": fwd & (rows["payload_len"] > 0),
             "window_full": fwd & flagged(ann, "window_full"),
             "zero_window": ~fwd & flagged(ann, "zero_window"),
             "first_retx": fwd & ((ann["flags"] & RETX) != 0),
@@ -134,27 +134,27 @@ class SlidingWindow:
         """Fold rows a..b-1 into the state of direction `d`."""
         if a >= b:
             return
-        r = Rows(rows.t[a:b], rows.rec[a:b], rows.ann[a:b])
+        r = rows.slice(a, b)
         fwd = r.sender(d)
         f = r.take(fwd)
         if len(f.t):
-            top = int(f.ann["next_rel_seq"].max())
+            top = int(f["next_rel_seq"].max())
             st.nxt = top if st.nxt is None else max(st.nxt, top)
-            st.bif = int(f.ann["bytes_in_flight"][-1])
-            st.mss = max(st.mss, int(f.rec["payload_len"].max()))
-            if "cwnd_est" in f.ann.dtype.names:
-                st.cwnd = float(f.ann["cwnd_est"][-1]) if f.ann["cwnd_est"][-1] >= 0 else None
-        rev = r.take(~fwd & ((r.rec["tcp_flags"] & ACK) != 0))
+            st.bif = int(f["bytes_in_flight"][-1])
+            st.mss = max(st.mss, int(f["payload_len"].max()))
+            if "cwnd_est" in f.names:
+                st.cwnd = float(f["cwnd_est"][-1]) if f["cwnd_est"][-1] >= 0 else None
+        rev = r.take(~fwd & ((r["tcp_flags"] & ACK) != 0))
         if len(rev.t):
-            top = int(rev.ann["rel_ack"].max())
+            top = int(rev["rel_ack"].max())
             st.una = top if st.una is None else max(st.una, top)
-            known = rev.ann["win_scale"] != -1
+            known = rev["win_scale"] != -1
             if known[-1]:
-                st.wnd = int(rev.ann["win_scaled"][-1])
+                st.wnd = int(rev["win_scaled"][-1])
             last = rev.take(np.arange(len(rev.t)) == len(rev.t) - 1)
             blocks = []
-            for k in range(last.rec.dtype["sack"].shape[0] // 2):
-                rows_k, lo, hi = sack_edges(last.rec, last.ann, k)
+            for k in range(MAX_SACK):
+                rows_k, lo, hi = sack_edges(last, k)
                 blocks += [(int(x), int(y)) for x, y in zip(lo, hi)]
             st.sacked = tuple(sorted(blocks))
 
@@ -241,5 +241,6 @@ def figure(ctx: Context, snap: Snapshot) -> Figure:
         notes.insert(0, tx(f"moment.{snap.reason}"))
     title = tx("title.slidingwindow", stream=ctx.stream, frame=snap.frame, src=ctx.sender,
                dst=ctx.receiver)
+    rows = {i: tx(f"sw.row_{name}") for i, name in enumerate(("bytes", "rwnd", "cwnd"))}
     return Figure("slidingwindow", title, tx("axis.seq"), "", layers, notes=notes,
-                  packets=ctx.packets, words=ctx.words())
+                  packets=ctx.packets, words=ctx.words(), row_labels=rows)

@@ -26,8 +26,8 @@ import numpy as np
 
 from .decimate import Marks, Points, Spans
 from .figure import Figure
-from .series import ACK, CWR, ECE, FIN, RETX, RST, SPURIOUS, SYN, Context, Rows, flagged, layer, \
-    sack_edges
+from .series import ACK, CWR, ECE, FIN, MAX_SACK, RETX, RST, SPURIOUS, SYN, Context, Rows, flagged, \
+    layer, sack_edges
 
 __all__ = ["TimeSeq"]
 
@@ -58,7 +58,8 @@ class TimeSeq:
                 self._rev(side, rows.take(~rows.sender(d)))
 
     def _fwd(self, side: _Side, r: Rows) -> None:
-        ann, rec, t = r.ann, r.rec, r.t
+        ann = rec = r
+        t = r.t
         seq, length = ann["rel_seq"], rec["payload_len"].astype(np.int64)
         tf = rec["tcp_flags"]
         kinds = {
@@ -91,21 +92,22 @@ class TimeSeq:
         side.marks["ce"].add(t[ce], (seq + length)[ce], r.frame[ce])
 
     def _rev(self, side: _Side, r: Rows) -> None:
-        ann, rec, t = r.ann, r.rec, r.t
+        ann = rec = r
+        t = r.t
         tf = rec["tcp_flags"]
         acks = (tf & ACK) != 0
         a = r.take(acks)
-        side.ack.add(a.t, a.ann["rel_ack"], a.frame)
-        known = (a.ann["win_scale"] != -1) & ((a.rec["tcp_flags"] & SYN) == 0)
-        side.edge.add(a.t[known], (a.ann["rel_ack"] + a.ann["win_scaled"])[known], a.frame[known])
-        dup = flagged(a.ann, "duplicate_ack")
-        side.dupack.add(a.t[dup], a.ann["rel_ack"][dup], a.frame[dup])
-        for key, m in (("zero_window", flagged(a.ann, "zero_window")),
-                       ("ece", ((a.rec["tcp_flags"] & ECE) != 0) & ((a.rec["tcp_flags"] & SYN) == 0)),
-                       ("rst", (a.rec["tcp_flags"] & RST) != 0)):
-            side.marks[key].add(a.t[m], a.ann["rel_ack"][m], a.frame[m])
-        for block in range(rec.dtype["sack"].shape[0] // 2):
-            rows, lo, hi = sack_edges(rec, ann, block)
+        side.ack.add(a.t, a["rel_ack"], a.frame)
+        known = (a["win_scale"] != -1) & ((a["tcp_flags"] & SYN) == 0)
+        side.edge.add(a.t[known], (a["rel_ack"] + a["win_scaled"])[known], a.frame[known])
+        dup = flagged(a, "duplicate_ack")
+        side.dupack.add(a.t[dup], a["rel_ack"][dup], a.frame[dup])
+        for key, m in (("zero_window", flagged(a, "zero_window")),
+                       ("ece", ((a["tcp_flags"] & ECE) != 0) & ((a["tcp_flags"] & SYN) == 0)),
+                       ("rst", (a["tcp_flags"] & RST) != 0)):
+            side.marks[key].add(a.t[m], a["rel_ack"][m], a.frame[m])
+        for block in range(MAX_SACK):
+            rows, lo, hi = sack_edges(r, block)
             (side.sack if block == 0 else side.sack_old).add(t[rows], lo, hi, r.frame[rows])
 
     def figure(self, ctx: Context) -> Figure:

@@ -55,7 +55,9 @@ class Page:
     def screenshot(self, path: Path, full_page: bool = True) -> Path:
         params: dict = {"format": "png"}
         if full_page:
-            size = self.eval("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+            size = self.eval("[document.documentElement.scrollWidth, Math.ceil("
+                             "document.body ? document.body.getBoundingClientRect().bottom + 8 : "
+                             "document.documentElement.getBoundingClientRect().bottom)]")
             params["clip"] = {"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 1}
             params["captureBeyondViewport"] = True
         data = self.call("Page.captureScreenshot", params)["data"]

@@ -123,3 +123,15 @@ def test_cwnd_from_the_sender_models_fields():
     assert {k for k, d, _ in fig.legend() if d == "span"} == {
         "phase.slow_start", "phase.fast_recovery", "phase.congestion_avoidance"}
     assert render(fig, "png")[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("fmt", ["png", "svg", "html"])
+def test_write_graph_by_extension(transfer, tmp_path, fmt):
+    from tcpscope.present.graph import write_graph
+
+    out = tmp_path / f"g.{fmt}"
+    write_graph(transfer, 0, "tcptrace", out, direction="c2s")
+    data = out.read_bytes()
+    assert data[:4] == b"\x89PNG" if fmt == "png" else (b"<svg" in data[:400] or b"<!DOCTYPE html>" in data[:20])
+    with pytest.raises(ValueError, match="extension"):
+        write_graph(transfer, 0, "tcptrace", tmp_path / "g.pdf")

@@ -15,6 +15,7 @@ pixels), reduced per pixel column as the rows stream by (decimate.py).
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -28,11 +29,15 @@ from .rates import CWND_FIELDS, Cwnd, GraphUnavailable, Rtt, Throughput, Window
 from .series import DIRS, Context, StreamRows
 from .timeseq import TimeSeq
 
-__all__ = ["KINDS", "DIRS", "Figure", "Layer", "GraphSet", "GraphUnavailable", "graphs", "render",
-           "html_fragment", "html_page", "CWND_FIELDS"]
+__all__ = ["KINDS", "DIRS", "FORMATS", "Figure", "Layer", "GraphSet", "GraphUnavailable", "graphs",
+           "render", "write_graph", "html_fragment", "html_page", "CWND_FIELDS"]
 
 #: the graphs, in the order the CLI lists them
 KINDS = ("stevens", "tcptrace", "throughput", "rtt", "window", "cwnd", "slidingwindow")
+#: output formats, by the output file's extension
+FORMATS = ("png", "svg", "html")
+#: pixel columns of a picture, and of an interactive page (room to zoom in)
+WIDTH = {"png": 1400, "svg": 1400, "html": 2048}
 
 
 class GraphSet:
@@ -121,3 +126,19 @@ def render(fig: Figure, fmt: str) -> bytes:
     from .mpl import render_mpl
 
     return render_mpl(fig, fmt)
+
+
+def write_graph(source: Source, stream: int, kind: str, out: str | os.PathLike, *,
+                direction: str | None = None, lang: str = "en", frame: int | None = None,
+                mode: str = "wireshark") -> None:
+    """`tcpscope graph`: one graph of `stream` to `out`, PNG, SVG or HTML by its extension
+    (the sliding window at `frame`)."""
+    fmt = os.path.splitext(os.fspath(out))[1].lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ValueError(f"{os.fspath(out)}: the output's extension says the format: "
+                         f"{', '.join('.' + f for f in FORMATS)}")
+    figs = graphs(source, stream, [kind], direction=direction, lang=lang,
+                  frames=() if frame is None else (frame,), mode=mode, width=WIDTH[fmt])
+    data = html_page(figs, lang=lang).encode("utf-8") if fmt == "html" else render(figs[0], fmt)
+    with open(out, "wb") as f:
+        f.write(data)

@@ -44,7 +44,7 @@ STYLE: dict[str, Style] = {
     "spurious": Style("#e377c2", marker="o", ms=4, lw=1.6, z=6),
     "ooo": Style("#9467bd", marker="o", ms=4, lw=1.6, z=6),
     "zwp": Style("#8c564b", marker="o", ms=4, lw=1.6, z=6),
-    "lost": Style("#d62728", marker="|", ms=10, z=6),
+    "lost": Style("#444444", marker="|", ms=5, z=6),
     "sack": Style("#2ca02c", lw=3.0, z=4),
     "sack_old": Style("#98df8a", lw=3.0, z=4),
     "ack": Style("#7f7f00", lw=1.2, z=5),

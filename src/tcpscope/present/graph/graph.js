@@ -100,7 +100,7 @@
     if (d.kind === "slidingwindow") {
       this.x = extent(d.layers.filter(function (l) { return l.draw === "band"; }), 0, ["lo", "hi"]);
       var rows = {};
-      data.layers.forEach(function (l) { if (l.draw === "band") l.cols.row.forEach(function (r) { rows[r] = 1; }); });
+      d.layers.forEach(function (l) { if (l.draw === "band") l.cols.row.forEach(function (r) { rows[r] = 1; }); });
       this.y = [rows[2] ? -0.5 : 0.5, 3.1];
     } else {
       this.x = extent(d.layers.map(function (l) { return {axis: 0, cols: l.cols}; }), 0, ["t", "t1"]);

@@ -34,7 +34,7 @@ import pytest
 from conftest import CORPUS, corpus_files, fixture_files, require_tool
 
 from tcpscope.capture.errors import CaptureError
-from tcpscope.capture.reader import open_capture
+from tcpscope.capture import open_capture
 from tcpscope.capture.writer import PcapngWriter
 from tcpscope.wire.linktypes import linktype_name
 from tcpscope.present.tcpdump import Listing, TcpdumpOptions

@@ -593,7 +593,7 @@ def write_listing(source, opts: TcpdumpOptions, out: IO[str], err: IO[str] | Non
     Damage that stops reading inside the file is reported on `err` (stderr) after
     the frames before it, as tcpdump does.
     """
-    from tcpscope.capture.reader import open_capture
+    from tcpscope.capture import open_capture
 
     listing = Listing(opts)
     with open_capture(source) as reader:

@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tcpscope.analysis.engine import analyze_file
 from tcpscope.capture import PcapngWriter, open_capture, write_pcap
 from tcpscope.capture.live import (
     CaptureStats,
@@ -37,6 +36,7 @@ from tcpscope.capture.live import (
     helper_command,
     parse_helper_stats,
 )
+from tcpscope.pipeline import analyze
 from tcpscope.wire.builder import TCP, Ether, Frame, IPv4
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -374,7 +374,7 @@ def test_live_on_loopback_counts_what_was_generated(tmp_path, reference_capture)
     assert sum(sum(row["pkts"]) for row in table) == summary["frames"]
 
     # -w: the saved file reads back to what was shown.
-    back = analyze_file(saved)
+    back = analyze(saved)
     assert len(back) == summary["frames"]
     assert [(c["stream"], c["client_side"]["packets"], c["server_side"]["packets"],
              c["client_side"]["bytes"], c["server_side"]["bytes"])
@@ -490,7 +490,7 @@ def test_live_session_without_capture_feeds_file_batches():
     summary = session.finish(None)
     events = [json.loads(line) for line in out.getvalue().splitlines()]
     kinds = [e["event"] for e in events]
-    whole = analyze_file(demo)
+    whole = analyze(demo)
     assert summary["frames"] == len(whole)
     assert kinds.count("new") == len(whole.connections) == summary["connections"]
     assert np.array_equal([r["pkts"] for r in summary["table"]],

@@ -1,9 +1,31 @@
 """`tcpscope lab`: the classic experiments with the real kernel (docs/lab.md)."""
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 
 import click
+
+from tcpscope.cli.common import fail
+
+#: The programs the lab runs as root: namespaces, veths and routes (ip), packet drops (nft),
+#: offloads off (ethtool), sysctls, the kernel's counters (cat), the capture (tcpdump) and
+#: the kernel's sockets (ss). tests/test_setup_programs.py checks this against the lab's source.
+LAB_PROGRAMS = ("ip", "nft", "ethtool", "sysctl", "cat", "tcpdump", "ss")
+#: Without root only the loopback experiments run: the capture and ss.
+UNPRIVILEGED_LAB_PROGRAMS = ("tcpdump", "ss")
+
+
+def missing_programs(experiments: list[type]) -> list[str]:
+    """The programs the chosen experiments would run that are not on PATH."""
+    if os.geteuid() == 0:
+        needed: tuple[str, ...] = LAB_PROGRAMS
+    elif any(not exp.needs_root for exp in experiments):
+        needed = UNPRIVILEGED_LAB_PROGRAMS
+    else:
+        needed = ()  # every one is skipped: it needs root
+    return [p for p in needed if shutil.which(p) is None]
 
 
 @click.group("lab")
@@ -35,6 +57,10 @@ def lab_run_cmd(names: tuple[str, ...], keep: str | None) -> None:
     if unknown:
         raise click.UsageError(f"unknown experiment {', '.join(unknown)}; "
                                f"`tcpscope lab list` shows them")
+    missing = missing_programs([EXPERIMENTS[n] for n in chosen])
+    if missing:
+        fail(f"lab: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed "
+             "(or not on PATH); scripts/setup installs what the lab runs")
     try:
         results = run_many(chosen, sys.stdout, keep=Path(keep) if keep else None)
     except KeyboardInterrupt:

@@ -29,6 +29,7 @@ in place, `write_batch`, `write_statistics` for the drop counters).
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import select
@@ -78,7 +79,6 @@ DEFAULT_BATCH_FRAMES = 8192
 # many have piled up: low latency for a person, big batches at high rates.
 DEFAULT_LATENCY = 0.005
 COALESCE_BYTES = 256 * 1024
-F_SETPIPE_SZ = 1031  # fcntl.h; not exported by Python's fcntl before 3.10 on every libc
 PCAP_FILE_HEADER = 24
 
 _STAT_PATTERNS = {
@@ -213,14 +213,12 @@ class LiveCapture:
     def _start(self) -> None:
         exe = self._cmd[0]
         if shutil.which(exe) is None:
-            hint = "apt-get install iproute2" if exe == "ip" else f"apt-get install {exe}"
             raise LiveCaptureError.make(self.iface, "helper_missing",
-                                        f"{exe} is not installed ({hint})")
+                                        f"{exe} is not installed (or not on PATH); "
+                                        "scripts/setup installs what tcpscope runs")
         rfd, wfd = os.pipe()
         try:
-            import fcntl
-
-            fcntl.fcntl(wfd, F_SETPIPE_SZ, PIPE_SIZE)
+            fcntl.fcntl(wfd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         except OSError:
             pass  # a smaller pipe still works, it just absorbs less
         try:
@@ -233,8 +231,6 @@ class LiveCapture:
             os.close(wfd)
             raise LiveCaptureError.make(self.iface, "helper_failed",
                                         f"cannot start {exe}: {exc.strerror or exc}") from None
-        finally:
-            pass
         os.close(wfd)
         self._fd = rfd
         self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True,

@@ -4,7 +4,7 @@ The schema is DESIGN.md's "Per-packet record" (see docs/analysis.md for every
 key). Output is streamed batch by batch: `PacketsWriter` is a pipeline consumer
 (tcpscope/pipeline.py reads, dissects and analyses; this formats and writes),
 with memory bounded by one batch plus the engine's per-connection state. The
-text of each batch is built natively (analysis/_format.c: no Python object,
+text of each batch is built natively (present/_packets.c: no Python object,
 no json.dumps per row), which keeps the writer at the speed of the analysis.
 
 JSON Lines (``jsonl``)::
@@ -30,9 +30,9 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..analysis import _engine
 from ..analysis.engine import Analyzer
 from ..pipeline import Chunk, Options, Result, run
+from . import _packets
 
 __all__ = ["FORMATS", "PacketsWriter", "events_arrays", "format_batch", "write_packets"]
 
@@ -76,7 +76,7 @@ def _format(records, annotations, ts_ns, fmt, header, client_state, server_state
     states = (None, None) if client_state is None else (
         np.ascontiguousarray(client_state, dtype=np.uint8),
         np.ascontiguousarray(server_state, dtype=np.uint8))
-    return _engine.format_packets(
+    return _packets.format_packets(
         np.ascontiguousarray(records),
         np.ascontiguousarray(annotations),
         np.ascontiguousarray(ts_ns, dtype=np.int64),
@@ -115,7 +115,7 @@ class PacketsWriter:
 
     def finish(self, result: Result) -> None:
         if self._header and self.fmt == "csv":  # an empty capture still gets its header
-            self.out.write(_engine.format_packets(b"", b"", b"", True, True))
+            self.out.write(_packets.format_packets(b"", b"", b"", True, True))
         self.out.flush()
 
 

@@ -1,13 +1,17 @@
 /*
- * _format.c -- the bulk path of `tcpscope packets`: JSON Lines / CSV text for
+ * _packets.c -- the bulk path of `tcpscope packets`: JSON Lines / CSV text for
  * a batch of (record, annotation) rows, built in C so that writing the
  * per-packet records keeps up with the analysis (millions of rows a second).
  *
- * It is compiled into the _engine extension (one native module for the
- * analysis layer), but only present/packets.py calls it; the schema is
- * DESIGN.md's "Per-packet record" and is documented in docs/analysis.md.
- * Everything it prints is already decided by the dissector (record.h) and the
- * engine (annotation.h); this file only spells it out.
+ * Presentation only: everything it prints is already decided by the dissector
+ * (record.h), the engine (annotation.h) and the lifecycle layer (the state and
+ * event columns passed in); this file spells it out. present/packets.py calls
+ * it; the schema is DESIGN.md's "Per-packet record", documented in
+ * docs/analysis.md. Flag letters come from tcpflags.h, addresses are written
+ * as inet_ntop writes them (wire/text.py's rule).
+ *
+ *   format_packets   the module's one function: buffers in, bytes out
+ *   row_jsonl, row_csv   one row, field by field, into a growable buffer
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -19,6 +23,7 @@
 
 #include "record.h"
 #include "annotation.h"
+#include "tcpflags.h"
 
 /* ------------------------------------------------------------------ */
 /* A growable output buffer                                            */
@@ -110,7 +115,7 @@ static const char *rule_id[256];
         flag_name[bit][i] = 0; }
 #define SET_RULE_ID(code, flag, id) rule_id[code] = id;
 
-void format_init(void)
+static void format_init(void)
 {
     TCPS_AFLAGS(SET_FLAG_NAME)
     TCPS_RULES(SET_RULE_ID)
@@ -191,22 +196,11 @@ static const char *csum_name(uint8_t s)
     }
 }
 
-/* tcpdump's flag letters, in its order: F S R P . U E W e; "none" if none. */
+/* tcpdump's flag letters (tcpflags.h). */
 static void put_tcp_flags(buf_t *b, uint16_t fl)
 {
-    static const struct { uint16_t bit; char c; } L[] = {
-        {TCPS_FIN, 'F'}, {TCPS_SYN, 'S'}, {TCPS_RST, 'R'}, {TCPS_PSH, 'P'}, {TCPS_ACK, '.'},
-        {TCPS_URG, 'U'}, {TCPS_ECE, 'E'}, {TCPS_CWR, 'W'}, {TCPS_AE, 'e'},
-    };
     char s[10];
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof(L) / sizeof(L[0]); i++)
-        if (fl & L[i].bit)
-            s[n++] = L[i].c;
-    if (n == 0)
-        PUTS(b, "none");
-    else
-        put(b, s, n);
+    put(b, s, (size_t)tcps_flags_text(fl, s));
 }
 
 /* Addresses as inet_ntop writes them, with a two-entry cache (both directions). */
@@ -492,7 +486,7 @@ static int get_opt_buffer(PyObject *o, Py_buffer *view, int *have)
 /* format_packets(records, annotations, ts_ns, csv=False, header=False,
  *                client_state=None, server_state=None, ev_rows=None, ev_off=None,
  *                ev_blob=None) -> bytes */
-PyObject *format_packets(PyObject *self, PyObject *args)
+static PyObject *format_packets(PyObject *self, PyObject *args)
 {
     PyObject *ro, *ao, *to;
     PyObject *co = NULL, *so = NULL, *ero = NULL, *eoo = NULL, *ebo = NULL;
@@ -587,4 +581,24 @@ done:
         if (have[j])
             PyBuffer_Release(&bufs[j]);
     return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"format_packets", format_packets, METH_VARARGS,
+     "format_packets(records, annotations, ts_ns, csv=False, header=False, client_state=None, "
+     "server_state=None, ev_rows=None, ev_off=None, ev_blob=None) -> bytes: one JSON line "
+     "(or CSV row) per TCP row."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "_packets",
+    "The per-packet text of `tcpscope packets` (see present/packets.py).", -1, module_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__packets(void)
+{
+    format_init();
+    return PyModule_Create(&moduledef);
 }

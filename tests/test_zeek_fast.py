@@ -1,16 +1,18 @@
-"""ZeekTracker's numpy fast path gives exactly what the per-packet model gives.
+"""ZeekTracker's numpy fast path (analysis/zeek/fast.py) gives exactly what the reference
+model (analysis/zeek/model.py, `ZeekModel`) gives.
 
-`ZeekTracker(vectorize=True)` (the default) applies runs of ordinary rows with numpy
-and sends every other row through the literal per-packet model
-(`vectorize=False`). The two must agree on every field of every Zeek connection
-(`rows()`, `fields()`) and on the dropped-packet counters, whatever the batches:
+`ZeekTracker` applies runs of ordinary rows with numpy and sends every other row
+through the model it extends; `ZeekModel` takes every row one at a time. The two must
+agree on every field of every Zeek connection (`rows()`, `fields()`) and on the
+dropped-packet counters, whatever the batches:
 
-- every capture of the shared corpus and every fixture, with and without ``-C``;
+- every capture of the shared corpus and every fixture, with Zeek's options at their
+  defaults, with ``-C``, and as ``zeek -b`` with ``report_gaps_for_partial``;
 - every Zeek agreement case, with that run's options;
 - generated conversations (hypothesis): handshakes or not, payload in order, holes,
   resends, ACKs behind / at / past what was sent, zero windows, bad checksums,
   unreadable headers, payload cut by a snap length (all, none, or all but small
-  segments, as in bench/out/bench.pcap), FIN / RST / SYN in the middle, idle times
+  segments, as in the benchmark capture), FIN / RST / SYN in the middle, idle times
   that fire Zeek's timers, sequence numbers near the 2^32 wrap, random batch cuts;
 - the start of bench/out/bench.pcap when it exists.
 
@@ -34,6 +36,7 @@ from tcpscope.analysis.engine import Analyzer
 from tcpscope.analysis.zeek import (
     LIKELY_SERVER_PORTS,
     TCP_EXCESSIVE_DATA_WITHOUT_FURTHER_ACKS,
+    ZeekModel,
     ZeekTracker,
 )
 from tcpscope.capture.errors import CaptureError
@@ -56,26 +59,29 @@ BENCH = ROOT / "bench" / "out" / "bench.pcap"
 DEMO = ROOT / "src" / "tcpscope" / "data" / "demo.pcap"
 
 
-def run(batches: list[tuple[np.ndarray, np.ndarray, np.ndarray]], *, vectorize: bool,
-        knobs: dict | None = None, **options) -> ZeekTracker:
-    z = ZeekTracker(vectorize=vectorize, **options)
+def run(batches: list[tuple[np.ndarray, np.ndarray, np.ndarray]], *, fast: bool,
+        knobs: dict | None = None, **options) -> ZeekModel:
+    """The fast path (with `knobs` set) or the model, over the batches."""
+    z = ZeekTracker(**options) if fast else ZeekModel(**options)
     for name, value in (knobs or {}).items():
+        assert hasattr(ZeekTracker, name), name
         setattr(z, name, value)
     for rec, ann, ts in batches:
         z.feed(rec, ann, ts)
     return z
 
 
-def outcome(z: ZeekTracker) -> tuple:
+def outcome(z: ZeekModel) -> tuple:
     return z.rows(), z.fields(), z.offloaded, z.bad_checksums
 
 
 def assert_same(batches, knobs: dict[str, dict] = KNOBS, **options) -> dict[str, int]:
-    """Both paths on the same batches: identical results. Returns the fast rows per knob set."""
-    want = outcome(run(batches, vectorize=False, **options))
+    """The model and the fast path on the same batches: identical results. Returns the rows
+    the fast path took in bulk, per knob set."""
+    want = outcome(run(batches, fast=False, **options))
     fast = {}
     for name, kn in knobs.items():
-        z = run(batches, vectorize=True, knobs=kn, **options)
+        z = run(batches, fast=True, knobs=kn, **options)
         got = outcome(z)
         if got != want:
             for a, b in zip(got[0], want[0]):
@@ -116,11 +122,20 @@ def readable(paths: list[Path]) -> list[Path]:
 CAPTURES = readable(corpus_files() + fixture_files() + [DEMO])
 
 
+#: Zeek's options the captures are compared under: its defaults, ``zeek -C``, and ``zeek -b``
+#: (no likely server ports) counting the gaps of partial connections.
+CAPTURE_OPTIONS = {
+    "defaults": {},
+    "-C": {"ignore_checksums": True},
+    "-b_partial_gaps": {"likely_server_ports": frozenset(), "report_gaps_for_partial": True},
+}
+
+
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
-@pytest.mark.parametrize("ignore_checksums", [False, True], ids=["checksums", "-C"])
-def test_captures(path: Path, ignore_checksums: bool) -> None:
-    assert_same(read(path), ignore_checksums=ignore_checksums)
-    assert_same(read(path, cut=7), {"eager": KNOBS["eager"]}, ignore_checksums=ignore_checksums)
+@pytest.mark.parametrize("options", CAPTURE_OPTIONS.values(), ids=CAPTURE_OPTIONS.keys())
+def test_captures(path: Path, options: dict) -> None:
+    assert_same(read(path), **options)
+    assert_same(read(path, cut=7), {"eager": KNOBS["eager"]}, **options)
 
 
 def test_the_fast_path_is_used() -> None:
@@ -129,7 +144,7 @@ def test_the_fast_path_is_used() -> None:
     for path in CAPTURES:
         batches = read(path)
         rows += sum(len(b[0]) for b in batches)
-        fast += run(batches, vectorize=True, knobs=KNOBS["eager"], ignore_checksums=True).fast_rows
+        fast += run(batches, fast=True, knobs=KNOBS["eager"], ignore_checksums=True).fast_rows
     assert rows > 50_000
     assert fast > 0.6 * rows, (fast, rows)
 

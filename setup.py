@@ -22,7 +22,7 @@ EXTENSIONS = [
         "tcpscope.wire._dissect",
         sources=["src/tcpscope/wire/_dissect.c"],
         include_dirs=["src/tcpscope/_native"],
-        depends=["src/tcpscope/_native/record.h"],
+        depends=["src/tcpscope/_native/record.h", "src/tcpscope/_native/cksum.h"],
         extra_compile_args=CFLAGS,
     ),
     Extension(
@@ -43,11 +43,14 @@ EXTENSIONS = [
         extra_compile_args=CFLAGS,
     ),
     Extension(
-        "tcpscope.present._tcpdump",
-        sources=["src/tcpscope/present/_tcpdump.c"],
+        "tcpscope.present.tcpdump._listing",
+        sources=[f"src/tcpscope/present/tcpdump/{unit}.c" for unit in ("_listing", "_link", "_ip", "_tcp")],
         include_dirs=["src/tcpscope/_native"],
-        depends=["src/tcpscope/_native/record.h"],
-        extra_compile_args=CFLAGS,
+        depends=["src/tcpscope/present/tcpdump/_listing.h", "src/tcpscope/_native/cksum.h",
+                 "src/tcpscope/_native/record.h", "src/tcpscope/_native/seq.h",
+                 "src/tcpscope/_native/tcpflags.h"],
+        extra_compile_args=CFLAGS + ["-fvisibility=hidden", "-flto"],
+        extra_link_args=["-O2", "-flto"],
     ),
 ]
 

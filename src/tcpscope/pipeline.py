@@ -28,7 +28,8 @@ Three ways to drive the loop, all the same loop (`Pipeline.feed`):
 `analyze(source, mode)` (``tcpscope.analyze``) keeps every row of a capture in
 one `Analysis` (`Collect` does it for any consumer list). A consumer that is
 asked for a stream the input does not have raises `StreamNotFound`, which the
-CLI turns into one line and exit code 1.
+CLI turns into one line and exit code 1. A consumer that has all it wants
+(``read -c N``) raises `StopRun` from `feed`: the run reads no further.
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ from .wire.dissect import dissect_batch
 from .wire.record import RECORD_DTYPE
 
 __all__ = ["Chunk", "Collect", "Consumer", "Options", "Pipeline", "Result", "Source",
-           "StreamNotFound", "analyze", "run", "source_name"]
+           "StopRun", "StreamNotFound", "analyze", "run", "source_name"]
 
 #: What `run` reads: a path, ``"-"`` for standard input, or an open binary file.
 Source = str | os.PathLike | BinaryIO
@@ -87,8 +88,14 @@ class Chunk:
         return np.asarray(self.batch.ts_ns, dtype=np.int64)
 
 
+class StopRun(Exception):
+    """Raised by a consumer's `feed` when it wants no more input. The other consumers
+    still get that chunk; then `run` stops reading and finishes as usual."""
+
+
 class Consumer(Protocol):
-    """What `run` feeds. ``finish`` is called once, after the last chunk."""
+    """What `run` feeds. ``finish`` is called once, after the last chunk; ``feed`` may
+    raise `StopRun`."""
 
     def feed(self, chunk: Chunk) -> None: ...
 
@@ -128,6 +135,7 @@ class Pipeline:
                                     summaries=options.summaries)
                    if options.analyse and options.states else None)
         self.result = Result(name, analyzer=analyzer, tracker=tracker)
+        self.stopped = False   #: a consumer raised StopRun: feed no more batches
 
     def feed(self, batch: FrameBatch) -> Chunk:
         """Dissect and analyse one batch and hand it to every consumer."""
@@ -140,7 +148,10 @@ class Pipeline:
                 life = res.tracker.feed(records, ann, np.asarray(batch.ts_ns, dtype=np.int64))
         chunk = Chunk(batch, records, ann, life, res.rows)
         for c in self.consumers:
-            c.feed(chunk)
+            try:
+                c.feed(chunk)
+            except StopRun:
+                self.stopped = True
         res.rows += len(records)
         return chunk
 
@@ -155,11 +166,14 @@ class Pipeline:
 
     def read(self, source: Source) -> Iterator[Chunk]:
         """Read `source` through the pipeline, yielding each chunk once the consumers
-        had it; `finish` runs after the last one (not when the loop is left early)."""
+        had it, until the input ends or a consumer raised `StopRun`; `finish` runs after
+        the last one (not when the caller leaves the loop early)."""
         self.result.name = source_name(source)
         with open_capture(source) as cap:
             for batch in cap:
                 yield self.feed(batch)
+                if self.stopped:
+                    break
             damage, counters = cap.damage, cap.counters
         self.finish(damage, counters)
 

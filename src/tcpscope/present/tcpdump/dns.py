@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from ipaddress import IPv6Address
 
-from .tcpdump_options import Cursor, Truncated
-from .tcpdump_payload import fn_print_char
+from .cursor import Cursor, Truncated, fn_print_char
 
 __all__ = ["domain_print"]
 

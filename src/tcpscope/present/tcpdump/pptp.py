@@ -5,7 +5,7 @@ length, message type and magic cookie, and names result and error codes.
 """
 from __future__ import annotations
 
-from .tcpdump_options import Cursor
+from .cursor import Cursor
 
 __all__ = ["pptp_print"]
 

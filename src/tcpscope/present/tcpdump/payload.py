@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import re
 
-from .tcpdump_options import Cursor, Truncated
+from .cursor import Cursor, Truncated, fn_print_char
+from .dns import domain_print
+from .pptp import pptp_print
 
-__all__ = ["print_tcp_payload", "print_rst_data", "fn_print_char"]
+__all__ = ["PORTS", "payload_text", "print_tcp_payload"]
 
 _HTTP_CMDS = frozenset(
     b"""GET PUT COPY HEAD LOCK MOVE POLL POST BCOPY BMOVE MKCOL TRACE LABEL MERGE DELETE
@@ -31,49 +33,14 @@ _RTSP_CMDS = frozenset(
 )
 
 
-def fn_print_char(c: int) -> str:
-    """tcpdump's fn_print_char: printable ASCII as is, ``M-`` if the high bit is set, ``^X``."""
-    s = ""
-    if c & 0x80:
-        c &= 0x7F
-        s = "M-"
-    if c < 0x20 or c == 0x7F:
-        return s + "^" + chr(c ^ 0x40)
-    return s + chr(c)
-
-
 _PRINTABLE = frozenset(range(0x20, 0x7F))
 
 
-def print_rst_data(cur: Cursor, bp: int, length: int) -> None:
-    """A RST segment's payload with -v: `` [RST text]`` (at most 30 bytes, ``+`` if more).
-
-    ``!RST`` says the payload was not completely captured.
-    """
-    out = cur.out
-    out.append(" [RST" if cur.ttest(bp, length) else " [!RST")
-    n = length
-    if n > 30:
-        n = 30
-        out.append("+")
-    out.append(" ")
-    i = bp
-    while n and i < cur.end:
-        out.append(fn_print_char(cur.buf[i]))
-        i += 1
-        n -= 1
-    out.append("]")
-
-
 def _pptp(cur: Cursor, bp: int, length: int, verbose: int) -> None:
-    from .tcpdump_pptp import pptp_print
-
     pptp_print(cur, bp, verbose)
 
 
 def _domain(cur: Cursor, bp: int, length: int, verbose: int) -> None:
-    from .tcpdump_dns import domain_print
-
     domain_print(cur, bp, length, verbose, over_tcp=True)
 
 
@@ -107,6 +74,9 @@ _BY_RANK = (
 _RANK = {port: rank for rank, (ports, _) in enumerate(_BY_RANK) for port in ports}
 _NONE = len(_BY_RANK)
 
+#: Ports whose payload tcpdump hands to an application printer (either side).
+PORTS: frozenset[int] = frozenset(_RANK)
+
 
 def print_tcp_payload(cur: Cursor, bp: int, length: int, sport: int, dport: int,
                       verbose: int) -> None:
@@ -114,6 +84,20 @@ def print_tcp_payload(cur: Cursor, bp: int, length: int, sport: int, dport: int,
     rank = min(_RANK.get(sport, _NONE), _RANK.get(dport, _NONE))
     if rank < _NONE:
         _BY_RANK[rank][1](cur, bp, length, verbose)
+
+
+def payload_text(frame: bytes, bp: int, end: int, length: int, sport: int, dport: int,
+                 verbose: int, proto: str) -> str:
+    """What tcpdump prints after ``length N`` for the payload at `bp` of `frame` (whose
+    bytes end, for tcpdump, at `end`); `proto` names a truncation before a printer
+    names its own. The C printer calls this and ends the line after it."""
+    cur = Cursor(frame, end)
+    cur.proto = proto
+    try:
+        print_tcp_payload(cur, bp, length, sport, dport, verbose)
+    except Truncated:
+        cur.trunc()
+    return "".join(cur.out)
 
 
 # ---------------------------------------------------------------- text protocols

@@ -13,6 +13,7 @@ from tcpscope.cli.conns import conns_cmd
 from tcpscope.cli.demo import demo_cmd
 from tcpscope.cli.explain import explain_cmd
 from tcpscope.cli.follow import follow_cmd
+from tcpscope.cli.graph import graph_cmd
 from tcpscope.cli.lab import lab_group
 from tcpscope.cli.ladder import ladder_cmd
 from tcpscope.cli.live import live_cmd
@@ -30,5 +31,5 @@ def main() -> None:
 
 
 for _command in (read_cmd, demo_cmd, packets_cmd, conns_cmd, follow_cmd, explain_cmd,
-                 ladder_cmd, live_cmd, sockets_cmd, lab_group):
+                 ladder_cmd, graph_cmd, live_cmd, sockets_cmd, lab_group):
     main.add_command(_command)

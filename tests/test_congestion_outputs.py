@@ -133,3 +133,18 @@ def test_packets_columns_in_both_modes():
 def test_family_names():
     assert FAMILIES == ("unknown", "reno", "cubic", "bbr")
     assert PHASES[1:] == ("slow_start", "congestion_avoidance", "fast_recovery", "rto_recovery", "cwr")
+
+
+def test_timeline_command():
+    from click.testing import CliRunner
+
+    from tcpscope.cli import main
+
+    runner = CliRunner()
+    res = runner.invoke(main, ["timeline", str(RENO), "--stream", "0", "--format", "jsonl"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output.splitlines()[0])["round"] == 0
+    res = runner.invoke(main, ["timeline", str(RENO), "--stream", "9"])
+    assert res.exit_code == 1 and "no TCP stream 9" in res.output
+    res = runner.invoke(main, ["timeline", str(RENO)])
+    assert res.exit_code == 2

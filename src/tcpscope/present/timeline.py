@@ -18,54 +18,22 @@ import csv
 import io
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
 from ..analysis.congestion import EVENTS, LIMITS, PHASES, rounds, sender_side
-from ..pipeline import Chunk, Options, Result, run
+from ..pipeline import Collect, Options, StreamNotFound, run
 
-__all__ = ["FORMATS", "COLUMNS", "StreamRows", "StreamNotFound", "Timeline", "timeline",
-           "render", "write_timeline"]
+__all__ = ["FORMATS", "COLUMNS", "StreamNotFound", "Timeline", "timeline", "render",
+           "write_timeline"]
 
 FORMATS = ("table", "jsonl", "csv")
 #: The columns of every format, in order.
 COLUMNS = ("round", "time", "rtt", "cwnd", "ssthresh", "in_flight", "rwnd", "phase", "limited_by",
            "delivered", "retransmitted", "sent", "segments", "events")
 SIDES = ("client", "server")
-
-
-class StreamNotFound(LookupError):
-    """The capture has no TCP stream with that number, or it carried no data."""
-
-
-@dataclass
-class StreamRows:
-    """A pipeline consumer that keeps the rows of one stream (and only those)."""
-
-    stream: int
-    records: list[np.ndarray] = field(default_factory=list)
-    annotations: list[np.ndarray] = field(default_factory=list)
-    ts_ns: list[np.ndarray] = field(default_factory=list)
-
-    def feed(self, chunk: Chunk) -> None:
-        if chunk.annotations is None:
-            return
-        keep = np.flatnonzero(chunk.annotations["stream"] == self.stream)
-        if keep.size:
-            self.records.append(chunk.records[keep])
-            self.annotations.append(chunk.annotations[keep])
-            self.ts_ns.append(chunk.ts_ns[keep])
-
-    def finish(self, result: Result) -> None:
-        pass
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not self.records:
-            raise StreamNotFound(f"no TCP stream {self.stream} in the capture")
-        return (np.concatenate(self.records), np.concatenate(self.annotations),
-                np.concatenate(self.ts_ns))
 
 
 @dataclass
@@ -100,9 +68,12 @@ class Timeline:
 
 def timeline(source: str | os.PathLike | BinaryIO, stream: int, sender: str | None = None) -> Timeline:
     """Read `source` and make the round trips of `stream`'s data sender."""
-    keep = StreamRows(stream)
-    run(source, [keep], Options(mode="improved", states=False))
-    records, annotations, ts = keep.arrays()
+    keep = Collect(lambda chunk: np.flatnonzero(chunk.annotations["stream"] == stream))
+    run(source, [keep], Options(mode="improved", keep_transitions=False, summaries=False))
+    a = keep.analysis
+    if a is None or not len(a):
+        raise StreamNotFound(f"no TCP stream {stream}")
+    records, annotations, ts = a.records, a.annotations, a.ts_ns
     side = SIDES.index(sender) if sender else sender_side(annotations)
     if not np.any((annotations["from_server"] == side) & (annotations["cwnd_est"] >= 0)):
         raise StreamNotFound(f"the {SIDES[side]} of stream {stream} sent no data")

@@ -13,7 +13,8 @@ import pytest
 import tcpscope
 from tcpscope.analysis import ANNOTATION_DTYPE, CONN_DTYPE
 from tcpscope.analysis.congestion import (
-    EVENTS, FAMILIES, LIMITS, PHASES, ROUND_DTYPE, conn_facts, episodes, rounds,
+    CONN_KEYS, EVENTS, FAMILIES, LIMITS, PHASES, ROUND_DTYPE, conn_facts, data_sender_facts,
+    episodes, rounds,
 )
 from tcpscope.present.packets import write_packets
 from tcpscope.present.timeline import COLUMNS, StreamNotFound, render, timeline, write_timeline
@@ -60,6 +61,7 @@ def test_connection_facts_match_the_kernel(reno):
     assert set(limited) == {"cwnd", "rwnd", "app", "unknown"}
     assert limited["cwnd"] > 4 * limited["app"]
     assert facts["server"]["max_cwnd_est"] is None and facts["server"]["cc_guess"] == "unknown"
+    assert data_sender_facts(reno.connections[0]) == client and tuple(client) == CONN_KEYS
 
 
 def test_episodes_are_the_kernel_recoveries(reno):

@@ -26,6 +26,7 @@ from .annotation import FLAG
 __all__ = [
     "PHASES", "LIMITS", "EVENTS", "TRIGGERS", "FAMILIES", "ROUND_DTYPE", "Episode",
     "SenderState", "sender_state", "episodes", "rounds", "sender_side", "conn_facts",
+    "CONN_KEYS", "data_sender_facts",
 ]
 
 _ENUMS = _engine.enums()
@@ -225,3 +226,15 @@ def conn_facts(row: np.void) -> dict[str, dict[str, Any]]:
             "time_limited_by": {name: int(ms[b]) / 1000 for b, name in enumerate(LIMITS[1:5])},
         }
     return out
+
+
+#: The connection record's keys for the sender model (DESIGN.md "Connection record").
+CONN_KEYS = ("cc_guess", "cc_confidence", "loss_episodes", "rto_count", "max_cwnd_est",
+             "time_limited_by")
+
+
+def data_sender_facts(row: np.void) -> dict[str, Any]:
+    """`CONN_KEYS` of a connection row for its data sender: the side that sent more
+    payload bytes (the client on a tie)."""
+    side = "server" if int(row["bytes"][1]) > int(row["bytes"][0]) else "client"
+    return conn_facts(row)[side]

@@ -11,7 +11,7 @@ CFLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-
 
 # The analysis engine's units (src/tcpscope/analysis/_engine/engine.h maps them).
 ENGINE_UNITS = ("module", "packet", "table", "seglist", "sequence", "improved", "summary", "ipid",
-                "sender", "ccfamily")
+                "sender", "senderack", "ccfamily")
 
 EXTENSIONS = [
     Extension(

@@ -32,6 +32,7 @@
  *               scoreboard, IPv4-ID order, capture duplicates
  *   summary.c   per-stream summaries and the connection rows (tcps_conn)
  *   sender.c    improved mode: the sender model (in flight, cwnd, phase, limits, episodes)
+ *   senderack.c ... the ACKs its sender gets: delivery, undo, PRR, the ends of reductions
  *   ccfamily.c  ... its congestion-control arithmetic (Reno, CUBIC, BBR) and family guess
  *   ipid.c      IPv4-ID counters per host and direction (ip_id_gap, any mode)
  *   module.c    the Python module: the Engine type, layout() and enums()

@@ -4,45 +4,34 @@
  * shows (improved mode; every rule and its source in docs/congestion.md).
  *
  * Sans-IO and per segment, after the sequence analysis: every packet is an ACK
- * for the other direction's sender (if that one sends data) and a segment of
- * its own direction's sender (from its first payload byte on).
+ * for the other direction's sender (if that one sends data; senderack.c) and a
+ * segment of its own direction's sender (from its first payload byte on; here).
  *
  *   sender_packet    the hook process_tcp calls; the annotation of the segment
- *   on_ack, apply_ack   an ACK as the sender processes it (Linux tcp_ack): what it
- *                    delivered, D-SACK undo, ECN echo, the end of a recovery,
- *                    PRR or growth (ccfamily.c)
- *   release          a capture away from the sender sees ACKs before the sender
- *                    does: they wait in a small ring until the sender's next
- *                    segment shows (TSecr, RFC 7323 §4.3) or the path delay says
- *                    it had them
  *   on_segment, on_retransmission   new data, restart after idle, what began a
  *                    recovery (duplicate ACKs, SACK, RACK, a tail loss probe, the
  *                    retransmission timer); the window the capture shows in flight
- *   pipe_bytes       bytes in flight as the sender counts them: RFC 6675's pipe,
+ *   rto_firings, enter_loss   the retransmission timer, seen or inferred from silence
+ *   snd_pipe         bytes in flight as the sender counts them: RFC 6675's pipe,
  *                    Linux's packets_out - sacked_out - lost_out + retrans_out
+ *   snd_classify     what held the sender back (cwnd, rwnd, app)
+ *   sender_view      the model as it stands at an instant, worked out on a copy
  *
  * The estimate is held to the capture: a sender cannot have more in flight than
  * its window, so the window is at least what is in flight after each segment;
  * and a sender clocked by ACKs fills its window, so two bursts in a row that
  * stop short of the estimate (full-sized, not at the receiver's window edge)
- * bring it down to what they filled. The ACK-clocked window at the end of the
- * first burst after a reduction shows the back-off, which is the main evidence
- * of the family (ccfamily.c).
+ * bring it down to what they filled (senderack.c).
  *
- * Memory: one pointer per direction in flow_t; a sender_t (about 300 bytes)
- * only for a direction that sends data, plus, where the capture is not beside
- * the sender, a ring of ACK_RING pending ACKs (512 bytes). Freed with the
- * conversation.
+ * Memory: one pointer per direction in flow_t; a sender_t (400 bytes) only for
+ * a direction that sends data, plus, where the capture is not beside the sender,
+ * a ring of ACK_RING pending ACKs (512 bytes). Freed with the conversation.
  */
 #include "sender.h"
 
 #define PROMPT_NS 500000       /* a segment within 0.5 ms of an ACK at the sender was sent on it */
 #define MIN_MSS 64
 
-static inline uint32_t segs(const sender_t *m, uint32_t bytes)
-{
-    return (bytes + m->mss - 1) / m->mss;
-}
 
 /* ---- bytes in flight ------------------------------------------------------- */
 
@@ -77,13 +66,13 @@ static uint32_t loss_edge(const sender_t *m)
     return gt_seq(edge, m->nxt) ? m->nxt : edge;
 }
 
-static uint32_t lost_bytes(const sender_t *m, const flow_t *acker)
+uint32_t snd_lost(const sender_t *m, const flow_t *acker)
 {
     uint32_t edge = loss_edge(m);
     return gt_seq(edge, m->una) ? (edge - m->una) - sacked_in(m, acker, m->una, edge) : 0;
 }
 
-static uint32_t pipe_bytes(const sender_t *m, const flow_t *acker)
+uint32_t snd_pipe(const sender_t *m, const flow_t *acker)
 {
     if (!gt_seq(m->nxt, m->una))
         return 0;
@@ -109,7 +98,7 @@ static int64_t rto_ns(const sender_t *m)
     return ((int64_t)m->srtt_us + var) * 1000;
 }
 
-static void rtt_sample(sender_t *m, uint32_t us, int64_t now)
+void snd_rtt_sample(sender_t *m, uint32_t us, int64_t now)
 {
     if (!us)
         us = 1;
@@ -130,11 +119,11 @@ static void rtt_sample(sender_t *m, uint32_t us, int64_t now)
 
 /* Before the window edge check, Linux's tcp_write_xmit stops on the congestion
  * window; BBR's pacing holds it back as much (both are Linux's "busy" time). */
-static uint8_t classify(const sender_t *m, const flow_t *acker)
+uint8_t snd_classify(const sender_t *m, const flow_t *acker)
 {
     /* away from the sender the estimate is rougher: within an eighth is full */
     uint32_t full = m->pos == POS_REMOTE ? m->cwnd - (m->cwnd >= 16 ? m->cwnd / 8 : 1) : m->cwnd;
-    if (segs(m, pipe_bytes(m, acker)) >= full)
+    if (snd_segs(m, snd_pipe(m, acker)) >= full)
         return TCPS_LIMIT_CWND;
     if (sdiff(m->edge, m->nxt) < (int32_t)m->mss)
         return TCPS_LIMIT_RWND;
@@ -144,7 +133,7 @@ static uint8_t classify(const sender_t *m, const flow_t *acker)
 }
 
 /* The wait that ends now had class `cls`: its time goes to that class. */
-static void account(sender_t *m, summary_t *s, int dir, uint8_t cls, int64_t since, int64_t now)
+void snd_account(sender_t *m, summary_t *s, int dir, uint8_t cls, int64_t since, int64_t now)
 {
     if (cls >= TCPS_LIMIT_CWND && since && now > since) {
         int b = cls - TCPS_LIMIT_CWND;
@@ -153,407 +142,6 @@ static void account(sender_t *m, summary_t *s, int dir, uint8_t cls, int64_t sin
         m->limit_rem_ns[b] = (uint32_t)(ns % 1000000);
     }
     m->limit = cls;
-}
-
-/* ---- events for the sender's next segment ---------------------------------- */
-
-static void episode_end(sender_t *m, uint8_t how)
-{
-    m->ev_end = how;
-    m->end_start = m->ep_start;
-    m->end_lost = m->ep_lost;
-    m->end_retx = m->ep_retx;
-    m->end_trigger = m->trigger;
-}
-
-/* The window a reduction leaves (Linux tcp_current_ssthresh). */
-static uint32_t current_ssthresh(const sender_t *m)
-{
-    if (m->ca_state == CA_CWR || m->ca_state == CA_RECOVERY)
-        return m->ssthresh;
-    uint32_t three_q = (m->cwnd >> 1) + (m->cwnd >> 2);
-    return m->ssthresh > three_q ? m->ssthresh : three_q;
-}
-
-/* Linux tcp_init_cwnd_reduction: the recovery point, the decrease, PRR's counters. */
-static void init_reduction(sender_t *m)
-{
-    m->high_seq = m->nxt;
-    m->tlp_high_seq = 0;
-    m->cwnd_cnt = 0;
-    m->prior_cwnd = m->cwnd;
-    m->prr_delivered = m->prr_out = 0;
-    m->ssthresh = cc_ssthresh(m);
-}
-
-static void begin_episode(sender_t *m, summary_t *s, int dir, int64_t frame, uint8_t trigger)
-{
-    m->ep_start = frame;
-    m->ep_lost = m->ep_retx = 0;
-    m->trigger = trigger;
-    if (s->cc_loss_episodes[dir] < UINT16_MAX)
-        s->cc_loss_episodes[dir]++;
-}
-
-/* Undo a reduction shown to be needless (Linux tcp_undo_cwnd_reduction). */
-static void undo(sender_t *m)
-{
-    if (m->prior_ssthresh) {
-        if (m->prior_cwnd > m->cwnd)
-            m->cwnd = m->prior_cwnd;
-        if (m->prior_ssthresh > m->ssthresh)
-            m->ssthresh = m->prior_ssthresh;
-    }
-    m->undo_marker = 0;
-    m->after_episode = 0;
-    episode_end(m, TCPS_EVENT_UNDO);
-}
-
-/* The window when a reduction ends (Linux tcp_end_cwnd_reduction): ssthresh;
- * BBR instead goes back to the window it had (bbr_set_cwnd_to_recover_or_restore). */
-static void end_cwnd(sender_t *m)
-{
-    if (m->family == TCPS_FAMILY_BBR)
-        m->cwnd = m->cwnd > m->prior_cwnd ? m->cwnd : m->prior_cwnd;
-    else
-        m->cwnd = m->ssthresh;
-}
-
-/* BBR in a recovery: packet conservation, what is in flight plus what was
- * delivered, less what was newly lost (bbr_set_cwnd_to_recover_or_restore). */
-static void bbr_recovery(sender_t *m, const flow_t *acker, uint32_t delivered, uint32_t newly_lost)
-{
-    uint32_t cwnd = m->cwnd > newly_lost ? m->cwnd - newly_lost : 1;
-    uint32_t conserve = segs(m, pipe_bytes(m, acker)) + delivered;
-    m->cwnd = cwnd > conserve ? cwnd : conserve;
-}
-
-/* PRR (RFC 6937; Linux tcp_cwnd_reduction): during a reduction the window is
- * what is in flight plus what may be sent for what was delivered. */
-static void prr(sender_t *m, const flow_t *acker, uint32_t delivered, int advanced, int newly_lost)
-{
-    if (!delivered || !m->prior_cwnd)
-        return;
-    m->prr_delivered += delivered;
-    uint32_t pipe = segs(m, pipe_bytes(m, acker));
-    int64_t delta = (int64_t)m->ssthresh - pipe, sndcnt;
-    if (delta < 0) {
-        uint64_t d = (uint64_t)m->ssthresh * m->prr_delivered + m->prior_cwnd - 1;
-        sndcnt = (int64_t)(d / m->prior_cwnd) - m->prr_out;
-    } else {
-        sndcnt = (int64_t)m->prr_delivered - m->prr_out;
-        if (sndcnt < delivered)
-            sndcnt = delivered;
-        if (advanced && !newly_lost)
-            sndcnt++;
-        if (sndcnt > delta)
-            sndcnt = delta;
-    }
-    if (sndcnt < (m->prr_out ? 0 : 1))
-        sndcnt = m->prr_out ? 0 : 1;
-    int64_t cwnd = (int64_t)pipe + sndcnt;
-    m->cwnd = cwnd > 1 ? (uint32_t)cwnd : 1;
-}
-
-/* ---- an ACK reaches the sender ---------------------------------------------- */
-
-/* The first bursts after an ACK tell the window the sender filled; 1 if the
- * first one after a reduction was a vote on the family. */
-static int evaluate_burst(sender_t *m)
-{
-    if (m->family == TCPS_FAMILY_BBR || m->ca_state > CA_DISORDER || !m->burst_segs ||
-        m->burst_short)
-        return 0;
-    int voted = m->after_episode;
-    if (m->after_episode) {
-        cc_vote_backoff(m, m->prior_cwnd, m->burst_pipe);
-        uint8_t conf;
-        uint8_t fam = cc_guess(m, &conf);
-        if (fam != TCPS_FAMILY_UNKNOWN && conf >= 30)
-            m->family = fam;
-        if (m->burst_pipe + 1 < m->ssthresh || m->burst_pipe > m->ssthresh + 1)
-            m->ssthresh = m->burst_pipe > 2 ? m->burst_pipe : 2;
-        m->after_episode = 0;
-    }
-    if (m->burst_pipe < m->cwnd) {
-        if (++m->short_bursts >= 2) {
-            m->cwnd = m->burst_pipe > 1 ? m->burst_pipe : 1;
-            m->is_cwnd_limited = 1;
-            m->short_bursts = 0;
-        }
-    } else {
-        m->short_bursts = 0;
-    }
-    return voted;
-}
-
-static void apply_ack(sender_t *m, const ackev_t *ev, const flow_t *acker, summary_t *s, int dir,
-                      uint32_t rtt_us)
-{
-    uint32_t w = ev->win;
-    if (acker->win_scale >= 0)
-        w <<= acker->win_scale;
-    uint32_t edge = ev->ack + w; /* the right edge of the receiver's window */
-    int voted = evaluate_burst(m);
-    m->burst_segs = 0;
-    account(m, s, dir, classify(m, acker), m->last_event, ev->t);
-    m->last_event = ev->t;
-    int advanced = gt_seq(ev->ack, m->una);
-    int64_t delivered = (int64_t)(ev->ack - m->una) + ev->sacked - m->sacked;
-    if (!advanced)
-        delivered = (int64_t)ev->sacked - m->sacked;
-    uint32_t lost_before = lost_bytes(m, acker);
-    if (advanced) {
-        m->una = ev->ack;
-        m->backoff = 0;
-        m->timer_start = ev->t; /* new data acknowledged: the timer starts over (RFC 6298 §5.3) */
-        if (gt_seq(m->una, m->nxt))
-            m->nxt = m->una; /* acknowledges data the capture did not see */
-    }
-    m->sacked = ev->sacked;
-    m->high_sack = gt_seq(ev->high_sack, m->una) ? ev->high_sack : m->una;
-    m->edge = edge;
-    uint32_t dseg = 0;
-    if (delivered > 0) {
-        m->delivered += (uint64_t)delivered;
-        uint64_t total = (uint64_t)delivered + m->deliv_rem;
-        dseg = (uint32_t)(total / m->mss);
-        m->deliv_rem = (uint32_t)(total % m->mss);
-    }
-    if (rtt_us)
-        rtt_sample(m, rtt_us, ev->t);
-
-    if (ev->dsack && !m->undo_marker)
-        m->reordering = 1; /* a duplicate nothing resent: the path reorders or copies */
-    /* D-SACK: a retransmission was needless; all of them -> undo (RFC 2883, 3708) */
-    if (ev->dsack && m->undo_marker) {
-        m->undo_retrans -= ev->dsack;
-        if (m->end_lost && m->ev_end)
-            m->end_lost--;
-        else if (m->ep_lost)
-            m->ep_lost--;
-        if (m->undo_retrans <= 0 && m->ca_state != CA_LOSS) {
-            undo(m);
-            if (m->ca_state == CA_RECOVERY)
-                m->ca_state = CA_OPEN;
-        }
-    }
-    /* a tail loss probe answered without D-SACK repaired a loss (Linux tcp_process_tlp_ack) */
-    if (m->tlp_high_seq && !lt_seq(m->una, m->tlp_high_seq)) {
-        if (!ev->dsack && m->ca_state <= CA_DISORDER) {
-            init_reduction(m);
-            end_cwnd(m);
-            m->ep_lost = m->ep_retx = 1;
-            m->undo_marker = 0;
-            episode_end(m, TCPS_EVENT_RECOVERY_END);
-            m->after_episode = 1;
-        }
-        m->tlp_high_seq = 0;
-    }
-    /* an ECN echo: reduce once per window (RFC 3168 §6.1.2; Linux tcp_enter_cwr) */
-    if ((ev->flags & EV_ECE) && m->ecn_ok && m->ca_state <= CA_DISORDER) {
-        m->prior_ssthresh = 0;
-        m->undo_marker = 0;
-        init_reduction(m);
-        m->ca_state = CA_CWR;
-        m->trigger = TCPS_TRIGGER_ECE;
-        m->ev_start = TCPS_EVENT_CWR;
-        m->ep_start = 0; /* the segment that carries the event begins it */
-        m->ep_lost = m->ep_retx = 0;
-    }
-    /* the ACK echoes a timestamp older than the first retransmission: what it
-     * acknowledges is the original, delayed, not lost (Eifel, RFC 3522; Linux
-     * tcp_packet_delayed) */
-    int delayed = m->undo_marker && (ev->flags & EV_TS) && m->retx_tsval && ev->t > m->retx_t &&
-                  lt_seq(ev->tsecr, m->retx_tsval);
-    /* ... on a partial ACK, the recovery is undone at once (tcp_try_undo_partial) */
-    if (m->ca_state == CA_RECOVERY && advanced && lt_seq(m->una, m->high_seq) && delayed) {
-        undo(m);
-        m->ca_state = CA_OPEN;
-    }
-    /* the end of a reduction: the recovery point is acknowledged */
-    if (m->ca_state == CA_RECOVERY && !lt_seq(m->una, m->high_seq)) {
-        int spurious = delayed;
-        if (spurious) {
-            undo(m);
-        } else {
-            end_cwnd(m);
-            episode_end(m, TCPS_EVENT_RECOVERY_END);
-            m->after_episode = 1;
-        }
-        m->ca_state = CA_OPEN;
-    } else if (m->ca_state == CA_CWR && gt_seq(m->una, m->high_seq)) {
-        end_cwnd(m);
-        episode_end(m, TCPS_EVENT_RECOVERY_END);
-        m->after_episode = 1;
-        m->ca_state = CA_OPEN;
-    } else if (m->ca_state == CA_LOSS) {
-        /* Eifel (RFC 3522) and F-RTO (RFC 5682): the timeout was spurious */
-        int eifel = advanced && delayed;
-        int orig = gt_seq(m->una, m->high_rxt) || gt_seq(m->high_sack, m->high_rxt);
-        if (eifel || (m->frto && advanced && orig && m->ep_retx <= 1)) {
-            undo(m);
-            m->ca_state = CA_OPEN;
-        } else {
-            if (m->frto) {
-                if (gt_seq(m->nxt, m->high_seq)) {
-                    if (m->sacked || !advanced)
-                        m->frto = 0;
-                } else if (advanced && lt_seq(m->una, m->high_seq)) {
-                    m->high_seq = m->nxt;
-                }
-            }
-            if (!lt_seq(m->una, m->high_seq)) {
-                m->ca_state = CA_OPEN;
-                episode_end(m, TCPS_EVENT_RECOVERY_END);
-            }
-        }
-    }
-    if (m->ca_state == CA_OPEN && (m->sacked || !advanced) && gt_seq(m->nxt, m->una) && m->sacked)
-        m->ca_state = CA_DISORDER;
-    else if (m->ca_state == CA_DISORDER && !m->sacked)
-        m->ca_state = CA_OPEN;
-
-    /* the window: PRR during a reduction, else growth on new data acknowledged */
-    uint32_t lost_now = lost_bytes(m, acker);
-    if (m->family == TCPS_FAMILY_BBR && m->ca_state == CA_RECOVERY)
-        bbr_recovery(m, acker, dseg, lost_now > lost_before ? segs(m, lost_now - lost_before) : 0);
-    else if (m->ca_state == CA_RECOVERY || m->ca_state == CA_CWR)
-        prr(m, acker, dseg, advanced, lost_now > lost_before);
-    else if (advanced && dseg)
-        cc_cong_avoid(m, dseg, ev->t);
-    if (m->cwnd < 1)
-        m->cwnd = 1;
-
-    /* a round trip ends when the ACK covers the first segment sent after it
-     * began (what BBR counts as a round, bbr_update_round_start) */
-    if (!m->round_pending && !lt_seq(m->una, m->round_end)) {
-        m->rounds++;
-        cc_bbr_round(m, ev->t);
-        m->round_pending = 1;
-        /* the evidence may name the family by now */
-        uint8_t conf, fam = cc_guess(m, &conf);
-        if (fam != TCPS_FAMILY_UNKNOWN && conf >= 30 && fam != m->family) {
-            if (fam == TCPS_FAMILY_BBR && !m->bbr_full)
-                m->ssthresh = INF_SSTHRESH;
-            m->family = fam;
-        }
-        s->cc_guess[dir] = fam;
-        s->cc_confidence[dir] = conf;
-    } else if (voted) {
-        s->cc_guess[dir] = cc_guess(m, &s->cc_confidence[dir]);
-    }
-    m->last_ack = ev->t;
-    if (m->cwnd > s->cc_max_cwnd[dir])
-        s->cc_max_cwnd[dir] = m->cwnd;
-}
-
-/* ACKs a remote capture saw that the sender has had by now: a segment echoing
- * TSval X (TSecr) was sent after the sender processed the ACKs up to the first
- * one stamped X; without timestamps, those older than the path delay. */
-static void release(sender_t *m, const pkt_t *p, const flow_t *acker, summary_t *s, int dir)
-{
-    const tcps_record *r = p->r;
-    int ts = (r->opt_present & TCPS_OPT_TIMESTAMP) != 0;
-    int64_t shift = (int64_t)m->shift_us * 1000;
-    while (m->ring_n) {
-        ackev_t *ev = &m->ring[m->ring_head];
-        int due;
-        if (ts && (ev->flags & EV_TS))
-            due = lt_seq(ev->tsval, r->ts_ecr) || (ev->tsval == r->ts_ecr && p->ts - ev->t >= shift / 2);
-        else
-            due = p->ts - ev->t >= shift;
-        if (!due)
-            break;
-        if (ts && (ev->flags & EV_TS) && ev->tsval == r->ts_ecr) {
-            /* the turnaround ACK -> sender -> capture: the path's delay, and an RTT */
-            uint32_t turn = (uint32_t)((p->ts - ev->t) / 1000);
-            if (!m->shift_us || turn < m->shift_us)
-                m->shift_us = turn;
-        }
-        ackev_t copy = *ev;
-        m->ring_head = (uint8_t)((m->ring_head + 1) % ACK_RING);
-        m->ring_n--;
-        uint32_t rtt = 0;
-        if (ts && (copy.flags & EV_TS) && copy.tsval == r->ts_ecr)
-            rtt = (uint32_t)((p->ts - copy.t) / 1000);
-        apply_ack(m, &copy, acker, s, dir, rtt);
-    }
-}
-
-/* Queue an ACK for a remote sender; when the ring is full, merge the two
- * closest in time (their effect reaches the sender together). */
-static void enqueue(sender_t *m, const ackev_t *ev)
-{
-    if (m->ring_n == ACK_RING) {
-        int best = 0;
-        int64_t gap = INT64_MAX;
-        for (int i = 0; i + 1 < ACK_RING; i++) {
-            const ackev_t *a = &m->ring[(m->ring_head + i) % ACK_RING];
-            const ackev_t *b = &m->ring[(m->ring_head + i + 1) % ACK_RING];
-            if (b->t - a->t < gap) {
-                gap = b->t - a->t;
-                best = i;
-            }
-        }
-        ackev_t *a = &m->ring[(m->ring_head + best) % ACK_RING];
-        const ackev_t *b = &m->ring[(m->ring_head + best + 1) % ACK_RING];
-        uint8_t fl = a->flags | b->flags;
-        uint32_t dsack = (uint32_t)a->dsack + b->dsack;
-        *a = *b;
-        a->flags = fl;
-        a->dsack = (uint8_t)(dsack > 255 ? 255 : dsack);
-        for (int i = best + 1; i + 1 < ACK_RING; i++)
-            m->ring[(m->ring_head + i) % ACK_RING] = m->ring[(m->ring_head + i + 1) % ACK_RING];
-        m->ring_n--;
-    }
-    m->ring[(m->ring_head + m->ring_n) % ACK_RING] = *ev;
-    m->ring_n++;
-}
-
-/* This packet as an ACK for the other direction's sender `m`. */
-static int on_ack(Engine *e, const pkt_t *p, sender_t *m, const flow_t *acker, summary_t *s, int sdir)
-{
-    const tcps_record *r = p->r;
-    ackev_t ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.t = p->ts;
-    ev.ack = p->ack;
-    ev.win = (uint16_t)p->window;
-    uint32_t top = gt_seq(m->nxt, p->ack) ? m->nxt : p->ack;
-    ev.sacked = scoreboard_bytes(acker, p->ack, top);
-    ev.high_sack = p->ack;
-    for (int i = 0; i < acker->sb_n; i++)
-        if (gt_seq(acker->sb_re[i], ev.high_sack))
-            ev.high_sack = acker->sb_re[i];
-    if (r->opt_present & TCPS_OPT_TIMESTAMP) {
-        ev.flags |= EV_TS;
-        ev.tsval = r->ts_val;
-        ev.tsecr = r->ts_ecr;
-    }
-    if (p->flags & TCPS_ECE)
-        ev.flags |= EV_ECE;
-    if ((r->opt_present & TCPS_OPT_SACK) && r->sack_count >= 1) {
-        uint32_t le = r->sack[0], re = r->sack[1];
-        int inside = r->sack_count >= 2 && !lt_seq(le, r->sack[2]) && !gt_seq(re, r->sack[3]);
-        if (gt_seq(re, le) && (!gt_seq(re, p->ack) || inside))
-            ev.dsack = (uint8_t)(segs(m, re - le) > 255 ? 255 : segs(m, re - le));
-    }
-    if (m->pos == POS_SENDER) {
-        /* the sender's RTT sample: the ACK of a segment sent once (Karn) */
-        uint32_t rtt = p->acked_frame && p->ack_rtt > 0 && !(m->ca_state >= CA_RECOVERY)
-                           ? (uint32_t)(p->ack_rtt / 1000) : 0;
-        apply_ack(m, &ev, acker, s, sdir, rtt);
-        return 0;
-    }
-    if (!m->ring) {
-        m->ring = malloc(ACK_RING * sizeof(ackev_t));
-        if (!m->ring)
-            return -1;
-        e->sender_bytes += ACK_RING * sizeof(ackev_t);
-    }
-    enqueue(m, &ev);
-    return 0;
 }
 
 /* ---- the sender sends ----------------------------------------------------- */
@@ -583,7 +171,7 @@ static void cwnd_validate(sender_t *m, int limited, uint32_t packets_out, int64_
         if (m->ca_state == CA_OPEN && !backlog) {
             uint32_t used = m->cwnd_used > INIT_CWND ? m->cwnd_used : INIT_CWND;
             if (used < m->cwnd) {
-                m->ssthresh = current_ssthresh(m);
+                m->ssthresh = snd_current_ssthresh(m);
                 m->cwnd = (m->cwnd + used) >> 1;
             }
             m->cwnd_used = 0;
@@ -598,7 +186,7 @@ static void restart(sender_t *m, int64_t idle)
 {
     int64_t rto = rto_ns(m);
     uint32_t restart_cwnd = m->cwnd < INIT_CWND ? m->cwnd : INIT_CWND, cwnd = m->cwnd;
-    m->ssthresh = current_ssthresh(m);
+    m->ssthresh = snd_current_ssthresh(m);
     while ((idle -= rto) > 0 && cwnd > restart_cwnd)
         cwnd >>= 1;
     m->cwnd = cwnd > restart_cwnd ? cwnd : restart_cwnd;
@@ -612,7 +200,7 @@ static uint8_t recovery_trigger(const sender_t *m, const flow_t *acker)
     if (m->tlp_high_seq)
         return TCPS_TRIGGER_TLP;
     if (m->sacked) {
-        return segs(m, m->sacked) >= 3 ? TCPS_TRIGGER_SACK : TCPS_TRIGGER_RACK;
+        return snd_segs(m, m->sacked) >= 3 ? TCPS_TRIGGER_SACK : TCPS_TRIGGER_RACK;
     }
     return acker->dupacknum >= 3 && acker->dupacknum != 0xFFFFFFFFu ? TCPS_TRIGGER_DUPACKS
                                                                       : TCPS_TRIGGER_RACK;
@@ -649,7 +237,7 @@ static void enter_loss(sender_t *m, summary_t *s, int dir, int64_t frame, int64_
     int fresh = m->ca_state < CA_RECOVERY;
     if (m->ca_state <= CA_DISORDER || !gt_seq(m->high_seq, m->una) ||
         (m->ca_state == CA_LOSS && !m->backoff)) {
-        m->prior_ssthresh = current_ssthresh(m);
+        m->prior_ssthresh = snd_current_ssthresh(m);
         m->prior_cwnd = m->cwnd;
         m->ssthresh = cc_ssthresh(m);
         m->undo_marker = m->una ? m->una : 1;
@@ -657,7 +245,7 @@ static void enter_loss(sender_t *m, summary_t *s, int dir, int64_t frame, int64_
         m->retx_tsval = 0;
     }
     if (fresh)
-        begin_episode(m, s, dir, frame, TCPS_TRIGGER_RTO);
+        snd_begin_episode(m, s, dir, frame, TCPS_TRIGGER_RTO);
     else
         m->trigger = TCPS_TRIGGER_RTO;
     m->cwnd = 1;
@@ -711,16 +299,16 @@ static void begin_recovery(sender_t *m, const flow_t *acker, summary_t *s, int d
     m->undo_retrans = 0;
     m->retx_tsval = 0;
     if (m->ca_state != CA_CWR) {
-        m->prior_ssthresh = current_ssthresh(m);
-        init_reduction(m);
+        m->prior_ssthresh = snd_current_ssthresh(m);
+        snd_init_reduction(m);
     }
     m->ca_state = CA_RECOVERY;
     m->high_rxt = m->una;
-    begin_episode(m, s, dir, frame, trigger);
+    snd_begin_episode(m, s, dir, frame, trigger);
     m->ev_start = TCPS_EVENT_FAST_RECOVERY;
     m->ev_trigger = trigger;
     /* the ACK that began it is PRR's first (the retransmission it forces) */
-    prr(m, acker, 1, 0, 1);
+    snd_prr(m, acker, 1, 0, 1);
 }
 
 static void on_segment(sender_t *m, pkt_t *p, const flow_t *acker, summary_t *s, int dir, int ipid_skipped)
@@ -737,13 +325,13 @@ static void on_segment(sender_t *m, pkt_t *p, const flow_t *acker, summary_t *s,
         m->reordering = 1; /* the path reorders: RACK waits a quarter RTT before calling a loss */
     int prompt = now - m->last_ack <= PROMPT_NS;
     int own = m->pos == POS_SENDER ? !prompt : 0; /* sent on its own clock, not on an ACK */
-    uint32_t pipe_before = own ? segs(m, pipe_bytes(m, acker)) : 0;
+    uint32_t pipe_before = own ? snd_segs(m, snd_pipe(m, acker)) : 0;
     if (own && pipe_before < m->cwnd)
         m->after_episode = 0; /* the application, not the window, decides this burst */
     if (own && now - m->last_event > PROMPT_NS) {
-        account(m, s, dir, pipe_before >= m->cwnd ? TCPS_LIMIT_CWND : classify(m, acker), m->last_event, now);
+        snd_account(m, s, dir, pipe_before >= m->cwnd ? TCPS_LIMIT_CWND : snd_classify(m, acker), m->last_event, now);
     } else if (m->last_event && now > m->last_event) {
-        account(m, s, dir, m->limit, m->last_event, now);
+        snd_account(m, s, dir, m->limit, m->last_event, now);
     }
     m->last_event = now;
     /* a retransmission seen, or data after a silence: the timer fired (an RTO
@@ -758,7 +346,7 @@ static void on_segment(sender_t *m, pkt_t *p, const flow_t *acker, summary_t *s,
         on_retransmission(m, p, acker, s, dir, end);
         if (gt_seq(end, m->high_rxt) && m->ca_state >= CA_RECOVERY)
             m->high_rxt = end;
-        uint32_t n = segs(m, len);
+        uint32_t n = snd_segs(m, len);
         m->ep_retx = (uint16_t)(m->ep_retx + n);
         m->ep_lost = (uint16_t)(m->ep_lost + n);
         if (m->undo_marker) {
@@ -785,9 +373,9 @@ static void on_segment(sender_t *m, pkt_t *p, const flow_t *acker, summary_t *s,
             cc_vote_pacing(m, own);
     }
     if (m->ca_state == CA_RECOVERY || m->ca_state == CA_CWR)
-        m->prr_out += segs(m, len);
-    m->pipe = pipe_bytes(m, acker);
-    uint32_t pipe = segs(m, m->pipe);
+        m->prr_out += snd_segs(m, len);
+    m->pipe = snd_pipe(m, acker);
+    uint32_t pipe = snd_segs(m, m->pipe);
     int probe = m->ev_start == TCPS_EVENT_TLP;
     if (pipe > m->cwnd && !probe)
         m->cwnd = pipe; /* it cannot have more in flight than its window */
@@ -800,7 +388,7 @@ static void on_segment(sender_t *m, pkt_t *p, const flow_t *acker, summary_t *s,
         m->burst_short = len < m->mss || sdiff(m->edge, m->nxt) < (int32_t)m->mss;
         m->burst_pipe = pipe;
     }
-    uint32_t out = segs(m, gt_seq(m->nxt, m->una) ? m->nxt - m->una : 0);
+    uint32_t out = snd_segs(m, gt_seq(m->nxt, m->una) ? m->nxt - m->una : 0);
     cwnd_validate(m, pipe >= m->cwnd, out, now);
     m->last_send = now;
     if (m->cwnd > s->cc_max_cwnd[dir])
@@ -907,7 +495,7 @@ int sender_view(Engine *e, int64_t stream, int side, int64_t now, sender_view_t 
             ackev_t ev = m->ring[m->ring_head];
             m->ring_head = (uint8_t)((m->ring_head + 1) % ACK_RING);
             m->ring_n--;
-            apply_ack(m, &ev, acker, &scratch, dir, 0);
+            snd_apply_ack(m, &ev, acker, &scratch, dir, 0);
         }
         if (m->pos == POS_REMOTE && backlogged) {
             uint64_t full = (uint64_t)m->cwnd * m->mss;
@@ -922,17 +510,17 @@ int sender_view(Engine *e, int64_t stream, int side, int64_t now, sender_view_t 
             enter_loss(m, &scratch, dir, 0, now, firings);
         /* three segments SACKed above a hole: the sender is recovering by now
          * (RFC 6675 DupThresh; RACK with no reordering window) */
-        else if (m->ca_state <= CA_DISORDER && segs(m, m->sacked) >= 3 && !m->reordering)
+        else if (m->ca_state <= CA_DISORDER && snd_segs(m, m->sacked) >= 3 && !m->reordering)
             begin_recovery(m, acker, &scratch, dir, 0, TCPS_TRIGGER_SACK);
     }
     v->cwnd = m->cwnd;
     v->ssthresh = m->ssthresh;
-    v->in_flight = pipe_bytes(m, acker);
+    v->in_flight = snd_pipe(m, acker);
     v->rounds = m->rounds;
     v->srtt_us = m->srtt_us;
     v->min_rtt_us = m->min_rtt_us;
     v->phase = phase_of(m);
-    v->limited_by = classify(m, acker);
+    v->limited_by = snd_classify(m, acker);
     v->family = cc_guess(m, &v->confidence);
     v->remote = m->pos == POS_REMOTE;
     return 1;
@@ -941,7 +529,7 @@ int sender_view(Engine *e, int64_t stream, int side, int64_t now, sender_view_t 
 int sender_packet(Engine *e, pkt_t *p, conv_t *c, summary_t *s, flow_t *fwd, flow_t *rev, int dir)
 {
     if ((p->flags & TCPS_ACK) && rev->snd && !(p->flags & TCPS_SYN))
-        if (on_ack(e, p, rev->snd, fwd, s, dir ^ 1) < 0)
+        if (snd_on_ack(e, p, rev->snd, fwd, s, dir ^ 1) < 0)
             return -1;
     if (!fwd->snd) {
         if (!p->seglen || (p->flags & (TCPS_RST | TCPS_SYN)))
@@ -953,7 +541,7 @@ int sender_packet(Engine *e, pkt_t *p, conv_t *c, summary_t *s, flow_t *fwd, flo
     }
     sender_t *m = fwd->snd;
     if (m->ring && m->ring_n)
-        release(m, p, rev, s, dir);
+        snd_release(m, p, rev, s, dir);
     m->ev_start = 0;
     m->ev_trigger = 0;
     /* IPv4 IDs this sender spent on packets the capture did not see, once its
@@ -976,7 +564,7 @@ int sender_packet(Engine *e, pkt_t *p, conv_t *c, summary_t *s, flow_t *fwd, flo
     tcps_annotation *o = p->out;
     o->cwnd_est = (int32_t)m->cwnd;
     o->ssthresh_est = m->ssthresh >= INF_SSTHRESH ? -1 : (int32_t)m->ssthresh;
-    uint32_t pipe = data ? m->pipe : pipe_bytes(m, rev);
+    uint32_t pipe = data ? m->pipe : snd_pipe(m, rev);
     o->in_flight = pipe > INT32_MAX ? INT32_MAX : (int32_t)pipe;
     o->cc_phase = phase_of(m);
     o->limited_by = m->limit;

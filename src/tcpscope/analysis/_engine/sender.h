@@ -1,7 +1,8 @@
 /*
  * sender.h -- the sender model's state (internal to sender.c and ccfamily.c).
  *
- * One `sender_t` per direction that sends data (allocated at its first payload
+ * Three units share it: sender.c (segments, the hook), senderack.c (ACKs) and
+ * ccfamily.c (the congestion controls' arithmetic). One `sender_t` per direction that sends data (allocated at its first payload
  * byte, freed with its conversation): what that direction's TCP holds, as far
  * as the capture shows it. Units are Linux's: the congestion window and the
  * slow-start threshold count segments; sequence numbers are raw and compared in
@@ -98,6 +99,29 @@ typedef struct sender {
     uint32_t limit_rem_ns[TCPS_CC_LIMIT_COUNT];
     ackev_t *ring;            /* ACKs not yet at the sender (POS_REMOTE) */
 } sender_t;
+
+/* Segments of `bytes` (a partial one counts: Linux counts packets). */
+static inline uint32_t snd_segs(const sender_t *m, uint32_t bytes)
+{
+    return (bytes + m->mss - 1) / m->mss;
+}
+
+/* sender.c: bytes in flight, timers, limits, the segments a sender sends, the hook. */
+uint32_t snd_pipe(const sender_t *m, const flow_t *acker);
+uint32_t snd_lost(const sender_t *m, const flow_t *acker);
+void snd_rtt_sample(sender_t *m, uint32_t us, int64_t now);
+uint8_t snd_classify(const sender_t *m, const flow_t *acker);
+void snd_account(sender_t *m, summary_t *s, int dir, uint8_t cls, int64_t since, int64_t now);
+
+/* senderack.c: the ACKs a sender gets, and the reductions they begin or end. */
+uint32_t snd_current_ssthresh(const sender_t *m);
+void snd_init_reduction(sender_t *m);
+void snd_begin_episode(sender_t *m, summary_t *s, int dir, int64_t frame, uint8_t trigger);
+void snd_prr(sender_t *m, const flow_t *acker, uint32_t delivered, int advanced, int newly_lost);
+void snd_apply_ack(sender_t *m, const ackev_t *ev, const flow_t *acker, summary_t *s, int dir,
+                   uint32_t rtt_us);
+void snd_release(sender_t *m, const pkt_t *p, const flow_t *acker, summary_t *s, int dir);
+int snd_on_ack(Engine *e, const pkt_t *p, sender_t *m, const flow_t *acker, summary_t *s, int sdir);
 
 /* ccfamily.c: the window arithmetic of each congestion control, and the guess. */
 uint32_t cc_ssthresh(sender_t *m);                    /* the multiplicative decrease */

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from graph_synth import bulk_pcap
-from tcpscope.present.graph import KINDS, GraphUnavailable, graphs, html_page, render
+from tcpscope.present.graph import KINDS, graphs, html_page, render
 from tcpscope.present.graph.html import figure_json
 from tcpscope.present.graph.rates import CC_PHASES, Cwnd
 from tcpscope.present.graph.series import ANN_FIELDS, REC_FIELDS, SENDER_FIELDS, Context, Rows
@@ -82,9 +82,10 @@ def test_html_data_is_the_figure(figures):
             assert by_key[ly.key]["cols"]["t"] == pytest.approx(ly.cols["t"].tolist(), abs=1e-9)
 
 
-def test_cwnd_needs_the_sender_model(transfer):
-    with pytest.raises(GraphUnavailable, match="cwnd_est"):
-        graphs(transfer, 0, ["cwnd"])
+def test_cwnd_draws_the_sender_model(transfer):
+    """The sender model (improved mode, docs/congestion.md) gives the cwnd graph its points."""
+    (fig,) = graphs(transfer, 0, ["cwnd"], mode="improved")
+    assert len(next(ly for ly in fig.layers if ly.key == "cwnd")) > 0
 
 
 def _sender_rows(n: int) -> Rows:

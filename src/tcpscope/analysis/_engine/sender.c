@@ -397,7 +397,7 @@ static void on_segment(sender_t *m, pkt_t *p, const flow_t *acker, summary_t *s,
 
 /* ---- the hook ---------------------------------------------------------------- */
 
-static sender_t *sender_new(const conv_t *c, const summary_t *s, int dir, const flow_t *fwd, const pkt_t *p)
+static sender_t *sender_new(const conv_t *c, const summary_t *s, int dir, const pkt_t *p)
 {
     sender_t *m = calloc(1, sizeof(sender_t));
     if (!m)
@@ -432,7 +432,6 @@ static sender_t *sender_new(const conv_t *c, const summary_t *s, int dir, const 
         m->rttvar_us = m->srtt_us / 2;
         m->min_rtt_us = m->srtt_us;
     }
-    (void)fwd;
     return m;
 }
 
@@ -534,7 +533,7 @@ int sender_packet(Engine *e, pkt_t *p, conv_t *c, summary_t *s, flow_t *fwd, flo
     if (!fwd->snd) {
         if (!p->seglen || (p->flags & (TCPS_RST | TCPS_SYN)))
             return 0;
-        fwd->snd = sender_new(c, s, dir, fwd, p);
+        fwd->snd = sender_new(c, s, dir, p);
         if (!fwd->snd)
             return -1;
         e->sender_bytes += sizeof(sender_t);

@@ -18,7 +18,7 @@
  */
 #include "sender.h"
 
-/* ---- events for the sender's next segment ---------------------------------- */
+/* ---- reductions: how they begin, end and are undone ------------------------- */
 
 static void episode_end(sender_t *m, uint8_t how)
 {
@@ -120,8 +120,21 @@ void snd_prr(sender_t *m, const flow_t *acker, uint32_t delivered, int advanced,
 
 /* ---- an ACK reaches the sender ---------------------------------------------- */
 
-/* The first bursts after an ACK tell the window the sender filled; 1 if the
- * first one after a reduction was a vote on the family. */
+/* Run the family the evidence names, once it names one with some confidence
+ * (BBR's threshold is infinite until its bandwidth stops growing); the guess. */
+static uint8_t adopt_family(sender_t *m, uint8_t *conf)
+{
+    uint8_t fam = cc_guess(m, conf);
+    if (fam != TCPS_FAMILY_UNKNOWN && *conf >= 30 && fam != m->family) {
+        if (fam == TCPS_FAMILY_BBR && !m->bbr_full)
+            m->ssthresh = INF_SSTHRESH;
+        m->family = fam;
+    }
+    return fam;
+}
+
+/* The burst sent between two ACKs shows the window the sender filled; 1 if it
+ * was the first after a reduction, a vote on the family. */
 static int evaluate_burst(sender_t *m)
 {
     if (m->family == TCPS_FAMILY_BBR || m->ca_state > CA_DISORDER || !m->burst_segs ||
@@ -131,9 +144,7 @@ static int evaluate_burst(sender_t *m)
     if (m->after_episode) {
         cc_vote_backoff(m, m->prior_cwnd, m->burst_pipe);
         uint8_t conf;
-        uint8_t fam = cc_guess(m, &conf);
-        if (fam != TCPS_FAMILY_UNKNOWN && conf >= 30)
-            m->family = fam;
+        adopt_family(m, &conf);
         if (m->burst_pipe + 1 < m->ssthresh || m->burst_pipe > m->ssthresh + 1)
             m->ssthresh = m->burst_pipe > 2 ? m->burst_pipe : 2;
         m->after_episode = 0;
@@ -151,7 +162,7 @@ static int evaluate_burst(sender_t *m)
 }
 
 void snd_apply_ack(sender_t *m, const ackev_t *ev, const flow_t *acker, summary_t *s, int dir,
-                      uint32_t rtt_us)
+                   uint32_t rtt_us)
 {
     uint32_t w = ev->win;
     if (acker->win_scale >= 0)
@@ -295,12 +306,7 @@ void snd_apply_ack(sender_t *m, const ackev_t *ev, const flow_t *acker, summary_
         cc_bbr_round(m, ev->t);
         m->round_pending = 1;
         /* the evidence may name the family by now */
-        uint8_t conf, fam = cc_guess(m, &conf);
-        if (fam != TCPS_FAMILY_UNKNOWN && conf >= 30 && fam != m->family) {
-            if (fam == TCPS_FAMILY_BBR && !m->bbr_full)
-                m->ssthresh = INF_SSTHRESH;
-            m->family = fam;
-        }
+        uint8_t conf, fam = adopt_family(m, &conf);
         s->cc_guess[dir] = fam;
         s->cc_confidence[dir] = conf;
     } else if (voted) {

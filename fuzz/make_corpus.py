@@ -1,12 +1,13 @@
-"""Write the committed seed corpus, fuzz/corpus/<target>/, from the fixtures and crafted cases.
+"""Write the committed seed corpus from the fixtures and crafted cases.
 
     .venv/bin/python fuzz/make_corpus.py
 
 Deterministic: the same fixtures give the same files. Seeds stay small (a few
 KiB: libFuzzer's default maximum input length is the largest seed), a few
-dozen in all. The ``scan`` seeds are capture files: small fixtures, their
-compressed copies, and crafted variants of every format detail the reader
-handles; the others are in the frames format of fuzz/targets.py, made from the
+dozen in all. fuzz/corpus/scan/ holds capture files (the ``scan`` target's
+input): small fixtures, their compressed copies, and crafted variants of every
+format detail the reader handles. fuzz/corpus/frames/ holds the seeds of the
+other targets, in the frames format of fuzz/targets.py, made from the
 fixtures' frames and re-framed for the other link types. Files named
 ``finding-*`` are inputs a campaign found a bug with, kept as regression seeds;
 this script leaves them alone.
@@ -137,9 +138,7 @@ def main() -> None:
     for i, (name, (linktype, frames)) in enumerate(sorted(seeds.items())):
         # Vary the flags over the seeds: both engine modes, truncation, each listing style.
         flags = (i & 1) * FLAG_IMPROVED | ((i >> 1) & 1) * FLAG_TRUNCATED | (i % 8) << LISTING_SHIFT
-        data = format_frames(flags, linktype, frames)
-        for target in ("dissect", "engine", "listing"):
-            write(target, name, data)
+        write("frames", name, format_frames(flags, linktype, frames))
     total = sum(1 for _ in CORPUS.rglob("*") if _.is_file())
     print(f"wrote {total} seeds under {CORPUS.relative_to(ROOT)}")
 

@@ -20,7 +20,7 @@ The last three read the input as frames (`parse_frames`), a format the
 fuzzer's mutations keep meaningful: a flags byte, a 16-bit link type, then
 records of (16-bit length, 16-bit time step in 100 µs, the frame's bytes), all
 big-endian; a record cut by the end of the input keeps what there is.
-`fuzz/make_corpus.py` writes the seeds in this format from the fixtures.
+`fuzz/make_corpus.py` writes their seeds (fuzz/corpus/frames/) from the fixtures.
 
 Used by `fuzz/run.py` (atheris) and by tests/test_fuzz_corpus.py (every seed,
 without a fuzzer).
@@ -165,6 +165,9 @@ def listing(data: bytes) -> None:
     printed = write_listing(pcap, opts, out, err)
     assert printed <= len(f)
 
+
+#: The seed directory under fuzz/corpus/ of each target.
+SEEDS = {"scan": "scan", "dissect": "frames", "engine": "frames", "listing": "frames"}
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "scan": scan,

@@ -19,6 +19,10 @@
  * against what is left in the buffer before it is used, in 64-bit arithmetic
  * so that no sum can wrap. Nothing is ever read outside [buf, buf + len).
  *
+ * Length: one file of about 950 lines, over the project's 900, because both
+ * scanners share the column, counter and scan-state plumbing and the module's
+ * set-up; split, each half would need all of it.
+ *
  * References (the formats are described, not copied from any implementation):
  *   - pcap: draft-ietf-opsawg-pcap, "File Header" and "Packet Record";
  *     the modified ("Kuznetzov") variant adds 8 bytes to each record header.

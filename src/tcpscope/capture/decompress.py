@@ -285,6 +285,53 @@ def _zlib_reason(exc: zlib.error) -> str:
     return str(exc).rpartition(": ")[2] or str(exc)
 
 
+class _WalkedMember(_Member):
+    """A member whose framing is walked here, its decoder fed one element at a time.
+
+    Subclasses size the next element from its header (`_next_element`, False
+    until the header has arrived; an element of -1 bytes means "all that
+    follows") and decode a piece of it (`_decode`, which may set ``eof``). A
+    piece never spans two elements, so damage found in one element cannot cost
+    the output of another.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._element = 0  # bytes of the current element still to feed; -1: all that follows
+        self._element_start = 0  # where it started (member offset), for error messages
+
+    @property
+    def _pending_output(self) -> bool:
+        """Can the decoder give more output without more input?"""
+        return False
+
+    def read(self) -> bytes:
+        while not self.eof:
+            piece = b""
+            if not self._pending_output:
+                if self._element == 0:
+                    self._element_start = self.used
+                    if not self._next_element():
+                        return self._starve()
+                    continue
+                n = self._avail if self._element < 0 else min(self._element, self._avail)
+                if n == 0:
+                    return self._starve()
+                if self._element > 0:
+                    self._element -= n
+                piece = self._take(n)
+            out = self._decode(piece)
+            if out:
+                return out
+        return b""
+
+    def _next_element(self) -> bool:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _decode(self, piece: bytes) -> bytes:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
 # ---------------------------------------------------------------------------
 # zstd (RFC 8878): frames and skippable frames, walked block by block
 # ---------------------------------------------------------------------------
@@ -296,7 +343,7 @@ _ZSTD_CONTENT_SIZE_SIZES = (0, 2, 4, 8)
 _zstd_decompressor = zstandard.ZstdDecompressor(max_window_size=DECODER_MEMORY_LIMIT)
 
 
-class _ZstdMember(_Member):
+class _ZstdMember(_WalkedMember):
     """A zstd frame, fed to the decoder one element (header, block, checksum) at a time.
 
     The decoder outputs a block once it has all of it, so a call never yields
@@ -309,9 +356,6 @@ class _ZstdMember(_Member):
         self._d = _zstd_decompressor.decompressobj()
         self._state = "magic"  # magic, block, checksum, skip, end
         self._checksum = False
-        self._last_block = False
-        self._element = 0  # bytes of the current element still to feed (or skip)
-        self._element_start = 0
 
     @staticmethod
     def starts(data: bytes) -> bool:
@@ -320,36 +364,22 @@ class _ZstdMember(_Member):
         return len(data) >= 4 and (
             struct.unpack_from("<I", data)[0] & _ZSTD_SKIPPABLE_MASK) == _ZSTD_SKIPPABLE
 
-    def read(self) -> bytes:
-        while not self.eof:
-            if self._element == 0:
-                if not self._next_element():
-                    return self._starve()
-                continue
-            n = min(self._element, self._avail)
-            if n == 0:
-                return self._starve()
-            self._element -= n
-            piece = self._take(n)
-            if self._state == "skip":
-                self.eof = self._element == 0
-                continue
-            try:
-                out = self._d.decompress(piece)
-            except zstandard.ZstdError as exc:
-                raise DecodeError(str(exc).removeprefix("zstd decompressor error: "),
-                                  self._element_start) from None
-            if self._element == 0 and self._state == "end":
-                if not self._d.eof:
-                    raise DecodeError("the frame ends before the decoder expects", self.used)
-                self.eof = True
-            if out:
-                return out
-        return b""
+    def _decode(self, piece: bytes) -> bytes:
+        if self._state == "skip":
+            self.eof = self._element == 0
+            return b""
+        try:
+            out = self._d.decompress(piece)
+        except zstandard.ZstdError as exc:
+            raise DecodeError(str(exc).removeprefix("zstd decompressor error: "),
+                              self._element_start) from None
+        if self._element == 0 and self._state == "end":
+            if not self._d.eof:
+                raise DecodeError("the frame ends before the decoder expects", self.used)
+            self.eof = True
+        return out
 
     def _next_element(self) -> bool:
-        """Size the next element from its header; False until its header has arrived."""
-        self._element_start = self.used
         if self._state == "magic":
             return self._frame_header()
         if self._state == "checksum":
@@ -402,7 +432,7 @@ class _ZstdMember(_Member):
 _XZ_CHECK_SIZES = (0, 4, 4, 4, 8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64)
 
 
-class _XzMember(_Member):
+class _XzMember(_WalkedMember):
     """An xz stream, fed to the decoder one element at a time.
 
     Elements: the stream header, a block header, one LZMA2 chunk, the LZMA2 end
@@ -417,44 +447,29 @@ class _XzMember(_Member):
         self._state = "stream"  # stream, block, chunk, tail
         self._check_size = 0
         self._block_data = 0  # compressed bytes of the current block after its header
-        self._element = 0
-        self._element_start = 0
 
     @staticmethod
     def starts(data: bytes) -> bool:
         return data.startswith(XZ_MAGIC)
 
-    def read(self) -> bytes:
-        while not self.eof:
-            if self._d.needs_input:
-                if self._state != "tail" and self._element == 0:
-                    if not self._next_element():
-                        return self._starve()
-                    continue
-                n = self._avail if self._state == "tail" else min(self._element, self._avail)
-                if n == 0:
-                    return self._starve()
-                self._element -= min(n, self._element)
-                piece = self._take(n)
-            else:
-                piece = b""
-            try:
-                out = self._d.decompress(piece, DECOMPRESSED_PIECE)
-            except lzma.LZMAError as exc:
-                raise DecodeError(str(exc), self._element_start) from None
-            if self._d.eof:
-                # The decoder read up to the end of the stream; give back what follows.
-                unused = len(self._d.unused_data)
-                self._pos -= unused
-                self.used -= unused
-                self.eof = True
-            if out:
-                return out
-        return b""
+    @property
+    def _pending_output(self) -> bool:
+        return not self._d.needs_input
+
+    def _decode(self, piece: bytes) -> bytes:
+        try:
+            out = self._d.decompress(piece, DECOMPRESSED_PIECE)
+        except lzma.LZMAError as exc:
+            raise DecodeError(str(exc), self._element_start) from None
+        if self._d.eof:
+            # The decoder read up to the end of the stream; give back what follows.
+            unused = len(self._d.unused_data)
+            self._pos -= unused
+            self.used -= unused
+            self.eof = True
+        return out
 
     def _next_element(self) -> bool:
-        """Size the next element; False until enough of it has arrived to know."""
-        self._element_start = self.used
         if self._state == "stream":
             header = self._peek(12)
             if header is None:
@@ -465,8 +480,8 @@ class _XzMember(_Member):
             first = self._peek(1)
             if first is None:
                 return False
-            if first[0] == 0:  # the index indicator: index and footer follow
-                self._state = "tail"
+            if first[0] == 0:  # the index indicator: index and footer, all that follows
+                self._element, self._state = -1, "tail"
                 return True
             self._element = (first[0] + 1) * 4
             self._block_data = 0

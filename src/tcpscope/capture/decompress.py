@@ -199,10 +199,8 @@ class _GzipMember(_Member):
                 field = self._peek(2)
                 if field is None:
                     return False
-                expected = self._header_crc & 0xFFFF
-                self.used += 2
-                self._pos += 2
-                if struct.unpack("<H", field)[0] != expected:
+                self._take(2)
+                if struct.unpack("<H", field)[0] != self._header_crc & 0xFFFF:
                     raise DecodeError("the header CRC does not match the header", self.used - 2)
             elif step == "zstring":
                 end = self._in.find(b"\x00", self._pos)

@@ -281,6 +281,7 @@ class AttemptTable:
 
         ctl = flags & (SYN | ACK | RST)
         isn_parts = []
+        reuse = None
         # The client's SYNs: times, ISN and options of the first.
         m = np.flatnonzero(client & (ctl == SYN))
         if len(m):
@@ -301,7 +302,7 @@ class AttemptTable:
             np.add.at(ring["syn_n"], s, 1)
             isn_parts.append((ring["ckey"][fsl], ring["tuple"][fsl], ts[f], r["seq"][f], frame[f],
                               ring["caddr"][fsl], ring["ver"][fsl]))
-            self._reuse(m[first], fsl, af, ts)
+            reuse = (m[first], fsl)
         # The server's SYN-ACKs.
         m = np.flatnonzero(~client & (ctl == (SYN | ACK)))
         if len(m):
@@ -339,6 +340,8 @@ class AttemptTable:
                 new = ring[col][s] == 0
                 _set_first(ring[tcol], s[new], ts[m[new]])
                 _set_first(ring[col], s[new], frame[m[new]])
+        if reuse is not None:   # last: the earlier connection's FINs may be in this slice
+            self._reuse(*reuse, af, ts)
         return retired, _cat_isn_tuples(isn_parts), slots, kept
 
     def _reuse(self, rows: np.ndarray, slots: np.ndarray, af: np.ndarray, ts: np.ndarray) -> None:

@@ -5,7 +5,8 @@
 second (of capture time) of attempts that never completed (unanswered, or answered
 and never acknowledged) is flooded. The finding says how many, from how many
 sources (a HyperLogLog estimate), how many look spoofed (one SYN, never repeated,
-nothing else from that source's port), the peak and mean rate, what the listener
+nothing else from that source's port), the peak rate (the most in any one second,
+counted in 100 ms ticks) and the mean, what the listener
 did with them — kept a request (its SYN-ACK retransmitted), answered without state
 (never retransmitted: a SYN cookie), or not at all — and whether real clients still
 got through (handshakes completed during the flood; attempts that repeated their
@@ -22,13 +23,16 @@ tcp_conn_request in tcp_input.c):
    bits are the SYN's options as cookie_init_timestamp encodes them (window
    scale, or 0xF for none; bit 4 SACK; bit 5 ECN). Only visible when the listener
    adds no random offset to its timestamps (net.ipv4.tcp_timestamps = 2); with the
-   default offsets the bits are random and this mark is simply not seen;
+   default offsets the bits are random and this mark is simply not seen. A clock
+   value matches by chance once in 64, and a burst of SYN-ACKs sent within one
+   millisecond shares one value: the mark counts distinct TSvals;
 3. *never retransmitted*: a half-open SYN-ACK never repeated although the capture
    went on past the first SYN-ACK retransmission, while the same listener did
    retransmit others (it keeps request sockets for those).
 
-Marks 1 or 2 on `SYN_COOKIE_MIN` SYN-ACKs (for mark 2, on at least
-`SYN_COOKIE_TS_SHARE` of the timestamped ones) give ``high`` confidence; mark 3
+Marks 1 or 2 on `SYN_COOKIE_MIN` SYN-ACKs (for mark 2, `SYN_COOKIE_MIN` distinct
+TSvals and at least `SYN_COOKIE_TS_SHARE` of the distinct TSvals of the
+listener's timestamped SYN-ACKs) give ``high`` confidence; mark 3
 alone on `SYN_COOKIE_STATELESS_MIN` gives ``medium``. A completed handshake whose
 SYN-ACK carries mark 1 or 2 came in through a cookie.
 """
@@ -49,8 +53,13 @@ from .keys import HyperLogLog, mix
 __all__ = ["SynFloodDetector", "SynCookieDetector", "cookie_marks"]
 
 _INCOMPLETE = [int(Outcome.UNANSWERED), int(Outcome.HALF_OPEN), int(Outcome.RESET_HALF_OPEN)]
+#: Distinct SYN-ACK TSvals remembered per listener, for the timestamp mark.
+_TS_VALUES = 4096
 #: Seconds of rate shown in a flood finding (the busiest ones around the peak).
 _TIMELINE = 30
+#: The rate is counted in 100 ms ticks, so that the busiest second is any second.
+_TICK = NS // 10
+_TICKS = NS // _TICK
 
 
 def cookie_marks(att: np.ndarray, now_ns: int) -> dict[str, np.ndarray]:
@@ -69,14 +78,25 @@ def cookie_marks(att: np.ndarray, now_ns: int) -> dict[str, np.ndarray]:
     half = answered & (att["done_frame"] == 0)
     stateless = half & synack_stateless(att, now_ns)
     honours = answered & ((ao & (O_SACK | O_WS)) != 0)
-    return {"dropped": dropped, "dropped_ok": dropped_ok, "ts": ts_marked, "ts_ok": ts_ok,
+    return {"dropped": dropped, "dropped_ok": dropped_ok, "ts_mark": ts_marked, "ts_ok": ts_ok,
             "stateless": stateless, "kept": answered & (att["synack_retx"] > 0),
             "honours": honours}
 
 
+def _peak(ticks: dict[int, int]) -> tuple[int, int]:
+    """(first tick, count) of the busiest second: the most attempts within any 10
+    consecutive 100 ms ticks."""
+    t = np.array(sorted(ticks), dtype=np.int64)
+    c = np.cumsum([ticks[k] for k in t.tolist()])
+    start = np.searchsorted(t, t - (_TICKS - 1), side="left")
+    window = c - np.r_[0, c][start]
+    i = int(np.argmax(window))
+    return int(t[start[i]]), int(window[i])
+
+
 def _cookie(marks: dict[str, np.ndarray]) -> np.ndarray:
     """SYN-ACKs that show any cookie mark: answered without keeping state."""
-    return marks["dropped"] | marks["ts"] | marks["stateless"]
+    return marks["dropped"] | marks["ts_mark"] | marks["stateless"]
 
 
 def _listener_keys(att: np.ndarray) -> np.ndarray:
@@ -91,7 +111,7 @@ class _Flood:
     def __init__(self, _key: Any) -> None:
         self.target: str | None = None
         self.port = 0
-        self.secs: dict[int, int] = {}          # second -> incomplete attempts begun then
+        self.secs: dict[int, int] = {}          # 100 ms tick -> incomplete attempts begun then
         self.comp: dict[int, int] = {}          # second -> completed attempts begun then
         self.legit_failed_secs: dict[int, int] = {}
         self.first_ns = self.last_ns = 0
@@ -128,10 +148,9 @@ class SynFloodDetector(Detector):
         e.syns += int(cols["syn_n"][rows].sum())
         inc = np.isin(out, _INCOMPLETE)
         comp = out == Outcome.COMPLETED
-        sec = ts // NS
-        for d, m in ((e.secs, inc), (e.comp, comp),
-                     (e.legit_failed_secs, inc & (cols["syn_n"][rows] >= 2))):
-            for s, n in zip(*np.unique(sec[m], return_counts=True)):
+        for d, m, unit in ((e.secs, inc, _TICK), (e.comp, comp, NS),
+                           (e.legit_failed_secs, inc & (cols["syn_n"][rows] >= 2), NS)):
+            for s, n in zip(*np.unique(ts[m] // unit, return_counts=True)):
                 d[int(s)] = d.get(int(s), 0) + int(n)
         if inc.any():
             t = ts[inc]
@@ -152,15 +171,18 @@ class SynFloodDetector(Detector):
         for _, e in self.tracked.table:
             if not e.secs:
                 continue
-            peak_sec, peak = max(e.secs.items(), key=lambda kv: kv[1])
+            peak_at, peak = _peak(e.secs)
             if peak < SYN_FLOOD_RATE:
                 continue
-            span = max(1e-9, (e.last_ns - e.first_ns) / NS)
+            span = max(1.0, (e.last_ns - e.first_ns) / NS)
             lo, hi = e.first_ns // NS, e.last_ns // NS
             legit_ok = sum(n for s, n in e.comp.items() if lo <= s <= hi)
             legit_failed = sum(e.legit_failed_secs.values())
-            start = max(lo, peak_sec - _TIMELINE // 2)
-            timeline = [e.secs.get(s, 0) for s in range(start, min(hi, start + _TIMELINE - 1) + 1)]
+            start = max(lo, peak_at // _TICKS - _TIMELINE // 2)
+            per_sec: dict[int, int] = {}
+            for t, n in e.secs.items():
+                per_sec[t // _TICKS] = per_sec.get(t // _TICKS, 0) + n
+            timeline = [per_sec.get(s, 0) for s in range(start, min(hi, start + _TIMELINE - 1) + 1)]
             sources = e.sources.count()
             fields = {
                 "port": e.port, "syns": e.syns, "sources": sources, "spoofed_like": e.spoofed,
@@ -190,25 +212,27 @@ class SynFloodDetector(Detector):
 
 
 class _Cookies:
-    __slots__ = ("target", "port", "answered", "dropped", "dropped_ok", "ts", "ts_ok",
+    __slots__ = ("target", "port", "answered", "dropped", "dropped_ok", "ts_mark", "ts_ok",
                  "stateless", "kept", "honours", "via_cookie", "first_ns", "last_ns",
-                 "evidence", "via_evidence")
+                 "evidence", "via_evidence", "ts_values", "ts_marked_values")
 
     def __init__(self, _key: Any) -> None:
         self.target: str | None = None
         self.port = 0
-        self.answered = self.dropped = self.dropped_ok = self.ts = self.ts_ok = 0
+        self.answered = self.dropped = self.dropped_ok = self.ts_mark = self.ts_ok = 0
         self.stateless = self.kept = self.honours = self.via_cookie = 0
         self.first_ns = self.last_ns = 0
         self.evidence = Evidence()
         self.via_evidence = Evidence()
+        self.ts_values: set[int] = set()          # distinct TSvals of timestamped SYN-ACKs
+        self.ts_marked_values: set[int] = set()   # ... of those carrying the mark
 
 
 class SynCookieDetector(Detector):
     kind = "syn_cookies"
-    _MARKS = ("dropped", "dropped_ok", "ts", "ts_ok", "stateless", "kept", "honours")
+    _MARKS = ("dropped", "dropped_ok", "ts_mark", "ts_ok", "stateless", "kept", "honours")
     COLUMNS = {"ts": np.int64, "frame": np.int64, "completed": bool, "port": np.uint16,
-               **addr_dtypes(), **{m: bool for m in _MARKS}}
+               "tsval": np.uint32, **addr_dtypes(), **{m: bool for m in _MARKS}}
 
     def __init__(self, capacity: int = 256) -> None:
         self.tracked = Tracked(capacity, _Cookies, self.COLUMNS)
@@ -221,6 +245,7 @@ class SynCookieDetector(Detector):
         marks = cookie_marks(a, now_ns)
         cols = {"ts": a["synack_ts"], "frame": a["synack_frame"],
                 "completed": out[ans] == Outcome.COMPLETED, "port": a["sport"],
+                "tsval": a["synack_tsval"],
                 **addr_columns(a["saddr"], a["ver"]),
                 **{m: marks[m] for m in self._MARKS}}
         self.tracked.feed(_listener_keys(a), cols, self._on)
@@ -231,7 +256,10 @@ class SynCookieDetector(Detector):
         e.answered += len(rows)
         for m in self._MARKS:
             setattr(e, m, getattr(e, m) + int(cols[m][rows].sum()))
-        marked = cols["dropped"][rows] | cols["ts"][rows]
+        for col, values in (("ts_ok", e.ts_values), ("ts_mark", e.ts_marked_values)):
+            if len(values) < _TS_VALUES:
+                values.update(cols["tsval"][rows][cols[col][rows]].tolist()[:_TS_VALUES])
+        marked = cols["dropped"][rows] | cols["ts_mark"][rows]
         cookie = marked | cols["stateless"][rows]
         if cookie.any():
             t = cols["ts"][rows][cookie]
@@ -246,7 +274,11 @@ class SynCookieDetector(Detector):
         out = []
         for _, e in self.tracked.table:
             by_options = e.dropped >= SYN_COOKIE_MIN and e.honours > 0
-            by_ts = e.ts >= SYN_COOKIE_MIN and e.ts >= SYN_COOKIE_TS_SHARE * e.ts_ok
+            # distinct TSvals, not SYN-ACKs: a burst within one clock tick shares one TSval,
+            # and matches (or not) all together
+            marked_values = len(e.ts_marked_values)
+            by_ts = marked_values >= SYN_COOKIE_MIN and \
+                marked_values >= SYN_COOKIE_TS_SHARE * len(e.ts_values)
             by_state = e.stateless >= SYN_COOKIE_STATELESS_MIN and e.kept > 0
             if not (by_options or by_ts or by_state):
                 continue
@@ -254,7 +286,7 @@ class SynCookieDetector(Detector):
             marks = [m for m, ok in (("options_dropped", by_options), ("ts_encoded", by_ts),
                                      ("never_retransmitted", by_state)) if ok]
             fields = {"port": e.port, "answered": e.answered, "options_dropped": e.dropped,
-                      "ts_encoded": e.ts, "ts_checked": e.ts_ok,
+                      "ts_encoded": e.ts_mark, "ts_checked": e.ts_ok,
                       "never_retransmitted": e.stateless, "queued": e.kept,
                       "completed_via_cookie": e.via_cookie,
                       "completed_via_cookie_frames": e.via_evidence.as_dict(), "marks": marks}
@@ -264,7 +296,7 @@ class SynCookieDetector(Detector):
                 confidence="high" if (by_options or by_ts) else "medium",
                 message="audit.syn_cookies.what",
                 params={"target": e.target, "port": e.port, "count": count,
-                        "answered": e.answered, "dropped": e.dropped, "ts": e.ts,
+                        "answered": e.answered, "dropped": e.dropped, "ts": e.ts_mark,
                         "stateless": e.stateless, "queued": e.kept, "via": e.via_cookie,
                         "min": SYN_COOKIE_MIN, "min_stateless": SYN_COOKIE_STATELESS_MIN},
                 rule="syn_cookies.marks",

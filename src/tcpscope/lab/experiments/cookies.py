@@ -33,21 +33,29 @@ COUNTERS = ("TcpExt.SyncookiesSent", "TcpExt.SyncookiesRecv", "TcpExt.Syncookies
             "TcpExt.ListenOverflows")
 
 
-def spoofed_syns(port: int, count: int, seed: int) -> list[bytes]:
+def spoofed_syns(port: int, count: int, seed: int, stamped: bool = False) -> list[bytes]:
     """`count` SYN frames to the server from addresses 10.201.x.y (one each), random source
-    ports and ISNs, with MSS, SACK-permitted and window scale but no timestamps (as
-    flooding tools send them), built with tcpscope's packet builder."""
+    ports and ISNs, with MSS, SACK-permitted and window scale (and, if `stamped`, every
+    other one with a timestamp option too), built with tcpscope's packet builder."""
     from ...wire.builder import IPv4, TCP, Ether, Frame
-    from ...wire.options import Mss, Nop, SackPermitted, WindowScale
+    from ...wire.options import Mss, Nop, SackPermitted, Timestamp, WindowScale
 
     rng = random.Random(seed)
     mac = {k: bytes.fromhex(v.replace(":", "")) for k, v in (("c", MAC_C), ("s", MAC_S))}
-    return [Frame(
-        Ether(src=mac["c"], dst=mac["s"]),
-        IPv4(src=f"{SPOOF_NET}.{i // 250}.{i % 250 + 1}", dst=SERVER_IP, id=rng.randrange(65536)),
-        TCP(sport=rng.randrange(1024, 65536), dport=port, seq=rng.randrange(1 << 32), flags="S",
-            win=64240, options=(Mss(1460), SackPermitted(), Nop(), WindowScale(7))),
-    ).build() for i in range(count)]
+    plain = (Mss(1460), SackPermitted(), Nop(), WindowScale(7))
+    frames = []
+    for i in range(count):
+        opts = plain
+        if stamped and i % 2:
+            opts = (Mss(1460), SackPermitted(), Timestamp(rng.randrange(1 << 32), 0), Nop(),
+                    WindowScale(7))
+        frames.append(Frame(
+            Ether(src=mac["c"], dst=mac["s"]),
+            IPv4(src=f"{SPOOF_NET}.{i // 250}.{i % 250 + 1}", dst=SERVER_IP,
+                 id=rng.randrange(65536)),
+            TCP(sport=rng.randrange(1024, 65536), dport=port, seq=rng.randrange(1 << 32),
+                flags="S", win=64240, options=opts)).build())
+    return frames
 
 
 @lru_cache(maxsize=4)
@@ -76,7 +84,8 @@ class SynCookies(Experiment):
     the other, each with a different net.ipv4.tcp_syncookies: 0 (port 5000), 1 (5001) and 2
     (5002, with net.ipv4.tcp_timestamps = 2: timestamps without the random per-connection
     offset). Each receives {FLOOD} SYNs from spoofed addresses ({SPOOF_NET}.x.y, one SYN
-    each, {GAP * 1000:.0f} ms apart, no timestamp option), built with tcpscope's packet builder
+    each, {GAP * 1000:.0f} ms apart, no timestamp option; on 5002 every other one carries
+    a timestamp), built with tcpscope's packet builder
     and sent from the client's namespace with an AF_PACKET socket; the server's route to
     them leads nowhere, so no one ever answers its SYN-ACKs. {CLIENT_AFTER} s into each flood
     a real client (10.200.1.1) connects, sends 6 bytes and reads the echo. Each phase lasts
@@ -134,7 +143,7 @@ class SynCookies(Experiment):
 
     def _phase(self, ctx: Context, h, port: int, res: dict) -> None:
         ready, stop = threading.Event(), threading.Event()
-        frames = spoofed_syns(port, FLOOD, seed=port)
+        frames = spoofed_syns(port, FLOOD, seed=port, stamped=res["timestamps"] == 2)
 
         def server() -> None:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as ls:
@@ -223,8 +232,9 @@ class SynCookies(Experiment):
                 if d is None:
                     return False, f"no syn_cookies finding on :{port}; SyncookiesSent +{sent}"
                 seen = d["count"]
-                if exact:
-                    ok = seen == sent and d["completed_via_cookie"] == recv == 1
+                if exact:   # half the SYNs had timestamps: their cookies are in the TSval
+                    ok = seen == sent and d["completed_via_cookie"] == recv == 1 and \
+                        set(d["marks"]) == {"options_dropped", "ts_encoded"}
                 else:   # the real client's cookie is hidden by its timestamp offset
                     ok = seen <= sent <= seen + fl.get("legit_completed", 0) and recv == 1
                 return ok, (f"audit: {seen} cookie SYN-ACKs (options dropped "
@@ -256,8 +266,9 @@ class SynCookies(Experiment):
                         cookies("cookies 1", 5001, exact=False), source="kernel"),
             Expectation("cookies 1: the real client got through", client_on("cookies 1", 5001)),
             Expectation("cookies 2: a SYN flood on :5002", flood("cookies 2", 5002)),
-            Expectation("cookies 2: every SYN-ACK is a cookie, the real client's too (its "
-                        "options in the timestamp's low bits); the audit's count equals "
+            Expectation("cookies 2: every SYN-ACK is a cookie, the real client's too; those "
+                        "answering timestamped SYNs carry the options in the TSval's low "
+                        "bits, the others drop SACK and window scale; the audit's count equals "
                         "SyncookiesSent, and the connection that came in through a cookie "
                         "equals SyncookiesRecv", cookies("cookies 2", 5002, exact=True),
                         source="kernel"),

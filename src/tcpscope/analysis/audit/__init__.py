@@ -93,7 +93,7 @@ class Audit:
         found.sort(key=lambda f: (KINDS.index(f.kind), f.first_ts, f.source or "",
                                   f.target or ""))
         stats = {"attempts": self.attempts, "untracked_rows": self.table.untracked_rows,
-                 "attempt_table_bytes": self.table.nbytes,
+                 "capacity": self.table.capacity, "attempt_table_bytes": self.table.nbytes,
                  "detectors": {d.kind: d.memory() for d in self.detectors}}
         self.report = AuditReport(getattr(result, "name", "-"), found, list(self.isn.report),
                                   stats)

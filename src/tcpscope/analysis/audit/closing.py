@@ -33,13 +33,15 @@ _PEERS_MAX = 64
 
 
 class _Holder:
-    __slots__ = ("host", "secs", "peers", "roles", "evidence", "gaps", "tuples", "accepted",
-                 "first_ns", "last_ns")
+    __slots__ = ("host", "secs", "peers", "peer_secs", "roles", "evidence", "gaps", "tuples",
+                 "accepted", "first_ns", "last_ns")
 
     def __init__(self, _key: Any) -> None:
         self.host: str | None = None
         self.secs: dict[int, int] = {}
         self.peers: dict[str, int] = {}
+        #: server address:port -> second -> TIME_WAITs the host entered as its client
+        self.peer_secs: dict[str, dict[int, int]] = {}
         self.roles = {"client": 0, "server": 0}
         self.evidence = Evidence()
         self.gaps: list[float] = []
@@ -51,6 +53,17 @@ class _Holder:
 def _peer_text(cols: dict[str, np.ndarray], r: int, holder_is_client: bool) -> str:
     other = addr_text(cols, r, "o")
     return format_endpoint(other, int(cols["oport"][r])) if holder_is_client else other
+
+
+def _held(per_second: dict[int, int]) -> tuple[int, int, np.ndarray]:
+    """(second, count) of the most TIME_WAITs held at once — those entered in the 60 s
+    up to that second — and the seconds with entries."""
+    secs = np.array(sorted(per_second), dtype=np.int64)
+    total = np.cumsum([per_second[s] for s in secs.tolist()])
+    start = np.searchsorted(secs, secs - TIME_WAIT_NS // NS, side="right")
+    held = total - np.r_[0, total][start]
+    i = int(np.argmax(held))
+    return int(secs[i]), int(held[i]), secs
 
 
 class TimeWaitDetector(Detector):
@@ -91,6 +104,10 @@ class TimeWaitDetector(Detector):
             peer = _peer_text(cols, r, is_client)
             if peer in e.peers or len(e.peers) < _PEERS_MAX:
                 e.peers[peer] = e.peers.get(peer, 0) + 1
+                if is_client:
+                    per = e.peer_secs.setdefault(peer, {})
+                    sec = int(cols["ts"][r]) // NS
+                    per[sec] = per.get(sec, 0) + 1
         e.evidence.add(cols["frame"][rows])
 
     def findings(self) -> list[Finding]:
@@ -98,30 +115,27 @@ class TimeWaitDetector(Detector):
         for _, e in self.tracked.table:
             if not e.secs:
                 continue
-            secs = np.array(sorted(e.secs), dtype=np.int64)
-            counts = np.array([e.secs[s] for s in secs.tolist()], dtype=np.int64)
-            total = np.cumsum(counts)
-            # held at second s: entered in (s - 60, s]
-            start = np.searchsorted(secs, secs - TIME_WAIT_NS // NS, side="right")
-            held = total - np.r_[0, total][start]
-            i = int(np.argmax(held))
-            peak = int(held[i])
+            at, peak, secs = _held(e.secs)
             if peak < TIME_WAIT_MIN:
                 continue
+            entered = sum(e.secs.values())
             top, top_n = max(e.peers.items(), key=lambda kv: kv[1])
             role = max(e.roles, key=e.roles.__getitem__)
-            one_server = e.roles["server"] == 0 and len(e.peers) == 1
-            share = round(peak / EPHEMERAL_PORTS, 3) if one_server else None
-            fields = {"peak": peak, "peak_ts": float(secs[i]), "entered": int(total[-1]),
+            # the ports a client's TIME_WAITs hold toward one server address:port
+            top_peak = _held(e.peer_secs[top])[1] if top in e.peer_secs else None
+            share = round(top_peak / EPHEMERAL_PORTS, 3) if top_peak is not None else None
+            fields = {"peak": peak, "peak_ts": float(at), "entered": entered,
                       "role": role, "peers": len(e.peers), "top_peer": top,
-                      "top_peer_count": top_n, "ephemeral_share": share}
+                      "top_peer_count": top_n, "top_peer_peak": top_peak,
+                      "ephemeral_share": share}
             out.append(Finding(
                 kind=self.kind, source=e.host, target=top if len(e.peers) == 1 else None,
                 first_ts=float(secs[0]), last_ts=float(secs[-1]) + TIME_WAIT_NS / NS,
                 count=peak, fields=fields, evidence=e.evidence, confidence="high",
                 message="audit.time_wait_pileup." + ("ports" if share is not None else "what"),
-                params={"host": e.host, "peak": peak, "entered": int(total[-1]),
+                params={"host": e.host, "peak": peak, "entered": entered,
                         "role": role, "peer": top, "peers": len(e.peers),
+                        "peer_peak": top_peak or 0,
                         "pct": round(100 * (share or 0), 1), "ports": EPHEMERAL_PORTS,
                         "min": TIME_WAIT_MIN},
                 rule="time_wait_pileup.concurrent",

@@ -174,7 +174,7 @@ class SynFloodDetector(Detector):
             peak_at, peak = _peak(e.secs)
             if peak < SYN_FLOOD_RATE:
                 continue
-            span = max(1.0, (e.last_ns - e.first_ns) / NS)
+            span = (e.last_ns - e.first_ns) / NS
             lo, hi = e.first_ns // NS, e.last_ns // NS
             legit_ok = sum(n for s, n in e.comp.items() if lo <= s <= hi)
             legit_failed = sum(e.legit_failed_secs.values())
@@ -186,7 +186,7 @@ class SynFloodDetector(Detector):
             sources = e.sources.count()
             fields = {
                 "port": e.port, "syns": e.syns, "sources": sources, "spoofed_like": e.spoofed,
-                "peak_rate": peak, "mean_rate": round(e.incomplete / span, 1),
+                "peak_rate": peak, "mean_rate": round(e.incomplete / max(1.0, span), 1),
                 "rate_timeline": timeline, "rate_timeline_start": start,
                 "half_open_kept": e.kept, "answered_stateless": e.stateless,
                 "unanswered": e.dropped, "client_resets": e.client_rst,

@@ -16,9 +16,10 @@ How it works: `attempts.AttemptTable` turns packets into one row per stream (wha
 its opening showed) and retires rows to the detectors, one per finding kind
 (floods, scans, failures, storms, closing, isn); the storm and ISN detectors also
 look at the rows of each chunk. Memory is bounded by what is tracked — the
-attempt ring (16 MiB), and per detector at most a few hundred sources or targets
-(keys.BoundedTable), each with bounded lists, behind a 2 MiB seen-filter and a
-ring of recent events — not by packets or connections.
+attempt ring (17 MiB), and per detector at most a few hundred sources or targets
+(keys.BoundedTable), each with bounded lists, behind one 2 MiB seen-filter and a
+ring of recent events per detector — not by packets or connections
+(docs/audit.md, "Memory").
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from .failures import FailedConnectionDetector
 from .findings import KINDS, Finding
 from .floods import SynCookieDetector, SynFloodDetector
 from .isn import IsnDetector
+from .keys import SeenFilter
 from .scans import HostScanDetector, PortScanDetector
 from .storms import RetransmissionStormDetector, RstStormDetector
 
@@ -58,13 +60,14 @@ class Audit:
 
     def __init__(self, capacity: int = 1 << 16) -> None:
         self.table = AttemptTable(capacity)
-        self.flood = SynFloodDetector()
-        self.failed = FailedConnectionDetector()
-        self.isn = IsnDetector()
+        self.seen = SeenFilter()          # one, for every detector's keys
+        self.flood = SynFloodDetector(seen=self.seen)
+        self.failed = FailedConnectionDetector(seen=self.seen)
+        self.isn = IsnDetector(seen=self.seen)
         self.detectors = [
-            self.flood, SynCookieDetector(), PortScanDetector(), HostScanDetector(),
-            self.failed, RetransmissionStormDetector(), RstStormDetector(),
-            TimeWaitDetector(), PortReuseDetector(), self.isn,
+            self.flood, SynCookieDetector(seen=self.seen), PortScanDetector(seen=self.seen),
+            HostScanDetector(seen=self.seen), self.failed, RetransmissionStormDetector(),
+            RstStormDetector(), TimeWaitDetector(seen=self.seen), PortReuseDetector(), self.isn,
         ]
         self.attempts = 0
         self.report: AuditReport | None = None
@@ -94,6 +97,7 @@ class Audit:
                                   f.target or ""))
         stats = {"attempts": self.attempts, "untracked_rows": self.table.untracked_rows,
                  "capacity": self.table.capacity, "attempt_table_bytes": self.table.nbytes,
+                 "seen_filter_bytes": self.seen.nbytes,
                  "detectors": {d.kind: d.memory() for d in self.detectors}}
         self.report = AuditReport(getattr(result, "name", "-"), found, list(self.isn.report),
                                   stats)

@@ -143,6 +143,15 @@ def _set_first(col: np.ndarray, slots: np.ndarray, values: np.ndarray) -> None:
     col[u[empty]] = values[first[empty]]
 
 
+def _count(col: np.ndarray, slots: np.ndarray) -> None:
+    """col[slot] += the number of times each slot appears (saturating at the dtype's max)."""
+    if not len(slots):
+        return
+    u, n = np.unique(slots, return_counts=True)
+    top = np.iinfo(col.dtype).max
+    col[u] = np.minimum(col[u].astype(np.int64) + n, top)
+
+
 def _rank(slots: np.ndarray) -> np.ndarray:
     """Each row's position among the rows of its slot (0 for the first), in row order."""
     order = np.argsort(slots, kind="stable")
@@ -275,7 +284,8 @@ class AttemptTable:
             ring["first_frame"][fu] = frame[rows]
             ring["first_ts"][fu] = ts[rows]
             ring["first"][fu] = _first_kind(flags[rows], plen[rows], fs[rows])
-        np.maximum.at(ring["last_ts"], slots, ts)
+        last, at = np.unique(slots[::-1], return_index=True)   # rows are in time order
+        ring["last_ts"][last] = np.maximum(ring["last_ts"][last], ts[::-1][at])
         ring["cpkts"] += np.bincount(slots[client], minlength=self.capacity).astype(np.uint32)
         ring["spkts"] += np.bincount(slots[~client], minlength=self.capacity).astype(np.uint32)
 
@@ -299,7 +309,7 @@ class AttemptTable:
                 ls = s[later]
                 dt = (ts[m[later]] - ring["syn_ts"][ls]) // 1_000_000
                 ring["syn_dt_ms"][ls, pos[later] - 1] = np.clip(dt, 0, 2**32 - 1)
-            np.add.at(ring["syn_n"], s, 1)
+            _count(ring["syn_n"], s)
             isn_parts.append((ring["ckey"][fsl], ring["tuple"][fsl], ts[f], r["seq"][f], frame[f],
                               ring["caddr"][fsl], ring["ver"][fsl]))
             reuse = (m[first], fsl)
@@ -313,9 +323,9 @@ class AttemptTable:
             ring["synack_ts"][fsl], ring["synack_frame"][fsl] = ts[f], frame[f]
             ring["synack_isn"][fsl], ring["synack_tsval"][fsl] = r["seq"][f], r["ts_val"][f]
             ring["synack_opt"][fsl] = _opts(r["opt_present"][f], flags[f], ECE)
-            np.add.at(ring["synack_n"], s, 1)
+            _count(ring["synack_n"], s)
             retx = ((af[m] & _RETX) != 0) & ((af[m] & _CAPDUP) == 0) & ~first
-            np.add.at(ring["synack_retx"], s[retx], 1)
+            _count(ring["synack_retx"], s[retx])
             isn_parts.append((ring["skey"][fsl], ring["tuple"][fsl], ts[f], r["seq"][f], frame[f],
                               ring["saddr"][fsl], ring["ver"][fsl]))
         # The client's acknowledgement of the SYN-ACK: an ACK (no SYN, no RST) covering the
@@ -471,10 +481,12 @@ def synack_stateless(att: np.ndarray, now_ns: int) -> np.ndarray:
         & (att["done_frame"] == 0) & (now_ns - att["synack_ts"] >= SYNACK_RTO_NS)
 
 
-def syn_intervals(att: np.ndarray) -> list[list[float]]:
-    """Seconds between each attempt's consecutive SYNs (up to MAX_SYN_TIMES SYNs)."""
-    out = []
-    for n, dts in zip(att["syn_n"].tolist(), att["syn_dt_ms"].tolist()):
-        times = [0] + dts[: max(0, min(n, MAX_SYN_TIMES) - 1)]
-        out.append([(b - a) / 1000 for a, b in zip(times, times[1:])])
-    return out
+def syn_intervals(att: np.ndarray) -> np.ndarray:
+    """Seconds between each attempt's consecutive SYNs (up to MAX_SYN_TIMES SYNs): one row
+    of MAX_SYN_TIMES - 1 per attempt, NaN past its last SYN."""
+    times = np.zeros((len(att), MAX_SYN_TIMES), dtype=np.float64)
+    times[:, 1:] = att["syn_dt_ms"] / 1000
+    iv = np.diff(times, axis=1)
+    n = np.minimum(att["syn_n"].astype(np.int64), MAX_SYN_TIMES)
+    iv[np.arange(MAX_SYN_TIMES - 1)[None, :] >= (n - 1)[:, None]] = np.nan
+    return iv

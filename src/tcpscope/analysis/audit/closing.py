@@ -24,6 +24,7 @@ import numpy as np
 
 from ...wire.text import format_endpoint
 from .attempts import Outcome, TIME_WAIT_NS
+from .keys import SeenFilter
 from .common import NS, Detector, Tracked, addr_columns, addr_dtypes, addr_text
 from .findings import EPHEMERAL_PORTS, PORT_REUSE_MIN, TIME_WAIT_MIN, Evidence, Finding
 
@@ -71,8 +72,8 @@ class TimeWaitDetector(Detector):
     COLUMNS = {"ts": np.int64, "frame": np.int64, "client": bool, "oport": np.uint16,
                **addr_dtypes("h"), **addr_dtypes("o")}
 
-    def __init__(self, capacity: int = 256) -> None:
-        self.tracked = Tracked(capacity, _Holder, self.COLUMNS)
+    def __init__(self, capacity: int = 256, seen: SeenFilter | None = None) -> None:
+        self.tracked = Tracked(capacity, _Holder, self.COLUMNS, seen=seen)
 
     def attempts(self, att: np.ndarray, out: np.ndarray, now_ns: int) -> None:
         cf, sf = att["cfin_frame"], att["sfin_frame"]
@@ -152,8 +153,8 @@ class PortReuseDetector(Detector):
                "client": bool, "cport": np.uint16, "sport": np.uint16,
                **addr_dtypes("c"), **addr_dtypes("s")}
 
-    def __init__(self, capacity: int = 256) -> None:
-        self.tracked = Tracked(capacity, _Holder, self.COLUMNS, promote=False)
+    def __init__(self, capacity: int = 256, seen: SeenFilter | None = None) -> None:
+        self.tracked = Tracked(capacity, _Holder, self.COLUMNS, promote=False, seen=seen)
 
     def attempts(self, att: np.ndarray, out: np.ndarray, now_ns: int) -> None:
         m = att["reuse_holder"] > 0

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ...wire.text import format_address
-from .keys import BoundedTable, Promoter
+from .keys import BoundedTable, Promoter, SeenFilter
 
 __all__ = ["Detector", "Tracked", "address", "addr_columns", "addr_dtypes", "addr_text",
            "NS"]
@@ -66,9 +66,10 @@ class Tracked:
     columns."""
 
     def __init__(self, capacity: int, make: Callable[[Hashable], Any],
-                 columns: dict[str, np.dtype], *, promote: bool = True) -> None:
+                 columns: dict[str, np.dtype], *, promote: bool = True,
+                 seen: SeenFilter | None = None) -> None:
         self.table: BoundedTable = BoundedTable(capacity, make)
-        self.promoter = Promoter(columns) if promote else None
+        self.promoter = Promoter(columns, seen) if promote else None
 
     def feed(self, keys: np.ndarray, cols: dict[str, np.ndarray],
              on_events: Callable[[Any, dict[str, np.ndarray], np.ndarray], None]) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..lifecycle import backoff_verdict
 from .attempts import Outcome, syn_intervals
+from .keys import SeenFilter
 from .common import NS, Detector, Tracked, addr_columns, addr_dtypes, addr_text
 from .findings import FAILED_MIN, FAILED_WINDOW_S, Evidence, Finding
 from .keys import mix
@@ -69,8 +70,8 @@ class FailedConnectionDetector(Detector):
                "port": np.uint16, "iv": (np.float64, _MAX_SYNS - 1), **addr_dtypes(),
                **addr_dtypes("c")}
 
-    def __init__(self, capacity: int = 512) -> None:
-        self.tracked = Tracked(capacity, _Dest, self.COLUMNS)
+    def __init__(self, capacity: int = 512, seen: SeenFilter | None = None) -> None:
+        self.tracked = Tracked(capacity, _Dest, self.COLUMNS, seen=seen)
         #: listener keys (address:port) with a SYN flood: their failures are the flood's
         self.flooded: set[tuple[str, int]] = set()
 
@@ -79,41 +80,51 @@ class FailedConnectionDetector(Detector):
         if not m.any():
             return
         a = att[m]
-        iv = np.full((len(a), _MAX_SYNS - 1), np.nan)
-        for i, row in enumerate(syn_intervals(a)):
-            iv[i, :len(row)] = row
         cols = {"ts": a["syn_ts"], "frame": a["syn_frame"], "out": out[m], "syn_n": a["syn_n"],
-                "port": a["sport"], "iv": iv, **addr_columns(a["saddr"], a["ver"]),
+                "port": a["sport"], "iv": syn_intervals(a), **addr_columns(a["saddr"], a["ver"]),
                 **addr_columns(a["caddr"], a["ver"], "c")}
         self.tracked.feed(mix(a["skey"], a["sport"]), cols, self._on)
 
     def _on(self, e: _Dest, cols: dict[str, np.ndarray], rows: np.ndarray) -> None:
         rows = rows[np.argsort(cols["ts"][rows], kind="stable")]
+        ts = cols["ts"][rows]
         if e.target is None:
             e.target, e.port = addr_text(cols, int(rows[0])), int(cols["port"][rows[0]])
-            e.reset(int(cols["ts"][rows[0]]))
+            e.reset(int(ts[0]))
         window = FAILED_WINDOW_S * NS
-        for r in rows.tolist():
-            ts = int(cols["ts"][r])
-            if ts >= e.epoch + window:
+        i = 0
+        while i < len(rows):          # one epoch at a time
+            if ts[i] >= e.epoch + window:
                 self._close(e)
-                e.reset(ts)
-            what = _FAILED.get(int(cols["out"][r]))
-            if what is None:
-                if int(cols["out"][r]) == Outcome.COMPLETED:
-                    e.ok += 1
-                continue
-            e.first_ns = e.first_ns or ts
-            e.last_ns = max(e.last_ns, ts)
-            e.counts[what] += 1
-            if len(e.clients) < _CLIENTS_MAX:
+                e.reset(int(ts[i]))
+            j = int(np.searchsorted(ts, e.epoch + window, side="left"))
+            self._add(e, cols, rows[i:j])
+            i = j
+
+    def _add(self, e: _Dest, cols: dict[str, np.ndarray], rows: np.ndarray) -> None:
+        out = cols["out"][rows]
+        e.ok += int((out == Outcome.COMPLETED).sum())
+        for code, name in _FAILED.items():
+            e.counts[name] += int((out == code).sum())
+        rows = rows[np.isin(out, list(_FAILED))]
+        if not len(rows):
+            return
+        ts = cols["ts"][rows]
+        e.first_ns = e.first_ns or int(ts[0])
+        e.last_ns = max(e.last_ns, int(ts[-1]))
+        if len(e.clients) < _CLIENTS_MAX:
+            pairs = np.stack([cols["ca0"][rows], cols["ca1"][rows]], axis=1)
+            _, first = np.unique(pairs, axis=0, return_index=True)
+            for r in rows[np.sort(first)][: _CLIENTS_MAX - len(e.clients)].tolist():
                 e.clients.add(addr_text(cols, r, "c"))
-            n = int(cols["syn_n"][r])
-            e.syns[n] = e.syns.get(n, 0) + 1
-            if len(e.schedules) < _SCHEDULES and n > 1:
-                iv = cols["iv"][r]
+        n = cols["syn_n"][rows]
+        for k, c in zip(*np.unique(n, return_counts=True)):
+            e.syns[int(k)] = e.syns.get(int(k), 0) + int(c)
+        room = _SCHEDULES - len(e.schedules)
+        if room > 0:
+            for iv in cols["iv"][rows[n > 1][:room]]:
                 e.schedules.append([float(x) for x in iv[~np.isnan(iv)]])
-            e.evidence.add([int(cols["frame"][r])])
+        e.evidence.add(cols["frame"][rows])
 
     def _close(self, e: _Dest) -> None:
         if e.failed >= FAILED_MIN:

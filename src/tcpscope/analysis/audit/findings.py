@@ -103,11 +103,11 @@ class Evidence:
     total: int = 0
 
     def add(self, frames: Any, n: int | None = None) -> None:
-        fr = [int(f) for f in frames]
+        """Count `frames` (or `n` of them) and keep the first few."""
         room = EVIDENCE_SAMPLE - len(self.frames)
         if room > 0:
-            self.frames.extend(fr[:room])
-        self.total += len(fr) if n is None else n
+            self.frames.extend(int(f) for f in frames[:room])
+        self.total += len(frames) if n is None else n
 
     def as_dict(self) -> dict[str, Any]:
         return {"sample": sorted(self.frames), "total": self.total}

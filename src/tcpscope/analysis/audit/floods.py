@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from .attempts import O_ECN, O_SACK, O_TS, O_WS, Outcome, synack_stateless
+from .keys import SeenFilter
 from .common import NS, Detector, Tracked, addr_columns, addr_dtypes, addr_text
 from .findings import (
     SYN_COOKIE_MIN, SYN_COOKIE_STATELESS_MIN, SYN_COOKIE_TS_SHARE, SYN_FLOOD_RATE, Evidence,
@@ -127,8 +128,8 @@ class SynFloodDetector(Detector):
                "cpkts": np.uint32, "retx": np.uint16, "stateless": bool, "src": np.uint64,
                "port": np.uint16, **addr_dtypes()}
 
-    def __init__(self, capacity: int = 256) -> None:
-        self.tracked = Tracked(capacity, _Flood, self.COLUMNS)
+    def __init__(self, capacity: int = 256, seen: SeenFilter | None = None) -> None:
+        self.tracked = Tracked(capacity, _Flood, self.COLUMNS, seen=seen)
 
     def attempts(self, att: np.ndarray, out: np.ndarray, now_ns: int) -> None:
         syn = att["syn_frame"] > 0
@@ -234,8 +235,8 @@ class SynCookieDetector(Detector):
     COLUMNS = {"ts": np.int64, "frame": np.int64, "completed": bool, "port": np.uint16,
                "tsval": np.uint32, **addr_dtypes(), **{m: bool for m in _MARKS}}
 
-    def __init__(self, capacity: int = 256) -> None:
-        self.tracked = Tracked(capacity, _Cookies, self.COLUMNS)
+    def __init__(self, capacity: int = 256, seen: SeenFilter | None = None) -> None:
+        self.tracked = Tracked(capacity, _Cookies, self.COLUMNS, seen=seen)
 
     def attempts(self, att: np.ndarray, out: np.ndarray, now_ns: int) -> None:
         ans = (att["synack_frame"] > 0) & (att["syn_frame"] > 0)

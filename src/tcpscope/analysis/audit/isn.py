@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from .keys import SeenFilter
 from .common import NS, Detector, Tracked, addr_columns, addr_dtypes, addr_text
 from .findings import ISN_MIN_SAMPLES, Evidence, Finding
 
@@ -105,8 +106,8 @@ class IsnDetector(Detector):
     COLUMNS = {"ts": np.int64, "isn": np.uint32, "frame": np.int64, "tuple": np.uint64,
                **addr_dtypes()}
 
-    def __init__(self, capacity: int = 512) -> None:
-        self.tracked = Tracked(capacity, _Host, self.COLUMNS)
+    def __init__(self, capacity: int = 512, seen: SeenFilter | None = None) -> None:
+        self.tracked = Tracked(capacity, _Host, self.COLUMNS, seen=seen)
         self.report: list[dict[str, Any]] = []
 
     def rows(self, chunk: Any, feed: Any, table: Any) -> None:

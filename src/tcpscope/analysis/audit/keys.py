@@ -8,12 +8,12 @@ as one.
 What the detectors remember is bounded three ways, each documented in
 docs/audit.md ("Memory"):
 
-- `SeenFilter`: one bit array (2^24 bits, 2 MiB, two hash functions) that says
-  whether a key was seen before. A key seen once costs no Python object; the
+- `SeenFilter`: one bit array (2^24 bits, 2 MiB, two hash functions, shared by the
+  detectors) that says whether a key was seen before. A key seen once costs no Python object; the
   second sighting promotes it into a `BoundedTable`. False "seen before"
   answers (about 1.4 % after a million distinct keys) promote a key one event
   early; they never lose one.
-- `RecentEvents`: the last 2^16 events of keys not yet promoted, so that a key
+- `RecentEvents`: the last 2^14 events of keys not yet promoted, so that a key
   promoted on its second event gets its first one back.
 - `BoundedTable`: at most `2 * capacity` tracked keys; when full, the half with
   the fewest events is forgotten (counted in `evicted`), as a space-saving
@@ -92,7 +92,7 @@ class SeenFilter:
 class RecentEvents:
     """The last `capacity` events (a key plus named columns), oldest overwritten first."""
 
-    def __init__(self, columns: dict[str, np.dtype], capacity: int = 1 << 16) -> None:
+    def __init__(self, columns: dict[str, np.dtype], capacity: int = 1 << 14) -> None:
         self.capacity = capacity
         self.keys = np.zeros(capacity, dtype=np.uint64)
         self.valid = np.zeros(capacity, dtype=bool)
@@ -195,8 +195,8 @@ class Promoter:
     `RecentEvents` ring. The other events (a key's first) go into the ring.
     """
 
-    def __init__(self, columns: dict[str, np.dtype]) -> None:
-        self.seen = SeenFilter()
+    def __init__(self, columns: dict[str, np.dtype], seen: SeenFilter | None = None) -> None:
+        self.seen = seen if seen is not None else SeenFilter()
         self.recent = RecentEvents(columns)
 
     def pass_on(self, keys: np.ndarray, cols: dict[str, np.ndarray], tracked: np.ndarray
@@ -215,7 +215,8 @@ class Promoter:
 
     @property
     def nbytes(self) -> int:
-        return self.seen.nbytes + self.recent.nbytes
+        """The ring's bytes (the seen-filter may be shared: counted by its owner)."""
+        return self.recent.nbytes
 
 
 class HyperLogLog:

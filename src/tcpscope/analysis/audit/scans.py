@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .attempts import First, Outcome
+from .keys import SeenFilter
 from .common import NS, Detector, Tracked, addr_columns, addr_dtypes, addr_text
 from .findings import (
     HOST_SCAN_HOSTS, PORT_SCAN_PORTS, SCAN_WINDOW_S, TRW_ETA1, Evidence, Finding,
@@ -101,11 +102,10 @@ class _ScanDetector(Detector):
 
     threshold = 0
     COLUMNS = {"ts": np.int64, "frame": np.int64, "state": np.uint8, "family": np.uint8,
-               "port": np.uint16, "item": np.uint64, **addr_dtypes("s"), **addr_dtypes("t"),
-               **addr_dtypes("i")}
+               "port": np.uint16, **addr_dtypes("s"), **addr_dtypes("t")}
 
-    def __init__(self, capacity: int = 512) -> None:
-        self.tracked = Tracked(capacity, _Scan, self.COLUMNS)
+    def __init__(self, capacity: int = 512, seen: SeenFilter | None = None) -> None:
+        self.tracked = Tracked(capacity, _Scan, self.COLUMNS, seen=seen)
 
     def keys(self, att: np.ndarray, fam: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -117,13 +117,9 @@ class _ScanDetector(Detector):
             return
         a, fam = att[m], _family(att[m])
         cols = {"ts": a["first_ts"], "frame": a["first_frame"], "state": st[m], "family": fam,
-                "port": a["sport"], "item": self.items(a),
-                **addr_columns(a["caddr"], a["ver"], "s"), **addr_columns(a["saddr"], a["ver"], "t"),
-                **addr_columns(a["saddr"], a["ver"], "i")}
+                "port": a["sport"],
+                **addr_columns(a["caddr"], a["ver"], "s"), **addr_columns(a["saddr"], a["ver"], "t")}
         self.tracked.feed(self.keys(a, fam), cols, self._on)
-
-    def items(self, att: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
 
     def _on(self, e: _Scan, cols: dict[str, np.ndarray], rows: np.ndarray) -> None:
         rows = rows[np.argsort(cols["ts"][rows], kind="stable")]
@@ -204,9 +200,6 @@ class PortScanDetector(_ScanDetector):
     def keys(self, att: np.ndarray, fam: np.ndarray) -> np.ndarray:
         return mix(att["ckey"], att["skey"], fam)
 
-    def items(self, att: np.ndarray) -> np.ndarray:
-        return att["sport"].astype(np.uint64)
-
     def item_value(self, cols: dict[str, np.ndarray], row: int) -> Any:
         return int(cols["port"][row])
 
@@ -238,11 +231,8 @@ class HostScanDetector(_ScanDetector):
     def keys(self, att: np.ndarray, fam: np.ndarray) -> np.ndarray:
         return mix(att["ckey"], att["sport"], fam)
 
-    def items(self, att: np.ndarray) -> np.ndarray:
-        return att["skey"]
-
     def item_value(self, cols: dict[str, np.ndarray], row: int) -> Any:
-        return addr_text(cols, row, "i")
+        return addr_text(cols, row, "t")
 
     def finding(self, e: _Scan) -> Finding:
         technique, opened, closed, filtered, conf = self.verdict(e)

@@ -32,7 +32,7 @@ def analyze(path, mode: str = "wireshark") -> Analysis:
 def audit(source, mode: str = "improved") -> AuditReport:
     """Audit a whole capture (a path, "-" or a binary file): SYN floods and cookies, scans,
     failed connections, storms, TIME_WAIT, ISNs, each finding with its evidence; see
-    tcpscope.analysis.audit.audit_file and docs/audit.md."""
-    from tcpscope.analysis.audit import audit_file
+    tcpscope.present.audit.audit_file and docs/audit.md."""
+    from tcpscope.present.audit import audit_file
 
     return audit_file(source, mode)

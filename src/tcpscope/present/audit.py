@@ -10,8 +10,11 @@ catalogues (``audit.*`` ids), and lays them out:
   ISNs could be judged; plain text within 100 columns;
 - ``jsonl``: one object per finding: `Finding.as_dict` plus ``sentence``.
 
-`sentence(finding, lang)` is what other presenters (explain's capture overview,
-the HTML report) embed.
+`audit_file(source)` runs the audit over a capture in one streaming pass (the
+pipeline with the engine, without endpoint states); `sentence(finding, lang)` is
+what other presenters (explain's capture overview, the HTML report) embed. They
+can also put an `Audit` among the consumers of their own pipeline run and read
+its ``report`` after the run.
 """
 from __future__ import annotations
 
@@ -20,15 +23,29 @@ import os
 from datetime import datetime, timezone
 from typing import Any, BinaryIO, TextIO
 
-from ..analysis.audit import AuditReport, Finding, audit_file
+from ..analysis.audit import Audit, AuditReport, Finding
 from .i18n import Catalogue, catalogue, pad, wrap
 
-__all__ = ["FORMATS", "sentence", "finding_record", "write_report", "write_audit"]
+__all__ = ["FORMATS", "audit_file", "sentence", "finding_record", "write_report", "write_audit"]
 
 FORMATS = ("table", "jsonl")
 WIDTH = 100
 #: finding parameters that are terms of the catalogue, and where they are
 _TERMS = {"technique": "audit.technique", "verdict": "audit.verdict", "role": "term.side"}
+
+
+def audit_file(source: str | os.PathLike | BinaryIO, mode: str = "improved") -> AuditReport:
+    """Audit a whole capture (a path, ``-`` or a binary file) in one streaming pass.
+
+    `mode` is the engine's (its retransmission verdicts feed the storm finding);
+    tcpscope's own judgement, ``improved``, is the default.
+    """
+    from ..pipeline import Options, run
+
+    audit = Audit()
+    run(source, [audit], Options(mode=mode, states=False))
+    assert audit.report is not None
+    return audit.report
 
 
 def _params(f: Finding, cat: Catalogue) -> dict[str, Any]:
@@ -69,8 +86,8 @@ def write_report(report: AuditReport, fmt: str, lang: str, out: TextIO) -> None:
     else:
         out.write(cat.render("audit.count", {"count": len(report.findings),
                                              "attempts": attempts}) + "\n\n")
-        cols = [("n", 3, ">"), ("kind", 20, "<"), ("source", 17, "<"), ("target", 23, "<"),
-                ("count", 6, ">"), ("when", 16, "<"), ("conf", 8, "<")]
+        cols = [("n", 3, ">"), ("kind", 20, "<"), ("source", 16, "<"), ("target", 22, "<"),
+                ("count", 6, ">"), ("when", 15, "<"), ("conf", 10, "<")]
         head = " ".join(pad(cat.render(f"audit.col.{c}"), w, a) for c, w, a in cols)
         out.write(head.rstrip() + "\n")
         for i, f in enumerate(report.findings, 1):

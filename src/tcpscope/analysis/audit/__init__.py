@@ -9,8 +9,8 @@ has ended, holds an `AuditReport`::
     run("trace.pcap", [audit], Options(mode="improved", states=False))
     audit.report.findings          # [Finding, ...] in KINDS order, then by time
 
-or in one call, `audit_file(source)` (``tcpscope.audit``). What each finding
-means, its rule and threshold, and what it can miss: docs/audit.md.
+or in one call, present.audit.audit_file(source) (``tcpscope.audit``). What each
+finding means, its rule and threshold, and what it can miss: docs/audit.md.
 
 How it works: `attempts.AttemptTable` turns packets into one row per stream (what
 its opening showed) and retires rows to the detectors, one per finding kind
@@ -23,9 +23,8 @@ ring of recent events per detector — not by packets or connections
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 from .attempts import AttemptTable, outcomes
 from .closing import PortReuseDetector, TimeWaitDetector
@@ -37,7 +36,7 @@ from .keys import SeenFilter
 from .scans import HostScanDetector, PortScanDetector
 from .storms import RetransmissionStormDetector, RstStormDetector
 
-__all__ = ["Audit", "AuditReport", "Finding", "KINDS", "audit_file"]
+__all__ = ["Audit", "AuditReport", "Finding", "KINDS"]
 
 
 @dataclass
@@ -101,17 +100,3 @@ class Audit:
                  "detectors": {d.kind: d.memory() for d in self.detectors}}
         self.report = AuditReport(getattr(result, "name", "-"), found, list(self.isn.report),
                                   stats)
-
-
-def audit_file(source: str | os.PathLike | BinaryIO, mode: str = "improved") -> AuditReport:
-    """Audit a whole capture (a path, ``-`` or a binary file) in one streaming pass.
-
-    `mode` is the engine's (its retransmission verdicts feed the storm finding);
-    tcpscope's own judgement, ``improved``, is the default.
-    """
-    from ...pipeline import Options, run
-
-    audit = Audit()
-    run(source, [audit], Options(mode=mode, states=False))
-    assert audit.report is not None
-    return audit.report

@@ -61,7 +61,7 @@ def spoofed_syns(port: int, count: int, seed: int, stamped: bool = False) -> lis
 @lru_cache(maxsize=4)
 def audited(path: str) -> dict[str, list[dict[str, Any]]]:
     """The audit's findings of a capture, by kind (as dicts)."""
-    from ...analysis.audit import audit_file
+    from ...present.audit import audit_file
 
     out: dict[str, list[dict[str, Any]]] = {}
     for f in audit_file(path).findings:

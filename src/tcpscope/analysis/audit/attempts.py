@@ -58,7 +58,7 @@ O_SACK, O_WS, O_TS, O_ECN = 1, 2, 4, 8
 ATTEMPT_DTYPE = np.dtype([
     ("sid", np.int64), ("tuple", np.uint64), ("ckey", np.uint64), ("skey", np.uint64),
     ("caddr", np.uint8, 16), ("saddr", np.uint8, 16),
-    ("first_ts", np.int64), ("last_ts", np.int64), ("first_frame", np.int64),
+    ("first_ts", np.int64), ("first_frame", np.int64),
     ("syn_ts", np.int64), ("syn_frame", np.int64), ("synack_ts", np.int64),
     ("synack_frame", np.int64), ("done_frame", np.int64), ("crst_frame", np.int64),
     ("srst_frame", np.int64), ("cdata_frame", np.int64), ("sdata_frame", np.int64),
@@ -255,12 +255,15 @@ class AttemptTable:
         idx, stream, slots = idx[kept], stream[kept], slots[kept]
         if not len(idx):
             return retired, None, slots, kept
-        r = rec[idx]
-        flags = r["tcp_flags"].astype(np.int64)
+        def col(name: str, rows: np.ndarray) -> np.ndarray:
+            """A record column at these rows of the slice (only the rows that need it)."""
+            return rec[name][idx[rows]]
+
+        flags = rec["tcp_flags"][idx].astype(np.int64)
         fs = ann["from_server"][idx]
         frame = frames_all[idx]
         ts = ts_all[idx]
-        plen = r["payload_len"]
+        plen = rec["payload_len"][idx]
         af = ann["flags"][idx]
         client = fs == 0
 
@@ -270,12 +273,13 @@ class AttemptTable:
             fu, fi = np.unique(slots[fresh], return_index=True)
             rows = np.flatnonzero(fresh)[fi]
             c_is_src = client[rows]
-            src, dst = r["src"][rows], r["dst"][rows]
+            src, dst = col("src", rows), col("dst", rows)
             caddr = np.where(c_is_src[:, None], src, dst)
             saddr = np.where(c_is_src[:, None], dst, src)
-            cport = np.where(c_is_src, r["sport"][rows], r["dport"][rows])
-            sport = np.where(c_is_src, r["dport"][rows], r["sport"][rows])
-            ver = r["ip_version"][rows]
+            sp, dp = col("sport", rows), col("dport", rows)
+            cport = np.where(c_is_src, sp, dp)
+            sport = np.where(c_is_src, dp, sp)
+            ver = col("ip_version", rows)
             ring["caddr"][fu], ring["saddr"][fu] = caddr, saddr
             ring["cport"][fu], ring["sport"][fu], ring["ver"][fu] = cport, sport, ver
             ck, sk = host_keys(caddr, ver), host_keys(saddr, ver)
@@ -284,8 +288,6 @@ class AttemptTable:
             ring["first_frame"][fu] = frame[rows]
             ring["first_ts"][fu] = ts[rows]
             ring["first"][fu] = _first_kind(flags[rows], plen[rows], fs[rows])
-        last, at = np.unique(slots[::-1], return_index=True)   # rows are in time order
-        ring["last_ts"][last] = np.maximum(ring["last_ts"][last], ts[::-1][at])
         ring["cpkts"] += np.bincount(slots[client], minlength=self.capacity).astype(np.uint32)
         ring["spkts"] += np.bincount(slots[~client], minlength=self.capacity).astype(np.uint32)
 
@@ -301,16 +303,17 @@ class AttemptTable:
             f = m[first]
             fsl = s[first]
             ring["syn_ts"][fsl], ring["syn_frame"][fsl] = ts[f], frame[f]
-            ring["syn_isn"][fsl] = r["seq"][f]
-            ring["syn_opt"][fsl] = _opts(r["opt_present"][f], flags[f], ECE | CWR)
-            ring["syn_ws"][fsl], ring["syn_mss"][fsl] = r["wscale"][f], r["mss"][f]
+            seq = col("seq", f)
+            ring["syn_isn"][fsl] = seq
+            ring["syn_opt"][fsl] = _opts(col("opt_present", f), flags[f], ECE | CWR)
+            ring["syn_ws"][fsl], ring["syn_mss"][fsl] = col("wscale", f), col("mss", f)
             later = (pos >= 1) & (pos < MAX_SYN_TIMES)
             if later.any():
                 ls = s[later]
                 dt = (ts[m[later]] - ring["syn_ts"][ls]) // 1_000_000
                 ring["syn_dt_ms"][ls, pos[later] - 1] = np.clip(dt, 0, 2**32 - 1)
             _count(ring["syn_n"], s)
-            isn_parts.append((ring["ckey"][fsl], ring["tuple"][fsl], ts[f], r["seq"][f], frame[f],
+            isn_parts.append((ring["ckey"][fsl], ring["tuple"][fsl], ts[f], seq, frame[f],
                               ring["caddr"][fsl], ring["ver"][fsl]))
             reuse = (m[first], fsl)
         # The server's SYN-ACKs.
@@ -321,27 +324,29 @@ class AttemptTable:
             first = pos == 0
             f, fsl = m[first], s[first]
             ring["synack_ts"][fsl], ring["synack_frame"][fsl] = ts[f], frame[f]
-            ring["synack_isn"][fsl], ring["synack_tsval"][fsl] = r["seq"][f], r["ts_val"][f]
-            ring["synack_opt"][fsl] = _opts(r["opt_present"][f], flags[f], ECE)
+            seq = col("seq", f)
+            ring["synack_isn"][fsl], ring["synack_tsval"][fsl] = seq, col("ts_val", f)
+            ring["synack_opt"][fsl] = _opts(col("opt_present", f), flags[f], ECE)
             _count(ring["synack_n"], s)
             retx = ((af[m] & _RETX) != 0) & ((af[m] & _CAPDUP) == 0) & ~first
             _count(ring["synack_retx"], s[retx])
-            isn_parts.append((ring["skey"][fsl], ring["tuple"][fsl], ts[f], r["seq"][f], frame[f],
+            isn_parts.append((ring["skey"][fsl], ring["tuple"][fsl], ts[f], seq, frame[f],
                               ring["saddr"][fsl], ring["ver"][fsl]))
         # The client's acknowledgement of the SYN-ACK: an ACK (no SYN, no RST) covering the
         # server's ISN + 1, after the SYN-ACK.
-        m = np.flatnonzero(client & (ctl == ACK) & (ann["rel_ack"][idx] >= 1))
+        m = np.flatnonzero(client & (ctl == ACK))
+        m = m[(ring["done_frame"][slots[m]] == 0) & (ring["synack_frame"][slots[m]] > 0)]
         if len(m):
             s = slots[m]
-            sa = ring["synack_frame"][s]
-            ok = (sa > 0) & (frame[m] > sa)
+            ok = (ann["rel_ack"][idx[m]] >= 1) & (frame[m] > ring["synack_frame"][s])
             _set_first(ring["done_frame"], s[ok], frame[m[ok]])
         rst = (flags & RST) != 0
-        _set_first(ring["crst_frame"], slots[client & rst], frame[client & rst])
-        _set_first(ring["srst_frame"], slots[~client & rst], frame[~client & rst])
         data = plen > 0
-        _set_first(ring["cdata_frame"], slots[client & data], frame[client & data])
-        _set_first(ring["sdata_frame"], slots[~client & data], frame[~client & data])
+        for side, what, column in ((client, rst, "crst_frame"), (~client, rst, "srst_frame"),
+                                   (client, data, "cdata_frame"), (~client, data, "sdata_frame")):
+            m = np.flatnonzero(side & what)
+            m = m[ring[column][slots[m]] == 0]     # only slots still without it
+            _set_first(ring[column], slots[m], frame[m])
         fin = ((flags & FIN) != 0) & ((flags & (SYN | RST)) == 0)
         for side, col, tcol in ((client, "cfin_frame", "cfin_ts"), (~client, "sfin_frame", "sfin_ts")):
             m = np.flatnonzero(side & fin)
@@ -359,10 +364,17 @@ class AttemptTable:
         connection on it still in TIME_WAIT (both FINs seen, less than 60 s before)?"""
         ring = self.ring
         hit = (af[rows] & _REUSED) != 0
+        if not hit.any():
+            return
+        live = np.flatnonzero(ring["sid"] >= 0)
+        order = live[np.argsort(ring["tuple"][live], kind="stable")]
+        tuples = ring["tuple"][order]
         for row, slot in zip(rows[hit].tolist(), slots[hit].tolist()):
             sid = int(ring["sid"][slot])
-            same = np.flatnonzero((ring["tuple"] == ring["tuple"][slot]) & (ring["sid"] >= 0)
-                                  & (ring["sid"] < sid))
+            lo, hi = np.searchsorted(tuples, ring["tuple"][slot], side="left"), \
+                np.searchsorted(tuples, ring["tuple"][slot], side="right")
+            same = order[lo:hi]
+            same = same[ring["sid"][same] < sid]
             if not len(same):
                 continue
             prev = ring[same[np.argmax(ring["sid"][same])]]

@@ -8,11 +8,11 @@ as one.
 What the detectors remember is bounded three ways, each documented in
 docs/audit.md ("Memory"):
 
-- `SeenFilter`: one bit array (2^24 bits, 2 MiB, two hash functions, shared by the
-  detectors) that says whether a key was seen before. A key seen once costs no Python object; the
-  second sighting promotes it into a `BoundedTable`. False "seen before"
-  answers (about 1.4 % after a million distinct keys) promote a key one event
-  early; they never lose one.
+- `SeenFilter`: one bit array (2^26 bits, 8 MiB, two hash functions, shared by the
+  detectors) that says whether a key was seen before. A key seen once costs no
+  Python object; its second sighting promotes it into a `BoundedTable`. False
+  "seen before" answers (about 0.8 % after three million distinct keys: a million
+  spoofed SYNs make that many) promote a key early; they never lose one.
 - `RecentEvents`: the last 2^14 events of keys not yet promoted, so that a key
   promoted on its second event gets its first one back.
 - `BoundedTable`: at most `2 * capacity` tracked keys; when full, the half with
@@ -27,7 +27,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-__all__ = ["host_keys", "mix", "SeenFilter", "RecentEvents", "BoundedTable", "group_rows", "Promoter",
+__all__ = ["host_keys", "mix", "SeenFilter", "RecentEvents", "BoundedTable", "Promoter",
            "HyperLogLog"]
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -61,7 +61,7 @@ def host_keys(addr: np.ndarray, version: np.ndarray) -> np.ndarray:
 class SeenFilter:
     """Has this key been seen before? A bit array with two hash functions (no false 'no')."""
 
-    BITS = 1 << 24
+    BITS = 1 << 26
 
     def __init__(self) -> None:
         self.bits = np.zeros(self.BITS // 8, dtype=np.uint8)
@@ -72,7 +72,7 @@ class SeenFilter:
         if not len(keys):
             return np.zeros(0, dtype=bool)
         h1 = (keys & np.uint64(self.BITS - 1)).astype(np.int64)
-        h2 = ((keys >> np.uint64(40)) & np.uint64(self.BITS - 1)).astype(np.int64)
+        h2 = ((keys >> np.uint64(32)) & np.uint64(self.BITS - 1)).astype(np.int64)
         old = self._test(h1) & self._test(h2)
         _, first = np.unique(keys, return_index=True)
         repeat = np.ones(len(keys), dtype=bool)
@@ -173,17 +173,6 @@ class BoundedTable(Generic[V]):
             self.evicted += 1
             self.evicted_events += self.counts.pop(key)
             del self.items[key]
-
-
-def group_rows(keys: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-    """(key, row indexes) for each distinct key, rows in their original order."""
-    if not len(keys):
-        return
-    order = np.argsort(keys, kind="stable")
-    sk = keys[order]
-    cuts = np.flatnonzero(sk[1:] != sk[:-1]) + 1
-    for part in np.split(order, cuts):
-        yield int(keys[part[0]]), part
 
 
 class Promoter:

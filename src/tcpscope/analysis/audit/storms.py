@@ -131,22 +131,35 @@ class RetransmissionStormDetector(_WindowDetector):
             return
         af = ann["flags"][m]
         retx = ((af & _RETX) != 0) & ((af & _NOT_RETX) == 0)
-        r = rec[m]
-        src, dst = host_keys(r["src"], r["ip_version"]), host_keys(r["dst"], r["ip_version"])
-        keys = mix(src, dst)
         bucket = chunk.ts_ns[m] // (self.window_s * NS)
-        frames = chunk.batch.frame_numbers[m]
+        # Count per stream direction and window with integers first; only one row per
+        # group then needs its addresses turned into host keys.
+        direction = ann["stream"][m] * 2 + ann["from_server"][m]
+        order = np.lexsort((bucket, direction))
+        d, b = direction[order], bucket[order]
+        cut = np.r_[0, np.flatnonzero((d[1:] != d[:-1]) | (b[1:] != b[:-1])) + 1]
+        first = m[order[cut]]
+        n_data = np.diff(np.r_[cut, len(order)])
+        n_retx = np.add.reduceat(retx[order].astype(np.int64), cut)
+        ver = rec["ip_version"][first]
+        keys = mix(host_keys(rec["src"][first], ver), host_keys(rec["dst"][first], ver))
         known = self.table.items
-        for key, b, rows in _groups(keys, bucket):
-            n = int(retx[rows].sum())
+        frames = chunk.batch.frame_numbers
+        group_of_row = np.repeat(np.arange(len(cut)), n_data)   # in `order`
+        for key, bk, groups in _groups(keys, b[cut]):
+            n = int(n_retx[groups].sum())
             if not n and key not in known:
                 continue
             e = self.table.get(key, n)
             if e.source is None:
-                i = int(rows[0])
-                e.source = address(r["src"][i], r["ip_version"][i])
-                e.target = address(r["dst"][i], r["ip_version"][i])
-            self._add(e, b, n, len(rows), frames[rows][retx[rows]])
+                i = int(first[groups[0]])
+                e.source = address(rec["src"][i], rec["ip_version"][i])
+                e.target = address(rec["dst"][i], rec["ip_version"][i])
+            sample = np.zeros(0, np.int64)
+            if n:
+                rows = order[np.isin(group_of_row, groups) & retx[order]]
+                sample = frames[m[np.sort(rows)][:8]]
+            self._add(e, bk, n, int(n_data[groups].sum()), sample)
 
     def finding(self, e: _Window) -> Finding:
         share = e.hot_n / e.hot_base if e.hot_base else 1.0

@@ -16,7 +16,7 @@ How it works: `attempts.AttemptTable` turns packets into one row per stream (wha
 its opening showed) and retires rows to the detectors, one per finding kind
 (floods, scans, failures, storms, closing, isn); the storm and ISN detectors also
 look at the rows of each chunk. Memory is bounded by what is tracked — the
-attempt ring (17 MiB), and per detector at most a few hundred sources or targets
+attempt ring (16.5 MiB), and per detector at most a few hundred sources or targets
 (keys.BoundedTable), each with bounded lists, behind one 8 MiB seen-filter and a
 ring of recent events per detector — not by packets or connections
 (docs/audit.md, "Memory").

@@ -24,7 +24,7 @@ The table is a ring of `capacity` rows indexed by ``stream % capacity``: a
 stream keeps its row until a stream ``capacity`` newer takes the slot, or the
 input ends; then the row is *retired* and handed to the detectors. Memory is
 ``capacity * ATTEMPT_DTYPE.itemsize`` whatever the capture holds (the default,
-65,536 rows of 256 bytes, is 16 MiB). A stream still sending when its slot is
+65,536 rows of 264 bytes, is 16.5 MiB). A stream still sending when its slot is
 taken is no longer followed (`untracked_rows` counts its later packets).
 """
 from __future__ import annotations

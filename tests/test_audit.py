@@ -62,18 +62,18 @@ def test_synack_retransmissions_count_as_kept_state():
 
 def test_half_open_is_not_completed():
     """A SYN scan's open ports: SYN, SYN-ACK, the scanner's RST — never completed."""
-    att, out, _ = attempts_of(FIXTURES / "audit_scans.pcap")
+    att, out, _ = attempts_of(FIXTURES / "audit" / "scans.pcap")
     half = att[out == Outcome.RESET_HALF_OPEN]
     assert len(half) and (half["done_frame"] == 0).all() and (half["crst_frame"] > 0).all()
 
 
 def test_small_ring_follows_short_attempts_the_same():
     """A ring of 16 attempts (slices of 8 rows) still sees every short scan probe."""
-    full, out_full, _ = attempts_of(FIXTURES / "audit_scans.pcap")
-    small, out_small, audit = attempts_of(FIXTURES / "audit_scans.pcap", capacity=16)
+    full, out_full, _ = attempts_of(FIXTURES / "audit" / "scans.pcap")
+    small, out_small, audit = attempts_of(FIXTURES / "audit" / "scans.pcap", capacity=16)
     assert sorted(out_full.tolist()) == sorted(out_small.tolist())
     assert [(f.kind, f.count) for f in audit.report.findings] == \
-        [(f.kind, f.count) for f in attempts_of(FIXTURES / "audit_scans.pcap")[2].report.findings]
+        [(f.kind, f.count) for f in attempts_of(FIXTURES / "audit" / "scans.pcap")[2].report.findings]
 
 
 # -- ISN figures -----------------------------------------------------------------------

@@ -1,7 +1,7 @@
-"""The audit on its own real-kernel fixtures (fixtures/audit_*.pcap): each finding, with the
+"""The audit on its own real-kernel fixtures (fixtures/audit/*.pcap): each finding, with the
 counts and ports known from how the capture was made and from the kernel's view recorded
-beside it (audit_*.kernel.json); and no finding on any other capture — the project's
-fixtures and the shared corpus — except those listed in ACCEPTED, with the reason."""
+beside it (*.kernel.json); and no finding on any other capture — the project's fixtures and
+the shared corpus — except those listed in ACCEPTED, with the reason."""
 from __future__ import annotations
 
 import json
@@ -22,17 +22,20 @@ def findings(path: str) -> tuple[dict, ...]:
     return tuple(f.as_dict() for f in audit_file(path).findings)
 
 
+AUDIT = FIXTURES / "audit"
+
+
 def kernel(name: str) -> dict:
-    return json.loads((FIXTURES / f"audit_{name}.kernel.json").read_text())
+    return json.loads((AUDIT / f"{name}.kernel.json").read_text())
 
 
 def of(name: str, kind: str, **match) -> list[dict]:
-    return [d for d in findings(str(FIXTURES / f"audit_{name}.pcap"))
+    return [d for d in findings(str(AUDIT / f"{name}.pcap"))
             if d["kind"] == kind and all(d.get(k) == v for k, v in match.items())]
 
 
 def kinds(name: str) -> Counter:
-    return Counter(d["kind"] for d in findings(str(FIXTURES / f"audit_{name}.pcap")))
+    return Counter(d["kind"] for d in findings(str(AUDIT / f"{name}.pcap")))
 
 
 # -- each fixture: exactly its findings ------------------------------------------------
@@ -125,7 +128,7 @@ def test_isn_findings():
     steps = {b - a for a, b in zip(k["weak_isns"], k["weak_isns"][1:])}
     assert f["source"] == k["weak_host"] and f["verdict"] == "constant_increment"
     assert {f["gcd"]} == steps and f["samples"] == len(k["weak_isns"])
-    judged = {h["host"]: h["verdict"] for h in audit_file(FIXTURES / "audit_isn.pcap").isn}
+    judged = {h["host"]: h["verdict"] for h in audit_file(AUDIT / "isn.pcap").isn}
     assert all(judged[h] == "random" for h in k["linux_hosts"])
 
 
@@ -176,10 +179,7 @@ ACCEPTED = {
 UNREADABLE = {"seladb__solaris.snoop"}   # Solaris snoop: not a format tcpscope reads
 
 
-OTHER_FIXTURES = [p for p in fixture_files() if not p.name.startswith("audit_")]
-
-
-@pytest.mark.parametrize("path", OTHER_FIXTURES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", fixture_files(), ids=lambda p: p.name)
 def test_no_finding_on_other_fixtures(path: Path):
     assert findings(str(path)) == ()
 

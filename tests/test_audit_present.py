@@ -14,7 +14,7 @@ from tcpscope.present.i18n import LANGS, catalogue, dwidth
 
 from conftest import FIXTURES
 
-AUDIT_FIXTURES = sorted(FIXTURES.glob("audit_*.pcap"))
+AUDIT_FIXTURES = sorted((FIXTURES / "audit").glob("*.pcap"))
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_every_finding_renders_with_its_numbers_and_rule(reports, lang):
 
 def test_jsonl_has_the_contract_keys(reports):
     out = io.StringIO()
-    write_report(reports["audit_synflood.pcap"], "jsonl", "en", out)
+    write_report(reports["synflood.pcap"], "jsonl", "en", out)
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [r["kind"] for r in rows] == ["syn_flood"] * 3 + ["syn_cookies"] * 2
     for r in rows:
@@ -64,7 +64,7 @@ def test_table_in_english_and_chinese(reports):
     for lang, words in (("en", ("port scan", "Rule:", "Evidence: frames")),
                         ("zh", ("端口扫描", "规则：", "证据："))):
         out = io.StringIO()
-        write_report(reports["audit_scans.pcap"], "table", lang, out)
+        write_report(reports["scans.pcap"], "table", lang, out)
         text = out.getvalue()
         assert all(w in text for w in words), lang
         assert all(dwidth(line) <= 100 for line in text.splitlines()), lang
@@ -78,6 +78,6 @@ def test_no_findings_says_so():
 
 
 def test_api_matches_the_presenter():
-    rep = tcpscope.audit(FIXTURES / "audit_isn.pcap")
+    rep = tcpscope.audit(FIXTURES / "audit" / "isn.pcap")
     assert [f.kind for f in rep.findings] == ["isn"]
     assert rep.findings[0].as_dict()["verdict"] == "constant_increment"

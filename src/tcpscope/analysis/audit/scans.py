@@ -186,8 +186,30 @@ class _ScanDetector(Detector):
         conf = "high" if llr >= math.log(TRW_ETA1) else ("medium" if llr > 0 else "low")
         return technique, opened, closed, filtered, conf
 
-    def finding(self, e: _Scan) -> Finding:
+    noun = ""   #: what the count counts: "ports" or "hosts"
+    rule = ""
+
+    def where(self, e: _Scan) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
+        """(the finding's target, its own fields, its own sentence parameters)."""
         raise NotImplementedError
+
+    def finding(self, e: _Scan) -> Finding:
+        technique, opened, closed, filtered, conf = self.verdict(e)
+        n, noun = len(e.items) + e.overflow, self.noun
+        target, own, own_params = self.where(e)
+        fields = {"technique": technique, **own, noun: n, f"open_{noun}": opened[:_LIST_MAX],
+                  f"closed_{noun}": closed[:_LIST_MAX], "filtered_count": filtered,
+                  "open_count": len(opened), "closed_count": len(closed),
+                  "probes": e.attempts, "successes": e.success}
+        return Finding(
+            kind=self.kind, source=e.source, target=target, first_ts=e.first_ns / NS,
+            last_ts=e.last_ns / NS, count=n, fields=fields, evidence=e.evidence,
+            confidence=conf, message=f"audit.{self.kind}.what",
+            params={"source": e.source, **own_params, noun: n, "technique": technique,
+                    "open": len(opened), "closed": len(closed), "filtered": filtered,
+                    "dur": (e.last_ns - e.first_ns) / NS, "threshold": self.threshold,
+                    "window": SCAN_WINDOW_S},
+            rule=self.rule, thresholds={noun: self.threshold, "window_s": SCAN_WINDOW_S})
 
     def memory(self) -> dict[str, int]:
         return self.tracked.memory()
@@ -196,6 +218,8 @@ class _ScanDetector(Detector):
 class PortScanDetector(_ScanDetector):
     kind = "port_scan"
     threshold = PORT_SCAN_PORTS
+    noun = "ports"
+    rule = "zeek.port_scan"
 
     def keys(self, att: np.ndarray, fam: np.ndarray) -> np.ndarray:
         return mix(att["ckey"], att["skey"], fam)
@@ -203,30 +227,16 @@ class PortScanDetector(_ScanDetector):
     def item_value(self, cols: dict[str, np.ndarray], row: int) -> Any:
         return int(cols["port"][row])
 
-    def finding(self, e: _Scan) -> Finding:
-        technique, opened, closed, filtered, conf = self.verdict(e)
-        ports = len(e.items)
-        dur = (e.last_ns - e.first_ns) / NS
-        fields = {"technique": technique, "ports": ports, "open_ports": opened[:_LIST_MAX],
-                  "closed_ports": closed[:_LIST_MAX], "filtered_count": filtered,
-                  "open_count": len(opened), "closed_count": len(closed),
-                  "probes": e.attempts, "successes": e.success}
-        return Finding(
-            kind=self.kind, source=e.source, target=e.target, first_ts=e.first_ns / NS,
-            last_ts=e.last_ns / NS, count=ports, fields=fields, evidence=e.evidence,
-            confidence=conf, message="audit.port_scan.what",
-            params={"source": e.source, "target": e.target, "ports": ports,
-                    "technique": technique, "open": len(opened), "closed": len(closed),
-                    "filtered": filtered, "dur": dur, "threshold": PORT_SCAN_PORTS,
-                    "window": SCAN_WINDOW_S},
-            rule="zeek.port_scan",
-            thresholds={"ports": PORT_SCAN_PORTS, "window_s": SCAN_WINDOW_S})
+    def where(self, e: _Scan) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
+        return e.target, {}, {"target": e.target}
 
 
 class HostScanDetector(_ScanDetector):
     kind = "host_scan"
     threshold = HOST_SCAN_HOSTS
     capped = True
+    noun = "hosts"
+    rule = "zeek.address_scan"
 
     def keys(self, att: np.ndarray, fam: np.ndarray) -> np.ndarray:
         return mix(att["ckey"], att["sport"], fam)
@@ -234,22 +244,5 @@ class HostScanDetector(_ScanDetector):
     def item_value(self, cols: dict[str, np.ndarray], row: int) -> Any:
         return addr_text(cols, row, "t")
 
-    def finding(self, e: _Scan) -> Finding:
-        technique, opened, closed, filtered, conf = self.verdict(e)
-        hosts = len(e.items) + e.overflow
-        dur = (e.last_ns - e.first_ns) / NS
-        fields = {"technique": technique, "port": e.port, "hosts": hosts,
-                  "hosts_at_least": e.overflow > 0,
-                  "open_hosts": opened[:_LIST_MAX], "closed_hosts": closed[:_LIST_MAX],
-                  "filtered_count": filtered, "open_count": len(opened),
-                  "closed_count": len(closed), "probes": e.attempts, "successes": e.success}
-        return Finding(
-            kind=self.kind, source=e.source, target=None, first_ts=e.first_ns / NS,
-            last_ts=e.last_ns / NS, count=hosts, fields=fields, evidence=e.evidence,
-            confidence=conf, message="audit.host_scan.what",
-            params={"source": e.source, "port": e.port, "hosts": hosts,
-                    "technique": technique, "open": len(opened), "closed": len(closed),
-                    "filtered": filtered, "dur": dur, "threshold": HOST_SCAN_HOSTS,
-                    "window": SCAN_WINDOW_S},
-            rule="zeek.address_scan",
-            thresholds={"hosts": HOST_SCAN_HOSTS, "window_s": SCAN_WINDOW_S})
+    def where(self, e: _Scan) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
+        return None, {"port": e.port, "hosts_at_least": e.overflow > 0}, {"port": e.port}

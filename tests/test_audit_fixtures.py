@@ -99,6 +99,13 @@ def test_scan_findings():
     assert h["hosts"] == len(k["hosts"]) + 1 and h["port"] == 22 and h["technique"] == "syn"
     assert sorted(h["open_hosts"]) == sorted(k["hosts_open"] + ["10.200.1.2"])
     assert h["filtered_count"] == len(k["hosts_dropped"])
+    # every RST the target sent answered a probe the audit lists as closed
+    scans = of("scans", "port_scan") + of("scans", "host_scan")
+    assert sum(f["closed_count"] for f in scans) == k["counters"]["target"]["Tcp.OutRsts"]
+    # the scanner's kernel reset the raw SYN scans' SYN-ACKs, and connect() aborted the rest
+    # (the host scan's open hosts include the server's port 22, reset once already)
+    opens = [f["open_count"] for f in scans if f["technique"] in ("syn", "connect")]
+    assert sum(opens) - 1 == k["counters"]["scanner"]["Tcp.OutRsts"]
 
 
 def test_failed_connection_findings():
@@ -130,6 +137,8 @@ def test_isn_findings():
     assert {f["gcd"]} == steps and f["samples"] == len(k["weak_isns"])
     judged = {h["host"]: h["verdict"] for h in audit_file(AUDIT / "isn.pcap").isn}
     assert all(judged[h] == "random" for h in k["linux_hosts"])
+    # the weak host's address is the client namespace's: its kernel reset every SYN-ACK
+    assert k["counters"]["client"]["Tcp.OutRsts"] == len(k["weak_isns"])
 
 
 def test_time_wait_and_reuse_findings():

@@ -22,10 +22,10 @@ SPOOF_NET = "10.201"  #: spoofed sources: 10.201.0.1 ... (exist nowhere)
 BACKLOG = 8
 QUEUE = BACKLOG + 1  #: Linux calls the SYN queue full when it holds more than the backlog
 FLOOD = 300          #: spoofed SYNs per phase
-GAP = 0.002          #: seconds between them: 500 SYNs/s, five times the audit's threshold
-PHASE = 3.6          #: seconds per phase: queued SYN-ACKs are retransmitted at ~1 s and ~3 s
+GAP = 0.001          #: seconds between them: 1000 SYNs/s, ten times the audit's threshold
+PHASE = 2.0          #: seconds per phase: queued SYN-ACKs are retransmitted at ~1 s
 CLIENT_AFTER = 0.2   #: the real client connects this long after the flood begins
-CLIENT_TIMEOUT = 2.5  #: ... and gives up after this (three SYNs when nobody answers)
+CLIENT_TIMEOUT = 1.5  #: ... and gives up after this (two SYNs when nobody answers)
 #: name, net.ipv4.tcp_syncookies, port, net.ipv4.tcp_timestamps on the server
 PHASES = (("cookies 0", 0, 5000, 1), ("cookies 1", 1, 5001, 1), ("cookies 2", 2, 5002, 2))
 COUNTERS = ("TcpExt.SyncookiesSent", "TcpExt.SyncookiesRecv", "TcpExt.SyncookiesFailed",

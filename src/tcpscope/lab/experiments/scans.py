@@ -31,6 +31,9 @@ HOSTS_OPEN = HOSTS[:4]             #: listening on port 22
 HOSTS_DROPPED = HOSTS[-4:]         #: nft drops port 22 to these
 HOST_SCAN_SPORT = 45010
 GAP = 0.01                         #: seconds between probes
+#: netstat counters read before and after, in both namespaces
+COUNTERS = ("Tcp.OutRsts", "Tcp.InErrs", "Tcp.ActiveOpens", "Tcp.PassiveOpens",
+            "Tcp.AttemptFails", "TcpExt.ListenDrops")
 CONNECT_TIMEOUT = 0.5
 
 
@@ -141,6 +144,8 @@ class Scans(Experiment):
         ready, stop = threading.Event(), threading.Event()
         connect_results: dict[int, str] = {}
         ctx.params["connect"] = connect_results
+        before = {role: topo.netstat_counters(ns) for role, ns in
+                  (("scanner", h.client), ("target", h.server))}
         with ctx.capture("c0", "tcp", ns=h.client):
             server = ctx.threads()
             server.start(h.server, listeners, ready, stop)
@@ -162,6 +167,14 @@ class Scans(Experiment):
             time.sleep(0.5)
             stop.set()
             server.join(PROGRAM_DEADLINE)
+        after = {role: topo.netstat_counters(ns) for role, ns in
+                 (("scanner", h.client), ("target", h.server))}
+        ctx.kernel["counters"] = {role: {k: after[role].get(k, 0) - before[role].get(k, 0)
+                                         for k in COUNTERS} for role in before}
+        ctx.kernel_notes.append(
+            "RSTs sent: target " + str(ctx.kernel["counters"]["target"]["Tcp.OutRsts"]) +
+            " (closed ports), scanner " + str(ctx.kernel["counters"]["scanner"]["Tcp.OutRsts"]) +
+            " (its kernel resetting the SYN-ACKs of the raw SYN scans and connect()'s aborts)")
 
     def expectations(self, ctx: Context) -> list[Expectation]:
         def port_scan(tech: str) -> Expectation:

@@ -53,7 +53,7 @@ class Row:
 
 TCPSCOPE_BULK = """
 import sys
-from tcpscope.capture.reader import open_capture
+from tcpscope.capture import open_capture
 from tcpscope.wire.dissect import dissect_batch
 n = 0
 with open_capture(sys.argv[1]) as reader:
@@ -79,7 +79,7 @@ print(n, sack)
 TCPSCOPE_ANALYSIS = """
 import sys
 from tcpscope.analysis.engine import Analyzer
-from tcpscope.capture.reader import open_capture
+from tcpscope.capture import open_capture
 from tcpscope.wire.dissect import dissect_batch
 n = 0
 analyzer = Analyzer(mode="wireshark")

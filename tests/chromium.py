@@ -69,7 +69,7 @@ class Browser:
     """One headless Chromium with a fresh profile, closed (and its profile removed) on exit."""
 
     def __init__(self, executable: str | None = None, width: int = 1280, height: int = 900) -> None:
-        exe = executable or shutil.which("chromium") or shutil.which("chromium-browser")
+        exe = executable or shutil.which("chromium")
         if exe is None:
             raise BrowserError("chromium is not installed (Debian: chromium)")
         self.profile = tempfile.mkdtemp(prefix="tcpscope-chromium-")

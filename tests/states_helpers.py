@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tcpscope.analysis.engine import Analyzer, iter_file
+from tcpscope.analysis.engine import Analyzer
 from tcpscope.analysis.lifecycle import Lifecycle, LifecycleTracker
 from tcpscope.analysis.states import ConnectionStates, State, Transition
+from tcpscope.pipeline import Options, Pipeline
 
 ANALYSED = 1
 
@@ -109,7 +110,8 @@ def reference_states(path: Path) -> tuple[list[tuple[int, int]], set[int]]:
     conns: dict[int, ConnectionStates] = {}
     guessed: set[int] = set()
     out = []
-    for _batch, recs, ann in iter_file(path):
+    for chunk in Pipeline([], Options(states=False)).read(path):
+        recs, ann = chunk.records, chunk.annotations
         for i in range(len(ann)):
             st = int(ann["stream"][i])
             if st < 0:

@@ -338,16 +338,17 @@ def test_capture_shows_the_cause(case: Case) -> None:
 def tcpscope_lifecycle():
     """LifecycleTracker, once tcpscope.analysis.lifecycle exists."""
     try:
-        from tcpscope.analysis.engine import iter_file
         from tcpscope.analysis.lifecycle import LifecycleTracker
         from tcpscope.analysis.states import State
+        from tcpscope.pipeline import Options, Pipeline
     except ImportError as exc:  # pragma: no cover - until the tracker lands
         pytest.skip(f"tcpscope's lifecycle tracker is not there yet: {exc}")
 
     def run(path: Path):
         tracker = LifecycleTracker()
         ts, cl, sv = [], [], []
-        for batch, records, ann in iter_file(path):
+        for chunk in Pipeline([], Options(states=False)).read(path):
+            batch, records, ann = chunk.batch, chunk.records, chunk.annotations
             out = tracker.feed(records, ann, batch.ts_ns)
             ts.append(np.asarray(batch.ts_ns, dtype=np.int64))
             cl.append(np.asarray(out.client))

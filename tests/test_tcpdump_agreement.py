@@ -34,7 +34,7 @@ from conftest import CORPUS, corpus_files, fixture_files, require_tool
 from read_cases import listing_frames
 
 from tcpscope.capture.errors import CaptureError
-from tcpscope.capture.reader import open_capture
+from tcpscope.capture import open_capture
 from tcpscope.capture.writer import PcapngWriter
 from tcpscope.wire.linktypes import linktype_name
 from tcpscope import pipeline

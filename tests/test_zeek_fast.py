@@ -32,7 +32,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tcpscope.analysis.engine import Analyzer, iter_file
+from tcpscope.analysis.engine import Analyzer
 from tcpscope.analysis.zeek import (
     LIKELY_SERVER_PORTS,
     TCP_EXCESSIVE_DATA_WITHOUT_FURTHER_ACKS,
@@ -40,6 +40,7 @@ from tcpscope.analysis.zeek import (
     ZeekTracker,
 )
 from tcpscope.capture.errors import CaptureError
+from tcpscope.pipeline import Options, Pipeline
 from tcpscope.wire.record import CSUM, REASON
 from tests.analysis_helpers import tcp_record
 from tests.conftest import ROOT, corpus_files, fixture_files
@@ -93,8 +94,8 @@ def assert_same(batches, knobs: dict[str, dict] = KNOBS, **options) -> dict[str,
 def read(path: Path, cut: int | None = None, port: int | None = None) -> list[tuple]:
     """A capture's batches (records, annotations, timestamps), re-cut to `cut` rows if given."""
     out = []
-    for batch, rec, ann in iter_file(path):
-        ts = np.asarray(batch.ts_ns, dtype=np.int64)
+    for chunk in Pipeline([], Options(states=False)).read(path):
+        rec, ann, ts = chunk.records, chunk.annotations, chunk.ts_ns
         if port is not None:
             keep = (rec["sport"] == port) | (rec["dport"] == port)
             rec, ann, ts = rec[keep], ann[keep], ts[keep]
@@ -110,7 +111,7 @@ def readable(paths: list[Path]) -> list[Path]:
     out = []
     for p in paths:
         try:
-            for _ in iter_file(p):
+            for _ in Pipeline([], Options(states=False)).read(p):
                 pass
         except CaptureError:
             continue  # formats tcpscope does not read (snoop, ...)
@@ -164,8 +165,8 @@ def test_zeek_agreement_cases(case: Case) -> None:
 def test_bench_capture_start() -> None:
     """The bulk transfers of the benchmark (snap length 128, loss, reordering): where the
     fast path matters. The first 300k rows, with and without -C."""
-    batches = list(islice(((r, a, np.asarray(b.ts_ns, dtype=np.int64))
-                           for b, r, a in iter_file(BENCH)), 12))
+    batches = list(islice(((c.records, c.annotations, c.ts_ns)
+                           for c in Pipeline([], Options(states=False)).read(BENCH)), 12))
     assert sum(len(b[0]) for b in batches) > 100_000
     for ic in (True, False):
         fast = assert_same(batches, {"default": {}, "eager": KNOBS["eager"]}, ignore_checksums=ic)

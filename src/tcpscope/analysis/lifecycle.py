@@ -4,8 +4,8 @@ Sans-IO, fed the same batches as the engine (it reads only the dissected
 records, the engine's annotations and the capture timestamps)::
 
     tracker = LifecycleTracker()
-    for batch, records, ann in iter_file(path):
-        out = tracker.feed(records, ann, batch.ts_ns)
+    for chunk in Pipeline([], Options(states=False)).read(path):   # tcpscope.pipeline
+        out = tracker.feed(chunk.records, chunk.annotations, chunk.ts_ns)
         out.client, out.server   # np.uint8 State after each row (0 = UNKNOWN / not TCP)
         out.events               # {row index: ("handshake_complete", ...)}
     tracker.lifecycles()         # {stream: Lifecycle}

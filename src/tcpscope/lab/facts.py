@@ -104,9 +104,9 @@ class Facts:
 
     @classmethod
     def from_capture(cls, path: Path | str, mode: str = "wireshark") -> Facts:
-        from ..analysis.engine import analyze_file
+        from ..pipeline import analyze
 
-        a = analyze_file(str(path), mode)
+        a = analyze(str(path), mode)
         rec, ann = a.records, a.annotations
         tcp = np.flatnonzero((rec["kind"] == KIND["TCP"]) & (ann["stream"] >= 0))
         t0 = float(a.ts_ns[0]) / 1e9 if len(a) else 0.0

@@ -25,8 +25,9 @@ from typing import Any, BinaryIO, TextIO
 import numpy as np
 
 from ..analysis.annotation import FLAG_NAMES, SIDE
-from ..analysis.engine import Analyzer, _addr_text, iter_file
+from ..analysis.engine import _addr_text
 from ..analysis.zeek import ZeekConn, ZeekTracker
+from ..pipeline import Options, Pipeline
 from ..wire.text import format_endpoint
 
 __all__ = ["FORMATS", "ConnRecord", "collect", "write_conns", "RECORD_KEYS", "ANOMALIES"]
@@ -79,10 +80,12 @@ def _lifecycle_tracker() -> Any | None:
 def collect(source: str | os.PathLike | BinaryIO, mode: str = "wireshark", *,
             ignore_checksums: bool = False) -> Collected:
     """Read `source` once and build every connection record."""
-    an = Analyzer(mode)
+    pipe = Pipeline([], Options(mode=mode, states=False))
+    an = pipe.result.analyzer
     zeek = ZeekTracker(ignore_checksums=ignore_checksums)
     life = _lifecycle_tracker()
-    for batch, records, ann in iter_file(source, mode, an):
+    for chunk in pipe.read(source):
+        batch, records, ann = chunk.batch, chunk.records, chunk.annotations
         ts = np.asarray(batch.ts_ns, dtype=np.int64)
         zeek.feed(records, ann, ts)
         if life is not None:

@@ -35,7 +35,7 @@ from tcpscope.analysis.engine import Analyzer
 from tcpscope.analysis.rules import rule as rule_of
 from tcpscope.capture.batch import FrameBatch
 from tcpscope.capture.live import CaptureStats
-from tcpscope.capture.sockets import KernelSocket
+from tcpscope.kernel.sockets import KernelSocket
 from tcpscope.present.sockets import SocketChange, diff as socket_diff
 from tcpscope.wire.dissect import dissect_batch
 from tcpscope.wire.text import format_endpoint

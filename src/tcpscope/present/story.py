@@ -33,10 +33,11 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..analysis.annotation import ANN_KIND, FLAG, FLAG_BIT, flag_names
-from ..analysis.engine import Analysis, Analyzer, conn_to_dict, iter_file
+from ..analysis.engine import Analysis, conn_to_dict
 from ..analysis.lifecycle import Lifecycle, LifecycleTracker
 from ..analysis.rules import RULES_BY_CODE
 from ..analysis.states import Confidence, State
+from ..pipeline import Options, Pipeline, StreamNotFound
 from ..wire.options import FastOpen, parse_options
 from ..wire.text import format_endpoint, tcp_flags_text
 from ..wire.record import ACK, ECE, CWR, FIN, OPTION, RECORD_DTYPE, RST, SYN
@@ -149,7 +150,8 @@ def collect(source: str | os.PathLike | BinaryIO, streams: Iterable[int] | None 
     `on_batch(frames)` is called after each batch (for a progress display).
     """
     wanted = None if streams is None else np.array(sorted(set(streams)), dtype=np.int64)
-    an = Analyzer(mode)
+    pipe = Pipeline([], Options(mode=mode, states=False))
+    an = pipe.result.analyzer
     # Transitions only for the streams told: a big capture's other connections keep counts only.
     if wanted is not None:
         keep: Any = frozenset(wanted.tolist())
@@ -162,7 +164,8 @@ def collect(source: str | os.PathLike | BinaryIO, streams: Iterable[int] | None 
     recs, anns, ts, frames, ifaces, cst, sst = [], [], [], [], [], [], []
     events: dict[int, tuple[str, ...]] = {}
     kept = 0
-    for batch, records, ann in iter_file(source, mode, an):
+    for chunk in pipe.read(source):
+        batch, records, ann = chunk.batch, chunk.records, chunk.annotations
         life = tracker.feed(records, ann, np.asarray(batch.ts_ns, dtype=np.int64))
         s = ann["stream"]
         sel = s >= 0
@@ -268,10 +271,10 @@ def build_stories(analysis: Analysis, extra: Extra | None = None, *,
 
 def build_story(analysis: Analysis, stream: int, extra: Extra | None = None, *,
                 group_min: int | None = GROUP_MIN) -> ConnectionStory:
-    """The story of one connection (KeyError if the analysis has no such stream)."""
+    """The story of one connection (StreamNotFound if the analysis has no such stream)."""
     rows = analysis.stream(stream)
     if not rows.size:
-        raise KeyError(f"no TCP stream {stream} in the capture")
+        raise StreamNotFound(f"no TCP stream {stream} in the capture")
     conn_rows = analysis.connections[analysis.connections["stream"] == stream]
     conn = conn_to_dict(conn_rows[0])
     life: Lifecycle | None = analysis.lifecycles.get(stream)

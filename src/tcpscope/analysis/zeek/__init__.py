@@ -3,8 +3,8 @@
 Sans-IO, fed with the same batches as the engine::
 
     z = ZeekTracker()
-    for batch, records, ann in iter_file(path):
-        z.feed(records, ann, batch.ts_ns)
+    for chunk in Pipeline([], Options(states=False)).read(path):   # tcpscope.pipeline
+        z.feed(chunk.records, chunk.annotations, chunk.ts_ns)
     z.fields()      # {stream: ZeekConn}: the Zeek connection each tcp.stream starts
     z.rows()        # every Zeek connection, as Zeek would log them (see "Splits")
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ...flows.connection import connections_from_rows
-from ...pipeline import Options, Result, Source, run
+from ...pipeline import Options, Result, Source, StreamNotFound, run
 from ..i18n import catalogue
 from . import sliding
 from .figure import Figure, Layer
@@ -80,7 +80,7 @@ class GraphSet:
         rows = res.analyzer.connections(self.stream)[:1] if res and res.analyzer else []
         conn = connections_from_rows(rows)[0] if len(rows) else None
         if conn is None:
-            raise LookupError(f"no TCP stream {self.stream} in {res.name if res else 'the input'}")
+            raise StreamNotFound(f"no TCP stream {self.stream} in the capture")
         if direction is None:
             d = 0 if conn.client.bytes >= conn.server.bytes else 1
         else:

@@ -22,29 +22,25 @@ prints (``net/ipv4/tcp_ipv4.c``: ``get_tcp4_sock``, ``get_openreq4``,
 Request sockets (a SYN answered, the final ACK not yet in: ``NEW_SYN_RECV``
 inside the kernel) are printed with state 03, ``SYN_RECV``.
 
-`read_sockets` takes one snapshot; `NetnsProc` reads the files of a named
-network namespace (``ip netns add NAME``) without leaving ours: a short-lived
-thread enters the namespace (setns), opens the files, and the descriptors keep
-pointing into that namespace, so each snapshot is a plain re-read.
+`read_sockets` takes one snapshot, of this namespace or, through a
+`netns.NetnsProc`, of a named one (``ip netns add NAME``).
 """
 from __future__ import annotations
 
-import ctypes
 import ipaddress
-import os
 import sys
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from tcpscope.kernel import KernelError
+from tcpscope.kernel.netns import NetnsProc
 
 __all__ = [
     "STATES",
     "TIMERS",
     "KernelSocket",
-    "NetnsProc",
     "parse_proc_net_tcp",
     "read_sockets",
-    "SocketsError",
 ]
 
 #: State codes of include/net/tcp_states.h, under the kernel's (and ss's) names.
@@ -84,10 +80,6 @@ TIMERS: dict[int, str] = {
 USER_HZ = 100  # clock_t ticks per second in /proc (jiffies_to_clock_t)
 
 PROC_FILES = ("/proc/net/tcp", "/proc/net/tcp6")
-
-
-class SocketsError(Exception):
-    """The kernel's socket tables could not be read (one line, for the CLI)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,82 +215,6 @@ def _read_text(path: str) -> str:
     except FileNotFoundError:
         if path.endswith("6"):
             return ""  # IPv6 disabled
-        raise SocketsError(f"{path}: not found (is /proc mounted?)") from None
+        raise KernelError(f"{path}: not found (is /proc mounted?)") from None
     except OSError as exc:
-        raise SocketsError(f"{path}: cannot read: {exc.strerror or exc}") from None
-
-
-CLONE_NEWNET = 0x40000000
-
-
-class NetnsProc:
-    """/proc/net/tcp{,6} of a named network namespace, re-readable from this one.
-
-    ``setns`` moves only the calling *thread* into the namespace; a throwaway
-    thread does that, opens ``/proc/thread-self/net/tcp{,6}`` (which belong
-    to the namespace of the thread that opens them), and ends. The descriptors
-    stay bound to that namespace; each snapshot seeks to 0 and reads again.
-    Needs CAP_SYS_ADMIN (root), like ``ip netns exec``.
-    """
-
-    def __init__(self, name: str, *, run_dir: str = "/run/netns") -> None:
-        self.name = name
-        path = os.path.join(run_dir, name)
-        if "/" in name or not os.path.exists(path):
-            raise SocketsError(f"network namespace {name!r} not found (see `ip netns list`)")
-        self._fds: list[int] = []
-        error: list[str] = []
-
-        def enter_and_open() -> None:
-            libc = ctypes.CDLL(None, use_errno=True)
-            try:
-                nsfd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError as exc:
-                error.append(f"cannot open {path}: {exc.strerror}")
-                return
-            try:
-                if libc.setns(nsfd, CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    error.append(f"cannot enter network namespace {name!r}: {os.strerror(err)}"
-                                 " (needs root or CAP_SYS_ADMIN)")
-                    return
-                for suffix in ("tcp", "tcp6"):
-                    try:
-                        self._fds.append(os.open(f"/proc/thread-self/net/{suffix}",
-                                                 os.O_RDONLY | os.O_CLOEXEC))
-                    except FileNotFoundError:
-                        pass
-            finally:
-                os.close(nsfd)
-
-        # The thread's namespace change dies with it; the process is untouched.
-        t = threading.Thread(target=enter_and_open, name=f"tcpscope-netns-{name}")
-        t.start()
-        t.join()
-        if error:
-            self.close()
-            raise SocketsError(error[0])
-
-    def read_all(self) -> list[str]:
-        texts = []
-        for fd in self._fds:
-            os.lseek(fd, 0, os.SEEK_SET)
-            chunks = []
-            while True:
-                piece = os.read(fd, 1 << 16)
-                if not piece:
-                    break
-                chunks.append(piece)
-            texts.append(b"".join(chunks).decode("ascii"))
-        return texts
-
-    def close(self) -> None:
-        for fd in self._fds:
-            os.close(fd)
-        self._fds = []
-
-    def __enter__(self) -> NetnsProc:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        raise KernelError(f"{path}: cannot read: {exc.strerror or exc}") from None

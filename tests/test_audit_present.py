@@ -81,3 +81,22 @@ def test_api_matches_the_presenter():
     rep = tcpscope.audit(FIXTURES / "audit" / "isn.pcap")
     assert [f.kind for f in rep.findings] == ["isn"]
     assert rep.findings[0].as_dict()["verdict"] == "constant_increment"
+
+
+def test_the_command(tmp_path):
+    from click.testing import CliRunner
+
+    from tcpscope.cli import main
+
+    runner = CliRunner()
+    path = str(FIXTURES / "audit" / "scans.pcap")
+    r = runner.invoke(main, ["audit", path])
+    assert r.exit_code == 0 and r.output.startswith(f"tcpscope audit: {path}\n")
+    r = runner.invoke(main, ["audit", path, "--format", "jsonl", "--lang", "zh"])
+    rows = [json.loads(line) for line in r.output.splitlines()]
+    assert r.exit_code == 0 and len(rows) == 7 and "端口" in rows[0]["sentence"]
+    bad = tmp_path / "not.pcap"
+    bad.write_bytes(b"hello")
+    r = runner.invoke(main, ["audit", str(bad)])
+    assert r.exit_code == 1
+    assert runner.invoke(main, ["audit", path, "--format", "csv"]).exit_code == 2

@@ -121,10 +121,13 @@ def write_report(report: AuditReport, fmt: str, lang: str, out: TextIO) -> None:
 
 
 def write_audit(source: str | os.PathLike | BinaryIO, fmt: str = "table", lang: str = "en",
-                out: TextIO | None = None, mode: str = "improved") -> AuditReport:
-    """Audit `source` and write the report; returns it."""
+                out: TextIO | None = None, mode: str = "improved", *,
+                name: str | None = None) -> AuditReport:
+    """Audit `source` and write the report (titled `name`, default the source's); returns it."""
     import sys
 
     report = audit_file(source, mode)
+    if name is not None:
+        report.name = name
     write_report(report, fmt, lang, out if out is not None else sys.stdout)
     return report

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from tcpscope import __version__
+from tcpscope.cli.audit import audit_cmd
 from tcpscope.cli.conns import conns_cmd
 from tcpscope.cli.demo import demo_cmd
 from tcpscope.cli.explain import explain_cmd
@@ -32,5 +33,6 @@ def main() -> None:
 
 
 for _command in (read_cmd, demo_cmd, packets_cmd, conns_cmd, follow_cmd, explain_cmd,
-                 ladder_cmd, graph_cmd, timeline_cmd, live_cmd, sockets_cmd, lab_group):
+                 ladder_cmd, graph_cmd, timeline_cmd, live_cmd, sockets_cmd, lab_group,
+                 audit_cmd):
     main.add_command(_command)

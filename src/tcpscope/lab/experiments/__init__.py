@@ -1,4 +1,4 @@
 """The lab's experiments, registered in the order `tcpscope lab list` shows them."""
 from __future__ import annotations
 
-from . import basics, handshake_trouble, closing, flow, flood  # noqa: F401  (registration)
+from . import basics, handshake_trouble, closing, flow, flood, cookies, scans  # noqa: F401  (registration)

@@ -127,10 +127,17 @@ def test_keep_writes_capture_and_readme(tmp_path: Path, baseline) -> None:
 # ------------------------------------------------------------------ interrupted runs
 
 
+def _default_sigint() -> None:
+    # A suite started in the background (`sh scripts/test &`) runs with SIGINT ignored, and a
+    # child inherits that: Python then never raises KeyboardInterrupt, so the experiment would
+    # run to its end. The child of an interactive Ctrl-C has the default disposition.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args: list[str], **kw) -> subprocess.Popen:
     return subprocess.Popen([PYTHON, "-m", "tcpscope", "lab", "run", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=ROOT, **kw)
+                            cwd=ROOT, preexec_fn=_default_sigint, **kw)
 
 
 def _wait_for(pred, timeout: float) -> bool:

@@ -19,9 +19,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from tcpscope.analysis.engine import Analyzer
 from tcpscope.analysis.lifecycle import LifecycleTracker, ReferenceTracker
-from tcpscope.analysis.states import (
-    EXTRA_REASONS, TRANSITIONS, ConnectionStates, Event, Segment, State,
-)
+from tcpscope.analysis.machine import ConnectionStates
+from tcpscope.analysis.states import EXTRA_REASONS, TRANSITIONS, Event, Segment, State
 from tests.analysis_helpers import tcp_record
 
 FLAGS = {"S": 0x02, "S.": 0x12, ".": 0x10, "P.": 0x18, "F.": 0x11, "FP.": 0x19, "R": 0x04,

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from tcpscope.analysis import states as st
-from tcpscope.analysis.states import (
-    TABLE, TRANSITIONS, Confidence, ConnectionStates, Event, State, anomaly_id,
-)
+from tcpscope.analysis.machine import ConnectionStates
+from tcpscope.analysis.states import TABLE, TRANSITIONS, Confidence, Event, State, anomaly_id
 
 PAIRS = list(itertools.product(State, Event))
 EDGES = {(r.state, r.event): r for r in TABLE}

@@ -321,7 +321,7 @@ def live_cmd(iface: str, filter_words: tuple[str, ...], count: int | None,
 
     from tcpscope.capture.live import EpbFileWriter, LiveCapture, LiveCaptureError
     from tcpscope.capture.sockets import NetnsProc, SocketsError, read_sockets
-    from tcpscope.present.live import LiveSession, filter_ports, load_lifecycle
+    from tcpscope.present.live import LiveSession, filter_ports
 
     if max_events is None:
         max_events = 500 if fmt == "text" else 0
@@ -341,7 +341,7 @@ def live_cmd(iface: str, filter_words: tuple[str, ...], count: int | None,
                      soft_wrap=True)
 
     session = LiveSession(sys.stdout, mode=mode, fmt=fmt, max_events_per_tick=max_events,
-                          lifecycle=load_lifecycle(), emit=show if rich_out else None)
+                          emit=show if rich_out else None)
     ns_proc = None
     if show_sockets:
         session.ports |= filter_ports(filter_words)

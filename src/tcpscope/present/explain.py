@@ -20,7 +20,7 @@ from typing import IO, Any, BinaryIO
 
 from .i18n import Catalogue, catalogue, dwidth, truncate, wrap
 from .ladder import build_ladder, label, render_text_rows
-from .story import GROUP_MIN, ConnectionStory, Extra, Fact, Run, Step, build_story, collect
+from .story import GROUP_MIN, ConnectionStory, Fact, Run, Step, build_story, collect
 
 __all__ = ["Span", "Line", "explain_story", "write_explain", "render_lines", "ProgressFile",
            "WIDTH", "MAX_STREAMS"]

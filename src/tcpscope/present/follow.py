@@ -33,7 +33,8 @@ from typing import IO, Any, BinaryIO
 import numpy as np
 
 from ..analysis.annotation import ANN_KIND, FLAG
-from ..analysis.engine import Analyzer, conn_to_dict, iter_file
+from ..analysis.connections import decode
+from ..analysis.engine import Analyzer, iter_file
 from ..analysis.reassembly import (
     Chunk, Gap, Item, KeepaliveSkipped, OverlapConflict, Reassembler, RetransmissionDropped,
     RstPayload, Segment, SideTotals,
@@ -62,7 +63,7 @@ class StreamFollow:
     """One stream, followed: its endpoints, its items in order, its totals."""
 
     stream: int
-    conn: dict[str, Any]  #: analysis/engine.py conn_to_dict (client, server, ports, ...)
+    conn: dict[str, Any]  #: analysis/connections.py Connection.as_dict (client, server, ...)
     items: list[Item] = field(default_factory=list)
     client: SideTotals = field(default_factory=SideTotals)
     server: SideTotals = field(default_factory=SideTotals)
@@ -148,7 +149,7 @@ def follow_streams(source: str | os.PathLike | BinaryIO, streams: Iterable[int] 
     conns = {int(row["stream"]): row for row in an.connections()}
     out: dict[int, StreamFollow] = {}
     for stream in reasm.streams():
-        conn = conn_to_dict(conns[stream])
+        conn = decode(conns[stream]).as_dict()
         its = items.get(stream, [])
         c_tot, s_tot = reasm.totals(stream)
         fe = first_ep[stream]

@@ -12,7 +12,8 @@ import numpy as np
 
 from ...wire.record import OPTION, WARNING
 from ..annotation import ANN_KIND, FLAG, FLAG_NAMES
-from ..states import SYNCHRONIZED, Confidence, ConnectionStates, Segment, State
+from ..machine import ConnectionStates
+from ..states import SYNCHRONIZED, Confidence, Segment, State
 from .model import LIFECYCLE_EVENTS, Lifecycle, SideOptions, backoff_verdict
 
 __all__ = ["Rows", "ConnectionLife", "seglen"]

@@ -29,7 +29,8 @@ import gc
 import numpy as np
 
 from ..annotation import ANN_KIND, FLAG
-from ..states import Endpoint, State
+from ..machine import Endpoint
+from ..states import State
 from .connection import ConnectionLife, Rows
 from .model import LifecycleBatch
 from .reference import Keep, TrackerBase, grow

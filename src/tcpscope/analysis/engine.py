@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from ..wire.record import RECORD_DTYPE
 from . import _engine
 from .annotation import ANNOTATION_DTYPE, CONN_DTYPE
 from .connections import connection_dicts
+
+if TYPE_CHECKING:
+    from .lifecycle import Lifecycle
 
 __all__ = ["Analyzer", "Analysis", "MODES", "analyze_file", "iter_file"]
 
@@ -133,7 +136,7 @@ class Analysis:
     #: row index -> lifecycle events that row caused ("handshake_complete", ...)
     events: dict[int, tuple[str, ...]] = field(default_factory=dict)
     #: stream -> `lifecycle.Lifecycle` (handshake, teardown, transitions, ...)
-    lifecycles: dict[int, Any] = field(default_factory=dict)
+    lifecycles: dict[int, Lifecycle] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.records.shape[0])

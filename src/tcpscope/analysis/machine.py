@@ -230,6 +230,7 @@ class ConnectionStates:
         if y.state != before:
             covers = nxt if (syn or fin) and analysed and not rst else None
             y.pending = Pending(before, recv, frame, covers, bool(rst), False)
+        self._seg = _NO_SEGMENT   # a connection keeps no segment between segments
 
     # ------------------------------------------------------------------
     # Assumptions taken back

@@ -163,7 +163,6 @@ class LifecycleTracker(TrackerBase):
         # what each row adds to its sender's max_end (-1: nothing), as the machine counts it
         end_o = np.where(rows.analysed & ((rows.flags & _RST) == 0), rows.next_rel_seq, -1)
         ends = (np.where(fs_o == 0, end_o, -1), np.where(fs_o == 1, end_o, -1))
-        ends_l = (ends[0].tolist(), ends[1].tolist())
         # each side's rows (walk positions), for the rows that may settle an assumption
         by_side = (np.flatnonzero(fs_o == 0), np.flatnonzero(fs_o == 1))
         bounds = np.flatnonzero(so[1:] != so[:-1]) + 1
@@ -207,10 +206,8 @@ class LifecycleTracker(TrackerBase):
                         continue
                 if seen < k:   # the rows skipped since the machine's last row
                     for ep in (cs.client, cs.server):
-                        if k - seen < _SHORT:
-                            top = max(ends_l[ep.index][seen:k])
-                        else:
-                            top = int(ends[ep.index][seen:k].max())
+                        skipped = ends[ep.index][seen:k]
+                        top = max(skipped.tolist()) if k - seen < _SHORT else int(skipped.max())
                         if top > ep.max_end:
                             ep.max_end = top
                 seen = k + 1

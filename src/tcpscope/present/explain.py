@@ -5,7 +5,7 @@ folded), then every packet narrated -- what it is, the arithmetic that ties it
 to earlier packets, what its options mean, each state change with its reason
 and how it is known, each anomaly with its rule and evidence frames -- and a
 summary. The words come from the catalogues (present/i18n/), the facts and
-their numbers from present/story.py.
+their numbers from present/story/.
 
 The text is laid out once, as lines of styled spans: written plain (stable, for
 pipes, files and the golden tests) or through rich with colours on a terminal.

@@ -79,7 +79,8 @@ class LifecycleTracker(TrackerBase):
         # each way: the highest next_rel_seq of an analysed non-RST row (the machine's
         # max_end), over the batches fed so far
         self._maxend = np.full((1, 2), -1, np.int64)
-        # steady streams whose side (way) holds an assumed receive: its rows are not skipped
+        # steady streams whose side (way) holds an assumed receive: a batch with a row of
+        # that side walks the stream (the row may settle it)
         self._pending = np.zeros((1, 2), bool)
         self._watched = np.zeros(1, bool)        # either side
 
@@ -105,7 +106,7 @@ class LifecycleTracker(TrackerBase):
 
         # Rows that may change a state or the machine's memory; connections that need Python
         # for this batch.
-        cand = ((fl & (_FIN | _SYN | _RST)) != 0) & tcp
+        cand = ((fl & _CONTROL) != 0) & tcp
         flagged = bool(af.any())
         if flagged:
             cand |= (af & _ACK_LOST) != 0
@@ -120,7 +121,7 @@ class LifecycleTracker(TrackerBase):
         hot = cand | (steady == _HOT)
         watched = self._watched[s]
         if watched.any():
-            # rows from a side that holds an assumed receive
+            # rows of a side that holds an assumed receive
             w = np.flatnonzero(watched)
             hot[w] |= self._pending.reshape(-1)[s[w] * 2 + fs[w]]
         need_stream = np.zeros(self._steady.shape[0], bool)
@@ -205,11 +206,16 @@ class LifecycleTracker(TrackerBase):
                         k = j
                         continue
                 if seen < k:   # the rows skipped since the machine's last row
+                    if k - seen < _SHORT:
+                        top = [-1, -1]
+                        for side, end in zip(fs_o[seen:k].tolist(), end_o[seen:k].tolist()):
+                            if end > top[side]:
+                                top[side] = end
+                    else:
+                        top = [int(ends[0][seen:k].max()), int(ends[1][seen:k].max())]
                     for ep in (cs.client, cs.server):
-                        skipped = ends[ep.index][seen:k]
-                        top = max(skipped.tolist()) if k - seen < _SHORT else int(skipped.max())
-                        if top > ep.max_end:
-                            ep.max_end = top
+                        if top[ep.index] > ep.max_end:
+                            ep.max_end = top[ep.index]
                 seen = k + 1
                 index = o_l[k]
                 if not duplicate[k]:   # a copy of a packet already seen changes nothing

@@ -67,12 +67,11 @@ class Pending:
         self.is_rst = is_rst
         self.reapplied = reapplied
 
-    def settled_by(self, seg: Segment) -> bool:
+    def settled_by(self, acks: bool, rel_ack: int) -> bool:
         """Whether a segment of the receiver that does not contradict the assumption
-        confirms it: any segment after an ACK or data received, one whose ACK covers it
-        after a SYN or FIN (the rule `ConnectionStates._check_pending` applies)."""
-        return self.covers is None or bool(seg.flags & _ACK and seg.analysed
-                                           and seg.rel_ack >= self.covers)
+        confirms it: any segment after an ACK or data received; after a SYN or FIN, one
+        that acknowledges it (`acks`: it carries an ACK the engine analysed, of `rel_ack`)."""
+        return self.covers is None or bool(acks and rel_ack >= self.covers)
 
 
 class Endpoint:
@@ -248,7 +247,8 @@ class ConnectionStates:
         if p is None:
             return None
         covers = p.covers
-        acks_it = covers is not None and has_ack and analysed and rel_ack >= covers
+        acks = has_ack and analysed
+        acks_it = covers is not None and acks and rel_ack >= covers
         # A first SYN, SYN-ACK or FIN from this side is new, not a resend.
         new_control = ((syn and not (x.sent_synack if has_ack else x.sent_syn))
                        or (fin and x.fin_next is None))
@@ -274,7 +274,7 @@ class ConnectionStates:
             crossed = (new_control or p.is_rst) and not p.reapplied
             self._revert(x, p, "revise.crossed" if crossed else "revise.not_delivered")
             return p if crossed else None
-        if acks_it or covers is None:   # Pending.settled_by
+        if p.settled_by(acks, rel_ack):
             x.pending = None  # confirmed by its own segment
         return None
 

@@ -16,7 +16,7 @@ from ..machine import ConnectionStates
 from ..states import SYNCHRONIZED, Confidence, Segment, State
 from .model import LIFECYCLE_EVENTS, Lifecycle, SideOptions, backoff_verdict
 
-__all__ = ["Rows", "ConnectionLife", "seglen"]
+__all__ = ["Rows", "RowView", "ConnectionLife", "seglen"]
 
 _FIN, _SYN, _RST, _ACK, _ECE, _CWR = 0x01, 0x02, 0x04, 0x10, 0x40, 0x80
 _ACK_LOST = FLAG["ack_lost_segment"]
@@ -37,11 +37,16 @@ _EVENT_ORDER = {name: i for i, name in enumerate(LIFECYCLE_EVENTS)}
 _new_segment = tuple.__new__   # a Segment from its fields, in order, without checks
 
 
+#: A row as `Rows.row` gives it: its segment, whether its roles are a guess, and what its
+#: options offer if it is a SYN (options present, MSS, window scale).
+RowView = tuple[Segment, bool, list[int]]
+
+
 class Rows:
     """Some TCP rows of a batch, as the lifecycle reads them: per row a `Segment` (what the
-    state machine reads) and beside it the row's index in the batch, whether it is a
-    capture duplicate, whether its roles are a guess, and what a SYN offers. Columns;
-    a row's `Segment` is made when it is read."""
+    state machine reads) and beside it whether its roles are a guess and what a SYN offers
+    (`row`), whether it is a capture duplicate, and columns the fast driver reads with
+    numpy. A row's `Segment` is made when it is read."""
 
     def __init__(self, records: np.ndarray, annotations: np.ndarray, ts_ns: np.ndarray,
                  length: np.ndarray, rows: np.ndarray) -> None:
@@ -56,27 +61,30 @@ class Rows:
         self.analysed = ann("kind") == _ANALYSED
         self.next_rel_seq = ann("next_rel_seq")
         self.duplicate = (ann_flags & _CAPDUP) != 0   #: a copy of a packet already seen
-        self.role_guessed = ann("role_guessed")
-        segments = np.empty((rows.size, len(Segment._fields)), np.int64)
-        for j, col in enumerate((
-                ann("frame"), ts_ns[rows], self.from_server, self.flags, self.length,
-                ann("rel_seq"), ann("rel_ack"), self.next_rel_seq, self.analysed,
-                (ann_flags & _ACK_LOST) != 0, ann("ip_id_gap"))):
-            segments[:, j] = col
-        self._segments = segments
-        self._offer = (records["opt_present"][rows], records["mss"][rows],
-                       records["wscale"][rows])
+        self.rel_ack = ann("rel_ack")
+        #: it carries an ACK the engine analysed (`rel_ack` is its acknowledgement)
+        self.acks = ((self.flags & _ACK) != 0) & self.analysed
+        # one matrix row per row: the Segment's fields in its order, then role_guessed and
+        # the offer (read together: one numpy access per row read)
+        columns = (
+            ann("frame"), ts_ns[rows], self.from_server, self.flags, self.length,
+            ann("rel_seq"), self.rel_ack, self.next_rel_seq, self.analysed,
+            (ann_flags & _ACK_LOST) != 0, ann("ip_id_gap"),
+            ann("role_guessed"),
+            records["opt_present"][rows], records["mss"][rows], records["wscale"][rows])
+        self._rows = np.empty((rows.size, len(columns)), np.int64)
+        for j, col in enumerate(columns):
+            self._rows[:, j] = col
 
     def __len__(self) -> int:
         return int(self.index.size)
 
-    def segment(self, k: int) -> Segment:
-        return _new_segment(Segment, self._segments[k].tolist())
+    def row(self, k: int) -> RowView:
+        v = self._rows[k].tolist()
+        return _new_segment(Segment, v[:_NSEG]), bool(v[_NSEG]), v[_NSEG + 1:]
 
-    def offer(self, k: int) -> tuple[int, int, int]:
-        """What row k's options offer, if it is a SYN: (options present, MSS, window scale)."""
-        present, mss, wscale = self._offer
-        return int(present[k]), int(mss[k]), int(wscale[k])
+
+_NSEG = len(Segment._fields)
 
 
 def seglen(records: np.ndarray) -> np.ndarray:
@@ -149,9 +157,9 @@ class ConnectionLife:
     # One row
     # ------------------------------------------------------------------
 
-    def on_row(self, row: Segment, rows: Rows, k: int) -> tuple[str, ...] | None:
-        """Apply row k of `rows` (`row`: its segment; not a capture duplicate); the
-        lifecycle events it caused, in order."""
+    def on_row(self, row: Segment, offer: list[int]) -> tuple[str, ...] | None:
+        """Apply one row (not a capture duplicate; `offer`: what its options offer, read if
+        it is a SYN); the lifecycle events it caused, in order."""
         frame, _ts, fs, fl, length, _seq, rel_ack, _next, analysed, _unseen, _gap = row
         cs = self.cs
         if fs:
@@ -166,7 +174,7 @@ class ConnectionLife:
                 # A RST that answers a SYN from a side that never answered otherwise.
                 rejected = ye.state == _SYN_SENT and not xe.sent_synack
             elif fl & _SYN:
-                self._on_syn(row, analysed, rows, k, ev)
+                self._on_syn(row, analysed, offer, ev)
         x_before = xe.state
         cs.on_segment(row)
         changes = cs.changes
@@ -235,8 +243,7 @@ class ConnectionLife:
             ev.sort(key=_EVENT_ORDER.__getitem__)
         return tuple(ev)
 
-    def _on_syn(self, row: Segment, analysed: bool, rows: Rows, k: int,
-                ev: list[str]) -> None:
+    def _on_syn(self, row: Segment, analysed: bool, offer: list[int], ev: list[str]) -> None:
         """Handshake bookkeeping of a SYN or SYN-ACK row."""
         fs, fl = row.from_server, row.flags
         if fl & _ACK:
@@ -259,7 +266,7 @@ class ConnectionLife:
                     ev.append("data_on_syn")
                 self.data_on_syn = True
         if self.opts[fs] is None:
-            self.opts[fs] = _options(*rows.offer(k), fl)
+            self.opts[fs] = _options(*offer, fl)
 
     def _saw_fin(self, side: int, ev: list[str]) -> None:
         if self.fins[side]:

@@ -177,8 +177,10 @@ class LifecycleTracker(TrackerBase):
         out_s: list[int] = []
         for a, b, stream in zip(starts, stops, so[starts].tolist()):
             lc = lives.get(stream)
+            first = None
             if lc is None:
-                lc = self._new_life(stream, rows, a, records)
+                first = rows.row(a)
+                lc = self._new_life(stream, first, o_l[a], records)
             else:   # rows of earlier batches the machine did not see
                 for ep in (lc.cs.client, lc.cs.server):
                     ep.max_end = max(ep.max_end, int(self._maxend[stream, ep.index]))
@@ -219,11 +221,12 @@ class LifecycleTracker(TrackerBase):
                 seen = k + 1
                 index = o_l[k]
                 if not duplicate[k]:   # a copy of a packet already seen changes nothing
-                    seg = rows.segment(k)
-                    roles = lc.guessed and not rows.role_guessed[k]
+                    seg, guessed, offer = (first if k == a and first is not None
+                                           else rows.row(k))
+                    roles = lc.guessed and not guessed
                     if roles:
                         self._check_roles(lc, index, seg, records)
-                    ev = lc.on_row(seg, rows, k)
+                    ev = lc.on_row(seg, offer)
                     if ev:
                         events[index] = ev
                     cs = lc.cs
@@ -253,6 +256,6 @@ def _settle(ep: Endpoint, rows: Rows, duplicate: list[bool], mine: np.ndarray, k
     assumption ends it (`Pending.settled_by`), as the machine would."""
     q = int(mine.searchsorted(k))
     for i in mine[q:q + int(mine[q:].searchsorted(j))].tolist():
-        if not duplicate[i] and ep.pending.settled_by(rows.segment(i)):
+        if not duplicate[i] and ep.pending.settled_by(bool(rows.acks[i]), int(rows.rel_ack[i])):
             ep.pending = None
             return

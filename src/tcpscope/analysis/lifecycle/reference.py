@@ -16,7 +16,7 @@ import numpy as np
 
 from ..annotation import FLAG_NAMES
 from ..states import Segment
-from .connection import ConnectionLife, Rows, seglen
+from .connection import ConnectionLife, Rows, RowView, seglen
 from .model import Lifecycle, LifecycleBatch
 
 __all__ = ["TrackerBase", "ReferenceTracker", "Keep"]
@@ -137,22 +137,24 @@ class TrackerBase:
     # Connections and roles
     # ------------------------------------------------------------------
 
-    def _new_life(self, stream: int, rows: Rows, k: int, records: np.ndarray) -> ConnectionLife:
-        """The connection whose first row is row k."""
+    def _new_life(self, stream: int, first: RowView, index: int,
+                  records: np.ndarray) -> ConnectionLife:
+        """The connection whose first row is `first` (row `index` of the batch)."""
         keep = self._keep if isinstance(self._keep, bool) else bool(self._keep(stream))
-        first = rows.segment(k)
-        lc = ConnectionLife(stream, first, bool(rows.role_guessed[k]), keep=keep)
-        if lc.guessed:
-            lc.client_id = _identity(records, int(rows.index[k]), first)
+        seg, guessed, _ = first
+        lc = ConnectionLife(stream, seg, guessed, keep=keep)
+        if guessed:
+            lc.client_id = _identity(records, index, seg)
         self._lives[stream] = lc
         return lc
 
-    def _apply(self, lc: ConnectionLife, rows: Rows, k: int, seg: Segment,
+    def _apply(self, lc: ConnectionLife, row: RowView, index: int,
                records: np.ndarray) -> tuple[str, ...] | None:
-        """Row k through its connection (not a capture duplicate: it changes nothing)."""
-        if lc.guessed and not rows.role_guessed[k]:
-            self._check_roles(lc, int(rows.index[k]), seg, records)
-        return lc.on_row(seg, rows, k)
+        """One row through its connection (not a capture duplicate: it changes nothing)."""
+        seg, guessed, offer = row
+        if lc.guessed and not guessed:
+            self._check_roles(lc, index, seg, records)
+        return lc.on_row(seg, offer)
 
     def _check_roles(self, lc: ConnectionLife, index: int, seg: Segment,
                      records: np.ndarray) -> None:
@@ -205,11 +207,12 @@ class ReferenceTracker(TrackerBase):
         lives = self._lives
         for k, (stream, index, duplicate) in enumerate(zip(
                 s[tcp].tolist(), tcp.tolist(), rows.duplicate.tolist())):
+            row = rows.row(k)
             lc = lives.get(stream)
             if lc is None:
-                lc = self._new_life(stream, rows, k, records)
+                lc = self._new_life(stream, row, index, records)
             if not duplicate:   # a copy of a packet already seen changes nothing
-                ev = self._apply(lc, rows, k, rows.segment(k), records)
+                ev = self._apply(lc, row, index, records)
                 if ev:
                     events[index] = ev
             client[index] = lc.cs.client.state

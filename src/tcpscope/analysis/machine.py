@@ -158,7 +158,7 @@ class ConnectionStates:
         self.anomaly_count = 0
         self._seg = seg
         (frame, _ts, from_server, fl, length, rel_seq, rel_ack, nxt, analysed, unseen,
-         unseen_before) = seg
+         unseen_before, _guessed, _opts, _mss, _wscale) = seg
         has_ack, rst, syn, fin = fl & _ACK, fl & _RST, fl & _SYN, fl & _FIN
         if from_server:
             x, y = self.server, self.client

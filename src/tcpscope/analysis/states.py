@@ -119,8 +119,8 @@ _FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
 class Segment(NamedTuple):
     """What the machine knows of one captured segment (the engine's facts).
 
-    ``from_server``, ``analysed`` and ``acks_unseen`` are read as truth values (a
-    driver may pass 0 / 1)."""
+    ``from_server``, ``analysed``, ``acks_unseen`` and ``role_guessed`` are read as
+    truth values (a driver may pass 0 / 1)."""
 
     frame: int
     ts_ns: int
@@ -139,6 +139,13 @@ class Segment(NamedTuple):
     #: packets of the sender the capture missed just before this one, as its IPv4 IDs
     #: show (the engine's ``ip_id_gap``)
     unseen_before: int = 0
+    #: the engine's roles are a guess so far (no SYN or SYN-ACK seen yet)
+    role_guessed: bool = False
+    #: what its options offer, read on a SYN: the options present (wire.record OPTION
+    #: bits), the MSS and the window scale shift
+    opt_present: int = 0
+    mss: int = 0
+    wscale: int = 0
 
     @property
     def has_ack(self) -> bool:

@@ -16,7 +16,7 @@ from ..machine import ConnectionStates
 from ..states import SYNCHRONIZED, Confidence, Segment, State
 from .model import LIFECYCLE_EVENTS, Lifecycle, SideOptions, backoff_verdict
 
-__all__ = ["Rows", "RowView", "ConnectionLife", "seglen"]
+__all__ = ["Rows", "ConnectionLife", "seglen"]
 
 _FIN, _SYN, _RST, _ACK, _ECE, _CWR = 0x01, 0x02, 0x04, 0x10, 0x40, 0x80
 _ACK_LOST = FLAG["ack_lost_segment"]
@@ -37,16 +37,10 @@ _EVENT_ORDER = {name: i for i, name in enumerate(LIFECYCLE_EVENTS)}
 _new_segment = tuple.__new__   # a Segment from its fields, in order, without checks
 
 
-#: A row as `Rows.row` gives it: its segment, whether its roles are a guess, and what its
-#: options offer if it is a SYN (options present, MSS, window scale).
-RowView = tuple[Segment, bool, list[int]]
-
-
 class Rows:
-    """Some TCP rows of a batch, as the lifecycle reads them: per row a `Segment` (what the
-    state machine reads) and beside it whether its roles are a guess and what a SYN offers
-    (`row`), whether it is a capture duplicate, and columns the fast driver reads with
-    numpy. A row's `Segment` is made when it is read."""
+    """Some TCP rows of a batch, as the lifecycle reads them: per row a `Segment` (`segment`;
+    made when it is read), whether it is a capture duplicate, and columns the fast driver
+    reads with numpy."""
 
     def __init__(self, records: np.ndarray, annotations: np.ndarray, ts_ns: np.ndarray,
                  length: np.ndarray, rows: np.ndarray) -> None:
@@ -64,27 +58,21 @@ class Rows:
         self.rel_ack = ann("rel_ack")
         #: it carries an ACK the engine analysed (`rel_ack` is its acknowledgement)
         self.acks = ((self.flags & _ACK) != 0) & self.analysed
-        # one matrix row per row: the Segment's fields in its order, then role_guessed and
-        # the offer (read together: one numpy access per row read)
-        columns = (
+        columns = (   # the Segment's fields, in its order
             ann("frame"), ts_ns[rows], self.from_server, self.flags, self.length,
             ann("rel_seq"), self.rel_ack, self.next_rel_seq, self.analysed,
-            (ann_flags & _ACK_LOST) != 0, ann("ip_id_gap"),
-            ann("role_guessed"),
+            (ann_flags & _ACK_LOST) != 0, ann("ip_id_gap"), ann("role_guessed"),
             records["opt_present"][rows], records["mss"][rows], records["wscale"][rows])
-        self._rows = np.empty((rows.size, len(columns)), np.int64)
+        assert len(columns) == len(Segment._fields)
+        self._segments = np.empty((rows.size, len(columns)), np.int64)
         for j, col in enumerate(columns):
-            self._rows[:, j] = col
+            self._segments[:, j] = col
 
     def __len__(self) -> int:
         return int(self.index.size)
 
-    def row(self, k: int) -> RowView:
-        v = self._rows[k].tolist()
-        return _new_segment(Segment, v[:_NSEG]), bool(v[_NSEG]), v[_NSEG + 1:]
-
-
-_NSEG = len(Segment._fields)
+    def segment(self, k: int) -> Segment:
+        return _new_segment(Segment, self._segments[k].tolist())
 
 
 def seglen(records: np.ndarray) -> np.ndarray:
@@ -111,10 +99,10 @@ class ConnectionLife:
         "closed_emitted", "teardown_inferred",
     )
 
-    def __init__(self, stream: int, first: Segment, role_guessed: bool, *, keep: bool) -> None:
+    def __init__(self, stream: int, first: Segment, *, keep: bool) -> None:
         self.stream = stream
         self.cs = ConnectionStates.for_first_segment(first.flags, keep=keep)
-        self.guessed = role_guessed
+        self.guessed = bool(first.role_guessed)
         #: (address, port) of the client while the roles are a guess (set by the tracker)
         self.client_id: tuple[bytes, int] | None = None
         self.first_ts = first.ts_ns
@@ -157,10 +145,10 @@ class ConnectionLife:
     # One row
     # ------------------------------------------------------------------
 
-    def on_row(self, row: Segment, offer: list[int]) -> tuple[str, ...] | None:
-        """Apply one row (not a capture duplicate; `offer`: what its options offer, read if
-        it is a SYN); the lifecycle events it caused, in order."""
-        frame, _ts, fs, fl, length, _seq, rel_ack, _next, analysed, _unseen, _gap = row
+    def on_row(self, row: Segment) -> tuple[str, ...] | None:
+        """Apply one row (not a capture duplicate); the lifecycle events it caused, in order."""
+        (frame, _ts, fs, fl, length, _seq, rel_ack, _next, analysed, _unseen, _gap, _guessed,
+         _opts, _mss, _wscale) = row
         cs = self.cs
         if fs:
             xe, ye = cs.server, cs.client
@@ -174,7 +162,7 @@ class ConnectionLife:
                 # A RST that answers a SYN from a side that never answered otherwise.
                 rejected = ye.state == _SYN_SENT and not xe.sent_synack
             elif fl & _SYN:
-                self._on_syn(row, analysed, offer, ev)
+                self._on_syn(row, analysed, ev)
         x_before = xe.state
         cs.on_segment(row)
         changes = cs.changes
@@ -243,7 +231,7 @@ class ConnectionLife:
             ev.sort(key=_EVENT_ORDER.__getitem__)
         return tuple(ev)
 
-    def _on_syn(self, row: Segment, analysed: bool, offer: list[int], ev: list[str]) -> None:
+    def _on_syn(self, row: Segment, analysed: bool, ev: list[str]) -> None:
         """Handshake bookkeeping of a SYN or SYN-ACK row."""
         fs, fl = row.from_server, row.flags
         if fl & _ACK:
@@ -266,7 +254,7 @@ class ConnectionLife:
                     ev.append("data_on_syn")
                 self.data_on_syn = True
         if self.opts[fs] is None:
-            self.opts[fs] = _options(*offer, fl)
+            self.opts[fs] = _options(row.opt_present, row.mss, row.wscale, fl)
 
     def _saw_fin(self, side: int, ev: list[str]) -> None:
         if self.fins[side]:

@@ -179,7 +179,7 @@ class LifecycleTracker(TrackerBase):
             lc = lives.get(stream)
             first = None
             if lc is None:
-                first = rows.row(a)
+                first = rows.segment(a)
                 lc = self._new_life(stream, first, o_l[a], records)
             else:   # rows of earlier batches the machine did not see
                 for ep in (lc.cs.client, lc.cs.server):
@@ -221,12 +221,11 @@ class LifecycleTracker(TrackerBase):
                 seen = k + 1
                 index = o_l[k]
                 if not duplicate[k]:   # a copy of a packet already seen changes nothing
-                    seg, guessed, offer = (first if k == a and first is not None
-                                           else rows.row(k))
-                    roles = lc.guessed and not guessed
+                    seg = first if k == a and first is not None else rows.segment(k)
+                    roles = lc.guessed and not seg.role_guessed
                     if roles:
                         self._check_roles(lc, index, seg, records)
-                    ev = lc.on_row(seg, offer)
+                    ev = lc.on_row(seg)
                     if ev:
                         events[index] = ev
                     cs = lc.cs

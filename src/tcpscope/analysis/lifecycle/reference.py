@@ -16,7 +16,7 @@ import numpy as np
 
 from ..annotation import FLAG_NAMES
 from ..states import Segment
-from .connection import ConnectionLife, Rows, RowView, seglen
+from .connection import ConnectionLife, Rows, seglen
 from .model import Lifecycle, LifecycleBatch
 
 __all__ = ["TrackerBase", "ReferenceTracker", "Keep"]
@@ -137,24 +137,22 @@ class TrackerBase:
     # Connections and roles
     # ------------------------------------------------------------------
 
-    def _new_life(self, stream: int, first: RowView, index: int,
+    def _new_life(self, stream: int, first: Segment, index: int,
                   records: np.ndarray) -> ConnectionLife:
         """The connection whose first row is `first` (row `index` of the batch)."""
         keep = self._keep if isinstance(self._keep, bool) else bool(self._keep(stream))
-        seg, guessed, _ = first
-        lc = ConnectionLife(stream, seg, guessed, keep=keep)
-        if guessed:
-            lc.client_id = _identity(records, index, seg)
+        lc = ConnectionLife(stream, first, keep=keep)
+        if lc.guessed:
+            lc.client_id = _identity(records, index, first)
         self._lives[stream] = lc
         return lc
 
-    def _apply(self, lc: ConnectionLife, row: RowView, index: int,
+    def _apply(self, lc: ConnectionLife, seg: Segment, index: int,
                records: np.ndarray) -> tuple[str, ...] | None:
         """One row through its connection (not a capture duplicate: it changes nothing)."""
-        seg, guessed, offer = row
-        if lc.guessed and not guessed:
+        if lc.guessed and not seg.role_guessed:
             self._check_roles(lc, index, seg, records)
-        return lc.on_row(seg, offer)
+        return lc.on_row(seg)
 
     def _check_roles(self, lc: ConnectionLife, index: int, seg: Segment,
                      records: np.ndarray) -> None:
@@ -207,12 +205,12 @@ class ReferenceTracker(TrackerBase):
         lives = self._lives
         for k, (stream, index, duplicate) in enumerate(zip(
                 s[tcp].tolist(), tcp.tolist(), rows.duplicate.tolist())):
-            row = rows.row(k)
+            seg = rows.segment(k)
             lc = lives.get(stream)
             if lc is None:
-                lc = self._new_life(stream, row, index, records)
+                lc = self._new_life(stream, seg, index, records)
             if not duplicate:   # a copy of a packet already seen changes nothing
-                ev = self._apply(lc, row, index, records)
+                ev = self._apply(lc, seg, index, records)
                 if ev:
                     events[index] = ev
             client[index] = lc.cs.client.state

@@ -9,6 +9,9 @@ from setuptools import Extension, setup
 
 CFLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-strict-aliasing"]
 
+# The analysis engine's units (src/tcpscope/analysis/_engine/engine.h maps them).
+ENGINE_UNITS = ("module", "packet", "table", "seglist", "sequence", "improved", "summary", "ipid")
+
 EXTENSIONS = [
     Extension(
         "tcpscope.capture._scan",
@@ -19,22 +22,35 @@ EXTENSIONS = [
         "tcpscope.wire._dissect",
         sources=["src/tcpscope/wire/_dissect.c"],
         include_dirs=["src/tcpscope/_native"],
-        depends=["src/tcpscope/_native/record.h"],
+        depends=["src/tcpscope/_native/record.h", "src/tcpscope/_native/cksum.h"],
         extra_compile_args=CFLAGS,
     ),
     Extension(
         "tcpscope.analysis._engine",
-        sources=["src/tcpscope/analysis/_engine.c", "src/tcpscope/analysis/_format.c"],
+        sources=[f"src/tcpscope/analysis/_engine/{unit}.c" for unit in ENGINE_UNITS],
         include_dirs=["src/tcpscope/_native"],
-        depends=["src/tcpscope/_native/record.h", "src/tcpscope/_native/annotation.h"],
+        depends=["src/tcpscope/analysis/_engine/engine.h", "src/tcpscope/_native/record.h",
+                 "src/tcpscope/_native/annotation.h", "src/tcpscope/_native/seq.h"],
+        extra_compile_args=CFLAGS + ["-fvisibility=hidden", "-flto"],
+        extra_link_args=["-O2", "-flto"],
+    ),
+    Extension(
+        "tcpscope.present._packets",
+        sources=["src/tcpscope/present/_packets.c"],
+        include_dirs=["src/tcpscope/_native"],
+        depends=["src/tcpscope/_native/record.h", "src/tcpscope/_native/annotation.h",
+                 "src/tcpscope/_native/tcpflags.h"],
         extra_compile_args=CFLAGS,
     ),
     Extension(
-        "tcpscope.present._tcpdump",
-        sources=["src/tcpscope/present/_tcpdump.c"],
+        "tcpscope.present.tcpdump._listing",
+        sources=[f"src/tcpscope/present/tcpdump/{unit}.c" for unit in ("_listing", "_link", "_ip", "_tcp")],
         include_dirs=["src/tcpscope/_native"],
-        depends=["src/tcpscope/_native/record.h"],
-        extra_compile_args=CFLAGS,
+        depends=["src/tcpscope/present/tcpdump/_listing.h", "src/tcpscope/_native/cksum.h",
+                 "src/tcpscope/_native/record.h", "src/tcpscope/_native/seq.h",
+                 "src/tcpscope/_native/tcpflags.h"],
+        extra_compile_args=CFLAGS + ["-fvisibility=hidden", "-flto"],
+        extra_link_args=["-O2", "-flto"],
     ),
 ]
 

@@ -2,6 +2,7 @@
 """Make the benchmark capture: a few million packets of real kernel TCP.
 
 Run as root:  python3 bench/make_capture.py [--out bench/out/bench.pcap] [--scale 1.0]
+                                            [--profile standard|lossy] [--loss PERCENT]
 
 Three network namespaces, made for this run and deleted afterwards (also on
 failure):
@@ -14,8 +15,8 @@ the capture shows is one the wire would carry. Loss, congestion and reordering
 are made in R, on the forwarded path: drops on the sender's own netfilter or
 qdisc are not losses (its TCP is told and just sends again). All at once:
 
-- loss: bulk flows to port 5001; R's nft forward hook drops 1 % of them at
-  random (`numgen random mod 1000 < 10`);
+- loss: bulk flows to port 5001; R's nft forward hook drops --loss percent
+  (default 1 %) of them at random (`numgen random mod 10000 < 100`);
 - congestion: bulk flows to port 5002 share a tbf (rate-limited, short queue)
   under R's htb egress toward B: queueing delay and tail drops;
 - reordering: bulk flows to port 5003; R sends a random 1 % of their segments
@@ -26,6 +27,11 @@ qdisc are not losses (its TCP is told and just sends again). All at once:
   (`backlog_drops` in the JSON counts those, machine-wide);
 - short connections to port 6000: connect, 64-byte request, 256-byte response,
   close (client first); and refused connections to the closed port 6001.
+
+`--profile lossy` makes R drop --loss percent (default 15 %) of every bulk
+flow's segments (ports 5000-5003, on top of what else it does to them), so that
+about a fifth of all packets are ACKs carrying SACK blocks: the capture on which
+per-packet cost of printing options shows (bench/README.md).
 
 tcpdump runs in B on b0 (the receiver's side of the bottleneck), snapshot
 length 128 bytes (enough for Ethernet + IPv4 + a TCP header with 40 bytes of
@@ -55,20 +61,24 @@ from netlab import Lab, Threads, capture, run  # noqa: E402
 A4, RA4, RB4, B4 = "10.200.1.1", "10.200.1.254", "10.200.2.254", "10.200.2.2"
 MAC = {"a0": "02:00:00:00:0a:01", "ra": "02:00:00:00:0a:fe", "rb": "02:00:00:00:0b:fe",
        "b0": "02:00:00:00:0b:01"}
-TIMEOUT = 20.0
+TIMEOUT = 20.0  # every socket operation; --profile lossy raises it (see PROFILES)
 CHUNK = 256 * 1024
 
 # (port, flows, bytes per flow at scale 1, what R does to them)
 BULK = [
     (5000, 2, 240_000_000, "no injected impairment"),
-    (5001, 4, 240_000_000, "1% random loss"),
+    (5001, 4, 240_000_000, "random loss (--loss percent, 1 % by default)"),
     (5002, 4, 160_000_000, "tbf bottleneck: 300 Mbit/s shared, 100 KB queue"),
     (5003, 4, 240_000_000, "1% of segments delayed through a slow class"),
 ]
 SHORT_PORT, REFUSED_PORT = 6000, 6001
+#: per --profile: (ports R drops --loss percent of, default --loss, socket timeout). Under
+#: 15 % loss a segment lost seven times in a row waits 25 s (RTO backoff from 200 ms),
+#: which happens about once per capture: the lossy profile waits up to two minutes.
+PROFILES = {"standard": ("5001", 1.0, 20.0), "lossy": ("5000-5003", 15.0, 120.0)}
 
 
-def topology(lab: Lab) -> tuple[str, str, str]:
+def topology(lab: Lab, loss_ports: str, loss: float) -> tuple[str, str, str]:
     a, r, b = lab.netns("a"), lab.netns("r"), lab.netns("b")
     for ns in (a, r, b):
         lab.sysctl(ns, "net.ipv6.conf.all.disable_ipv6", 1)
@@ -102,7 +112,7 @@ def topology(lab: Lab) -> tuple[str, str, str]:
 table inet bench {{
     chain forward {{
         type filter hook forward priority 0; policy accept;
-        ip daddr {B4} tcp dport 5001 numgen random mod 1000 < 10 drop
+        ip daddr {B4} tcp dport {loss_ports} numgen random mod 10000 < {round(loss * 100)} drop
         ip daddr {B4} tcp dport 5002 meta priority set 1:30
         ip daddr {B4} tcp dport 5003 meta length > 1000 numgen random mod 1000 < 10 meta priority set 1:20
     }}
@@ -229,13 +239,14 @@ def softnet_drops() -> int:
 
 
 def make(out: Path, scale: float, max_seconds: float, shorts: int, refused: int,
-         snaplen: int) -> dict:
+         snaplen: int, profile: str, loss: float) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     stats = Stats()
     started = time.monotonic()
     backlog_drops = softnet_drops()
     with Lab("tsbench") as lab:
-        a, r, b = topology(lab)
+        loss_ports = PROFILES[profile][0]
+        a, r, b = topology(lab, loss_ports, loss)
         stop_at = time.monotonic() + max_seconds
         args = ["-i", "b0", "-s", str(snaplen), "-B", "65536"]
         with capture(b, str(out), args, settle=1.0) as cap:
@@ -266,6 +277,9 @@ def make(out: Path, scale: float, max_seconds: float, shorts: int, refused: int,
         "seconds": round(elapsed, 1),
         "snaplen": snaplen,
         "scale": scale,
+        "profile": profile,
+        "loss_percent": loss,
+        "loss_ports": loss_ports,
         "counts": stats.counts,
         "backlog_drops": softnet_drops() - backlog_drops,
         "flows": [{"port": p, "flows": f, "bytes_per_flow": int(n * scale), "what": w}
@@ -284,10 +298,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shorts", type=int, default=8000, help="short connections")
     ap.add_argument("--refused", type=int, default=2000, help="refused connection attempts")
     ap.add_argument("--snaplen", type=int, default=128)
+    ap.add_argument("--profile", choices=sorted(PROFILES), default="standard",
+                    help="standard: random loss on port 5001 only; lossy: on every bulk port")
+    ap.add_argument("--loss", type=float, default=None,
+                    help="percent of segments the router drops at random on the loss ports "
+                         "(0.01 steps; default 1, or 15 with --profile lossy)")
     args = ap.parse_args(argv)
+    if args.loss is None:
+        args.loss = PROFILES[args.profile][1]
+    global TIMEOUT
+    TIMEOUT = PROFILES[args.profile][2]
+    if not 0 <= args.loss <= 100:
+        ap.error("--loss is a percentage, 0 to 100")
     if os.geteuid() != 0:
         ap.error("run as root (network namespaces, tcpdump)")
-    result = make(args.out, args.scale, args.max_seconds, args.shorts, args.refused, args.snaplen)
+    result = make(args.out, args.scale, args.max_seconds, args.shorts, args.refused, args.snaplen,
+                  args.profile, args.loss)
     meta = args.out.with_suffix(".json")
     meta.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{args.out}: {result['packets_captured']} packets, {result['bytes'] / 1e6:.1f} MB, "

@@ -53,7 +53,7 @@ class Row:
 
 TCPSCOPE_BULK = """
 import sys
-from tcpscope.capture.reader import open_capture
+from tcpscope.capture import open_capture
 from tcpscope.wire.dissect import dissect_batch
 n = 0
 with open_capture(sys.argv[1]) as reader:
@@ -63,10 +63,23 @@ with open_capture(sys.argv[1]) as reader:
 print(n)
 """
 
+SACK_SHARE = """
+import sys
+from tcpscope.capture.reader import open_capture
+from tcpscope.wire.dissect import dissect_batch
+n = sack = 0
+with open_capture(sys.argv[1]) as reader:
+    for batch in reader:
+        records = dissect_batch(batch)
+        n += len(records)
+        sack += int((records["sack_count"] > 0).sum())
+print(n, sack)
+"""
+
 TCPSCOPE_ANALYSIS = """
 import sys
 from tcpscope.analysis.engine import Analyzer
-from tcpscope.capture.reader import open_capture
+from tcpscope.capture import open_capture
 from tcpscope.wire.dissect import dissect_batch
 n = 0
 analyzer = Analyzer(mode="wireshark")
@@ -250,6 +263,16 @@ def count_packets(capture: Path) -> int:
     return int(proc.stdout.strip().splitlines()[-1].split("\t")[-1])
 
 
+def sack_share(capture: Path) -> float | None:
+    """The fraction of packets that carry SACK blocks (None without tcpscope)."""
+    proc = subprocess.run([PY, "-c", SACK_SHARE, str(capture)], capture_output=True, text=True,
+                          timeout=600)
+    if proc.returncode != 0:
+        return None
+    n, sack = map(int, proc.stdout.split())
+    return sack / n if n else 0.0
+
+
 def warm(capture: Path) -> None:
     with open(capture, "rb") as f:
         while f.read(1 << 24):
@@ -313,8 +336,10 @@ def main(argv: list[str] | None = None) -> int:
 
     total = count_packets(args.capture)
     size = args.capture.stat().st_size
-    print(f"{args.capture}: {total:,} packets, {size / 1e6:.1f} MB; "
-          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}", flush=True)
+    sack = sack_share(args.capture)
+    print(f"{args.capture}: {total:,} packets, {size / 1e6:.1f} MB"
+          + (f", {100 * sack:.1f} % with SACK blocks" if sack is not None else "")
+          + f"; {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}", flush=True)
     warm(args.capture)
     results: list[Result] = []
     for row in rows:
@@ -335,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     path = args.json or OUT / f"run-{stamp}.json"
     doc = {
         "capture": str(args.capture), "capture_bytes": size, "packets": total,
+        "sack_share": sack,
         "when": stamp, "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "versions": versions(), "results": [r.__dict__ for r in results],
     }

@@ -10,6 +10,7 @@ sequence table, flags, options and their malformed forms, truncation markers,
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from tcpscope.wire.builder import (
@@ -24,6 +25,24 @@ A = Frame(Ether(), IPv4(src="10.0.0.1", dst="10.0.0.2", id=1),
 B_TO_A = dict(src="10.0.0.2", dst="10.0.0.1")
 A6 = Frame(Ether(), IPv6(src="fd00::1", dst="fd00::2"),
            TCP(sport=40000, dport=5000, flags="S", seq=1000, win=64240))
+
+
+_FRAME_LINE = re.compile(r"^ *(\d+)  ")
+
+
+def listing_frames(text: str) -> dict[int, str]:
+    """A ``-#`` listing (tcpdump's or tcpscope's) -> {frame number: its text}, a packet's
+    continuation lines (``-v``, payload lines) joined to its first line by newlines."""
+    frames: dict[int, str] = {}
+    current = None
+    for line in text.split("\n"):
+        m = _FRAME_LINE.match(line)
+        if m and (current is None or int(m.group(1)) == current + 1):
+            current = int(m.group(1))
+            frames[current] = line[m.end():]
+        elif current is not None and line:
+            frames[current] += "\n" + line
+    return frames
 
 
 def rev(frame: Frame, **tcp) -> Frame:
@@ -158,6 +177,37 @@ CASES: list[Case] = [
         A.with_tcp(flags="A", seq=1001, ack=2, **opts("1e140081" + "0123456789abcdef" + "fedcba9876543210")),
         A.with_tcp(flags="PA", seq=1001, ack=2, **opts("1e142005" + "00000005" + "0000000a" + "00000001" + "0004" + "abcd")).with_payload(b"data"),
         A.with_tcp(flags="A", seq=1005, ack=2, **opts("1e0c7000" + "1122334455667788")),
+    ]),
+    Case("options_every_named_kind", [
+        A.with_tcp(flags="A", ack=1, **opts(h + "01" * (-len(h) // 2 % 4))) for h in (
+            "020405b4", "01030307", "01010402", "0101050a000003e9000003f1", "010106060000002a",
+            "01010706000004d2", "0101080a0000000100000002", "01010b06000000ff", "01010c0600000100",
+            "01010d0600000009", "01011312" + "aa" * 16, "01011404ab07", "01011c048005",
+            "01011d0605070102", "2202", "2206abcdef01", "fe06f9891234", "fe06c0de0102",
+            "01018c0401020000",
+        )
+    ]),
+    Case("options_malformed_lists", [
+        A.with_tcp(flags="A", ack=1, **opts("020405b40203ffff")),            # [len 3] on mss
+        A.with_tcp(flags="A", ack=1, **opts("020405b4080a00000001")),        # TS beyond the header
+        A.with_tcp(flags="A", ack=1, **opts("0101010101010102")),            # kind, no length byte
+        A.with_tcp(flags="A", ack=1, **opts("010101020101")).with_payload(b"\x04"),  # length from the payload
+        cut(A.with_tcp(flags="A", ack=1, **opts("0101080a0000000100000002")), 14 + 20 + 20 + 6),
+        cut(A.with_tcp(flags="A", ack=1, **opts("080a000000010000000201010101")), 14 + 20 + 20 + 5),
+        cut(A.with_tcp(flags="A", ack=1, **opts("01010101")), 14 + 20 + 20 + 2),
+        cut(A.with_tcp(**opts("1e0c0081" + "11" * 8 + "080a0000000100000002")), 14 + 20 + 20 + 16),
+    ]),
+    Case("options_mptcp_on_syn_and_dss", [
+        A.with_tcp(**opts("1e0c0181" + "11" * 8)),
+        A.with_tcp(flags="PA", ack=1, **opts("1e1c201f" + "00000000000000ff" + "0000000000000102" + "00000009" + "0004" + "beef")).with_payload(b"data"),
+    ]),
+    Case("options_sack_absolute", [
+        A, rev(A, flags="SA", seq=5000, ack=1001),
+        A.with_tcp(flags="A", seq=1001, ack=5001, **opts("0101050a000013a1000013b1")),
+    ], flags="-t -S"),
+    Case("ipv6_embedded_ipv4", [
+        Frame(Ether(), IPv6(src=a, dst="::ffff:10.0.0.2"), A6.l4)
+        for a in ("::ffff:10.0.0.1", "::10.0.0.1", "::0.0.0.1", "64:ff9b::10.0.0.1")
     ]),
     Case("truncated_headers", [
         cut(A, 14 + 10),                      # inside the IP header

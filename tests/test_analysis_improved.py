@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from tcpscope.analysis.annotation import FLAG_BIT, flag_names
-from tcpscope.analysis.engine import Analyzer, analyze_file
+from tcpscope.analysis.engine import Analyzer
 from tcpscope.analysis.rules import RULES, RULES_BY_CODE
+from tcpscope.pipeline import analyze
 from tcpscope.wire import dissect_frames
 from tcpscope.wire.builder import IPv4, IPv6
 from tcpscope.wire.options import Mss, Sack, SackPermitted, WindowScale
@@ -215,7 +216,7 @@ def test_improved_differs_only_where_an_improved_rule_fires():
     improved-only rule, or answers a frame that does (a probe's ACK)."""
     for path in corpus_files() + fixture_files():
         try:
-            ws, imp = analyze_file(path, "wireshark"), analyze_file(path, "improved")
+            ws, imp = analyze(path, "wireshark"), analyze(path, "improved")
         except Exception as exc:
             if type(exc).__name__ == "CaptureError":
                 continue

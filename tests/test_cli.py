@@ -56,3 +56,30 @@ def test_standard_input(tmp_path: Path):
     res = tcpscope("read", "-c", "3", "-", stdin=data)
     assert res.returncode == 0, res.stderr
     assert res.stdout.decode().count("\n") == 3
+
+
+@pytest.mark.parametrize("args", [
+    ("explain", "--stream", "7"), ("ladder", "--stream", "7"), ("follow", "--stream", "7"),
+])
+def test_a_missing_stream_is_one_line_naming_the_file_and_exit_1(args: tuple[str, ...]):
+    with demo_capture() as path:
+        res = tcpscope(args[0], str(path), *args[1:])
+    err = res.stderr.decode()
+    assert res.returncode == 1
+    assert err.count("\n") == 1 and err.startswith(f"tcpscope: {path}: no TCP stream 7"), err
+    assert "KeyError" not in err and "Traceback" not in err
+
+
+def test_the_lab_names_the_programs_it_misses_before_it_starts(tmp_path: Path):
+    """With nothing on PATH, `lab run` says in one line what is missing and starts nothing."""
+    import os
+
+    from tcpscope.cli.lab import LAB_PROGRAMS, UNPRIVILEGED_LAB_PROGRAMS
+
+    res = subprocess.run([sys.executable, "-m", "tcpscope", "lab", "run", "handshake"],
+                         capture_output=True, timeout=120, env={**os.environ, "PATH": str(tmp_path)})
+    err = res.stderr.decode()
+    assert res.returncode == 1 and res.stdout == b""
+    assert err.count("\n") == 1 and err.startswith("tcpscope: lab: ")
+    expected = LAB_PROGRAMS if os.geteuid() == 0 else UNPRIVILEGED_LAB_PROGRAMS
+    assert all(p in err for p in expected), err

@@ -314,11 +314,11 @@ def engine_view(path: Path, mode: str) -> tuple[dict[int, set[str]], dict[int, s
     """tcpscope's flags per frame, the rule identifiers behind them, and the iRTT."""
     try:
         from tcpscope.analysis.annotation import FLAG_BIT, flag_names
-        from tcpscope.analysis.engine import analyze_file
         from tcpscope.analysis.rules import RULES_BY_CODE
+        from tcpscope.pipeline import analyze
     except ImportError as exc:  # until the engine lands
         pytest.skip(f"tcpscope's analysis engine is not importable yet: {exc}")
-    a = analyze_file(path, mode)
+    a = analyze(path, mode)
     flags, rules = {}, {}
     for frame, bits, codes in zip(a.frames, a.annotations["flags"], a.annotations["rule"]):
         names = set(flag_names(int(bits)))

@@ -99,6 +99,23 @@ def test_non_tcp_rows_are_skipped_and_empty_batches_are_empty():
         format_batch(recs, ann[:1], np.zeros(2, np.int64))
 
 
+def test_flag_letters_are_wire_texts():
+    """The native writer spells all 512 flag values as wire/text.py does (tcpflags.h)."""
+    from tcpscope.analysis.annotation import ANNOTATION_DTYPE
+    from tcpscope.wire.text import FLAGS_TEXT
+    from tests.analysis_helpers import tcp_record
+
+    recs = np.repeat(tcp_record(), 512)
+    recs["tcp_flags"] = np.arange(512)
+    ann = np.zeros(512, ANNOTATION_DTYPE)
+    ann["win_scale"] = -1
+    ts = np.zeros(512, np.int64)
+    rows = [json.loads(line) for line in format_batch(recs, ann, ts).splitlines()]
+    assert [r["flags"] for r in rows] == list(FLAGS_TEXT)
+    rows = list(csv.DictReader(io.StringIO(format_batch(recs, ann, ts, "csv", header=True).decode())))
+    assert [r["flags"] for r in rows] == list(FLAGS_TEXT)
+
+
 def test_cli_packets(tmp_path):
     path = scenario(tmp_path)
     runner = CliRunner()

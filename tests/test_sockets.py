@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tcpscope.capture.sockets import (
+from tcpscope.kernel.sockets import (
     STATES,
     KernelSocket,
     parse_line,

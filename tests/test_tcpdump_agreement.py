@@ -21,7 +21,6 @@ import gzip
 import io
 import lzma
 import os
-import re
 import subprocess
 import time
 import warnings
@@ -32,13 +31,14 @@ import numpy as np
 import pytest
 
 from conftest import CORPUS, corpus_files, fixture_files, require_tool
+from read_cases import listing_frames
 
 from tcpscope.capture.errors import CaptureError
-from tcpscope.capture.reader import open_capture
+from tcpscope.capture import open_capture
 from tcpscope.capture.writer import PcapngWriter
 from tcpscope.wire.linktypes import linktype_name
-from tcpscope.present.tcpdump import Listing, TcpdumpOptions
-from tcpscope.wire.dissect import dissect_batch
+from tcpscope import pipeline
+from tcpscope.present.tcpdump import TcpdumpListing, TcpdumpOptions
 from tcpscope.wire.record import KIND
 
 pytestmark = pytest.mark.oracle
@@ -66,23 +66,6 @@ KNOWN_DIFFERENCES: list[tuple[str, int, frozenset[str], str]] = [
     ("the-tcpdump-group__timestamp_invalid_nano.pcap", 3, _ALL,
      "pcap record with a nanosecond fraction >= 10^9 (see frame 2)"),
 ]
-
-_FRAME_LINE = re.compile(r"^ *(\d+)  ")
-
-
-def _frames(text: str) -> dict[int, str]:
-    """tcpdump -# output -> {frame: text with continuation lines joined by newlines}."""
-    frames: dict[int, str] = {}
-    current = None
-    for line in text.split("\n"):
-        m = _FRAME_LINE.match(line)
-        if m and (current is None or int(m.group(1)) == current + 1):
-            current = int(m.group(1))
-            frames[current] = line[m.end():]
-        elif current is not None and line:
-            frames[current] += "\n" + line
-    return frames
-
 
 def _decompressed(path: Path, tmp: Path) -> Path:
     """tcpdump reads no compressed files: a plain copy for it (cached per session)."""
@@ -115,19 +98,27 @@ def _options(flags: list[str]) -> TcpdumpOptions:
                           number=True)
 
 
+class _TcpFrames:
+    """A pipeline consumer that notes the frames the dissector calls TCP."""
+
+    def __init__(self) -> None:
+        self.frames: set[int] = set()
+
+    def feed(self, chunk: pipeline.Chunk) -> None:
+        tcp = np.flatnonzero(chunk.records["kind"] == KIND["TCP"]) + chunk.batch.first_frame
+        self.frames.update(tcp.tolist())
+
+    def finish(self, result: pipeline.Result) -> None:
+        pass
+
+
 def _tcpscope(path: Path, flag_sets: dict[str, list[str]]) -> tuple[dict[str, str], set[int]]:
-    """tcpscope's listing per flag set, and the frames its dissector calls TCP."""
-    listings = {name: Listing(_options(flags)) for name, flags in flag_sets.items()}
-    texts: dict[str, list[str]] = {name: [] for name in flag_sets}
-    tcp: set[int] = set()
-    with open_capture(path) as reader:
-        for batch in reader:
-            records = dissect_batch(batch)
-            frames = np.flatnonzero(records["kind"] == KIND["TCP"]) + batch.first_frame
-            tcp.update(frames.tolist())
-            for name, listing in listings.items():
-                texts[name].append(listing.format_batch(batch, records))
-    return {name: "".join(parts) for name, parts in texts.items()}, tcp
+    """tcpscope's listing per flag set (one run of the pipeline), and the frames it calls TCP."""
+    outs = {name: io.StringIO() for name in flag_sets}
+    listings = [TcpdumpListing(_options(flags), outs[name]) for name, flags in flag_sets.items()]
+    tcp = _TcpFrames()
+    pipeline.run(path, [*listings, tcp], pipeline.Options(analyse=False, states=False))
+    return {name: out.getvalue() for name, out in outs.items()}, tcp.frames
 
 
 def _split_by_linktype(path: Path, tmp: Path) -> list[Path]:
@@ -206,8 +197,8 @@ def agreement(tmp_path_factory) -> Agreement:
             return False
         plain = _decompressed(path, tmp)
         for name, flags in FLAG_SETS.items():
-            theirs = _frames(_tcpdump(tcpdump, plain, flags))
-            mine = _frames(ours[name])
+            theirs = listing_frames(_tcpdump(tcpdump, plain, flags))
+            mine = listing_frames(ours[name])
             res = results[name][label] = FileResult()
             for frame in sorted(tcp):
                 if frame not in theirs:

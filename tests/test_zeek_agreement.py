@@ -11,11 +11,10 @@ reason (docs/differences.md, "Zeek (conns)"), so a new one fails.
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from tcpscope.analysis.engine import iter_file
 from tcpscope.analysis.zeek import TCP_EXCESSIVE_DATA_WITHOUT_FURTHER_ACKS, ZeekTracker
+from tcpscope.pipeline import Options, Pipeline
 
 from zeek_baselines import CASES, EXCLUDED, FILES, ZEEK, Case, baseline_rows
 
@@ -53,8 +52,8 @@ def _ours(case: Case) -> list[dict]:
         report_gaps_for_partial=case.report_gaps_for_partial,
         excessive_data_without_further_acks=case.options.get(
             "excessive_data", TCP_EXCESSIVE_DATA_WITHOUT_FURTHER_ACKS))
-    for batch, rec, ann in iter_file(FILES / case.capture):
-        ts = np.asarray(batch.ts_ns)
+    for chunk in Pipeline([], Options(states=False)).read(FILES / case.capture):
+        rec, ann, ts = chunk.records, chunk.annotations, chunk.ts_ns
         if case.port_filter is not None:  # the run's BPF "port N"
             keep = (rec["sport"] == case.port_filter) | (rec["dport"] == case.port_filter)
             rec, ann, ts = rec[keep], ann[keep], ts[keep]

@@ -127,14 +127,13 @@ def _ns(text: str) -> int:
 def ours(path: Path, mode: str = "wireshark") -> dict[int, dict[str, object]]:
     """The engine's values per frame number, in tshark's terms."""
     from tcpscope.analysis.annotation import FLAG_BIT
-    from tcpscope.analysis.engine import iter_file
-
     from tcpscope.capture.errors import CaptureError
+    from tcpscope.pipeline import Options, Pipeline
 
     rows: dict[int, dict[str, object]] = {}
     try:
-        for _batch, records, ann in iter_file(path, mode):
-            _collect(rows, ann, FLAG_BIT)
+        for chunk in Pipeline([], Options(mode=mode, states=False)).read(path):
+            _collect(rows, chunk.annotations, FLAG_BIT)
     except CaptureError:
         pass  # a format tcpscope does not read: every tshark frame disagrees
     return rows

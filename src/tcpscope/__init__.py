@@ -3,10 +3,14 @@
 The Python API mirrors the command line:
 
     >>> import tcpscope
-    >>> with tcpscope.open_capture("trace.pcap") as cap:
-    ...     for batch in cap:                      # columnar FrameBatch objects
-    ...         records = tcpscope.dissect_batch(batch)   # numpy structured array
-    >>> a = tcpscope.analyze("trace.pcap")         # records + annotations + connections
+    >>> a = tcpscope.analyze("trace.pcap")       # every row: records, annotations, states
+    >>> from tcpscope.pipeline import Options, Pipeline
+    >>> pipe = Pipeline([], Options(mode="improved"))
+    >>> for chunk in pipe.read("big.pcap"):      # a batch at a time: bounded memory
+    ...     chunk.records, chunk.annotations, chunk.life
+    >>> pipe.result.analyzer.connection_dicts()
+
+See README.md ("Python API") and tcpscope/pipeline.py.
 """
 from __future__ import annotations
 
@@ -20,8 +24,9 @@ if TYPE_CHECKING:
     from tcpscope.analysis.engine import Analysis
 
 
-def analyze(path, mode: str = "wireshark") -> Analysis:
-    """Read, dissect and analyse a whole capture: see tcpscope.analysis.analyze_file."""
-    from tcpscope.analysis.engine import analyze_file  # imported here: the CLI starts faster
+def analyze(source, mode: str = "wireshark") -> Analysis:
+    """Read, dissect and analyse a whole capture (a path, "-" or a binary file) into one
+    `Analysis`: see tcpscope.pipeline.analyze."""
+    from tcpscope.pipeline import analyze  # imported here: the CLI starts faster
 
-    return analyze_file(path, mode)
+    return analyze(source, mode)

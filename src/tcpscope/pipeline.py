@@ -11,28 +11,53 @@ This is the only place, besides `capture/` and the CLI, that opens input.
 What a consumer needs decides how far a batch goes: `Options.analyse` (the
 engine's annotations and connection table) and `Options.states` (both
 endpoints' states and the lifecycle) can be switched off for consumers that
-only list frames. Memory is one batch plus the state of active connections.
+only list frames, and `Options.summaries` (the lifecycle's per-connection
+counts) for consumers that need only the per-row states. Memory is one batch
+plus the state of active connections.
+
+Three ways to drive the loop, all the same loop (`Pipeline.feed`):
+
+- `run(source, consumers, options)`: read a capture, push every chunk to the
+  consumers (every command);
+- `Pipeline(consumers, options).read(source)`: the same, yielding each chunk
+  after the consumers had it, for a caller that wants a loop of its own (a
+  notebook, a test); the result is ``pipe.result`` once the loop ends;
+- `Pipeline.feed(batch)` / `Pipeline.finish()`: batches that arrive one by one
+  (live capture).
+
+`analyze(source, mode)` (``tcpscope.analyze``) keeps every row of a capture in
+one `Analysis` (`Collect` does it for any consumer list). A consumer that is
+asked for a stream the input does not have raises `StreamNotFound`, which the
+CLI turns into one line and exit code 1. A consumer that has all it wants
+(``read -c N``) raises `StopRun` from `feed`: the run reads no further.
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
-from .analysis.engine import Analyzer
+from .analysis.annotation import ANNOTATION_DTYPE
+from .analysis.engine import Analysis, Analyzer
 from .analysis.lifecycle import LifecycleBatch, LifecycleTracker
 from .capture import open_capture
 from .capture.batch import FrameBatch
 from .capture.errors import Damage
 from .wire.dissect import dissect_batch
+from .wire.record import RECORD_DTYPE
 
-__all__ = ["Chunk", "Consumer", "Options", "Pipeline", "Result", "run", "Source", "source_name"]
+__all__ = ["Chunk", "Collect", "Consumer", "Options", "Pipeline", "Result", "Source",
+           "StopRun", "StreamNotFound", "analyze", "run", "source_name"]
 
 #: What `run` reads: a path, ``"-"`` for standard input, or an open binary file.
 Source = str | os.PathLike | BinaryIO
+
+
+class StreamNotFound(LookupError):
+    """The input has no TCP stream with the number asked for (the message says which)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +67,8 @@ class Options:
     mode: str = "wireshark"
     analyse: bool = True       #: run the engine (annotations, connections)
     states: bool = True        #: run the lifecycle tracker (needs analyse)
+    #: the tracker counts packets, bytes and flags per connection (its `lifecycles()`)
+    summaries: bool = True
     #: which streams keep their full list of transitions (True: all; a set; a predicate)
     keep_transitions: Any = True
 
@@ -61,8 +88,14 @@ class Chunk:
         return np.asarray(self.batch.ts_ns, dtype=np.int64)
 
 
+class StopRun(Exception):
+    """Raised by a consumer's `feed` when it wants no more input. The other consumers
+    still get that chunk; then `run` stops reading and finishes as usual."""
+
+
 class Consumer(Protocol):
-    """What `run` feeds. ``finish`` is called once, after the last chunk."""
+    """What `run` feeds. ``finish`` is called once, after the last chunk; ``feed`` may
+    raise `StopRun`."""
 
     def feed(self, chunk: Chunk) -> None: ...
 
@@ -98,9 +131,11 @@ class Pipeline:
         self.consumers = list(consumers)
         self.options = options
         analyzer = Analyzer(options.mode) if options.analyse else None
-        tracker = (LifecycleTracker(keep_transitions=options.keep_transitions)
+        tracker = (LifecycleTracker(keep_transitions=options.keep_transitions,
+                                    summaries=options.summaries)
                    if options.analyse and options.states else None)
         self.result = Result(name, analyzer=analyzer, tracker=tracker)
+        self.stopped = False   #: a consumer raised StopRun: feed no more batches
 
     def feed(self, batch: FrameBatch) -> Chunk:
         """Dissect and analyse one batch and hand it to every consumer."""
@@ -113,7 +148,10 @@ class Pipeline:
                 life = res.tracker.feed(records, ann, np.asarray(batch.ts_ns, dtype=np.int64))
         chunk = Chunk(batch, records, ann, life, res.rows)
         for c in self.consumers:
-            c.feed(chunk)
+            try:
+                c.feed(chunk)
+            except StopRun:
+                self.stopped = True
         res.rows += len(records)
         return chunk
 
@@ -126,6 +164,19 @@ class Pipeline:
             c.finish(self.result)
         return self.result
 
+    def read(self, source: Source) -> Iterator[Chunk]:
+        """Read `source` through the pipeline, yielding each chunk once the consumers
+        had it, until the input ends or a consumer raised `StopRun`; `finish` runs after
+        the last one (not when the caller leaves the loop early)."""
+        self.result.name = source_name(source)
+        with open_capture(source) as cap:
+            for batch in cap:
+                yield self.feed(batch)
+                if self.stopped:
+                    break
+            damage, counters = cap.damage, cap.counters
+        self.finish(damage, counters)
+
 
 def run(source: Source, consumers: Iterable[Consumer], options: Options = Options(), *,
         on_batch: Callable[[int], None] | None = None) -> Result:
@@ -133,11 +184,85 @@ def run(source: Source, consumers: Iterable[Consumer], options: Options = Option
 
     `on_batch(frames)` is called after each batch (for a progress display).
     """
-    pipe = Pipeline(consumers, options, name=source_name(source))
-    with open_capture(source) as cap:
-        for batch in cap:
-            pipe.feed(batch)
-            if on_batch is not None:
-                on_batch(len(batch))
-        damage, counters = cap.damage, cap.counters
-    return pipe.finish(damage, counters)
+    pipe = Pipeline(consumers, options)
+    for chunk in pipe.read(source):
+        if on_batch is not None:
+            on_batch(len(chunk.records))
+    return pipe.result
+
+
+class Collect:
+    """A consumer that keeps rows in one `Analysis`: every row, or those `select(chunk)`
+    picks (row indexes into the chunk). Needs the analysis and the states; the
+    lifecycles are there when the tracker keeps summaries."""
+
+    def __init__(self, select: Callable[[Chunk], np.ndarray] | None = None) -> None:
+        self.select = select
+        self.analysis: Analysis | None = None  #: set by `finish`
+        self._parts: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("records", "annotations", "ts_ns", "frames", "iface", "client",
+                            "server")}
+        self._events: dict[int, tuple[str, ...]] = {}
+        self._kept = 0
+
+    def feed(self, chunk: Chunk) -> None:
+        if chunk.annotations is None or chunk.life is None:
+            raise ValueError("Collect needs Options(analyse=True, states=True)")
+        idx = None if self.select is None else self.select(chunk)
+        batch, life = chunk.batch, chunk.life
+        columns = {
+            "records": chunk.records, "annotations": chunk.annotations, "ts_ns": chunk.ts_ns,
+            "frames": batch.frame_numbers, "iface": np.asarray(batch.iface, dtype=np.uint16),
+            "client": life.client, "server": life.server,
+        }
+        if idx is None:
+            for key, col in columns.items():
+                self._parts[key].append(col)
+            self._events.update((self._kept + row, ev) for row, ev in sorted(life.events.items()))
+            self._kept += len(chunk.records)
+            return
+        if not idx.size:
+            return
+        for key, col in columns.items():
+            self._parts[key].append(col[idx])
+        pos = {int(row): self._kept + k for k, row in enumerate(idx.tolist())}
+        self._events.update((pos[row], ev) for row, ev in sorted(life.events.items())
+                            if row in pos)
+        self._kept += int(idx.size)
+
+    def finish(self, result: Result) -> None:
+        an, tracker = result.analyzer, result.tracker
+        if an is None or tracker is None:
+            raise ValueError("Collect needs Options(analyse=True, states=True)")
+
+        def cat(key: str, dtype: Any) -> np.ndarray:
+            parts = self._parts[key]
+            return np.concatenate(parts).astype(dtype, copy=False) if parts else \
+                np.empty(0, dtype=dtype)
+
+        self.analysis = Analysis(
+            path=result.name, mode=an.mode,
+            records=cat("records", RECORD_DTYPE), annotations=cat("annotations", ANNOTATION_DTYPE),
+            ts_ns=cat("ts_ns", np.int64), frames=cat("frames", np.int64),
+            iface=cat("iface", np.uint16), connections=an.connections().copy(), stats=an.stats(),
+            client_state=cat("client", np.uint8), server_state=cat("server", np.uint8),
+            events=self._events,
+            lifecycles=tracker.lifecycles() if tracker.summaries else {},
+        )
+
+
+def analyze(source: Source, mode: str = "wireshark") -> Analysis:
+    """Read, dissect and analyse a whole capture into one `Analysis` (it holds every row:
+    for notebooks and tests; commands stream with `run`).
+
+    Example::
+
+        a = tcpscope.analyze("trace.pcap")
+        a.annotations["flags"], a.connection_dicts()
+        a.client_state, a.server_state, a.events   # endpoint states after each row
+        a.lifecycles[0].handshake, a.lifecycles[0].transitions
+    """
+    collect = Collect()
+    run(source, [collect], Options(mode=mode))
+    assert collect.analysis is not None
+    return collect.analysis

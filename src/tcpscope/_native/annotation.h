@@ -1,5 +1,5 @@
 /*
- * annotation.h -- what the analysis engine (analysis/_engine.c) says about
+ * annotation.h -- what the analysis engine (analysis/_engine/) says about
  * each frame, and about each connection.
  *
  * One `tcps_annotation` per input record (non-TCP rows have stream = -1), and

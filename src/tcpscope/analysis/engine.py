@@ -13,8 +13,9 @@ done by the native ``_engine`` module::
         ann = an.feed(records, batch.ts_ns, batch.frame_numbers, batch.iface)
     an.connections()          # one row per tcp.stream, at any time
 
-For notebooks, `analyze_file` (also ``tcpscope.analyze``) reads a whole file
-into one `Analysis`. See docs/analysis.md.
+Reading files is the pipeline's job (tcpscope/pipeline.py); for notebooks,
+``tcpscope.analyze(path)`` reads a whole file into one `Analysis`. See
+docs/analysis.md.
 
 Modes:
   ``"wireshark"``: exactly what tshark 4.0 prints (tcp.stream, tcp.seq/ack,
@@ -27,10 +28,8 @@ Modes:
 """
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,7 +41,7 @@ from .connections import connection_dicts
 if TYPE_CHECKING:
     from .lifecycle import Lifecycle
 
-__all__ = ["Analyzer", "Analysis", "MODES", "analyze_file", "iter_file"]
+__all__ = ["Analyzer", "Analysis", "MODES"]
 
 #: The analysis modes and their engine numbers.
 MODES = {"wireshark": _engine.MODE_WIRESHARK, "improved": _engine.MODE_IMPROVED}
@@ -147,70 +146,3 @@ class Analysis:
 
     def connection_dicts(self) -> list[dict[str, Any]]:
         return connection_dicts(self.connections)
-
-
-def iter_file(
-    source: str | os.PathLike | BinaryIO, mode: str = "wireshark", analyzer: Analyzer | None = None
-) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
-    """Read, dissect and analyse a capture batch by batch: yields (batch, records, annotations).
-
-    Memory stays bounded by one batch plus the engine's per-connection state.
-    """
-    from ..capture import open_capture
-    from ..wire import dissect_batch
-
-    an = analyzer if analyzer is not None else Analyzer(mode)
-    with open_capture(source) as cap:
-        for batch in cap:
-            records = dissect_batch(batch)
-            ann = an.feed(records, batch.ts_ns, batch.frame_numbers, batch.iface)
-            yield batch, records, ann
-
-
-def analyze_file(source: str | os.PathLike | BinaryIO, mode: str = "wireshark") -> Analysis:
-    """Read, dissect and analyse a whole capture (for notebooks; it holds every row).
-
-    Example::
-
-        a = tcpscope.analyze("trace.pcap")
-        a.annotations["flags"], a.connection_dicts()
-        a.client_state, a.server_state, a.events   # endpoint states after each row
-        a.lifecycles[0].handshake, a.lifecycles[0].transitions
-    """
-    from .lifecycle import LifecycleTracker
-
-    an = Analyzer(mode)
-    tracker = LifecycleTracker()
-    recs, anns, ts, frames, ifaces, cst, sst = [], [], [], [], [], [], []
-    events: dict[int, tuple[str, ...]] = {}
-    offset = 0
-    for batch, records, ann in iter_file(source, mode, an):
-        recs.append(records)
-        anns.append(ann)
-        ts.append(np.asarray(batch.ts_ns, dtype=np.int64))
-        frames.append(batch.frame_numbers)
-        ifaces.append(np.asarray(batch.iface, dtype=np.uint16))
-        life = tracker.feed(records, ann, ts[-1])
-        cst.append(life.client)
-        sst.append(life.server)
-        events.update((offset + row, ev) for row, ev in sorted(life.events.items()))
-        offset += len(records)
-
-    def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
-        return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
-
-    return Analysis(
-        path=os.fspath(source) if not hasattr(source, "read") else "<stream>",
-        mode=mode,
-        records=cat(recs, RECORD_DTYPE),
-        annotations=cat(anns, ANNOTATION_DTYPE),
-        ts_ns=cat(ts, np.int64),
-        frames=cat(frames, np.int64),
-        iface=cat(ifaces, np.uint16),
-        connections=an.connections().copy(),
-        stats=an.stats(),
-        client_state=cat(cst, np.uint8),
-        server_state=cat(sst, np.uint8),
-        events=events,
-        lifecycles=tracker.lifecycles(),
-    )

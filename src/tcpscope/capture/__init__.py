@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from tcpscope.capture.batch import Frame, FrameBatch, Interface
 from tcpscope.capture.errors import CaptureError, Damage
-from tcpscope.capture.reader import CaptureReader, open_capture
+from tcpscope.capture.opener import open_capture
+from tcpscope.capture.reader import CaptureReader
 from tcpscope.capture.writer import PcapngWriter, PcapWriter, write_pcap, write_pcapng
 
 __all__ = [

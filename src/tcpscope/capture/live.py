@@ -24,13 +24,12 @@ cannot start says why on standard error too; that becomes a `LiveCaptureError`
 whose ``kind`` tells the CLI what to print (``privilege``, ``no_device``,
 ``filter``, ``helper_missing``, ``helper_failed``).
 
-`EpbFileWriter` saves what was read as pcapng (Enhanced Packet Blocks built a
-whole batch at a time with numpy, flushed after every batch so the file can be
-read while it grows), with an Interface Statistics Block carrying the drop
-counters at the end.
+What was read is saved with the pcapng writer (writer.py: `PcapngWriter`
+in place, `write_batch`, `write_statistics` for the drop counters).
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import select
@@ -42,20 +41,17 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
 
 import numpy as np
 
 from tcpscope.capture import _scan
 from tcpscope.capture.batch import FrameBatch, Interface
 from tcpscope.capture.errors import CaptureError
-from tcpscope.capture.pcap import LENGTHS_AS_STORED, RECORD_HEADER_SIZE, caplen_limit
-from tcpscope.capture.reader import PCAP_MAGICS, _Columns
-from tcpscope.capture.writer import BT_EPB, PcapngWriter
+from tcpscope.capture.pcap import LENGTHS_AS_STORED, PCAP_MAGICS, RECORD_HEADER_SIZE, caplen_limit
+from tcpscope.capture.reader import ScanColumns
 
 __all__ = [
     "CaptureStats",
-    "EpbFileWriter",
     "LiveCapture",
     "LiveCaptureError",
     "helper_command",
@@ -83,7 +79,6 @@ DEFAULT_BATCH_FRAMES = 8192
 # many have piled up: low latency for a person, big batches at high rates.
 DEFAULT_LATENCY = 0.005
 COALESCE_BYTES = 256 * 1024
-F_SETPIPE_SZ = 1031  # fcntl.h; not exported by Python's fcntl before 3.10 on every libc
 PCAP_FILE_HEADER = 24
 
 _STAT_PATTERNS = {
@@ -200,7 +195,7 @@ class LiveCapture:
         self._cmd = list(command) if command is not None else helper_command(
             iface, filter_words, snaplen=snaplen, buffer_kib=buffer_kib, count=count,
             netns=netns, tcpdump=tcpdump)
-        self._columns = _Columns(max(1, int(batch_frames)))
+        self._columns = ScanColumns(max(1, int(batch_frames)))
         self._native_counters = np.zeros(len(_scan.COUNTER_NAMES), np.int64)
         self._buf = b""
         self._pos = 0
@@ -218,14 +213,12 @@ class LiveCapture:
     def _start(self) -> None:
         exe = self._cmd[0]
         if shutil.which(exe) is None:
-            hint = "apt-get install iproute2" if exe == "ip" else f"apt-get install {exe}"
             raise LiveCaptureError.make(self.iface, "helper_missing",
-                                        f"{exe} is not installed ({hint})")
+                                        f"{exe} is not installed (or not on PATH); "
+                                        "scripts/setup installs what tcpscope runs")
         rfd, wfd = os.pipe()
         try:
-            import fcntl
-
-            fcntl.fcntl(wfd, F_SETPIPE_SZ, PIPE_SIZE)
+            fcntl.fcntl(wfd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         except OSError:
             pass  # a smaller pipe still works, it just absorbs less
         try:
@@ -238,8 +231,6 @@ class LiveCapture:
             os.close(wfd)
             raise LiveCaptureError.make(self.iface, "helper_failed",
                                         f"cannot start {exe}: {exc.strerror or exc}") from None
-        finally:
-            pass
         os.close(wfd)
         self._fd = rfd
         self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True,
@@ -447,120 +438,3 @@ class LiveCapture:
                           origlen=np.empty(0, np.uint32), ts_ns=np.empty(0, np.int64),
                           iface=np.empty(0, np.uint16), linktype=np.empty(0, np.uint16),
                           first_frame=self._next_frame)
-
-
-# ---------------------------------------------------------------------------
-# Saving: pcapng, a batch at a time
-# ---------------------------------------------------------------------------
-
-BT_ISB = 0x00000005
-ISB_STARTTIME, ISB_ENDTIME, ISB_IFRECV, ISB_IFDROP, ISB_OSDROP = 2, 3, 4, 5, 7
-EPB_HEADER = 28  # type, total length, interface, ts high, ts low, caplen, origlen
-
-
-def encode_epbs(batch: FrameBatch, iface: int = 0) -> bytes:
-    """Every frame of `batch` as little-endian Enhanced Packet Blocks, ns timestamps.
-
-    Built with numpy for the whole batch (no Python per frame): headers are
-    scattered into a uint32 view, packet bytes gathered with one index array.
-    """
-    n = len(batch)
-    if n == 0:
-        return b""
-    caplen = batch.caplen.astype(np.int64)
-    padded = (caplen + 3) & ~3
-    total = EPB_HEADER + padded + 4
-    starts = np.zeros(n, np.int64)
-    np.cumsum(total[:-1], out=starts[1:])
-    size = int(starts[-1] + total[-1])
-    out = np.zeros(size, np.uint8)
-    words = out.view("<u4")
-    w = starts // 4
-    ts = batch.ts_ns.astype(np.int64).view(np.uint64)
-    words[w] = BT_EPB
-    words[w + 1] = total
-    words[w + 2] = iface
-    words[w + 3] = (ts >> np.uint64(32)).astype(np.uint32)
-    words[w + 4] = (ts & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-    words[w + 5] = caplen
-    words[w + 6] = batch.origlen
-    words[(starts + total) // 4 - 1] = total
-    nbytes = int(caplen.sum())
-    if nbytes:
-        src = np.frombuffer(batch.data, np.uint8)
-        first = np.zeros(n, np.int64)
-        np.cumsum(caplen[:-1], out=first[1:])
-        within = np.arange(nbytes, dtype=np.int64) - np.repeat(first, caplen)
-        out[np.repeat(starts + EPB_HEADER, caplen) + within] = \
-            src[np.repeat(batch.offset.astype(np.int64), caplen) + within]
-    return out.tobytes()
-
-
-class EpbFileWriter:
-    """Save live frames as pcapng as they come (tcpscope, tcpdump and Wireshark read it).
-
-    The file is written in place (not renamed at the end, unlike the file
-    writers) and flushed after every batch, so it can be read while it grows
-    and survives an abrupt end up to the last batch. `close` adds an Interface
-    Statistics Block with the helper's counters (Wireshark shows the drops).
-    """
-
-    def __init__(self, target: str | os.PathLike | BinaryIO, interface: Interface) -> None:
-        if isinstance(target, (str, os.PathLike)):
-            self._file: BinaryIO = open(target, "wb")  # noqa: SIM115 - closed in close()
-            self._owned = True
-        else:
-            self._file = target
-            self._owned = False
-        self._writer = PcapngWriter(self._file, byteorder="<", userappl="tcpscope live")
-        self._iface = self._writer.add_interface(
-            interface.linktype, interface.name, tsresol_exp=9, tsresol_base=10,
-            snaplen=interface.snaplen)
-        self._file.flush()
-        self.frames = 0
-        self.first_ts: int | None = None
-        self.last_ts: int | None = None
-
-    def write_batch(self, batch: FrameBatch) -> None:
-        if not len(batch):
-            return
-        self._file.write(encode_epbs(batch, self._iface))
-        self._file.flush()
-        self.frames += len(batch)
-        if self.first_ts is None:
-            self.first_ts = int(batch.ts_ns[0])
-        self.last_ts = int(batch.ts_ns[-1])
-
-    def close(self, stats: CaptureStats | None = None) -> None:
-        if self._file.closed:
-            return
-        if stats is not None:
-            self._write_isb(stats)
-        self._writer.close()
-        if self._owned:
-            self._file.close()
-
-    def _write_isb(self, stats: CaptureStats) -> None:
-        ts = self.last_ts if self.last_ts is not None else time.time_ns()
-        options = b""
-
-        def opt(code: int, value: bytes) -> bytes:
-            return struct.pack("<HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
-
-        def ts_words(t: int) -> bytes:
-            return struct.pack("<II", (t >> 32) & 0xFFFFFFFF, t & 0xFFFFFFFF)
-
-        if self.first_ts is not None:
-            options += opt(ISB_STARTTIME, ts_words(self.first_ts))
-            options += opt(ISB_ENDTIME, ts_words(ts))
-        if stats.received_by_filter is not None:
-            options += opt(ISB_IFRECV, struct.pack("<Q", stats.received_by_filter))
-        if stats.dropped_by_interface is not None:
-            options += opt(ISB_IFDROP, struct.pack("<Q", stats.dropped_by_interface))
-        if stats.dropped_by_kernel is not None:
-            options += opt(ISB_OSDROP, struct.pack("<Q", stats.dropped_by_kernel))
-        if options:
-            options += struct.pack("<HH", 0, 0)
-        body = struct.pack("<I", self._iface) + ts_words(ts) + options
-        self._writer.write_block(BT_ISB, body)
-        self._file.flush()

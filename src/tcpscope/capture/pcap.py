@@ -26,6 +26,16 @@ from tcpscope.capture.errors import CaptureError
 from tcpscope.capture.reader import CaptureReader
 from tcpscope.capture.source import Source
 
+# The magic numbers (the file's first 4 bytes): format, byte order, nanosecond timestamps.
+PCAP_MAGICS: dict[bytes, tuple[str, str, bool]] = {
+    b"\xd4\xc3\xb2\xa1": ("pcap", "<", False),
+    b"\xa1\xb2\xc3\xd4": ("pcap", ">", False),
+    b"\x4d\x3c\xb2\xa1": ("pcap", "<", True),
+    b"\xa1\xb2\x3c\x4d": ("pcap", ">", True),
+    b"\x34\xcd\xb2\xa1": ("pcap-modified", "<", False),
+    b"\xa1\xb2\xcd\x34": ("pcap-modified", ">", False),
+}
+
 FILE_HEADER_SIZE = 24
 RECORD_HEADER_SIZE = 16
 MODIFIED_RECORD_HEADER_SIZE = 24

@@ -27,6 +27,8 @@ from tcpscope.capture.reader import CaptureReader
 from tcpscope.capture.source import Source
 
 BT_SHB = 0x0A0D0D0A
+#: The file's first 4 bytes: a Section Header Block's type, the same in both byte orders.
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 BT_IDB = 0x00000001
 BT_SPB = 0x00000003
 

@@ -1,4 +1,4 @@
-"""`open_capture`: the one way into a capture file, and the reader machinery.
+"""The reader machinery the format readers (pcap.py, pcapng.py) share.
 
 A `CaptureReader` reads its (decompressed) stream in chunks of `chunk_size`
 bytes, lets the native scanner (``_scan``) find the records in each chunk, and
@@ -14,16 +14,15 @@ the file inside a record): every frame before it has been yielded, and
 """
 from __future__ import annotations
 
-import os
 from types import TracebackType
-from typing import BinaryIO, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from tcpscope.capture import _scan
 from tcpscope.capture.batch import FrameBatch, Interface
-from tcpscope.capture.errors import CaptureError, Damage
-from tcpscope.capture.source import Source, hex_prefix, open_source, unsupported_format
+from tcpscope.capture.errors import Damage
+from tcpscope.capture.source import Source
 
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
 # At most this many frames per batch (several batches may share one chunk).
@@ -33,20 +32,8 @@ MIN_CHUNK_SIZE = 64
 # opening a tiny capture does not cost a chunk-sized allocation.
 FIRST_READ_SIZE = 64 * 1024
 
-# Magic numbers of the capture formats (as they appear in the first 4 bytes).
-PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
-PCAP_MAGICS: dict[bytes, tuple[str, str, bool]] = {
-    # bytes: (format, byte order, nanosecond timestamps)
-    b"\xd4\xc3\xb2\xa1": ("pcap", "<", False),
-    b"\xa1\xb2\xc3\xd4": ("pcap", ">", False),
-    b"\x4d\x3c\xb2\xa1": ("pcap", "<", True),
-    b"\xa1\xb2\x3c\x4d": ("pcap", ">", True),
-    b"\x34\xcd\xb2\xa1": ("pcap-modified", "<", False),
-    b"\xa1\xb2\xcd\x34": ("pcap-modified", ">", False),
-}
 
-
-class _Columns:
+class ScanColumns:
     """Scratch output columns the scanner fills; copied out per batch."""
 
     def __init__(self, capacity: int) -> None:
@@ -86,7 +73,7 @@ class CaptureReader:
         self._stream = source.stream
         self._chunk_size = max(int(chunk_size), MIN_CHUNK_SIZE)
         self._read_size = min(FIRST_READ_SIZE, self._chunk_size)
-        self._columns = _Columns(max(1, int(batch_frames)))
+        self._columns = ScanColumns(max(1, int(batch_frames)))
         self._native_counters = np.zeros(len(_scan.COUNTER_NAMES), np.int64)
         self._counters: dict[str, int] = {}
         self._buf: bytes | bytearray = b""
@@ -227,51 +214,3 @@ class CaptureReader:
         )
         self._next_frame += n
         return batch
-
-
-def _not_a_capture(source: Source, head: bytes) -> CaptureError:
-    """The CaptureError for a stream that is not pcap / pcapng."""
-    what = f"{source.compression}-compressed data" if source.compression else "not a capture file"
-    unsupported = unsupported_format(head)
-    if unsupported is not None:
-        reason = unsupported if not source.compression else f"{what}: {unsupported}"
-    elif not head:
-        error = source.stream.stream_error
-        if error:
-            reason = f"{what}: {error}"
-        elif source.compression:
-            reason = f"{what}: decompresses to nothing"
-        else:
-            reason = "not a capture file (pcap or pcapng): the file is empty"
-    else:
-        is_not = "is not a capture file" if source.compression else ""
-        prefix = f"{what} {is_not}".strip() if source.compression else what
-        reason = f"{prefix} (pcap or pcapng): starts with {hex_prefix(head)}"
-    return CaptureError.for_file(source.name, reason)
-
-
-def open_capture(source: str | os.PathLike | BinaryIO, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 batch_frames: int = DEFAULT_BATCH_FRAMES) -> CaptureReader:
-    """Open a pcap or pcapng capture, possibly gzip / zstd / xz compressed.
-
-    `source` is a path, ``"-"`` for standard input, or a binary file object (which
-    the reader reads but does not close). The format is chosen from the content,
-    never from the name. Raises `CaptureError` (one line naming the file) if the
-    input is not a capture or cannot be read.
-    """
-    from tcpscope.capture.pcap import PcapReader
-    from tcpscope.capture.pcapng import PcapngReader
-
-    opened = open_source(source)
-    try:
-        head = opened.stream.peek(4)
-        if head == PCAPNG_MAGIC:
-            return PcapngReader(opened, chunk_size=chunk_size, batch_frames=batch_frames)
-        if head in PCAP_MAGICS:
-            fmt, byteorder, nanosecond = PCAP_MAGICS[head]
-            return PcapReader(opened, fmt=fmt, byteorder=byteorder, nanosecond=nanosecond,
-                              chunk_size=chunk_size, batch_frames=batch_frames)
-        raise _not_a_capture(opened, opened.stream.peek(8))
-    except BaseException:
-        opened.close()
-        raise

@@ -9,6 +9,12 @@ Given a path, a writer writes completely or not at all: it writes to a
 temporary file in the same directory and renames it over the path when closed;
 if the ``with`` block raises, the temporary file is removed. Given a file
 object, it writes to it and leaves it open.
+
+Live capture saves with the same pcapng writer, in place (``in_place=True``:
+the file is read while it grows and survives an abrupt end up to the last
+batch), a whole `FrameBatch` of Enhanced Packet Blocks at a time built with
+numpy (`PcapngWriter.write_batch`), and the helper's counters at the end in an
+Interface Statistics Block (`PcapngWriter.write_statistics`).
 """
 from __future__ import annotations
 
@@ -18,6 +24,10 @@ import sys
 import tempfile
 from types import TracebackType
 from typing import BinaryIO, Iterable
+
+import numpy as np
+
+from tcpscope.capture.batch import FrameBatch
 
 NS_PER_SEC = 1_000_000_000
 
@@ -30,6 +40,7 @@ BT_SHB = 0x0A0D0D0A
 BT_IDB = 0x00000001
 BT_PB = 0x00000002
 BT_SPB = 0x00000003
+BT_ISB = 0x00000005
 BT_EPB = 0x00000006
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
 
@@ -37,6 +48,8 @@ OPT_ENDOFOPT = 0
 SHB_USERAPPL = 4
 IF_NAME, IF_DESCRIPTION, IF_TSRESOL, IF_FCSLEN, IF_TSOFFSET = 2, 3, 9, 13, 14
 EPB_FLAGS = 2
+ISB_STARTTIME, ISB_ENDTIME, ISB_IFRECV, ISB_IFDROP, ISB_OSDROP = 2, 3, 4, 5, 7
+EPB_HEADER = 28  # type, total length, interface, ts high, ts low, caplen, origlen
 
 
 def _check_byteorder(byteorder: str) -> str:
@@ -50,13 +63,18 @@ def _pad4(data: bytes) -> bytes:
 
 
 class _Output:
-    """Where a writer's bytes go: a file object (left open), or a path written atomically."""
+    """Where a writer's bytes go: a file object (left open), a path written atomically,
+    or a path written in place (`in_place`: closed at commit, never removed)."""
 
-    def __init__(self, target: str | os.PathLike | BinaryIO) -> None:
+    def __init__(self, target: str | os.PathLike | BinaryIO, *, in_place: bool = False) -> None:
         self._path: str | None = None
         self._tmp: str | None = None
+        self._owned = False
         if isinstance(target, (str, os.PathLike)) and os.fspath(target) == "-":
             self._file: BinaryIO = sys.stdout.buffer
+        elif isinstance(target, (str, os.PathLike)) and in_place:
+            self._file = open(target, "wb")  # noqa: SIM115 - closed by commit() / abort()
+            self._owned = True
         elif isinstance(target, (str, os.PathLike)):
             self._path = os.fspath(target)
             directory = os.path.dirname(os.path.abspath(self._path))
@@ -69,7 +87,13 @@ class _Output:
     def write(self, data: bytes) -> None:
         self._file.write(data)
 
+    def flush(self) -> None:
+        self._file.flush()
+
     def commit(self) -> None:
+        if self._owned:
+            self._file.close()
+            return
         if self._tmp is None:
             self._file.flush()
             return
@@ -81,6 +105,9 @@ class _Output:
         self._tmp = None
 
     def abort(self) -> None:
+        if self._owned:  # in place: what was written stays
+            self._file.close()
+            return
         if self._tmp is None:
             return
         self._file.close()
@@ -92,8 +119,8 @@ class _Output:
 
 
 class _Writer:
-    def __init__(self, target: str | os.PathLike | BinaryIO) -> None:
-        self._out = _Output(target)
+    def __init__(self, target: str | os.PathLike | BinaryIO, *, in_place: bool = False) -> None:
+        self._out = _Output(target, in_place=in_place)
         self.closed = False
         self.frames = 0
 
@@ -101,6 +128,10 @@ class _Writer:
         if self.closed:
             raise ValueError("write to a closed capture writer")
         self._out.write(data)
+
+    def flush(self) -> None:
+        """Push what was written so far to the file (for a reader that follows it)."""
+        self._out.flush()
 
     def close(self) -> None:
         """Finish the file (rename it into place when writing to a path)."""
@@ -225,12 +256,13 @@ class PcapngWriter(_Writer):
 
     The first section starts at once; `new_section` starts another (with its own
     byte order and interfaces). `add_interface` returns the interface's number in
-    the current section, which `write` takes.
+    the current section, which `write` and `write_batch` take. With
+    ``in_place=True`` a path is written directly (see the module's docstring).
     """
 
     def __init__(self, target: str | os.PathLike | BinaryIO, *, byteorder: str = "<",
-                 userappl: str | None = "tcpscope") -> None:
-        super().__init__(target)
+                 userappl: str | None = "tcpscope", in_place: bool = False) -> None:
+        super().__init__(target, in_place=in_place)
         self.byteorder = "<"
         self._userappl = userappl
         self._ifaces: list[tuple[int, int, int, int]] = []  # (snaplen, base, exp, tsoffset)
@@ -309,6 +341,83 @@ class PcapngWriter(_Writer):
                            len(data), origlen)
         self.write_block(BT_EPB, body + _pad4(data) + self._options(options))
         self.frames += 1
+
+    def write_batch(self, batch: FrameBatch, iface: int, *, flush: bool = False) -> None:
+        """Every frame of `batch` as an Enhanced Packet Block on interface `iface`.
+
+        Built for the whole batch with numpy, no Python per frame: the headers are
+        scattered into a 32-bit view, the packet bytes gathered with one index
+        array. The interface's resolution must be decimal (if_tsresol 10^-0 ..
+        10^-9). `flush` pushes the bytes to the file at once (live capture).
+        """
+        snaplen, base, exp, tsoffset = self._interface(iface)
+        if base != 10 or exp > 9:
+            raise ValueError("write_batch needs an interface with a resolution of 10^-0 .. "
+                             "10^-9 s; write() handles any")
+        n = len(batch)
+        if n:
+            self._write(self._encode_epbs(batch, iface, snaplen, exp, tsoffset))
+            self.frames += n
+        if flush:
+            self.flush()
+
+    def _encode_epbs(self, batch: FrameBatch, iface: int, snaplen: int, exp: int,
+                     tsoffset: int) -> bytes:
+        n = len(batch)
+        caplen = batch.caplen.astype(np.int64)
+        if snaplen:
+            caplen = np.minimum(caplen, snaplen)
+        units = (batch.ts_ns.astype(np.int64) - tsoffset * NS_PER_SEC) // 10 ** (9 - exp)
+        if n and int(units.min()) < 0:
+            raise ValueError("a timestamp is before this interface's offset")
+        units = units.view(np.uint64)
+        padded = (caplen + 3) & ~3
+        total = EPB_HEADER + padded + 4
+        starts = np.zeros(n, np.int64)
+        np.cumsum(total[:-1], out=starts[1:])
+        out = np.zeros(int(starts[-1] + total[-1]), np.uint8)
+        words = out.view(self.byteorder + "u4")
+        w = starts // 4
+        words[w] = BT_EPB
+        words[w + 1] = total
+        words[w + 2] = iface
+        words[w + 3] = (units >> np.uint64(32)).astype(np.uint32)
+        words[w + 4] = (units & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        words[w + 5] = caplen
+        words[w + 6] = batch.origlen
+        words[(starts + total) // 4 - 1] = total
+        nbytes = int(caplen.sum())
+        if nbytes:
+            src = np.frombuffer(batch.data, np.uint8)
+            first = np.zeros(n, np.int64)
+            np.cumsum(caplen[:-1], out=first[1:])
+            within = np.arange(nbytes, dtype=np.int64) - np.repeat(first, caplen)
+            out[np.repeat(starts + EPB_HEADER, caplen) + within] = \
+                src[np.repeat(batch.offset.astype(np.int64), caplen) + within]
+        return out.tobytes()
+
+    def write_statistics(self, iface: int, ts_ns: int, *, starttime: int | None = None,
+                         endtime: int | None = None, ifrecv: int | None = None,
+                         ifdrop: int | None = None, osdrop: int | None = None) -> None:
+        """An Interface Statistics Block: times in ns, counters as the pcapng options
+        isb_ifrecv (packets received), isb_ifdrop (dropped by the interface) and
+        isb_osdrop (dropped by the OS: the capture buffer was full). None: left out."""
+        _snaplen, base, exp, tsoffset = self._interface(iface)
+
+        def ts_words(t: int) -> bytes:
+            units = _ts_units(t, base, exp, tsoffset)
+            return struct.pack(self.byteorder + "II", units >> 32, units & 0xFFFFFFFF)
+
+        options = []
+        for code, value in ((ISB_STARTTIME, starttime), (ISB_ENDTIME, endtime)):
+            if value is not None:
+                options.append(self._option(code, ts_words(value)))
+        for code, value in ((ISB_IFRECV, ifrecv), (ISB_IFDROP, ifdrop), (ISB_OSDROP, osdrop)):
+            if value is not None:
+                options.append(self._option(code, struct.pack(self.byteorder + "Q", value)))
+        body = struct.pack(self.byteorder + "I", iface) + ts_words(ts_ns) + self._options(options)
+        self.write_block(BT_ISB, body)
+        self.flush()
 
     def write_simple(self, data: bytes, origlen: int | None = None) -> None:
         """A Simple Packet Block (interface 0, no timestamp)."""

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
 
+from ..pipeline import StreamNotFound
 from .i18n import Catalogue, catalogue, dwidth, truncate, wrap
 from .ladder import build_ladder, label, render_text_rows
 from .story import GROUP_MIN, ConnectionStory, Fact, Run, Step, build_story, collect
@@ -151,7 +152,7 @@ def write_explain(source: str | os.PathLike | BinaryIO, out: IO[str], *,
                   on_batch: Callable[[int], None] | None = None) -> int:
     """Explain `streams` (None: every connection, up to `max_streams`) of a capture.
 
-    Returns the number of connections told. KeyError if a chosen stream is absent.
+    Returns the number of connections told. StreamNotFound if a chosen stream is absent.
     """
     cat = catalogue(lang)
     analysis, extra = collect(source, streams, mode=mode,
@@ -163,9 +164,9 @@ def write_explain(source: str | os.PathLike | BinaryIO, out: IO[str], *,
         return 0
     for s in chosen:
         if s >= total:
-            raise KeyError(f"no TCP stream {s} in the capture ({total} "
-                           f"stream{'s' if total != 1 else ''}: 0-{total - 1})"
-                           if total else "no TCP stream in the capture")
+            raise StreamNotFound(f"no TCP stream {s} in the capture ({total} "
+                                 f"stream{'s' if total != 1 else ''}: 0-{total - 1})"
+                                 if total else "no TCP stream in the capture")
     told = 0
     for k, s in enumerate(chosen):
         story = build_story(analysis, s, extra, group_min=group_min)

@@ -1,9 +1,10 @@
 """`tcpscope follow FILE --stream N`: a connection's two byte streams, reassembled.
 
-The capture is read, dissected and analysed batch by batch (analysis/engine.py);
-the packets of the streams asked for go to the sans-IO reassembler
-(analysis/reassembly.py), whose items (chunks, gaps, overlap conflicts, ...)
-are kept for those streams only, then shown:
+The pipeline (tcpscope/pipeline.py) reads, dissects and analyses the capture
+batch by batch; `Follower`, its consumer here, hands the packets of the streams
+asked for to the sans-IO reassembler (analysis/reassembly.py), whose items
+(chunks, gaps, overlap conflicts, ...) are kept for those streams only, then
+shown:
 
 - ``ascii``: the text of both directions in the order the chunks became
   complete, like Wireshark's Follow TCP Stream. On a terminal the client's
@@ -34,16 +35,17 @@ import numpy as np
 
 from ..analysis.annotation import ANN_KIND, FLAG
 from ..analysis.connections import decode
-from ..analysis.engine import Analyzer, iter_file
 from ..analysis.reassembly import (
     Chunk, Gap, Item, KeepaliveSkipped, OverlapConflict, Reassembler, RetransmissionDropped,
     RstPayload, Segment, SideTotals,
 )
-from ..wire.text import format_endpoint
+from ..pipeline import Chunk as PipelineChunk
+from ..pipeline import Options, Result, StreamNotFound, run
 from ..wire.record import ACK, CSUM, WARNING
+from ..wire.text import format_endpoint
 
-__all__ = ["FORMATS", "StreamFollow", "StreamNotFound", "follow_streams", "follow_stream",
-           "render", "write_follow"]
+__all__ = ["FORMATS", "Follower", "StreamFollow", "follow_streams", "follow_stream", "render",
+           "write_follow"]
 
 FORMATS = ("ascii", "hex", "raw")
 
@@ -52,10 +54,6 @@ CLIENT_STYLE, SERVER_STYLE = "red", "blue"
 NOTE_STYLE = "bold yellow"
 _SHOWN_BYTES = 24  # bytes of a conflict shown in the summary and inline
 MAX_LISTED = 20  # gaps / conflicts listed in the summary (all are shown inline)
-
-
-class StreamNotFound(LookupError):
-    """The capture has no TCP stream with that number."""
 
 
 @dataclass
@@ -93,26 +91,29 @@ def _uncaptured_cause(warnings: int) -> str:
     return "truncated"
 
 
-def follow_streams(source: str | os.PathLike | BinaryIO, streams: Iterable[int] | None = None,
-                   mode: str = "wireshark") -> dict[int, StreamFollow]:
-    """Reassemble the given streams (None: all) of a capture."""
-    wanted = None if streams is None else np.array(sorted(set(streams)), dtype=np.int64)
-    reasm = Reassembler(None if wanted is None else wanted.tolist())
-    an = Analyzer(mode)
-    items: dict[int, list[Item]] = {}
-    # Direction by endpoint, fixed at a stream's first packet (the engine's roles can
-    # change later when a guess is corrected; the final roles are applied at the end).
-    first_ep: dict[int, tuple[bytes, int, bool]] = {}
-    analysed = ANN_KIND["analysed"]
-    ka_bit, zwp_bit, bad = FLAG["keep_alive"], FLAG["zero_window_probe"], CSUM["BAD"]
+class Follower:
+    """A pipeline consumer: reassembles the given streams (None: all); `streams` holds
+    them, each a `StreamFollow`, once the input has ended."""
 
-    for batch, rec, ann in iter_file(source, mode, an):
-        sel = (ann["stream"] >= 0) & (ann["kind"] == analysed)
-        if wanted is not None:
-            sel &= np.isin(ann["stream"], wanted)
+    def __init__(self, streams: Iterable[int] | None = None) -> None:
+        self._wanted = None if streams is None else np.array(sorted(set(streams)), np.int64)
+        self._reasm = Reassembler(None if self._wanted is None else self._wanted.tolist())
+        self._items: dict[int, list[Item]] = {}
+        # Direction by endpoint, fixed at a stream's first packet (the engine's roles can
+        # change later when a guess is corrected; the final roles are applied at the end).
+        self._first_ep: dict[int, tuple[bytes, int, bool]] = {}
+        self.streams: dict[int, StreamFollow] = {}
+
+    def feed(self, chunk: PipelineChunk) -> None:
+        rec, ann, batch = chunk.records, chunk.annotations, chunk.batch
+        assert ann is not None
+        sel = (ann["stream"] >= 0) & (ann["kind"] == ANN_KIND["analysed"])
+        if self._wanted is not None:
+            sel &= np.isin(ann["stream"], self._wanted)
         idx = np.flatnonzero(sel)
         if not idx.size:
-            continue
+            return
+        ka_bit, zwp_bit, bad = FLAG["keep_alive"], FLAG["zero_window_probe"], CSUM["BAD"]
         r, a = rec[idx], ann[idx]
         data = batch.data
         cols = zip(
@@ -122,6 +123,7 @@ def follow_streams(source: str | os.PathLike | BinaryIO, streams: Iterable[int] 
             r["payload_len"].tolist(), r["warnings"].tolist(), r["tcp_csum_status"].tolist(),
             batch.frame_numbers[idx].tolist(), r["src"].tolist(), r["sport"].tolist(),
         )
+        first_ep, items = self._first_ep, self._items
         for (stream, from_server, rel_seq, rel_ack, aflags, tflags, off, cap, length, warn,
              csum, frame, src, sport) in cols:
             key = (bytes(src), sport)
@@ -140,27 +142,36 @@ def follow_streams(source: str | os.PathLike | BinaryIO, streams: Iterable[int] 
                 bad_checksum=csum == bad,
                 keepalive=bool(aflags & ka_bit), zero_window_probe=bool(aflags & zwp_bit),
             )
-            new = reasm.on_segment(seg)
+            new = self._reasm.on_segment(seg)
             if new:
                 items.setdefault(stream, []).extend(new)
-    for item in reasm.finish():
-        items.setdefault(item.stream, []).append(item)
 
-    conns = {int(row["stream"]): row for row in an.connections()}
-    out: dict[int, StreamFollow] = {}
-    for stream in reasm.streams():
-        conn = decode(conns[stream]).as_dict()
-        its = items.get(stream, [])
-        c_tot, s_tot = reasm.totals(stream)
-        fe = first_ep[stream]
-        client_key = (bytes(conns[stream]["client_addr"]), int(conns[stream]["client_port"]))
-        first_is_client = (fe[0], fe[1]) == client_key
-        if first_is_client == fe[2]:
-            # The first packet's side was given the other role: swap the labels.
-            its = [replace(it, from_server=not it.from_server) for it in its]
-            c_tot, s_tot = s_tot, c_tot
-        out[stream] = StreamFollow(stream, conn, its, c_tot, s_tot)
-    return out
+    def finish(self, result: Result) -> None:
+        assert result.analyzer is not None
+        reasm, items = self._reasm, self._items
+        for item in reasm.finish():
+            items.setdefault(item.stream, []).append(item)
+        conns = {int(row["stream"]): row for row in result.analyzer.connections()}
+        for stream in reasm.streams():
+            conn = decode(conns[stream]).as_dict()
+            its = items.get(stream, [])
+            c_tot, s_tot = reasm.totals(stream)
+            fe = self._first_ep[stream]
+            client_key = (bytes(conns[stream]["client_addr"]), int(conns[stream]["client_port"]))
+            first_is_client = (fe[0], fe[1]) == client_key
+            if first_is_client == fe[2]:
+                # The first packet's side was given the other role: swap the labels.
+                its = [replace(it, from_server=not it.from_server) for it in its]
+                c_tot, s_tot = s_tot, c_tot
+            self.streams[stream] = StreamFollow(stream, conn, its, c_tot, s_tot)
+
+
+def follow_streams(source: str | os.PathLike | BinaryIO, streams: Iterable[int] | None = None,
+                   mode: str = "wireshark") -> dict[int, StreamFollow]:
+    """Reassemble the given streams (None: all) of a capture."""
+    follower = Follower(streams)
+    run(source, [follower], Options(mode=mode, states=False))
+    return follower.streams
 
 
 def follow_stream(source: str | os.PathLike | BinaryIO, stream: int,

@@ -37,7 +37,7 @@ from tcpscope.analysis.rules import rule as rule_of
 from tcpscope.analysis.states import STATE_NAMES
 from tcpscope.capture.batch import FrameBatch
 from tcpscope.capture.live import CaptureStats
-from tcpscope.capture.sockets import KernelSocket
+from tcpscope.kernel.sockets import KernelSocket
 from tcpscope.pipeline import Chunk, Options, Pipeline, Result
 from tcpscope.present.sockets import SocketChange, diff as socket_diff
 from tcpscope.wire.record import ACK, FIN, OPTION, RST, SYN

@@ -1,9 +1,10 @@
 """`tcpscope packets`: one record per TCP packet, dissection plus analysis.
 
 The schema is DESIGN.md's "Per-packet record" (see docs/analysis.md for every
-key). Output is streamed batch by batch: read, dissect, analyse, format, write,
+key). Output is streamed batch by batch: `PacketsWriter` is a pipeline consumer
+(tcpscope/pipeline.py reads, dissects and analyses; this formats and writes),
 with memory bounded by one batch plus the engine's per-connection state. The
-text of each batch is built natively (analysis/_format.c: no Python object,
+text of each batch is built natively (present/_packets.c: no Python object,
 no json.dumps per row), which keeps the writer at the speed of the analysis.
 
 JSON Lines (``jsonl``)::
@@ -29,11 +30,11 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..analysis import _engine
-from ..analysis.engine import Analyzer, iter_file
-from ..analysis.lifecycle import LifecycleTracker
+from ..analysis.engine import Analyzer
+from ..pipeline import Chunk, Options, Result, run
+from . import _packets
 
-__all__ = ["FORMATS", "events_arrays", "format_batch", "write_packets"]
+__all__ = ["FORMATS", "PacketsWriter", "events_arrays", "format_batch", "write_packets"]
 
 FORMATS = ("jsonl", "csv")
 _SLICE = 8192  # rows formatted at a time
@@ -75,7 +76,7 @@ def _format(records, annotations, ts_ns, fmt, header, client_state, server_state
     states = (None, None) if client_state is None else (
         np.ascontiguousarray(client_state, dtype=np.uint8),
         np.ascontiguousarray(server_state, dtype=np.uint8))
-    return _engine.format_packets(
+    return _packets.format_packets(
         np.ascontiguousarray(records),
         np.ascontiguousarray(annotations),
         np.ascontiguousarray(ts_ns, dtype=np.int64),
@@ -88,6 +89,36 @@ def _format(records, annotations, ts_ns, fmt, header, client_state, server_state
     )
 
 
+class PacketsWriter:
+    """A pipeline consumer: one record per TCP packet of each chunk, to the binary
+    stream `out` (needs the analysis and the states)."""
+
+    def __init__(self, out: BinaryIO, fmt: str = "jsonl") -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+        self.out = out
+        self.fmt = fmt
+        self._header = True
+
+    def feed(self, chunk: Chunk) -> None:
+        records, ann, life, ts = chunk.records, chunk.annotations, chunk.life, chunk.ts_ns
+        assert ann is not None and life is not None
+        ev_rows, ev_off, ev_blob = events_arrays(life.events)
+        # Format in slices: the text of a whole batch would be ~30 MB at once.
+        for i in range(0, len(records), _SLICE):
+            j = i + _SLICE
+            k0, k1 = np.searchsorted(ev_rows, (i, j))
+            self.out.write(_format(records[i:j], ann[i:j], ts[i:j], self.fmt, self._header,
+                                   life.client[i:j], life.server[i:j], ev_rows[k0:k1] - i,
+                                   ev_off[k0:k1 + 1], ev_blob))
+            self._header = False
+
+    def finish(self, result: Result) -> None:
+        if self._header and self.fmt == "csv":  # an empty capture still gets its header
+            self.out.write(_packets.format_packets(b"", b"", b"", True, True))
+        self.out.flush()
+
+
 def write_packets(source: str | os.PathLike | BinaryIO, out: BinaryIO, fmt: str = "jsonl",
                   mode: str = "wireshark") -> Analyzer:
     """Read `source`, write one record per TCP packet to the binary stream `out`.
@@ -95,23 +126,8 @@ def write_packets(source: str | os.PathLike | BinaryIO, out: BinaryIO, fmt: str 
     Returns the analyzer, whose ``connections()`` and ``stats()`` describe what
     was seen.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
-    an = Analyzer(mode)
-    tracker = LifecycleTracker(keep_transitions=False, summaries=False)
-    first = True
-    for batch, records, ann in iter_file(source, mode, an):
-        ts = np.asarray(batch.ts_ns, dtype=np.int64)
-        life = tracker.feed(records, ann, ts)
-        ev_rows, ev_off, ev_blob = events_arrays(life.events)
-        # Format in slices: the text of a whole batch would be ~30 MB at once.
-        for i in range(0, len(records), _SLICE):
-            j = i + _SLICE
-            k0, k1 = np.searchsorted(ev_rows, (i, j))
-            out.write(_format(records[i:j], ann[i:j], ts[i:j], fmt, first, life.client[i:j],
-                              life.server[i:j], ev_rows[k0:k1] - i, ev_off[k0:k1 + 1], ev_blob))
-            first = False
-    if first and fmt == "csv":  # an empty capture still gets its header
-        out.write(_engine.format_packets(b"", b"", b"", True, True))
-    out.flush()
-    return an
+    writer = PacketsWriter(out, fmt)
+    # The per-row states and events need neither transitions nor per-connection counts.
+    result = run(source, [writer], Options(mode=mode, keep_transitions=False, summaries=False))
+    assert result.analyzer is not None
+    return result.analyzer

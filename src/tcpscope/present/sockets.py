@@ -1,6 +1,6 @@
 """The kernel's socket table, shown like ``ss -tan``, and what changed between two looks.
 
-Pure presentation: the snapshots come from `tcpscope.capture.sockets`
+Pure presentation: the snapshots come from `tcpscope.kernel.sockets`
 (the CLI reads them); nothing here touches /proc.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import IO
 
-from tcpscope.capture.sockets import KernelSocket
+from tcpscope.kernel.sockets import KernelSocket
 
 COLUMNS = ("State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", "Timer",
            "Retr", "UID", "Inode")

@@ -27,6 +27,7 @@ import numpy as np
 
 from ...analysis.connections import decode
 from ...analysis.engine import Analysis
+from ...pipeline import StreamNotFound
 from ...wire.text import format_endpoint
 from .collect import StoryCollector, collect
 from .model import GROUP_MIN, PREVIEW_BYTES, ConnectionStory, Extra, Fact, Run, Step
@@ -49,10 +50,10 @@ def build_stories(analysis: Analysis, extra: Extra | None = None, *,
 
 def build_story(analysis: Analysis, stream: int, extra: Extra | None = None, *,
                 group_min: int | None = GROUP_MIN) -> ConnectionStory:
-    """The story of one connection (KeyError if the analysis has no such stream)."""
+    """The story of one connection (StreamNotFound if the analysis has no such stream)."""
     rows = analysis.stream(stream)
     if not rows.size:
-        raise KeyError(f"no TCP stream {stream} in the capture")
+        raise StreamNotFound(f"no TCP stream {stream} in the capture")
     conn_row = analysis.connections[analysis.connections["stream"] == stream][0]
     conn = decode(conn_row)
     life = analysis.lifecycles[stream]

@@ -13,30 +13,25 @@ from typing import Any
 
 import numpy as np
 
-from ...analysis.annotation import ANNOTATION_DTYPE
 from ...analysis.engine import Analysis
-from ...pipeline import Chunk, Options, Result, Source, run
-from ...wire.record import RECORD_DTYPE, SYN
+from ...pipeline import Chunk, Collect, Options, Source, run
+from ...wire.record import SYN
 from .model import PREVIEW_BYTES, Extra
 
 __all__ = ["StoryCollector", "collect"]
 
 
-class StoryCollector:
+class StoryCollector(Collect):
     """Pipeline consumer: the rows of `streams` (None: every stream, or the first
-    `max_streams`); after the run, `analysis` and `extra` hold them."""
+    `max_streams`) in one `Analysis` (`Collect`), and what the story quotes of them
+    (`extra`)."""
 
     def __init__(self, streams: Iterable[int] | None = None, *,
                  max_streams: int | None = None) -> None:
+        super().__init__(select=self._rows)
         self.wanted = None if streams is None else np.array(sorted(set(streams)), np.int64)
         self.max_streams = max_streams
         self.extra = Extra()
-        self.analysis: Analysis | None = None
-        self._parts: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("records", "annotations", "ts_ns", "frames", "iface", "client",
-                            "server")}
-        self._events: dict[int, tuple[str, ...]] = {}
-        self._kept = 0
 
     def keep_transitions(self) -> Any:
         """Which streams keep their transitions: only those told (`Options.keep_transitions`)."""
@@ -46,48 +41,19 @@ class StoryCollector:
             return self.max_streams.__gt__
         return True
 
-    def feed(self, chunk: Chunk) -> None:
-        ann, life = chunk.annotations, chunk.life
-        s = ann["stream"]
+    def _rows(self, chunk: Chunk) -> np.ndarray:
+        """The chunk's rows of the chosen streams; their payload starts and SYN options."""
+        s = chunk.annotations["stream"]
         sel = s >= 0
         if self.wanted is not None:
             sel &= np.isin(s, self.wanted)
         elif self.max_streams is not None:
             sel &= s < self.max_streams
         idx = np.flatnonzero(sel)
-        if not idx.size:
-            return
-        batch = chunk.batch
-        records = chunk.records[idx]
-        frames = batch.frame_numbers[idx]
-        for name, part in (("records", records), ("annotations", ann[idx]),
-                           ("ts_ns", chunk.ts_ns[idx]), ("frames", frames),
-                           ("iface", np.asarray(batch.iface, dtype=np.uint16)[idx]),
-                           ("client", life.client[idx]), ("server", life.server[idx])):
-            self._parts[name].append(part)
-        pos = {int(row): self._kept + k for k, row in enumerate(idx.tolist())}
-        for row, ev in life.events.items():
-            if row in pos:
-                self._events[pos[row]] = ev
-        _keep_bytes(batch, records, frames, idx, self.extra)
-        self._kept += idx.size
-
-    def finish(self, result: Result) -> None:
-        def cat(name: str, dtype: Any) -> np.ndarray:
-            parts = self._parts[name]
-            return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
-
-        an, tracker = result.analyzer, result.tracker
-        self.analysis = Analysis(
-            path=result.name, mode=an.mode,
-            records=cat("records", RECORD_DTYPE).astype(RECORD_DTYPE),
-            annotations=cat("annotations", ANNOTATION_DTYPE).astype(ANNOTATION_DTYPE),
-            ts_ns=cat("ts_ns", np.int64), frames=cat("frames", np.int64),
-            iface=cat("iface", np.uint16), connections=an.connections().copy(),
-            stats=an.stats(), client_state=cat("client", np.uint8),
-            server_state=cat("server", np.uint8), events=self._events,
-            lifecycles=tracker.lifecycles(),
-        )
+        if idx.size:
+            _keep_bytes(chunk.batch, chunk.records[idx], chunk.batch.frame_numbers[idx], idx,
+                        self.extra)
+        return idx
 
 
 def collect(source: Source, streams: Iterable[int] | None = None, *, mode: str = "wireshark",

@@ -1,0 +1,280 @@
+/*
+ * improved.c -- improved mode's own verdicts (docs/differences.md), where it
+ * judges from what was seen rather than from Wireshark's timers.
+ *
+ *   improved_retransmission   resent or reordered: bytes seen before, the
+ *                             sender's IPv4-ID order (track_ip_id), or the
+ *                             peer's reports of a hole a round trip earlier
+ *   scoreboard_update, improved_bytes_in_flight   the peer's SACK scoreboard
+ *                             (RFC 6675) and the "pipe" it leaves in flight
+ *   is_capture_duplicate, capture_duplicate, remember_signature
+ *                             the same packet captured twice, reported with
+ *                             its original's numbers and analysed once
+ */
+#include "engine.h"
+
+/* ---- retransmission or reordering ----------------------------------- */
+
+/* Are the bytes [seq, end) all carried by unacked segments (or already acked)? */
+static int bytes_seen_before(const flow_t *fwd, const flow_t *rev, uint32_t seq, uint32_t end)
+{
+    uint32_t cur = seq;
+    if (rev->acked_seen && gt_seq(rev->lastack, cur))
+        cur = rev->lastack;
+    for (uint32_t pass = 0; lt_seq(cur, end) && pass <= fwd->segs.n; pass++) {
+        int moved = 0;
+        for (uint32_t i = 0; i < fwd->segs.n; i++) {
+            const seg_t *g = &fwd->segs.v[i];
+            if (le_seq(g->seq, cur) && gt_seq(g->nextseq, cur)) {
+                cur = g->nextseq;
+                moved = 1;
+            }
+        }
+        if (!moved)
+            break;
+    }
+    return !lt_seq(cur, end);
+}
+
+/* Improved mode: does this direction number its IPv4 packets one by one
+ * (Linux does, per socket)? Trusted after 8 steps with few exceptions. */
+static int ipid_sequential(const pkt_t *p, const flow_t *fwd)
+{
+    return p->r->ip_version == 4 && p->r->ip_id != 0 && fwd->ipid_steps >= 8 &&
+           fwd->ipid_other * 8 <= fwd->ipid_steps;
+}
+
+/* Count this direction's IPv4-ID steps (for ipid_sequential), and remember the
+ * ID of the segment that last advanced nextseq. */
+void track_ip_id(const pkt_t *p, flow_t *fwd)
+{
+    if (p->r->ip_version != 4)
+        return;
+    uint16_t id = p->r->ip_id;
+    if (fwd->last_frame_seen_ipid) {
+        uint16_t step = (uint16_t)(id - fwd->last_ipid);
+        if (id != 0 && step >= 1 && step <= 64)
+            fwd->ipid_steps++;
+        else
+            fwd->ipid_other++;
+    }
+    fwd->last_frame_seen_ipid = 1;
+    fwd->last_ipid = id;
+    if (fwd->nextseqframe == p->frame)
+        fwd->nextseq_ipid = id;
+}
+
+/* Improved mode, after the spurious test: what was seen, not a timer.
+ * Bytes sent before in this flow are resent. The first copy seen of bytes in
+ * a hole is a late original (out of order) unless the peer began reporting
+ * holes (duplicate ACKs, SACK blocks) at least a round trip earlier: only then
+ * can it be the sender's answer. Either is a fast retransmission when it starts
+ * where the peer's duplicate ACKs point (RFC 5681 §3.2), within two RTTs. */
+void improved_retransmission(Engine *e, pkt_t *p, conv_t *c, flow_t *fwd, flow_t *rev, int seq_not_advanced)
+{
+    if (!seq_not_advanced)
+        return;
+    uint64_t rtt = c->ts_first_rtt > 0 ? (uint64_t)c->ts_first_rtt
+                   : c->min_ack_rtt > 0 ? (uint64_t)c->min_ack_rtt : OOO_DEFAULT_NS;
+    uint32_t end = p->seq + (p->seglen ? p->seglen : 1);
+    int64_t first = seglist_first_carrier(&fwd->segs, p->seq, end);
+    int rule;
+    int64_t ev;
+    if (bytes_seen_before(fwd, rev, p->seq, end)) {
+        rule = TCPS_RULE_23;
+        ev = first ? first : fwd->nextseqframe;
+    } else if (ipid_sequential(p, fwd)) {
+        /* This sender counts its IPv4 IDs up per packet: a newer ID than the
+         * data past the hole was sent after it (a resend), an older one
+         * before it (a late original). Serial in 16 bits (RFC 6864 §4). */
+        if ((int16_t)(p->r->ip_id - fwd->nextseq_ipid) > 0) {
+            rule = TCPS_RULE_27;
+            ev = fwd->nextseqframe;
+        } else {
+            NOTE(OUT_OF_ORDER, TCPS_RULE_28, fwd->nextseqframe, 0);
+            return;
+        }
+    } else if (rev->report_ts && !gt_seq(rev->lastack, p->seq) && (uint64_t)(p->ts - rev->report_ts) >= rtt) {
+        rule = TCPS_RULE_25;
+        ev = rev->lastnondupack;
+    } else {
+        NOTE(OUT_OF_ORDER, TCPS_RULE_21, fwd->nextseqframe, 0);
+        return;
+    }
+    uint64_t t = (uint64_t)(p->ts - rev->lastacktime);
+    uint64_t window = 2 * rtt > FAST_RETX_WINDOW_NS ? 2 * rtt : FAST_RETX_WINDOW_NS;
+    if (rev->dupacknum >= 2 && rev->dupacknum != 0xFFFFFFFFu && rev->lastack == p->seq && t < window) {
+        NOTE(FAST_RETRANSMISSION, TCPS_RULE_4, rev->lastnondupack, rev->last_frame);
+        NOTE(RETRANSMISSION, TCPS_RULE_2, 0, 0);
+    } else {
+        NOTE(RETRANSMISSION, rule, ev, 0);
+    }
+    const seg_t *old = seglist_oldest(&fwd->segs);
+    p->rto_ns = p->ts - (old ? old->ts : fwd->nextseqtime);
+    p->rto_frame = old ? old->frame : fwd->nextseqframe;
+}
+
+/* ---- the SACK scoreboard (RFC 6675 §3) -------------------------------- */
+
+/* Merge a SACK block into a direction's scoreboard (RFC 6675 §3), dropping
+ * what its ack now covers; at most SB_MAX blocks (the highest kept). */
+static void scoreboard_add(flow_t *f, uint32_t le, uint32_t re, uint32_t ack)
+{
+    if (!gt_seq(re, le) || !gt_seq(re, ack))
+        return;
+    if (lt_seq(le, ack))
+        le = ack;
+    uint32_t nle[SB_MAX + 1], nre[SB_MAX + 1];
+    int n = 0;
+    for (int i = 0; i < f->sb_n; i++) {
+        uint32_t a = f->sb_le[i], b = f->sb_re[i];
+        if (!gt_seq(b, ack))
+            continue;                      /* acked since */
+        if (le_seq(a, re) && ge_seq(b, le)) { /* overlaps or touches: merge */
+            if (lt_seq(a, le))
+                le = a;
+            if (gt_seq(b, re))
+                re = b;
+            continue;
+        }
+        nle[n] = a;
+        nre[n] = b;
+        n++;
+    }
+    /* insert sorted by left edge */
+    int k = n;
+    while (k > 0 && gt_seq(nle[k - 1], le)) {
+        nle[k] = nle[k - 1];
+        nre[k] = nre[k - 1];
+        k--;
+    }
+    nle[k] = le;
+    nre[k] = re;
+    n++;
+    int drop = n > SB_MAX ? n - SB_MAX : 0;
+    f->sb_n = (uint8_t)(n - drop);
+    for (int i = 0; i < f->sb_n; i++) {
+        f->sb_le[i] = nle[i + drop];
+        f->sb_re[i] = nre[i + drop];
+    }
+}
+
+static void scoreboard_prune(flow_t *f, uint32_t ack)
+{
+    int w = 0;
+    for (int i = 0; i < f->sb_n; i++) {
+        if (!gt_seq(f->sb_re[i], ack))
+            continue;
+        f->sb_le[w] = lt_seq(f->sb_le[i], ack) ? ack : f->sb_le[i];
+        f->sb_re[w] = f->sb_re[i];
+        w++;
+    }
+    f->sb_n = (uint8_t)w;
+}
+
+/* SACKed bytes of [from, to) in a scoreboard. */
+static uint32_t scoreboard_bytes(const flow_t *f, uint32_t from, uint32_t to)
+{
+    uint32_t total = 0;
+    for (int i = 0; i < f->sb_n; i++) {
+        uint32_t a = f->sb_le[i], b = f->sb_re[i];
+        if (lt_seq(a, from))
+            a = from;
+        if (gt_seq(b, to))
+            b = to;
+        if (gt_seq(b, a))
+            total += b - a;
+    }
+    return total;
+}
+
+/* Bytes in flight, sequence-based (RFC 6675 "pipe"): everything sent and not
+ * acked, less what the peer's SACK scoreboard holds. */
+void improved_bytes_in_flight(pkt_t *p, const flow_t *fwd, const flow_t *rev)
+{
+    int32_t out = sdiff(fwd->nextseq, rev->lastack);
+    if (out < 0)
+        out = 0;
+    uint32_t sacked = scoreboard_bytes(rev, rev->lastack, fwd->nextseq);
+    p->bif = (uint32_t)out > sacked ? (uint32_t)out - sacked : 0;
+    p->bif_set = 1;
+    p->has_ta = 1;
+}
+
+/* After the options of an ACK: its SACK blocks into this direction's
+ * scoreboard. A hole is being reported from the first duplicate ACK or SACK
+ * block until the ack passes everything SACKed. */
+void scoreboard_update(const pkt_t *p, flow_t *fwd)
+{
+    const tcps_record *r = p->r;
+    scoreboard_prune(fwd, p->ack);
+    if (r->opt_present & TCPS_OPT_SACK) {
+        int n = r->sack_count < TCPS_MAX_SACK ? r->sack_count : TCPS_MAX_SACK;
+        for (int i = 0; i < n; i++)
+            scoreboard_add(fwd, r->sack[2 * i], r->sack[2 * i + 1], p->ack);
+    }
+    int reporting = fwd->sb_n > 0 || (fwd->dupacknum >= 1 && fwd->dupacknum != 0xFFFFFFFFu);
+    if (!reporting)
+        fwd->report_ts = 0;
+    else if (!fwd->report_ts)
+        fwd->report_ts = p->ts;
+}
+
+/* ---- capture duplicates ------------------------------------------------ */
+
+/* Improved mode: identical to this direction's previous segment, IP ID
+ * included (IPv4, non-zero), within 2 ms; or seen on another interface. */
+int is_capture_duplicate(const pkt_t *p, const flow_t *fwd)
+{
+    const tcps_record *r = p->r;
+    if (!fwd->sig_set || p->seq != fwd->sig_seq || p->ack != fwd->sig_ack || p->seglen != fwd->sig_len ||
+        p->flags != fwd->sig_flags || p->window != fwd->sig_win)
+        return 0;
+    if (p->iface != fwd->sig_iface)
+        return 1;
+    return r->ip_version == 4 && r->ip_id != 0 && r->ip_id == fwd->sig_ipid &&
+           (uint64_t)(p->ts - fwd->sig_ts) < (uint64_t)DUP_WINDOW_NS;
+}
+
+void remember_signature(const pkt_t *p, flow_t *fwd)
+{
+    fwd->sig_set = 1;
+    fwd->sig_seq = p->seq;
+    fwd->sig_ack = p->ack;
+    fwd->sig_len = p->seglen;
+    fwd->sig_flags = p->flags;
+    fwd->sig_win = (uint16_t)p->window;
+    fwd->sig_ipid = p->r->ip_id;
+    fwd->sig_iface = p->iface;
+    fwd->sig_ts = p->ts;
+    fwd->sig_frame = p->frame;
+}
+
+/* A capture duplicate: reported with the numbers of its original, and left
+ * out of every analysis state. */
+int capture_duplicate(Engine *e, pkt_t *p, entry_t *ent, conv_t *c, flow_t *fwd, flow_t *rev, int dir)
+{
+    tcps_annotation *o = p->out;
+    summary_t *s = SUM(e, ent->stream);
+    ent->last_ts = p->ts;
+    o->stream = ent->stream;
+    o->kind = TCPS_ANN_ANALYSED;
+    o->win_scale = (int8_t)fwd->win_scale;
+    o->rel_seq = fwd->base_set ? unwrap(fwd, p->seq) - fwd->base_ext : 1;
+    o->rel_ack = (p->flags & TCPS_ACK) && rev->base_set ? unwrap(rev, p->ack) - rev->base_ext : (int64_t)p->ack;
+    o->next_rel_seq = o->rel_seq + p->seglen + ((p->flags & (TCPS_SYN | TCPS_FIN)) ? 1 : 0);
+    o->win_scaled = (!(p->flags & TCPS_SYN) && fwd->win_scale >= 0) ? (int64_t)((uint32_t)p->window << fwd->win_scale)
+                                                                    : (int64_t)p->window;
+    NOTE(CAPTURE_DUPLICATE, TCPS_RULE_22, fwd->sig_frame, 0);
+    o->flags = p->ta_flags;
+    o->has_analysis = 1;
+    o->bytes_in_flight = o->push_bytes_sent = o->ack_rtt_ns = o->rto_ns = -1;
+    o->irtt_ns = c->ts_first_rtt ? c->ts_first_rtt : -1;
+    s->last_ts = p->ts;
+    s->last_frame = p->frame;
+    s->pkts[dir]++;
+    s->flag_counts[TCPS_AFB_CAPTURE_DUPLICATE]++;
+    o->from_server = (uint8_t)(dir != s->client);
+    o->role_guessed = s->role_guessed;
+    return 0;
+}

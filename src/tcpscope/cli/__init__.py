@@ -1,0 +1,35 @@
+"""The `tcpscope` command line: one module per command, each wiring the layers below.
+
+A command parses its options, runs the pipeline (or the live loop, or the lab)
+with the presenters it needs, and turns what the user must fix into one line
+and an exit code (common.py): 0 success; 1 unusable input; 2 usage error.
+"""
+from __future__ import annotations
+
+import click
+
+from tcpscope import __version__
+from tcpscope.cli.conns import conns_cmd
+from tcpscope.cli.demo import demo_cmd
+from tcpscope.cli.explain import explain_cmd
+from tcpscope.cli.follow import follow_cmd
+from tcpscope.cli.graph import graph_cmd
+from tcpscope.cli.lab import lab_group
+from tcpscope.cli.ladder import ladder_cmd
+from tcpscope.cli.live import live_cmd
+from tcpscope.cli.packets import packets_cmd
+from tcpscope.cli.read import read_cmd
+from tcpscope.cli.sockets import sockets_cmd
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tcpscope")
+def main() -> None:
+    """tcpscope: see what TCP does in a capture, packet by packet and connection by connection."""
+
+
+for _command in (read_cmd, demo_cmd, packets_cmd, conns_cmd, follow_cmd, explain_cmd,
+                 ladder_cmd, graph_cmd, live_cmd, sockets_cmd, lab_group):
+    main.add_command(_command)

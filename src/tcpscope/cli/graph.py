@@ -1,0 +1,43 @@
+"""`tcpscope graph`: one graph of a connection, PNG, SVG or HTML (docs/graphs.md)."""
+from __future__ import annotations
+
+import click
+
+from tcpscope.cli.common import fail, lang_option, mode_option, one_line_errors
+
+KINDS = ("stevens", "tcptrace", "throughput", "rtt", "window", "cwnd", "slidingwindow")
+
+
+@click.command("graph")
+@click.argument("file", type=click.Path(allow_dash=True))
+@click.option("--stream", "stream", type=click.IntRange(min=0), required=True,
+              help="The stream (tcp.stream, as `tcpscope packets` numbers them).")
+@click.option("--kind", type=click.Choice(KINDS), required=True, help="Which graph.")
+@click.option("--frame", type=click.IntRange(min=1), default=None,
+              help="slidingwindow: the frame whose instant is drawn (default: the stream's "
+                   "first key moment).")
+@click.option("--dir", "direction", type=click.Choice(["c2s", "s2c"]), default=None,
+              help="The data direction (default: the one that sent more bytes).")
+@lang_option("Language of titles, labels and legend.")
+@mode_option("The analysis mode behind the marks.")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True,
+              help="The file to write: .png, .svg or .html (self-contained, interactive).")
+@one_line_errors
+def graph_cmd(file: str, stream: int, kind: str, frame: int | None, direction: str | None,
+              lang: str, mode: str, output: str) -> None:
+    """Draw a graph of one connection: time-sequence (tcptrace, Stevens), throughput,
+    RTT, window, congestion window, or the sliding window at one instant.
+
+    \b
+    Examples:
+      tcpscope graph trace.pcap --stream 0 --kind tcptrace -o seq.svg
+      tcpscope graph trace.pcap --stream 0 --kind throughput -o tput.html
+      tcpscope graph trace.pcap --stream 0 --kind slidingwindow --frame 120 -o win.png
+    """
+    from tcpscope.present.graph import GraphUnavailable, write_graph
+
+    try:
+        write_graph(file, stream, kind, output, direction=direction, lang=lang, frame=frame,
+                    mode=mode)
+    except (GraphUnavailable, LookupError, ValueError) as exc:
+        fail(f"{file}: {exc}")

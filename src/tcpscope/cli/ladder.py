@@ -1,0 +1,76 @@
+"""`tcpscope ladder`: the ladder (flow) diagram alone (docs/explain.md)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from tcpscope.cli.common import (
+    lang_option, mode_option, one_line_errors, progress_source, use_color,
+)
+from tcpscope.pipeline import StreamNotFound
+
+#: A ladder draws at most this many endpoints (lanes).
+MAX_LANES = 6
+
+
+@click.command("ladder")
+@click.argument("file", type=click.Path(allow_dash=True))
+@click.option("--stream", "streams", type=click.IntRange(min=0), multiple=True,
+              help="The stream to draw (repeatable: several connections share the lanes of "
+                   "their endpoints; default: every stream, if at most 6 endpoints).")
+@click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "svg"]), default="text",
+              show_default=True, help="Box-drawing text, a Mermaid sequenceDiagram, or SVG.")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file instead of standard output.")
+@lang_option("Language of the words (headers, tags, legend).")
+@click.option("--fold", is_flag=True,
+              help="Draw runs of ordinary data and ACKs as one row (one connection only).")
+@mode_option("The analysis mode behind the tags.")
+@click.option("--no-color", is_flag=True, help="Plain text, even on a terminal.")
+@one_line_errors
+def ladder_cmd(file: str, streams: tuple[int, ...], fmt: str, output: str | None, lang: str,
+               fold: bool, mode: str, no_color: bool) -> None:
+    """The ladder (flow) diagram of a connection: an arrow per packet, states beside it."""
+    from tcpscope.present.explain import Line, render_lines
+    from tcpscope.present.ladder import (
+        build_ladder, render_mermaid, render_svg, render_text_rows,
+    )
+    from tcpscope.present.story import build_story, collect
+
+    source, finish = progress_source(file)
+    try:
+        analysis, extra = collect(source, list(streams) or None, mode=mode)
+    finally:
+        finish()
+    total = int(analysis.connections.shape[0])
+    chosen = sorted(set(streams)) if streams else list(range(total))
+    missing = [s for s in chosen if s >= total]
+    if missing or not chosen:
+        raise StreamNotFound(f"no TCP stream {missing[0]} in the capture" if missing
+                             else "no TCP stream in the capture")
+    stories = [build_story(analysis, s, extra) for s in chosen]
+    lad = build_ladder(stories, lang, fold=fold)
+    if len(lad.lanes) > MAX_LANES:
+        raise click.UsageError(f"{len(chosen)} streams have {len(lad.lanes)} endpoints; a ladder "
+                               f"draws at most {MAX_LANES}: choose streams with --stream N")
+    if fmt == "text":
+        rows = render_text_rows(lad)
+        if output is None:
+            styled: list[Line] = []
+            for text, r in rows:
+                style = (("s2c" if r.src > r.dst else "c2s") if r is not None and r.kind ==
+                         "packet" else None)
+                styled.append([(text, style)])
+            render_lines(styled, sys.stdout, color=use_color(no_color))
+            return
+        text = "\n".join(t for t, _ in rows) + "\n"
+    elif fmt == "mermaid":
+        text = render_mermaid(lad)
+    else:
+        text = render_svg(lad)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)

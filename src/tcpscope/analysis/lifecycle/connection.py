@@ -92,7 +92,7 @@ class ConnectionLife:
     """One connection: its endpoints' states and what its lifecycle reports."""
 
     __slots__ = (
-        "stream", "cs", "guessed", "client_id", "first_ts", "first_frame", "syns", "synacks",
+        "stream", "cs", "guessed", "client_id", "first_ts", "first_frame", "opens",
         "opts", "rejected", "rejected_by", "data_on_syn", "synack_acked_data",
         "handshake_frame", "fins", "fin_frames", "first_fin_side", "first_fin_by_fin",
         "fin_acked", "half_close", "closing", "rst_side", "rst_frame", "rst_before_close",
@@ -108,8 +108,8 @@ class ConnectionLife:
         self.first_ts = first.ts_ns
         self.first_frame = first.frame
         # each side's SYNs (without ACK) and SYN-ACKs: [(frame, ts_ns)], client's then server's
-        self.syns: tuple[list[tuple[int, int]], list[tuple[int, int]]] = ([], [])
-        self.synacks: tuple[list[tuple[int, int]], list[tuple[int, int]]] = ([], [])
+        # every SYN and SYN-ACK: (1 for a SYN-ACK else 0, side, frame, ts_ns), in order
+        self.opens: list[tuple[int, int, int, int]] = []
         self.opts: list[SideOptions | None] = [None, None]
         self.rejected = False
         self.rejected_by: str | None = None
@@ -132,8 +132,7 @@ class ConnectionLife:
     def swap_roles(self) -> None:
         """The engine swapped the guessed roles: what each side did changes hands."""
         self.cs.swap_roles()
-        for pair in ("syns", "synacks"):
-            setattr(self, pair, getattr(self, pair)[::-1])
+        self.opens = [(k, side ^ 1, f, t) for k, side, f, t in self.opens]
         for name in ("opts", "fins", "fin_frames", "fin_acked"):
             setattr(self, name, getattr(self, name)[::-1])
         if self.first_fin_side >= 0:
@@ -214,7 +213,7 @@ class ConnectionLife:
                 self.half_close = True
                 ev.append("half_close")
         c, s = cs.client.state, cs.server.state
-        if (self.handshake_frame is None and (self.syns[0] or self.syns[1])
+        if (self.handshake_frame is None and any(not k for k, *_ in self.opens)
                 and c in _SYNC and s in _SYNC):
             self.handshake_frame = frame
             ev.append("handshake_complete")
@@ -234,20 +233,19 @@ class ConnectionLife:
     def _on_syn(self, row: Segment, analysed: bool, ev: list[str]) -> None:
         """Handshake bookkeeping of a SYN or SYN-ACK row."""
         fs, fl = row.from_server, row.flags
-        if fl & _ACK:
-            copies = self.synacks[fs]
-            copies.append((row.frame, row.ts_ns))
+        synack = 1 if fl & _ACK else 0
+        copies = 1 + sum(1 for k, side, *_ in self.opens if k == synack and side == fs)
+        self.opens.append((synack, fs, row.frame, row.ts_ns))
+        if synack:
             if fs:
-                if len(copies) > 1:
+                if copies > 1:
                     ev.append("synack_retransmit")
                 if analysed and row.rel_ack > 1:
                     self.synack_acked_data = True
         else:
-            copies = self.syns[fs]
-            copies.append((row.frame, row.ts_ns))
-            if len(copies) > 1:
+            if copies > 1:
                 ev.append("syn_retransmit")
-            elif len(self.syns[0]) + len(self.syns[1]) == 1:
+            elif sum(1 for k, *_ in self.opens if not k) == 1:
                 ev.append("handshake_started")
             if row.length:
                 if not self.data_on_syn:
@@ -273,8 +271,10 @@ class ConnectionLife:
         """The connection's `Lifecycle`, with the tracker's per-connection counts and the
         engine's iRTT (-1: none)."""
         cs = self.cs
-        syn_iv = _intervals(self.syns[0])
-        synack_iv = _intervals(self.synacks[1])
+        syns = (self._copies(0, 0), self._copies(0, 1))
+        synacks = (self._copies(1, 0), self._copies(1, 1))
+        syn_iv = _intervals(syns[0])
+        synack_iv = _intervals(synacks[1])
         copt = self.opts[0] or SideOptions()
         sopt = self.opts[1] or SideOptions()
         both = self.opts[0] is not None and self.opts[1] is not None
@@ -296,10 +296,10 @@ class ConnectionLife:
             stream=self.stream,
             handshake=self.handshake_kind(),
             handshake_complete=done,
-            syn_retries=max(len(self.syns[0]) - 1, 0),
+            syn_retries=max(len(syns[0]) - 1, 0),
             syn_intervals=syn_iv,
             syn_backoff=backoff_verdict(syn_iv),
-            synack_retries=max(len(self.synacks[1]) - 1, 0),
+            synack_retries=max(len(synacks[1]) - 1, 0),
             synack_intervals=synack_iv,
             synack_backoff=backoff_verdict(synack_iv),
             data_on_syn=self.data_on_syn,
@@ -326,22 +326,27 @@ class ConnectionLife:
             rejected_by=self.rejected_by,
             teardown_inferred=self.teardown_inferred if self.teardown_inferred
             and teardown == "4way" else None,
-            syn_frames=tuple(tuple(f for f, _ in side) for side in self.syns),
-            synack_frames=tuple(tuple(f for f, _ in side) for side in self.synacks),
+            syn_frames=tuple(tuple(f for f, _ in side) for side in syns),
+            synack_frames=tuple(tuple(f for f, _ in side) for side in synacks),
             fin_frames=tuple(self.fin_frames),
             handshake_frame=self.handshake_frame,
             closer=("client", "server")[closer] if closer >= 0 else None,
             rst_frame=self.rst_frame,
         )
 
+    def _copies(self, synack: int, side: int) -> list[tuple[int, int]]:
+        """(frame, ts_ns) of a side's SYNs (synack=0) or SYN-ACKs (1)."""
+        return [(f, t) for k, s, f, t in self.opens if k == synack and s == side]
+
     def handshake_kind(self) -> str:
-        if not self.syns[0]:
+        syns, server_syns, synacks = self._copies(0, 0), self._copies(0, 1), self._copies(1, 1)
+        if not syns:
             return "midstream"
-        if self.syns[1]:
+        if server_syns:
             return "simultaneous"
-        if not self.synacks[1]:
+        if not synacks:
             return "rejected" if self.rejected else "unanswered"
-        if len(self.syns[0]) > 1 or len(self.synacks[1]) > 1:
+        if len(syns) > 1 or len(synacks) > 1:
             return "3way+retries"
         return "3way"
 

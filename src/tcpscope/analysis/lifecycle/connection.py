@@ -92,7 +92,7 @@ class ConnectionLife:
     """One connection: its endpoints' states and what its lifecycle reports."""
 
     __slots__ = (
-        "stream", "cs", "guessed", "client_id", "first_ts", "first_frame", "opens",
+        "stream", "cs", "guessed", "client_id", "first_ts", "first_frame", "opens", "syn_seen",
         "opts", "rejected", "rejected_by", "data_on_syn", "synack_acked_data",
         "handshake_frame", "fins", "fin_frames", "first_fin_side", "first_fin_by_fin",
         "fin_acked", "half_close", "closing", "rst_side", "rst_frame", "rst_before_close",
@@ -110,6 +110,7 @@ class ConnectionLife:
         # each side's SYNs (without ACK) and SYN-ACKs: [(frame, ts_ns)], client's then server's
         # every SYN and SYN-ACK: (1 for a SYN-ACK else 0, side, frame, ts_ns), in order
         self.opens: list[tuple[int, int, int, int]] = []
+        self.syn_seen = False   # a SYN (without ACK) from either side
         self.opts: list[SideOptions | None] = [None, None]
         self.rejected = False
         self.rejected_by: str | None = None
@@ -213,7 +214,7 @@ class ConnectionLife:
                 self.half_close = True
                 ev.append("half_close")
         c, s = cs.client.state, cs.server.state
-        if (self.handshake_frame is None and any(not k for k, *_ in self.opens)
+        if (self.handshake_frame is None and self.syn_seen
                 and c in _SYNC and s in _SYNC):
             self.handshake_frame = frame
             ev.append("handshake_complete")
@@ -234,7 +235,7 @@ class ConnectionLife:
         """Handshake bookkeeping of a SYN or SYN-ACK row."""
         fs, fl = row.from_server, row.flags
         synack = 1 if fl & _ACK else 0
-        copies = 1 + sum(1 for k, side, *_ in self.opens if k == synack and side == fs)
+        copies = 1 + sum(1 for k, side, _, _ in self.opens if k == synack and side == fs)
         self.opens.append((synack, fs, row.frame, row.ts_ns))
         if synack:
             if fs:
@@ -245,8 +246,9 @@ class ConnectionLife:
         else:
             if copies > 1:
                 ev.append("syn_retransmit")
-            elif sum(1 for k, *_ in self.opens if not k) == 1:
+            elif not self.syn_seen:
                 ev.append("handshake_started")
+            self.syn_seen = True
             if row.length:
                 if not self.data_on_syn:
                     ev.append("data_on_syn")

@@ -235,7 +235,10 @@ class ConnectionLife:
         """Handshake bookkeeping of a SYN or SYN-ACK row."""
         fs, fl = row.from_server, row.flags
         synack = 1 if fl & _ACK else 0
-        copies = 1 + sum(1 for k, side, _, _ in self.opens if k == synack and side == fs)
+        copies = 1
+        for k, side, _, _ in self.opens:
+            if k == synack and side == fs:
+                copies += 1
         self.opens.append((synack, fs, row.frame, row.ts_ns))
         if synack:
             if fs:

@@ -12,9 +12,6 @@ frame, the lifecycles and the tracker::
     r = run(s)
     assert r.states[-1] == ("ESTABLISHED", "ESTABLISHED")
     assert r.events[3] == ("handshake_complete",)     # frame numbers, 1-based
-
-`reference_states(records, annotations)` drives `ConnectionStates` on every TCP
-row in plain Python (no vectorised skipping): what the tracker must agree with.
 """
 from __future__ import annotations
 
@@ -25,10 +22,7 @@ import numpy as np
 
 from tcpscope.analysis.engine import Analyzer
 from tcpscope.analysis.lifecycle import Lifecycle, LifecycleTracker
-from tcpscope.analysis.states import ConnectionStates, State, Transition
-from tcpscope.pipeline import Options, Pipeline
-
-ANALYSED = 1
+from tcpscope.analysis.states import State, Transition
 
 
 @dataclass
@@ -101,34 +95,3 @@ def run_file(path: Path, batch_frames: int | None = None) -> Run:
             for k, ev in out.events.items():
                 events[int(b.frame_numbers[k])] = ev
     return Run(states, events, tr.lifecycles(), tr, streams, an.connection_dicts())
-
-
-def reference_states(path: Path) -> tuple[list[tuple[int, int]], set[int]]:
-    """(client, server) after every row, from ConnectionStates driven on every TCP row,
-    and the streams whose roles were a guess at first (the engine may swap them later,
-    which only the tracker follows)."""
-    conns: dict[int, ConnectionStates] = {}
-    guessed: set[int] = set()
-    out = []
-    for chunk in Pipeline([], Options(states=False)).read(path):
-        recs, ann = chunk.records, chunk.annotations
-        for i in range(len(ann)):
-            st = int(ann["stream"][i])
-            if st < 0:
-                out.append((0, 0))
-                continue
-            fl = int(recs["tcp_flags"][i])
-            cs = conns.get(st)
-            if cs is None:
-                cs = conns[st] = ConnectionStates.for_first_segment(fl, keep=False)
-                if ann["role_guessed"][i]:
-                    guessed.add(st)
-            af = int(ann["flags"][i])
-            if not af & (1 << 15):   # a capture duplicate changes nothing
-                cs.on_segment(int(ann["frame"][i]), 0, bool(ann["from_server"][i]), fl,
-                              int(recs["payload_len"][i]), int(ann["rel_seq"][i]),
-                              int(ann["rel_ack"][i]), int(ann["next_rel_seq"][i]),
-                              int(ann["kind"][i]) == ANALYSED, bool(af & 4),
-                              int(ann["ip_id_gap"][i]))
-            out.append((cs.client.state, cs.server.state))
-    return out, guessed

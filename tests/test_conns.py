@@ -32,11 +32,6 @@ GOLDEN_CASES = {
     "lossy_transfer": FIX / "lossy_transfer.pcap",
     "lo_ipv6": FIX / "lo_ipv6.pcap",
 }
-#: Keys filled by the lifecycle layer (analysis/lifecycle.py).
-LIFECYCLE_KEYS = ("handshake", "syn_retries", "synack_retries", "teardown", "time_wait_side",
-                  "client_state", "server_state")
-ZEEK_LIFECYCLE_COLS = ("tcpscope_handshake", "tcpscope_teardown", "tcpscope_client_state",
-                       "tcpscope_server_state")
 
 
 def run(*args: str) -> str:
@@ -53,10 +48,6 @@ def _check_golden(name: str, text: str) -> None:
     assert text == path.read_text(), f"{name} differs from its golden file"
 
 
-def _lifecycle_available() -> bool:
-    return C._lifecycle_tracker() is not None
-
-
 @pytest.mark.parametrize("name", sorted(GOLDEN_CASES))
 def test_jsonl_golden(name):
     text = run("-C", "--format", "jsonl", str(GOLDEN_CASES[name]))
@@ -64,11 +55,6 @@ def test_jsonl_golden(name):
     for r in rows:
         assert tuple(r) == C.RECORD_KEYS
         assert set(r["anomalies"]) == set(C.ANOMALIES)
-    if not _lifecycle_available():  # compare the rest only
-        gold = [json.loads(x) for x in (GOLDEN / f"{name}.jsonl").read_text().splitlines()]
-        strip = lambda rs: [{k: v for k, v in r.items() if k not in LIFECYCLE_KEYS} for r in rs]  # noqa: E731
-        assert strip(rows) == strip(gold)
-        return
     _check_golden(f"{name}.jsonl", text)
 
 
@@ -90,8 +76,6 @@ def test_zeek_golden(name):
     assert len(types) == len(fields)
     for line in lines[8:-1]:
         assert len(line.split("\t")) == len(fields)
-    if not _lifecycle_available():
-        return
     _check_golden(f"{name}.zeek.log", text)
 
 

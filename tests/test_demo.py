@@ -5,17 +5,19 @@ import io
 import subprocess
 import sys
 
-from tcpscope.present.demo import demo_capture, run_demo, tcp_packets
+from tcpscope.lab.facts import Facts
+from tcpscope.present.demo import demo_capture, run_demo
 from tcpscope.present.i18n import dwidth
 
 
 def test_demo_capture_is_the_classic_experiment():
     with demo_capture() as path:
-        packets = tcp_packets(path)
+        facts = Facts.from_capture(path)
+    packets = facts.packets
     assert len(packets) == 18
-    payloads = [p.payload for p in packets if p.payload]
+    payloads = [facts.payload(p) for p in packets if p.len]
     assert payloads == [b"Welcome!", b"Alice", b"Hello, Alice!", b"Bob", b"Hello, Bob!", b"exit"]
-    assert {p.dport for p in packets if p.flags == 0x002} == {5000}
+    assert {p.dport for p in packets if p.bits == 0x002} == {5000}
 
 
 def _demo(lang: str) -> str:

@@ -336,25 +336,29 @@ def test_capture_shows_the_cause(case: Case) -> None:
 
 @pytest.fixture(scope="module")
 def tcpscope_lifecycle():
-    """LifecycleTracker, once tcpscope.analysis.lifecycle exists."""
-    try:
-        from tcpscope.analysis.lifecycle import LifecycleTracker
-        from tcpscope.analysis.states import State
-        from tcpscope.pipeline import Options, Pipeline
-    except ImportError as exc:  # pragma: no cover - until the tracker lands
-        pytest.skip(f"tcpscope's lifecycle tracker is not there yet: {exc}")
+    """The capture through tcpscope's pipeline: times and both endpoints' states per row,
+    and the lifecycles."""
+    from tcpscope.analysis.states import State
+    from tcpscope.pipeline import run as run_pipeline
+
+    class States:
+        def __init__(self) -> None:
+            self.ts, self.client, self.server = [], [], []
+            self.lifecycles = {}
+
+        def feed(self, chunk) -> None:
+            self.ts.append(chunk.ts_ns)
+            self.client.append(np.asarray(chunk.life.client))
+            self.server.append(np.asarray(chunk.life.server))
+
+        def finish(self, result) -> None:
+            self.lifecycles = result.tracker.lifecycles()
 
     def run(path: Path):
-        tracker = LifecycleTracker()
-        ts, cl, sv = [], [], []
-        for chunk in Pipeline([], Options(states=False)).read(path):
-            batch, records, ann = chunk.batch, chunk.records, chunk.annotations
-            out = tracker.feed(records, ann, batch.ts_ns)
-            ts.append(np.asarray(batch.ts_ns, dtype=np.int64))
-            cl.append(np.asarray(out.client))
-            sv.append(np.asarray(out.server))
-        return (np.concatenate(ts), np.concatenate(cl), np.concatenate(sv),
-                tracker.lifecycles(), State)
+        got = States()
+        run_pipeline(path, [got])
+        return (np.concatenate(got.ts), np.concatenate(got.client), np.concatenate(got.server),
+                got.lifecycles, State)
 
     return run
 

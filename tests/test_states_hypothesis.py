@@ -6,7 +6,8 @@
    earlier assumed change), the FIN position never moves once known, and the highest
    sequence number seen never decreases.
 2. Random segment sequences on a few 4-tuples through the engine and the tracker: no
-   exception, the same states as the per-row machine, whatever the batch split.
+   exception, and the same states, events and lifecycles as the reference tracker (every
+   row through the machine), whatever the batch split.
 """
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from tcpscope.analysis.engine import Analyzer
-from tcpscope.analysis.lifecycle import LifecycleTracker
-from tcpscope.analysis.states import EXTRA_REASONS, TRANSITIONS, ConnectionStates, Event, State
+from tcpscope.analysis.lifecycle import LifecycleTracker, ReferenceTracker
+from tcpscope.analysis.machine import ConnectionStates
+from tcpscope.analysis.states import EXTRA_REASONS, TRANSITIONS, Event, Segment, State
 from tests.analysis_helpers import tcp_record
 
 FLAGS = {"S": 0x02, "S.": 0x12, ".": 0x10, "P.": 0x18, "F.": 0x11, "FP.": 0x19, "R": 0x04,
@@ -50,8 +52,8 @@ class Machine(RuleBasedStateMachine):
         self.frame += 1
         fl = FLAGS[flags]
         nxt = seq + length + (1 if fl & 0x03 and not fl & 0x04 else 0)
-        self.cs.on_segment(self.frame, self.frame * 1000, from_server, fl, length, seq, ack, nxt,
-                           analysed, unseen)
+        self.cs.on_segment(Segment(self.frame, self.frame * 1000, from_server, fl, length, seq,
+                                   ack, nxt, analysed, unseen))
         for i, ep in enumerate((self.cs.client, self.cs.server)):
             assert ep.max_end >= self.max_end[i]
             self.max_end[i] = ep.max_end
@@ -128,8 +130,8 @@ def build(segs):
     return np.concatenate(recs), np.array(times, np.int64)
 
 
-def states(recs, times, split):
-    an, tr = Analyzer(), LifecycleTracker()
+def states(recs, times, split, tracker=LifecycleTracker):
+    an, tr = Analyzer(), tracker()
     frames = np.arange(1, len(recs) + 1, dtype=np.int64)
     out_c, out_s, events, anns = [], [], {}, []
     for i in range(0, len(recs), split):
@@ -145,34 +147,15 @@ def states(recs, times, split):
 
 def check_tracker(segs, split):
     """Engine + tracker: the same answers whatever the batch split, and the same states,
-    transitions (reasons, confidence) and anomalies as ConnectionStates driven on every row."""
+    events and lifecycles (transitions, anomalies) as the reference tracker."""
     recs, times = build(segs)
-    whole, ev_whole, tracker, ann = states(recs, times, len(recs))
+    whole, ev_whole, tracker, _ = states(recs, times, len(recs))
     parts, ev_parts, tracker_parts, _ = states(recs, times, split)
-    assert (whole, ev_whole) == (parts, ev_parts)
+    ref, ev_ref, reference, _ = states(recs, times, split, ReferenceTracker)
+    assert (whole, ev_whole) == (parts, ev_parts) == (ref, ev_ref)
     lives = {k: v.as_dict() for k, v in tracker.lifecycles().items()}
     assert lives == {k: v.as_dict() for k, v in tracker_parts.lifecycles().items()}
-    # the per-row machine, on every row (role swaps aside: only the tracker follows them)
-    conns: dict[int, ConnectionStates] = {}
-    guessed = set()
-    for i in range(len(recs)):
-        stream = int(ann["stream"][i])
-        fl = int(recs["tcp_flags"][i])
-        if stream not in conns:
-            conns[stream] = ConnectionStates.for_first_segment(fl)
-            if ann["role_guessed"][i]:
-                guessed.add(stream)
-        cs = conns[stream]
-        cs.on_segment(i + 1, int(times[i]), bool(ann["from_server"][i]), fl,
-                      int(recs["payload_len"][i]), int(ann["rel_seq"][i]), int(ann["rel_ack"][i]),
-                      int(ann["next_rel_seq"][i]), int(ann["kind"][i]) == 1,
-                      bool(int(ann["flags"][i]) & 4), int(ann["ip_id_gap"][i]))
-        if stream not in guessed:
-            assert whole[i] == (cs.client.state, cs.server.state), i
-    for stream, life in tracker.lifecycles().items():
-        if stream not in guessed:
-            assert life.transitions == conns[stream].transitions, stream
-            assert life.state_anomalies == conns[stream].anomalies, stream
+    assert lives == {k: v.as_dict() for k, v in reference.lifecycles().items()}
 
 
 # Found by hypothesis: a connection first seen at its SYN-ACK. The ACK that follows puts the

@@ -1,6 +1,7 @@
 """The endpoint state machine's table, exhaustively: every (state, event) pair is
-either a defined transition or a recorded anomaly, and the machine does exactly
-what the table says (analysis/states.py)."""
+either one edge of the table or a recorded anomaly, every edge carries its reason,
+RFC section, confidence and guard, and the machine does exactly what the table
+says (analysis/states.py)."""
 from __future__ import annotations
 
 import itertools
@@ -10,11 +11,16 @@ import numpy as np
 import pytest
 
 from tcpscope.analysis import states as st
-from tcpscope.analysis.states import (
-    GUARDS, INFERRED, REASONS, TRANSITIONS, ConnectionStates, Event, State, anomaly_id,
-)
+from tcpscope.analysis.machine import ConnectionStates
+from tcpscope.analysis.states import TABLE, TRANSITIONS, Confidence, Event, State, anomaly_id
 
 PAIRS = list(itertools.product(State, Event))
+EDGES = {(r.state, r.event): r for r in TABLE}
+
+
+def test_one_edge_per_pair():
+    assert len(EDGES) == len(TABLE)
+    assert TRANSITIONS == {p: r.next for p, r in EDGES.items()}
 
 
 def test_every_pair_is_a_transition_or_an_anomaly():
@@ -33,20 +39,18 @@ def test_the_machine_follows_the_table(state, event):
     cs = ConnectionStates(state, State.UNKNOWN)
     defined = cs.apply(side, event, frame=7, ts_ns=70)
     new = cs.client.state
-    if (state, event) in TRANSITIONS:
-        assert defined and new == TRANSITIONS[(state, event)]
+    edge = EDGES.get((state, event))
+    if edge is not None:
+        assert defined and new == edge.next
         assert cs.anomalies == []
         if new != state:
             (t,) = cs.transitions
             assert (t.frame, t.ts_ns, t.side, t.old, t.new) == (7, 70, "client", state, new)
             # a guard may give a more precise reason (reset.reject: nobody listens)
-            assert t.reason == REASONS[(state, event)][0] or (
-                (state, event) in GUARDS and t.reason in st.EXTRA_REASONS)
+            assert t.reason == edge.reason or (
+                edge.guard is not None and t.reason in st.EXTRA_REASONS)
             assert t.event == event.name.lower()
-            sending = event.name.startswith("SEND")
-            direction = st.Confidence.OBSERVED if sending else st.Confidence.ASSUMED
-            inferred = (state, event) in INFERRED
-            assert t.confidence == (st.Confidence.INFERRED if inferred else direction)
+            assert t.confidence == edge.confidence
         else:
             assert cs.transitions == []
     else:
@@ -58,21 +62,27 @@ def test_the_machine_follows_the_table(state, event):
     assert cs.server.state == State.UNKNOWN  # one event touches one endpoint
 
 
-def test_every_change_has_a_reason_with_its_rfc_section():
-    changing = {p for p, new in TRANSITIONS.items() if new != p[0]}
-    assert set(REASONS) == changing
-    for (s, e), (rid, sentence) in REASONS.items():
-        assert re.fullmatch(r"[a-z_]+\.[a-z_]+", rid), rid
-        assert "§" in sentence, (s, e)
+@pytest.mark.parametrize("edge", TABLE, ids=[f"{r.state.name}-{r.event.name.lower()}" for r in TABLE])
+def test_every_edge_says_why_with_its_rfc_section(edge):
+    assert re.fullmatch(r"§\d+(\.\d+)*", edge.rfc), edge.rfc
+    assert edge.sentence
+    if edge.changes:
+        assert re.fullmatch(r"[a-z_]+\.[a-z_]+", edge.reason), edge.reason
+        assert edge.rfc in edge.sentence
+    else:
+        assert edge.reason is None
+    # observed for what the endpoint sent, assumed for what it received, unless a deduction
+    direction = Confidence.OBSERVED if edge.event.sending else Confidence.ASSUMED
+    assert edge.confidence in (direction, Confidence.INFERRED)
+    assert edge.confidence != Confidence.INFERRED or edge.changes
+    assert edge.guard is None or callable(edge.guard)
+
+
+def test_extra_reasons_and_guard_anomalies():
     for rid, sentence in st.EXTRA_REASONS.items():
         assert re.fullmatch(r"[a-z_]+\.[a-z_]+", rid) and sentence
-
-
-def test_inferred_edges_and_guards_are_table_edges():
-    assert INFERRED <= {p for p, new in TRANSITIONS.items() if new != p[0]}
-    for pair, name in GUARDS.items():
-        assert pair in TRANSITIONS
-        assert callable(getattr(ConnectionStates, name))
+    for aid, sentence in st.GUARD_ANOMALIES.items():
+        assert re.fullmatch(r"[a-z_]+", aid) and "§" in sentence
 
 
 def test_shape_of_the_table():

@@ -29,13 +29,17 @@ Modes:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..wire.record import RECORD_DTYPE
 from . import _engine
-from .annotation import ANNOTATION_DTYPE, CONN_DTYPE, FLAG_NAMES, SIDE
+from .annotation import ANNOTATION_DTYPE, CONN_DTYPE
+from .connections import connection_dicts
+
+if TYPE_CHECKING:
+    from .lifecycle import Lifecycle
 
 __all__ = ["Analyzer", "Analysis", "MODES"]
 
@@ -105,64 +109,11 @@ class Analyzer:
 
     def connection_dicts(self, start: int = 0) -> list[dict[str, Any]]:
         """The connections as plain dicts (addresses as text), for people and JSON."""
-        return [conn_to_dict(row) for row in self.connections(start)]
+        return connection_dicts(self.connections(start))
 
     def stats(self) -> dict[str, int]:
         """Frames seen, streams, active conversations and the bytes of state held."""
         return dict(self._engine.stats())
-
-
-def _addr_text(raw: np.ndarray, version: int) -> str:
-    import ipaddress
-
-    b = bytes(raw)
-    return str(ipaddress.IPv4Address(b[:4]) if version == 4 else ipaddress.IPv6Address(b))
-
-
-def conn_to_dict(row: np.void) -> dict[str, Any]:
-    """One connection row as a dict: index 0 = client, 1 = server."""
-    v = int(row["ip_version"])
-    sides = []
-    for i in range(2):
-        bits = int(row["side_flags"][i])
-        sides.append(
-            {
-                "packets": int(row["pkts"][i]),
-                "bytes": int(row["bytes"][i]),
-                "isn": int(row["isn"][i]),
-                "isn_from_syn": bool(row["isn_known"][i]),
-                "mss": int(row["mss"][i]) or None,
-                "wscale": int(row["wscale"][i]) if row["wscale"][i] >= 0 else None,
-                "sack_permitted": bool(bits & SIDE["sack_perm"]),
-                "timestamps": bool(bits & SIDE["timestamps"]),
-                "tfo": bool(bits & SIDE["tfo"]),
-                "ecn_setup": bool(bits & SIDE["ecn_setup"]),
-                "saw_syn": bool(bits & SIDE["saw_syn"]),
-                "saw_synack": bool(bits & SIDE["saw_synack"]),
-                "saw_fin": bool(bits & SIDE["saw_fin"]),
-                "saw_rst": bool(bits & SIDE["saw_rst"]),
-            }
-        )
-    counts = {name: int(row["flag_counts"][bit]) for bit, name in enumerate(FLAG_NAMES)}
-    return {
-        "stream": int(row["stream"]),
-        "client": _addr_text(row["client_addr"], v),
-        "client_port": int(row["client_port"]),
-        "server": _addr_text(row["server_addr"], v),
-        "server_port": int(row["server_port"]),
-        "role_guessed": bool(row["role_guessed"]),
-        "first_ts": int(row["first_ts"]) / 1e9,
-        "last_ts": int(row["last_ts"]) / 1e9,
-        "first_frame": int(row["first_frame"]),
-        "last_frame": int(row["last_frame"]),
-        "irtt": int(row["irtt_ns"]) / 1e9 if row["irtt_ns"] >= 0 else None,
-        "ecn_negotiated": int(row["ecn_setup"]) == 3,
-        "reused_ports": bool(row["reused_ports"]),
-        "prev_stream": int(row["prev_stream"]) if row["prev_stream"] >= 0 else None,
-        "client_side": sides[0],
-        "server_side": sides[1],
-        "flag_counts": counts,
-    }
 
 
 @dataclass
@@ -184,7 +135,7 @@ class Analysis:
     #: row index -> lifecycle events that row caused ("handshake_complete", ...)
     events: dict[int, tuple[str, ...]] = field(default_factory=dict)
     #: stream -> `lifecycle.Lifecycle` (handshake, teardown, transitions, ...)
-    lifecycles: dict[int, Any] = field(default_factory=dict)
+    lifecycles: dict[int, Lifecycle] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.records.shape[0])
@@ -194,4 +145,4 @@ class Analysis:
         return np.flatnonzero(self.annotations["stream"] == n)
 
     def connection_dicts(self) -> list[dict[str, Any]]:
-        return [conn_to_dict(row) for row in self.connections]
+        return connection_dicts(self.connections)

@@ -56,7 +56,7 @@ def live_cmd(iface: str, filter_words: tuple[str, ...], count: int | None,
     from tcpscope.capture.live import FULL_SNAPLEN, LiveCapture, LiveCaptureError
     from tcpscope.kernel.netns import NetnsProc
     from tcpscope.kernel.sockets import read_sockets
-    from tcpscope.present.live import LiveSession, filter_ports, load_lifecycle
+    from tcpscope.present.live import LiveSession, filter_ports
     from tcpscope.present.live_loop import LiveRunner, LiveView
 
     if max_events is None:
@@ -64,7 +64,7 @@ def live_cmd(iface: str, filter_words: tuple[str, ...], count: int | None,
     view = LiveView(sockets_panel=show_sockets) if fmt == "text" and sys.stdout.isatty() \
         else None
     session = LiveSession(sys.stdout, mode=mode, fmt=fmt, max_events_per_tick=max_events,
-                          lifecycle=load_lifecycle(), emit=view.show if view else None)
+                          emit=view.show if view else None)
     ns_proc = NetnsProc(netns) if show_sockets and netns else None
     try:
         if show_sockets:

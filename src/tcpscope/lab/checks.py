@@ -1,17 +1,15 @@
-"""Reading a connection's handshake and teardown out of the analysed capture.
+"""A connection's handshake and teardown, as the lab's expectations ask about them.
 
-These small classifiers work on `facts.Facts` (tcpscope's dissection and stream
-tracking of the capture). They answer what the lab's expectations ask: how many
-SYNs and SYN-ACKs, when, how the connection ended and who closed first. When the
-lifecycle classifier (analysis/lifecycle.py) is available, `handshake` and
-`teardown` take its verdicts (the ``source`` key says which answered).
+Read from tcpscope's lifecycle of the connection (`Facts.lifecycle`, the
+state machine's verdicts): its kinds, the SYNs and SYN-ACKs with their times,
+the packet that completed the handshake, each side's first FIN, who closed
+first and which side ends in TIME_WAIT, with the captured packets they name.
 
 Each expectation check returns ``(passed, what was seen)``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from .facts import Facts, Pkt, intervals
 
@@ -29,11 +27,10 @@ RTO_SLACK = 0.08  # seconds
 
 @dataclass
 class Handshake:
-    kind: str  #: 3way, 3way+retries, rejected, unanswered, none
-    syns: list[Pkt] = field(default_factory=list)
-    synacks: list[Pkt] = field(default_factory=list)
-    completed_by: Pkt | None = None  #: the client's first ACK of the SYN-ACK
-    source: str = "lab"
+    kind: str  #: the lifecycle's kind; ``half_open`` for a 3-way one that never completed
+    syns: list[Pkt] = field(default_factory=list)      #: the client's SYNs
+    synacks: list[Pkt] = field(default_factory=list)   #: the server's SYN-ACKs
+    completed_by: Pkt | None = None  #: the packet that completed it (the client's ACK)
 
     @property
     def syn_times(self) -> list[float]:
@@ -51,8 +48,6 @@ class Teardown:
     fins: dict[str, Pkt] = field(default_factory=dict)  #: each side's first FIN
     time_wait_side: str | None = None  #: client, server, both, none
     packets: list[Pkt] = field(default_factory=list)  #: from the first FIN (or RST) on
-    source: str = "lab"
-    lab_kind: str | None = None  #: the lab's own reading, when the lifecycle answered
 
     def flags(self) -> list[str]:
         return [p.flags for p in self.packets]
@@ -73,78 +68,34 @@ def acked_by_peer(facts: Facts, p: Pkt) -> Pkt | None:
 
 
 def handshake(facts: Facts, stream: int = 0) -> Handshake:
-    """The handshake: the lifecycle classifier's kind when available, and the packets."""
-    hs = _handshake_packets(facts, stream)
+    """The handshake of a stream, as its lifecycle tells it."""
     lc = facts.lifecycle(stream)
-    if lc is not None:
-        kind = lc.handshake
-        if kind in ("3way", "3way+retries") and not lc.handshake_complete:
-            kind = "half_open"
-        hs.kind, hs.source = kind, "lifecycle"
-    return hs
-
-
-def _handshake_packets(facts: Facts, stream: int) -> Handshake:
-    pkts = facts.stream(stream)
-    syns = [p for p in pkts if p.syn and not p.from_server]
-    synacks = [p for p in pkts if p.synack and p.from_server]
-    if not syns:
-        return Handshake("none", syns, synacks)
-    if not synacks:
-        if any(p.rst and p.from_server for p in pkts):
-            return Handshake("rejected", syns, synacks)
-        return Handshake("unanswered", syns, synacks)
-    done = next((p for p in pkts if not p.from_server and p.frame > synacks[0].frame
-                 and p.bits & 0x10 and not p.bits & 0x02), None)
-    kind = "3way" if len(syns) == 1 and len(synacks) == 1 else "3way+retries"
-    if done is None:
+    if lc is None:
+        return Handshake("none")
+    kind = lc.handshake
+    if kind in ("3way", "3way+retries") and not lc.handshake_complete:
         kind = "half_open"
-    return Handshake(kind, syns, synacks, done)
+    done = facts.frames([lc.handshake_frame]) if lc.handshake_frame is not None else []
+    return Handshake(kind, facts.frames(lc.syn_frames[0]), facts.frames(lc.synack_frames[1]),
+                     done[0] if done else None)
 
 
 def teardown(facts: Facts, stream: int = 0) -> Teardown:
-    """The teardown: the lifecycle classifier's kind and TIME_WAIT side (from its final
-    states) when available; who closed first and the packets from the capture."""
-    td = _teardown_packets(facts, stream)
+    """The teardown of a stream, as its lifecycle tells it (the TIME_WAIT side from its
+    final states), with the packets from its first FIN (or the RST) on."""
     lc = facts.lifecycle(stream)
-    if lc is not None:
-        td.lab_kind = td.kind
-        td.kind, td.source = lc.teardown, "lifecycle"
-        td.time_wait_side = lc.time_wait_side or "none"
-        if td.kind == "simultaneous":
-            td.first_closer = "both"
-    return td
-
-
-def _teardown_packets(facts: Facts, stream: int) -> Teardown:
-    pkts = facts.stream(stream)
-    rsts = [p for p in pkts if p.rst]
-    fins: dict[str, Pkt] = {}
-    for p in pkts:
-        if p.fin and p.side not in fins:
-            fins[p.side] = p
-    if rsts and (not fins or rsts[0].frame < min(f.frame for f in fins.values())
-                 or len(fins) < 2):
-        first = rsts[0]
-        return Teardown(f"rst_{first.side}", first.side, fins, "none",
-                        [p for p in pkts if p.frame >= first.frame])
-    if not fins:
+    if lc is None:
         return Teardown("none")
-    order = sorted(fins.values(), key=lambda p: p.frame)
-    a = order[0]
-    rest = [p for p in pkts if p.frame >= a.frame]
-    if len(order) < 2:
-        return Teardown("none", a.side, fins, None, rest)
-    b = order[1]
-    # B's FIN sent before B acknowledged A's FIN: both closed at once.
-    if not _ack_covers(b, a):
-        return Teardown("simultaneous", "both", fins, "both", rest)
-    between = [p for p in pkts if a.frame < p.frame < b.frame and p.side == b.side]
-    if any(p.len > 0 for p in between) or b.len > 0:
-        return Teardown("half_close", a.side, fins, a.side, rest)
-    if any(_ack_covers(p, a) for p in between):
-        return Teardown("4way", a.side, fins, a.side, rest)
-    return Teardown("3way", a.side, fins, a.side, rest)
+    fins = {side: p for side, f in zip(("client", "server"), lc.fin_frames) if f is not None
+            for p in facts.frames([f])}
+    if lc.teardown.startswith("rst"):
+        start = lc.rst_frame
+    else:
+        start = min((p.frame for p in fins.values()), default=None)
+    return Teardown(
+        lc.teardown, "both" if lc.teardown == "simultaneous" else lc.closer, fins,
+        lc.time_wait_side or "none",
+        [p for p in facts.stream(stream) if start is not None and p.frame >= start])
 
 
 # -- backoff rules ---------------------------------------------------------------
@@ -169,17 +120,6 @@ def backoff_matches(seen: list[float], expected: list[float]) -> bool:
 
 def fmt_times(ts: list[float]) -> str:
     return ", ".join(f"{t:.2f}" for t in ts)
-
-
-def lifecycle_field(facts: Facts, stream: int, name: str) -> Any:
-    """A field of the lifecycle classifier's verdict, or None if it is not available."""
-    lc = facts.lifecycle(stream)
-    if lc is None:
-        return None
-    value = getattr(lc, name, None)
-    if value is None and isinstance(lc, dict):
-        value = lc.get(name)
-    return value
 
 
 def intervals_of(pkts: list[Pkt]) -> list[float]:

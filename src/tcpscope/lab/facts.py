@@ -1,19 +1,18 @@
 """What tcpscope's analysis says about a lab capture: the facts expectations are checked on.
 
-`Facts.from_capture(path)` runs tcpscope's own pipeline (capture reader ->
-dissector -> analysis engine) over the capture and keeps, per TCP packet, what
-the expectations need: stream, direction, tcpdump flags, relative seq/ack,
-length, window, SACK blocks and the engine's analysis flags; per stream, the
-engine's connection row. Nothing here looks at the experiment's own sockets:
-a "pass" means tcpscope saw it in the capture.
+`Facts.from_capture(path)` runs tcpscope's pipeline over the capture (reader ->
+dissector -> engine -> lifecycle) with one consumer, `LabCollector`, that keeps
+per TCP packet what the expectations need: stream, direction, tcpdump flags,
+relative seq/ack, length, window, SACK blocks, the engine's analysis flags,
+both endpoints' states after it and the lifecycle events it caused, and its
+payload; per stream, the connection (`analysis/connections.py`) and its
+`Lifecycle` (handshake and teardown kinds, SYN and FIN frames, final states).
+Nothing here looks at the experiment's own sockets: a "pass" means tcpscope saw
+it in the capture.
 
 What the kernel itself showed during the run (``ss`` samples, netstat counters)
 is kept apart in `Facts.kernel`, filled by the experiment; expectations that
 rely on it say so (their ``source`` is ``"kernel"``).
-
-When the endpoint state machine / lifecycle classifier (analysis/lifecycle.py)
-is available, `Facts.lifecycles` holds its verdicts per stream, and the
-expectations prefer them.
 """
 from __future__ import annotations
 
@@ -25,10 +24,14 @@ from typing import Any
 import numpy as np
 
 from ..analysis.annotation import flag_names
-from ..wire.text import format_addresses, tcp_flags_text
+from ..analysis.connections import connection_dicts
+from ..analysis.lifecycle import Lifecycle
+from ..analysis.states import STATE_NAMES
+from ..pipeline import Chunk, Options, Result, run
 from ..wire.record import ACK, FIN, KIND, RST, SYN
+from ..wire.text import format_addresses, tcp_flags_text
 
-__all__ = ["Pkt", "Facts", "intervals"]
+__all__ = ["Pkt", "Facts", "LabCollector", "intervals"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +58,9 @@ class Pkt:
     sack_blocks: int
     analysis: tuple[str, ...]  #: the engine's flags (``retransmission``, ``duplicate_ack``...)
     #: The endpoint states after this packet, as tcpscope's state machine infers them
-    #: (RFC 9293 names: ``SYN_RECEIVED``, ``TIME_WAIT``...; None without the lifecycle).
-    client_state: str | None = None
-    server_state: str | None = None
+    #: (RFC 9293 names: ``SYN_RECEIVED``, ``TIME_WAIT``...).
+    client_state: str
+    server_state: str
     events: tuple[str, ...] = ()  #: lifecycle events this packet caused
 
     @property
@@ -90,35 +93,33 @@ def intervals(times: Iterable[float]) -> list[float]:
     return [b - a for a, b in zip(ts, ts[1:])]
 
 
-@dataclass
-class Facts:
-    """A capture as tcpscope analysed it, plus what the kernel showed during the run."""
+class LabCollector:
+    """Pipeline consumer: every TCP packet of the capture as a `Pkt`, and its payload."""
 
-    path: Path
-    packets: list[Pkt]
-    connections: list[dict[str, Any]]
-    t0: float  #: wall-clock time of the first packet (capture clock)
-    kernel: dict[str, Any] = field(default_factory=dict)
-    lifecycles: dict[int, Any] | None = None
-    _payloads: dict[int, bytes] | None = field(default=None, repr=False)
+    def __init__(self) -> None:
+        self.packets: list[Pkt] = []
+        self.payloads: dict[int, bytes] = {}
+        self.connections: list[dict[str, Any]] = []
+        self.lifecycles: dict[int, Lifecycle] = {}
+        self.t0: float | None = None
 
-    @classmethod
-    def from_capture(cls, path: Path | str, mode: str = "wireshark") -> Facts:
-        from ..pipeline import analyze
-
-        a = analyze(str(path), mode)
-        rec, ann = a.records, a.annotations
+    def feed(self, chunk: Chunk) -> None:
+        rec, ann, life, batch = chunk.records, chunk.annotations, chunk.life, chunk.batch
+        if self.t0 is None and len(rec):
+            self.t0 = float(chunk.ts_ns[0]) / 1e9
         tcp = np.flatnonzero((rec["kind"] == KIND["TCP"]) & (ann["stream"] >= 0))
-        t0 = float(a.ts_ns[0]) / 1e9 if len(a) else 0.0
-        lifecycles, states = _lifecycles(a)
+        if not tcp.size:
+            return
+        ts = chunk.ts_ns
+        frames = batch.frame_numbers
         srcs = format_addresses(rec["src"][tcp], rec["ip_version"][tcp])
         dsts = format_addresses(rec["dst"][tcp], rec["ip_version"][tcp])
-        packets = []
         for j, i in enumerate(tcp.tolist()):
             r, n = rec[i], ann[i]
-            packets.append(Pkt(
-                frame=int(a.frames[i]),
-                t=float(a.ts_ns[i]) / 1e9 - t0,
+            frame = int(frames[i])
+            self.packets.append(Pkt(
+                frame=frame,
+                t=float(ts[i]) / 1e9 - self.t0,
                 stream=int(n["stream"]),
                 from_server=bool(n["from_server"]),
                 src=srcs[j] or "?",
@@ -136,11 +137,38 @@ class Facts:
                 win_scaled=int(n["win_scaled"]),
                 sack_blocks=int(r["sack_count"]),
                 analysis=tuple(flag_names(int(n["flags"]))),
-                **(states.get(i, {}) if states else {}),
+                client_state=STATE_NAMES[int(life.client[i])],
+                server_state=STATE_NAMES[int(life.server[i])],
+                events=tuple(life.events.get(i, ())),
             ))
-        facts = cls(Path(path), packets, a.connection_dicts(), t0)
-        facts.lifecycles = lifecycles
-        return facts
+            cap = int(r["payload_cap"])
+            if cap and not int(r["stop_reason"]):
+                start = int(batch.offset[i]) + int(r["l4_off"]) + int(r["tcp_hlen"])
+                self.payloads[frame] = bytes(batch.data[start:start + cap])
+
+    def finish(self, result: Result) -> None:
+        self.connections = connection_dicts(result.analyzer.connections())
+        self.lifecycles = result.tracker.lifecycles()
+
+
+@dataclass
+class Facts:
+    """A capture as tcpscope analysed it, plus what the kernel showed during the run."""
+
+    path: Path
+    packets: list[Pkt]
+    connections: list[dict[str, Any]]
+    t0: float  #: wall-clock time of the first packet (capture clock)
+    lifecycles: dict[int, Lifecycle] = field(default_factory=dict)
+    payloads: dict[int, bytes] = field(default_factory=dict, repr=False)  #: frame -> payload
+    kernel: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_capture(cls, path: Path | str, mode: str = "wireshark") -> Facts:
+        lab = LabCollector()
+        run(path, [lab], Options(mode=mode))
+        return cls(Path(path), lab.packets, lab.connections, lab.t0 or 0.0, lab.lifecycles,
+                   lab.payloads)
 
     # -- selections ------------------------------------------------------------
 
@@ -171,38 +199,19 @@ class Facts:
         """Streams whose server port is `port`."""
         return [c["stream"] for c in self.connections if c["server_port"] == port]
 
+    def frames(self, frames: Iterable[int]) -> list[Pkt]:
+        """The packets of these frame numbers, in that order."""
+        by_frame = {p.frame: p for p in self.packets}
+        return [by_frame[f] for f in frames if f in by_frame]
+
     def payload(self, p: Pkt) -> bytes:
         """The captured payload bytes of a packet."""
-        if self._payloads is None:
-            from ..present.demo import tcp_packets
-
-            self._payloads = {q.frame: q.payload for q in tcp_packets(self.path) if q.payload}
-        return self._payloads.get(p.frame, b"")
+        return self.payloads.get(p.frame, b"")
 
     def data(self, side: str, stream: int = 0) -> list[Pkt]:
         """The data segments a side (``client`` / ``server``) sent."""
         return [p for p in self.stream(stream) if p.side == side and p.len > 0]
 
-    def lifecycle(self, stream: int = 0) -> Any | None:
-        """The lifecycle classifier's verdict for a stream, if it is available."""
-        if self.lifecycles is None:
-            return None
+    def lifecycle(self, stream: int = 0) -> Lifecycle | None:
+        """The lifecycle of a stream (None: no such stream)."""
         return self.lifecycles.get(stream)
-
-
-def _lifecycles(a: Any) -> tuple[dict[int, Any] | None, dict[int, dict[str, Any]] | None]:
-    """analysis/lifecycle.py over the capture: per stream its Lifecycle, per row its states."""
-    try:
-        from ..analysis.lifecycle import LifecycleTracker
-        from ..analysis.states import State
-    except ImportError:  # a build without the state machine: the lab's own classifiers answer
-        return None, None
-    tracker = LifecycleTracker()
-    out = tracker.feed(a.records, a.annotations, a.ts_ns)
-    names = {int(s): s.name for s in State}
-    states = {
-        i: {"client_state": names[c], "server_state": names[s],
-            "events": tuple(out.events.get(i, ()))}
-        for i, (c, s) in enumerate(zip(out.client.tolist(), out.server.tolist()))
-    }
-    return dict(tracker.lifecycles()), states

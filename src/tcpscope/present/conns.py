@@ -1,10 +1,11 @@
 """`tcpscope conns`: one row per connection (tcp.stream), in several formats.
 
-One pass over the capture, batch by batch: the engine (streams, counts,
-options, anomalies), the lifecycle layer (handshake, teardown, final states)
-and the Zeek model (conn_state, history) are fed the same batches, so memory
-is bounded by one batch plus the per-connection state. The record is
-DESIGN.md's "Connection record"; docs/conns.md describes every key.
+One pass over the capture through the pipeline: the engine (streams, counts,
+options, anomalies) and the lifecycle layer (handshake, teardown, negotiated
+options, final states) run on every batch, and `ConnsCollector` feeds the Zeek
+model (conn_state, history) the same batches, so memory is bounded by one batch
+plus the per-connection state. The record is DESIGN.md's "Connection record";
+docs/conns.md describes every key.
 
 Formats: ``table`` (a terminal table within 100 columns; plain stable text when
 piped), ``jsonl``, ``csv``, ``zeek`` (a Zeek conn.log, one row per connection
@@ -18,19 +19,20 @@ import io
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, BinaryIO, TextIO
+from typing import Any, TextIO
 
-import numpy as np
-
-from ..analysis.annotation import FLAG_NAMES, SIDE
-from ..analysis.engine import _addr_text
+from ..analysis.annotation import FLAG_NAMES
+from ..analysis.connections import Connection, decode_all
+from ..analysis.lifecycle import Lifecycle
+from ..analysis.states import State
 from ..analysis.zeek import ZeekConn, ZeekTracker
-from ..pipeline import Options, Pipeline
+from ..pipeline import Chunk, Options, Result, Source, run
 from ..wire.text import format_endpoint
 
-__all__ = ["FORMATS", "ConnRecord", "collect", "write_conns", "RECORD_KEYS", "ANOMALIES"]
+__all__ = ["FORMATS", "ConnRecord", "ConnsCollector", "collect", "write_conns", "RECORD_KEYS",
+           "ANOMALIES"]
 
 FORMATS = ("table", "jsonl", "csv", "zeek", "parquet")
 #: The anomaly counters of a record, in the engine's flag order.
@@ -61,108 +63,78 @@ class ConnRecord:
 class Collected:
     records: list[ConnRecord]
     zeek_rows: list[ZeekConn]
-    lifecycle: bool  #: the lifecycle layer was available
     offloaded: int = 0  #: packets Zeek would drop for an offloaded checksum
-    extra: dict = field(default_factory=dict)
 
 
-def _lifecycle_tracker() -> Any | None:
-    try:
-        from ..analysis.lifecycle import LifecycleTracker
-    except ImportError:  # the lifecycle layer is optional until it lands
-        return None
-    try:
-        return LifecycleTracker(keep_transitions=False)
-    except TypeError:
-        return LifecycleTracker()
+class ConnsCollector:
+    """Pipeline consumer: Zeek's view of every connection beside the engine's and the
+    lifecycle's; after the run, `collected` holds one record per connection."""
+
+    def __init__(self, *, ignore_checksums: bool = False) -> None:
+        self.zeek = ZeekTracker(ignore_checksums=ignore_checksums)
+        self.collected: Collected | None = None
+
+    def feed(self, chunk: Chunk) -> None:
+        self.zeek.feed(chunk.records, chunk.annotations, chunk.ts_ns)
+
+    def finish(self, result: Result) -> None:
+        lifes = result.tracker.lifecycles()
+        zf = self.zeek.fields()
+        recs = [ConnRecord(_record(c, zf.get(c.stream), lifes[c.stream]))
+                for c in decode_all(result.analyzer.connections())]
+        self.collected = Collected(recs, self.zeek.rows(), self.zeek.offloaded)
 
 
-def collect(source: str | os.PathLike | BinaryIO, mode: str = "wireshark", *,
+def collect(source: Source, mode: str = "wireshark", *,
             ignore_checksums: bool = False) -> Collected:
     """Read `source` once and build every connection record."""
-    pipe = Pipeline([], Options(mode=mode, states=False))
-    an = pipe.result.analyzer
-    zeek = ZeekTracker(ignore_checksums=ignore_checksums)
-    life = _lifecycle_tracker()
-    for chunk in pipe.read(source):
-        batch, records, ann = chunk.batch, chunk.records, chunk.annotations
-        ts = np.asarray(batch.ts_ns, dtype=np.int64)
-        zeek.feed(records, ann, ts)
-        if life is not None:
-            life.feed(records, ann, ts)
-    lifes = life.lifecycles() if life is not None else {}
-    zf = zeek.fields()
-    recs = [ConnRecord(_record(row, zf.get(int(row["stream"])), lifes.get(int(row["stream"]))))
-            for row in an.connections()]
-    return Collected(recs, zeek.rows(), life is not None, zeek.offloaded)
+    conns = ConnsCollector(ignore_checksums=ignore_checksums)
+    run(source, [conns], Options(mode=mode, keep_transitions=False))
+    assert conns.collected is not None
+    return conns.collected
 
 
-def _state_name(s: Any) -> str | None:
-    if s is None:
-        return None
-    name = getattr(s, "name", str(s))
-    return None if name == "UNKNOWN" else name
+def _state_name(s: State) -> str | None:
+    return None if s == State.UNKNOWN else s.name
 
 
-def _record(row: np.void, z: ZeekConn | None, lc: Any | None) -> dict[str, Any]:
-    v = int(row["ip_version"])
-    client = _addr_text(row["client_addr"], v)
-    cport = int(row["client_port"])
-    sides = [int(row["side_flags"][i]) for i in range(2)]
-    both_syn = all(f & (SIDE["saw_syn"] | SIDE["saw_synack"]) for f in sides)
-
-    def opt(bit: str) -> bool:
-        return both_syn and all(f & SIDE[bit] for f in sides)
-
-    wsc = [int(row["wscale"][i]) for i in range(2)]
-    wscale_ok = both_syn and all(w >= 0 for w in wsc)
-    mss = [int(row["mss"][i]) or None for i in range(2)]
-    irtt = int(row["irtt_ns"])
+def _record(c: Connection, z: ZeekConn | None, lc: Lifecycle) -> dict[str, Any]:
+    """DESIGN.md's connection record: the engine's counts, the lifecycle's kinds and
+    negotiated options, Zeek's conn_state and history."""
+    neg = lc.negotiated
+    ws = neg["wscale"]
     rec: dict[str, Any] = {
-        "stream": int(row["stream"]),
-        "client": client, "client_port": cport,
-        "server": _addr_text(row["server_addr"], v), "server_port": int(row["server_port"]),
-        "role_guessed": bool(row["role_guessed"]),
-        "first_ts": int(row["first_ts"]) / 1e9,
-        "duration": (int(row["last_ts"]) - int(row["first_ts"])) / 1e9,
-        "packets_c2s": int(row["pkts"][0]), "packets_s2c": int(row["pkts"][1]),
-        "bytes_c2s": int(row["bytes"][0]), "bytes_s2c": int(row["bytes"][1]),
-        "handshake": None, "syn_retries": None, "synack_retries": None,
-        "irtt": irtt / 1e9 if irtt >= 0 else None,
-        "mss_client": mss[0], "mss_server": mss[1],
-        "wscale_client": wsc[0] if wscale_ok else None,
-        "wscale_server": wsc[1] if wscale_ok else None,
-        "sack": opt("sack_perm"), "timestamps": opt("timestamps"),
-        "ecn": int(row["ecn_setup"]) == 3,
-        "tfo": bool(sides[0] & SIDE["tfo"]),
-        "teardown": None, "time_wait_side": None, "client_state": None, "server_state": None,
-        "anomalies": {name: int(row["flag_counts"][bit]) for bit, name in enumerate(FLAG_NAMES)},
+        "stream": c.stream,
+        "client": c.client.addr, "client_port": c.client.port,
+        "server": c.server.addr, "server_port": c.server.port,
+        "role_guessed": c.role_guessed,
+        "first_ts": c.first_ts_ns / 1e9,
+        "duration": c.duration_ns / 1e9,
+        "packets_c2s": c.client.packets, "packets_s2c": c.server.packets,
+        "bytes_c2s": c.client.bytes, "bytes_s2c": c.server.bytes,
+        "handshake": lc.handshake, "syn_retries": lc.syn_retries,
+        "synack_retries": lc.synack_retries,
+        "irtt": None if c.irtt_ns is None else c.irtt_ns / 1e9,
+        "mss_client": c.client.mss, "mss_server": c.server.mss,
+        "wscale_client": ws[0] if ws else None, "wscale_server": ws[1] if ws else None,
+        "sack": bool(neg["sack"]), "timestamps": bool(neg["timestamps"]),
+        "ecn": bool(neg["ecn"]), "tfo": bool(neg["tfo"]),
+        "teardown": lc.teardown, "time_wait_side": lc.time_wait_side,
+        "client_state": _state_name(lc.client_final),
+        "server_state": _state_name(lc.server_final),
+        "anomalies": dict(c.flag_counts),
         "conn_state": None, "history": None, "zeek_orig": None, "zeek_uid": None,
         "zeek_rows": 0, "missed_bytes": None,
     }
-    if lc is not None:
-        neg = getattr(lc, "negotiated", {}) or {}
-        rec.update(handshake=lc.handshake, syn_retries=lc.syn_retries,
-                   synack_retries=lc.synack_retries, teardown=lc.teardown,
-                   time_wait_side=lc.time_wait_side, client_state=_state_name(lc.client_final),
-                   server_state=_state_name(lc.server_final))
-        if neg:
-            ws = neg.get("wscale")
-            rec.update(wscale_client=ws[0] if ws else None, wscale_server=ws[1] if ws else None,
-                       sack=bool(neg.get("sack")), timestamps=bool(neg.get("timestamps")),
-                       ecn=bool(neg.get("ecn")), tfo=bool(neg.get("tfo")))
     if z is not None:
+        zeek_client = (z.orig_h, z.orig_p) == (c.client.addr, c.client.port)
         rec.update(conn_state=z.conn_state, history=z.history,
-                   zeek_orig="client" if (z.orig_h, z.orig_p) == (client, cport) else "server",
+                   zeek_orig="client" if zeek_client else "server",
                    zeek_uid=z.uid, zeek_rows=z.zeek_rows, missed_bytes=z.missed_bytes)
     return rec
 
 
 # --- formats -------------------------------------------------------------------------------
-
-def _json_value(v: Any) -> Any:
-    return v
-
 
 def format_jsonl(c: Collected) -> str:
     return "".join(json.dumps(r.values, separators=(",", ":")) + "\n" for r in c.records)
@@ -410,7 +382,7 @@ def _atomic_write(path: str, write: Any) -> None:
         raise
 
 
-def write_conns(source: str | os.PathLike | BinaryIO, fmt: str = "table", *,
+def write_conns(source: Source, fmt: str = "table", *,
                 mode: str = "wireshark", out: str | None = None, stdout: TextIO | None = None,
                 color: bool | None = None, ignore_checksums: bool = False) -> Collected:
     """Collect the connections of `source` and write them in `fmt` to `out` or `stdout`."""

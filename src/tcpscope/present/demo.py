@@ -14,13 +14,11 @@ from importlib import resources
 from pathlib import Path
 from typing import IO
 
-from tcpscope.pipeline import Chunk, Options, Result, run
 from tcpscope.present.explain import WIDTH, Line, explain_story, render_lines
 from tcpscope.present.i18n import catalogue, wrap
 from tcpscope.present.story import build_story, collect
-from tcpscope.wire.packet import Packet
 
-__all__ = ["demo_capture", "demo_lines", "run_demo", "tcp_packets"]
+__all__ = ["demo_capture", "demo_lines", "run_demo"]
 
 _NEXT = ("next_explain", "next_ladder", "next_read", "next_conns", "next_follow", "next_lab")
 
@@ -55,29 +53,3 @@ def demo_lines(lang: str = "en") -> list[Line]:
 def run_demo(out: IO[str], lang: str = "en", *, color: bool = False) -> None:
     render_lines(demo_lines(lang), out, color=color)
 
-
-class _PacketViews:
-    """A pipeline consumer keeping every complete TCP packet as a `Packet` view."""
-
-    def __init__(self) -> None:
-        self.packets: list[Packet] = []
-
-    def feed(self, chunk: Chunk) -> None:
-        batch = chunk.batch
-        for i, rec in enumerate(chunk.records):
-            if rec["kind"] != 3 or rec["stop_reason"] != 0:
-                continue
-            start = int(batch.offset[i])
-            data = batch.data[start : start + int(batch.caplen[i])]
-            self.packets.append(Packet.from_record(rec, data, batch.first_frame + i,
-                                                   int(batch.ts_ns[i])))
-
-    def finish(self, result: Result) -> None:
-        """Nothing to do: the packets are kept as they come."""
-
-
-def tcp_packets(path: Path | str) -> list[Packet]:
-    """Every TCP packet of a (small) capture as per-packet views."""
-    views = _PacketViews()
-    run(path, [views], Options(analyse=False))
-    return views.packets

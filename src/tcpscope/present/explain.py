@@ -5,7 +5,7 @@ folded), then every packet narrated -- what it is, the arithmetic that ties it
 to earlier packets, what its options mean, each state change with its reason
 and how it is known, each anomaly with its rule and evidence frames -- and a
 summary. The words come from the catalogues (present/i18n/), the facts and
-their numbers from present/story.py.
+their numbers from present/story/.
 
 The text is laid out once, as lines of styled spans: written plain (stable, for
 pipes, files and the golden tests) or through rich with colours on a terminal.
@@ -21,7 +21,7 @@ from typing import IO, Any, BinaryIO
 from ..pipeline import StreamNotFound
 from .i18n import Catalogue, catalogue, dwidth, truncate, wrap
 from .ladder import build_ladder, label, render_text_rows
-from .story import GROUP_MIN, ConnectionStory, Extra, Fact, Run, Step, build_story, collect
+from .story import GROUP_MIN, ConnectionStory, Fact, Run, Step, build_story, collect
 
 __all__ = ["Span", "Line", "explain_story", "write_explain", "render_lines", "ProgressFile",
            "WIDTH", "MAX_STREAMS"]

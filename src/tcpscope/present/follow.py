@@ -34,7 +34,7 @@ from typing import IO, Any, BinaryIO
 import numpy as np
 
 from ..analysis.annotation import ANN_KIND, FLAG
-from ..analysis.engine import conn_to_dict
+from ..analysis.connections import decode
 from ..analysis.reassembly import (
     Chunk, Gap, Item, KeepaliveSkipped, OverlapConflict, Reassembler, RetransmissionDropped,
     RstPayload, Segment, SideTotals,
@@ -61,7 +61,7 @@ class StreamFollow:
     """One stream, followed: its endpoints, its items in order, its totals."""
 
     stream: int
-    conn: dict[str, Any]  #: analysis/engine.py conn_to_dict (client, server, ports, ...)
+    conn: dict[str, Any]  #: analysis/connections.py Connection.as_dict (client, server, ...)
     items: list[Item] = field(default_factory=list)
     client: SideTotals = field(default_factory=SideTotals)
     server: SideTotals = field(default_factory=SideTotals)
@@ -153,7 +153,7 @@ class Follower:
             items.setdefault(item.stream, []).append(item)
         conns = {int(row["stream"]): row for row in result.analyzer.connections()}
         for stream in reasm.streams():
-            conn = conn_to_dict(conns[stream])
+            conn = decode(conns[stream]).as_dict()
             its = items.get(stream, [])
             c_tot, s_tot = reasm.totals(stream)
             fe = self._first_ep[stream]

@@ -1,18 +1,18 @@
 """`tcpscope live`: the analysis of live traffic, told as it happens.
 
 A `LiveSession` takes the frame batches of a live capture (from
-`tcpscope.capture.live`), dissects them, feeds the same `Analyzer` the file
-commands use (and the endpoint state machine, `LifecycleTracker`, when it is
-there), and turns the few rows worth telling into `LiveEvent` objects:
+`tcpscope.capture.live`) and runs them through the same pipeline as the file
+commands (`pipeline.Pipeline`: dissection, the engine, both endpoints' states
+and the lifecycle), then turns the few rows worth telling into `LiveEvent`
+objects:
 
 - ``new``: a connection (stream) appears, with its SYN options;
-- ``handshake``: the client's ACK completes the three-way handshake (iRTT);
-- ``state`` / lifecycle events: what the state machine says a packet did;
+- ``handshake``, ``fin``, ``rst``, ``closed`` and ``state``: the lifecycle events
+  a packet caused, with both endpoints' states after it;
 - ``data``: per connection, bytes and packets each way since the last report;
 - ``anomaly``: a flag of the analysis, with its rule and evidence frames (the
   first few per connection and flag; the rest are counted into the next
   ``data`` line, so a retransmission storm cannot flood the terminal);
-- ``fin`` / ``rst`` / ``closed``: the teardown;
 - ``kernel``: a socket of the kernel's own table (``--sockets``) that appeared,
   changed state or went away.
 
@@ -22,7 +22,6 @@ batches, the kernel snapshots and the wall time of ticks.
 """
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,22 +30,25 @@ from typing import IO, Any
 import numpy as np
 
 from tcpscope.analysis.annotation import FLAG_BIT, FLAG_NAMES, flag_names
+from tcpscope.analysis.connections import Connection, decode, decode_all
 from tcpscope.analysis.engine import Analyzer
+from tcpscope.analysis.lifecycle import LifecycleBatch
 from tcpscope.analysis.rules import rule as rule_of
+from tcpscope.analysis.states import STATE_NAMES
 from tcpscope.capture.batch import FrameBatch
 from tcpscope.capture.live import CaptureStats
 from tcpscope.kernel.sockets import KernelSocket
+from tcpscope.pipeline import Chunk, Options, Pipeline, Result
 from tcpscope.present.sockets import SocketChange, diff as socket_diff
-from tcpscope.wire.dissect import dissect_batch
-from tcpscope.wire.text import format_endpoint
 from tcpscope.wire.record import ACK, FIN, OPTION, RST, SYN
+from tcpscope.wire.text import format_endpoint
 
-__all__ = ["LiveEvent", "LiveSession", "load_lifecycle"]
+__all__ = ["LiveEvent", "LiveSession"]
 
 # Anomalies shown one by one per (connection, flag) before they are only counted.
 ANOMALY_BURST = 3
 
-# The event-stream kind of each lifecycle event (analysis/lifecycle.py); others are "state".
+# The event-stream kind of each lifecycle event (analysis/lifecycle); others are "state".
 LIFECYCLE_KIND = {
     "handshake_complete": "handshake",
     "rejected": "rst",
@@ -54,24 +56,6 @@ LIFECYCLE_KIND = {
     "teardown_started": "fin",
     "connection_closed": "closed",
 }
-
-
-def load_lifecycle() -> Any | None:
-    """A `LifecycleTracker` (analysis/lifecycle.py) if the state machine is installed."""
-    try:
-        from tcpscope.analysis.lifecycle import LifecycleTracker  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return LifecycleTracker()
-
-
-def _state_name(value: int) -> str:
-    try:
-        from tcpscope.analysis.states import State  # type: ignore[import-not-found]
-
-        return State(int(value)).name
-    except (ImportError, ValueError):
-        return str(int(value))
 
 
 @dataclass(slots=True)
@@ -101,27 +85,16 @@ class LiveEvent:
 
 
 @dataclass(slots=True)
-class _Stream:
-    """What the event stream remembers about one connection."""
+class _Shown:
+    """What the event stream has told about one connection."""
 
     client: str
     server: str
-    syn: bool = False
-    synack: bool = False
-    established: bool = False
-    fin: list[bool] = field(default_factory=lambda: [False, False])
-    rst: bool = False
-    closed: str | None = None
     reported_pkts: tuple[int, int] = (0, 0)
     reported_bytes: tuple[int, int] = (0, 0)
     shown: dict[str, int] = field(default_factory=dict)  # anomaly flag -> lines shown
     unshown: dict[str, int] = field(default_factory=dict)  # flag -> counted since last data line
-    states: tuple[str, str] | None = None  # from the lifecycle tracker
-
-
-def _addr(raw: np.ndarray, version: int) -> str:
-    b = bytes(raw)
-    return str(ipaddress.IPv4Address(b[:4]) if version == 4 else ipaddress.IPv6Address(b))
+    states: tuple[str, str] | None = None  # the endpoints' states last told
 
 
 def _size(n: int) -> str:
@@ -158,23 +131,19 @@ class LiveSession:
             the rest are counted and the count is printed (the analysis and the
             summary are not affected). Keeps a flood of connections from slowing
             the reader until the kernel drops packets.
-        lifecycle: a LifecycleTracker-like object, or None (then the events come
-            from the flags: SYN, SYN-ACK, the handshake's ACK, FIN, RST).
         emit: called with each `LiveEvent` instead of writing it (rich display).
     """
 
     def __init__(self, out: IO[str], *, mode: str = "wireshark", fmt: str = "text",
-                 max_events_per_tick: int = 0, lifecycle: Any | None = None,
-                 emit: Any | None = None) -> None:
+                 max_events_per_tick: int = 0, emit: Any | None = None) -> None:
         self.out = out
         self.fmt = fmt
-        self.analyzer = Analyzer(mode)
-        self.lifecycle = lifecycle
+        # Transitions are not told live: the trackers keep counts and kinds only.
+        self.pipeline = Pipeline([_Events(self)], Options(mode=mode, keep_transitions=False))
         self.max_events_per_tick = max_events_per_tick
         self._emit_hook = emit
-        self.streams: dict[int, _Stream] = {}
+        self.streams: dict[int, _Shown] = {}
         self._dirty: set[int] = set()
-        self._awaiting: set[int] = set()  # SYN seen, handshake not complete yet
         self._max_stream = -1
         self.origin_ns: int | None = None
         self.last_ts_ns: int | None = None
@@ -227,19 +196,22 @@ class LiveSession:
 
     # -- input ----------------------------------------------------------------------
 
+    @property
+    def analyzer(self) -> Analyzer:
+        return self.pipeline.result.analyzer
+
     def feed(self, batch: FrameBatch) -> None:
         """Analyse one batch and emit what it shows."""
-        n = len(batch)
-        if not n:
-            return
-        records = dissect_batch(batch)
-        frames = batch.frame_numbers
-        ann = self.analyzer.feed(records, batch.ts_ns, frames, batch.iface)
+        if len(batch):
+            self.pipeline.feed(batch)
+
+    def _chunk(self, chunk: Chunk) -> None:
+        records, ann, lc = chunk.records, chunk.annotations, chunk.life
+        batch = chunk.batch
         if self.origin_ns is None:
             self.origin_ns = int(batch.ts_ns[0])
         self.last_ts_ns = int(batch.ts_ns[-1])
-        self.frames += n
-        lc = self.lifecycle.feed(records, ann, batch.ts_ns) if self.lifecycle is not None else None
+        self.frames += len(batch)
 
         stream = ann["stream"]
         tcp = stream >= 0
@@ -254,15 +226,8 @@ class LiveSession:
         self._dirty.update(np.unique(stream[tcp]).tolist())
 
         interesting = tcp & (((flags & (SYN | FIN | RST)) != 0) | (ann["flags"] != 0))
-        if lc is None:
-            pending = self._awaiting | set(new_streams.tolist())
-            if pending:
-                waiting = np.fromiter(pending, dtype=stream.dtype, count=len(pending))
-                interesting |= (tcp & np.isin(stream, waiting) & ((flags & ACK) != 0)
-                                & ((flags & SYN) == 0) & (ann["from_server"] == 0))
         rows = set(np.flatnonzero(interesting).tolist())
-        if lc is not None:
-            rows.update(int(r) for r in lc.events)
+        rows.update(int(r) for r in lc.events)
         first_of: dict[int, int] = {}
         if new_streams.size:
             uniq, first_idx = np.unique(stream, return_index=True)
@@ -270,21 +235,20 @@ class LiveSession:
                 if s > known:
                     first_of[s] = i
                     rows.add(i)
+        frames = batch.frame_numbers
         for i in sorted(rows):
             self._row(i, records[i], ann[i], int(frames[i]), int(batch.ts_ns[i]), first_of, lc)
 
     def _add_streams(self, start: int) -> None:
-        for row in self.analyzer.connections(start):
-            v = int(row["ip_version"])
-            client = format_endpoint(_addr(row["client_addr"], v), int(row["client_port"]))
-            server = format_endpoint(_addr(row["server_addr"], v), int(row["server_port"]))
-            self.streams[int(row["stream"])] = _Stream(client, server)
-            self._max_stream = max(self._max_stream, int(row["stream"]))
-            self.ports.add(int(row["client_port"]))
-            self.ports.add(int(row["server_port"]))
+        for c in decode_all(self.analyzer.connections(start)):
+            self.streams[c.stream] = _Shown(format_endpoint(c.client.addr, c.client.port),
+                                            format_endpoint(c.server.addr, c.server.port))
+            self._max_stream = max(self._max_stream, c.stream)
+            self.ports.add(c.client.port)
+            self.ports.add(c.server.port)
 
     def _row(self, i: int, rec: np.void, a: np.void, frame: int, ts: int,
-             first_of: dict[int, int], lc: Any | None) -> None:
+             first_of: dict[int, int], lc: LifecycleBatch) -> None:
         s = int(a["stream"])
         if s < 0:
             return
@@ -293,8 +257,6 @@ class LiveSession:
             self._add_streams(s)
             st = self.streams[s]
         fl = int(rec["tcp_flags"])
-        from_server = bool(a["from_server"])
-        side = "server" if from_server else "client"
         if first_of.get(s) == i:
             if fl & SYN and not fl & ACK:
                 what = f"SYN ({_syn_options(rec)})" if _syn_options(rec) else "SYN"
@@ -302,52 +264,15 @@ class LiveSession:
                 what = "first packet without a SYN: joined mid-connection"
             self.emit(LiveEvent("new", ts, s, f"{st.client} -> {st.server}  {what}", frame,
                                 {"client": st.client, "server": st.server}))
-        if lc is not None:
-            self._lifecycle_row(i, s, st, a, frame, ts, lc)
-        else:
-            self._flag_row(s, st, fl, from_server, side, a, frame, ts)
+        self._lifecycle_row(i, s, st, a, frame, ts, lc)
         if int(a["flags"]):
             self._anomalies(s, st, a, frame, ts)
 
-    def _flag_row(self, s: int, st: _Stream, fl: int, from_server: bool, side: str, a: np.void,
-                  frame: int, ts: int) -> None:
-        """Events from the flags alone (until the state machine is installed)."""
-        if fl & SYN:
-            if fl & ACK:
-                st.synack = True
-            else:
-                st.syn = True
-            if not st.established:
-                self._awaiting.add(s)
-        elif (fl & ACK and not from_server and st.synack and not st.established
-              and not st.rst):
-            st.established = True
-            self._awaiting.discard(s)
-            irtt = int(a["irtt_ns"])
-            extra = f", iRTT {irtt / 1e6:.3f} ms" if irtt >= 0 else ""
-            self.emit(LiveEvent("handshake", ts, s, f"complete{extra}", frame,
-                                {"irtt": irtt / 1e9 if irtt >= 0 else None}))
-        if fl & RST and not st.rst:
-            st.rst = True
-            self._awaiting.discard(s)
-            self.emit(LiveEvent("rst", ts, s, f"reset by the {side}", frame, {"side": side}))
-            if not st.closed:
-                st.closed = f"reset by the {side}"
-                self.emit(LiveEvent("closed", ts, s, st.closed, frame, {"how": f"rst_{side}"}))
-        if fl & FIN:
-            idx = 1 if from_server else 0
-            if not st.fin[idx]:
-                st.fin[idx] = True
-                self.emit(LiveEvent("fin", ts, s, f"from the {side}", frame, {"side": side}))
-                if all(st.fin) and not st.closed:
-                    st.closed = "FIN both ways"
-                    self.emit(LiveEvent("closed", ts, s, st.closed, frame, {"how": "fin"}))
-
-    def _lifecycle_row(self, i: int, s: int, st: _Stream, a: np.void, frame: int, ts: int,
-                       lc: Any) -> None:
-        """Events from the endpoint state machine: what this packet did to both endpoints."""
+    def _lifecycle_row(self, i: int, s: int, st: _Shown, a: np.void, frame: int, ts: int,
+                       lc: LifecycleBatch) -> None:
+        """What this packet did to both endpoints, as the lifecycle says."""
         names = lc.events.get(i, ())
-        client, server = _state_name(lc.client[i]), _state_name(lc.server[i])
+        client, server = STATE_NAMES[int(lc.client[i])], STATE_NAMES[int(lc.server[i])]
         states = (client, server)
         changed = states != st.states
         st.states = states
@@ -370,16 +295,13 @@ class LiveSession:
             fields: dict[str, Any] = {"lifecycle": [name], "client_state": client,
                                       "server_state": server}
             if name == "handshake_complete":
-                st.established = True
                 irtt = int(a["irtt_ns"])
                 if irtt >= 0:
                     text += f", iRTT {irtt / 1e6:.3f} ms"
                     fields["irtt"] = irtt / 1e9
-            elif name == "connection_closed":
-                st.closed = f"{client} / {server}"
             self.emit(LiveEvent(kind, ts, s, text, frame, fields))
 
-    def _anomalies(self, s: int, st: _Stream, a: np.void, frame: int, ts: int) -> None:
+    def _anomalies(self, s: int, st: _Shown, a: np.void, frame: int, ts: int) -> None:
         bits = int(a["flags"])
         for name in flag_names(bits):
             if name == "retransmission" and bits & (
@@ -431,12 +353,12 @@ class LiveSession:
         for s in dirty:
             if s - base >= len(rows):
                 continue
-            row = rows[s - base]
             st = self.streams.get(s)
             if st is None:
                 continue
-            pkts = (int(row["pkts"][0]), int(row["pkts"][1]))
-            nbytes = (int(row["bytes"][0]), int(row["bytes"][1]))
+            c = decode(rows[s - base])
+            pkts = (c.client.packets, c.server.packets)
+            nbytes = (c.client.bytes, c.server.bytes)
             dp = (pkts[0] - st.reported_pkts[0], pkts[1] - st.reported_pkts[1])
             db = (nbytes[0] - st.reported_bytes[0], nbytes[1] - st.reported_bytes[1])
             st.reported_pkts, st.reported_bytes = pkts, nbytes
@@ -451,7 +373,7 @@ class LiveSession:
                 text += "; also " + ", ".join(f"{n} {k}" for k, n in sorted(st.unshown.items()))
                 fields["anomalies"] = dict(st.unshown)
                 st.unshown = {}
-            self.emit(LiveEvent("data", int(row["last_ts"]), s, text, None, fields))
+            self.emit(LiveEvent("data", c.last_ts_ns, s, text, None, fields))
 
     def kernel_snapshot(self, socks: Sequence[KernelSocket], wall_ns: int) -> list[SocketChange]:
         """Take a look at the kernel's sockets (already filtered by port); emit the changes."""
@@ -467,63 +389,19 @@ class LiveSession:
     # -- the end ----------------------------------------------------------------------
 
     def summary_rows(self) -> list[dict[str, Any]]:
-        lives = self.lifecycle.lifecycles() if self.lifecycle is not None else {}
+        lives = self.pipeline.result.tracker.lifecycles()
         rows = []
-        for row in self.analyzer.connections():
-            s = int(row["stream"])
-            st = self.streams.get(s)
+        for c in decode_all(self.analyzer.connections()):
+            st = self.streams.get(c.stream)
             if st is None:
                 continue
-            life = lives.get(s)
-            if life is not None:
-                handshake = life.handshake + ("" if life.handshake_complete or
-                                              life.handshake in ("rejected", "unanswered",
-                                                                 "midstream")
-                                              else " (incomplete)")
-                state = f"{life.client_final.name} / {life.server_final.name}"
-                teardown = life.teardown + ("" if life.teardown_complete or
-                                            life.teardown == "none" else " (incomplete)")
-            else:
-                handshake, state, teardown = self._flag_summary(st)
-            counts = {name: int(row["flag_counts"][bit]) for bit, name in enumerate(FLAG_NAMES)
-                      if int(row["flag_counts"][bit])}
-            irtt = int(row["irtt_ns"])
-            rows.append({
-                "stream": s, "client": st.client, "server": st.server, "handshake": handshake,
-                "teardown": teardown, "state": state,
-                "pkts": [int(row["pkts"][0]), int(row["pkts"][1])],
-                "bytes": [int(row["bytes"][0]), int(row["bytes"][1])],
-                "duration": (int(row["last_ts"]) - int(row["first_ts"])) / 1e9,
-                "irtt": irtt / 1e9 if irtt >= 0 else None, "anomalies": counts,
-            })
+            rows.append(_summary_row(c, st, lives[c.stream]))
         return rows
-
-    @staticmethod
-    def _flag_summary(st: _Stream) -> tuple[str, str, str]:
-        """Handshake, state and teardown from the flags alone (no state machine)."""
-        if st.established:
-            handshake = "complete"
-        elif st.synack:
-            handshake = "SYN, SYN-ACK"
-        elif st.syn:
-            handshake = "SYN only"
-        else:
-            handshake = "midstream"
-        if st.rst:
-            teardown = "reset"
-        elif all(st.fin):
-            teardown = "FIN both ways"
-        elif st.fin[0] or st.fin[1]:
-            teardown = "FIN from the " + ("client" if st.fin[0] else "server")
-        else:
-            teardown = "none"
-        state = "closed" if st.closed else ("open" if st.established or not st.syn else
-                                             "opening")
-        return handshake, state, teardown
 
     def finish(self, stats: CaptureStats | None, counters: dict[str, int] | None = None,
                *, table_limit: int = 50, console: Any | None = None) -> dict[str, Any]:
         """The last data lines, then the summary (a table, or one JSON object)."""
+        self.pipeline.finish(counters=counters)
         self.report_data()
         rows = self.summary_rows()
         summary = {
@@ -596,6 +474,37 @@ class LiveSession:
         if limit and len(rows) > limit:
             self.out.write(f"(the last {limit} of {len(rows)} connections; --format jsonl "
                            "gives them all)\n")
+
+
+class _Events:
+    """The session's consumer of the pipeline."""
+
+    def __init__(self, session: LiveSession) -> None:
+        self.session = session
+
+    def feed(self, chunk: Chunk) -> None:
+        self.session._chunk(chunk)
+
+    def finish(self, result: Result) -> None:
+        """The session writes its summary in `LiveSession.finish`."""
+
+
+def _summary_row(c: Connection, st: _Shown, life: Any) -> dict[str, Any]:
+    """A connection in the summary table: the engine's counts, the lifecycle's kinds."""
+    handshake = life.handshake + ("" if life.handshake_complete or
+                                  life.handshake in ("rejected", "unanswered", "midstream")
+                                  else " (incomplete)")
+    teardown = life.teardown + ("" if life.teardown_complete or life.teardown == "none"
+                                else " (incomplete)")
+    return {
+        "stream": c.stream, "client": st.client, "server": st.server, "handshake": handshake,
+        "teardown": teardown, "state": f"{life.client_final.name} / {life.server_final.name}",
+        "pkts": [c.client.packets, c.server.packets],
+        "bytes": [c.client.bytes, c.server.bytes],
+        "duration": c.duration_ns / 1e9,
+        "irtt": None if c.irtt_ns is None else c.irtt_ns / 1e9,
+        "anomalies": {name: n for name, n in c.flag_counts.items() if n},
+    }
 
 
 def filter_ports(filter_words: Iterable[str]) -> set[int]:

@@ -19,7 +19,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ...flows.connection import connections_from_rows
+from ...analysis.connections import decode_all
 from ...pipeline import Options, Result, Source, StreamNotFound, run
 from ..i18n import catalogue
 from . import sliding
@@ -78,7 +78,7 @@ class GraphSet:
         """What the figures of this stream need once the run has ended."""
         res = result or self.consumer.result
         rows = res.analyzer.connections(self.stream)[:1] if res and res.analyzer else []
-        conn = connections_from_rows(rows)[0] if len(rows) else None
+        conn = decode_all(rows)[0] if len(rows) else None
         if conn is None:
             raise StreamNotFound(f"no TCP stream {self.stream} in the capture")
         if direction is None:

@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from ...analysis.annotation import ANN_KIND, FLAG
-from ...flows.connection import Connection
+from ...analysis.connections import Connection
 from ...pipeline import Chunk, Result, StopRun
 from ...wire.record import ACK, CWR, ECE, FIN, RECORD_DTYPE, RST, SYN
 from ..i18n import Catalogue

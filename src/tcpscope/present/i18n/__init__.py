@@ -13,7 +13,7 @@ format after a colon::
     "{n:ord}"                              an ordinal -> "3rd" (English only)
     "{n:pl(segment|segments)}"             the word for n (English only; no number printed)
 
-The code never holds a sentence: present/story.py produces facts (a message id
+The code never holds a sentence: present/story/ produces facts (a message id
 and its named parameters, all numbers taken from the analysis) and `Catalogue.render`
 turns them into text. tests/test_explain_i18n.py checks that both catalogues
 have the same ids and the same parameter names per id.

@@ -1,11 +1,12 @@
-"""Connections: stream index, port reuse, roles, summaries, window scaling, 64-bit numbers."""
+"""Connections: stream index, port reuse, roles, summaries (analysis/connections.py, the one
+decoder of the engine's connection rows), window scaling, 64-bit numbers."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from tcpscope.analysis.engine import Analyzer
-from tcpscope.flows import connections_from_rows
+from tcpscope.analysis.connections import decode_all, sent_by_server
 from tcpscope.wire.seq import Unwrapper, seq_diff, seq_gt, seq_lt
 from tcpscope.wire.options import Mss, SackPermitted, Timestamp, WindowScale
 from tests.analysis_helpers import ISN_C, ISN_S, Script, feed_records, tcp_record
@@ -95,7 +96,7 @@ def test_connection_summary():
     s = _handshake_script()
     an = Analyzer()
     s.run(analyzer=an)
-    (c,) = connections_from_rows(an.connections())
+    (c,) = decode_all(an.connections())
     assert c.stream == 0 and not c.role_guessed
     assert (c.client.addr, c.client.port, c.server.addr, c.server.port) == ("10.0.0.1", 40000, "10.0.0.2", 80)
     assert (c.client.packets, c.server.packets) == (5, 3)
@@ -115,7 +116,7 @@ def test_roles_from_syn_ack_when_syn_missing():
     recs = [rec(S, seq=ISN_S, ack=ISN_C + 1, flags="S."), rec(C, seq=ISN_C + 1, ack=ISN_S + 1, flags=".")]
     an = Analyzer()
     ann = feed_records(recs, [1, 2], analyzer=an)
-    (c,) = connections_from_rows(an.connections())
+    (c,) = decode_all(an.connections())
     assert c.client.port == 40000 and not c.role_guessed
     assert list(ann["from_server"]) == [1, 0]
 
@@ -124,7 +125,7 @@ def test_roles_guessed_without_handshake():
     recs = [rec(S, seq=5, ack=9, flags="P.", length=10), rec(C, seq=9, ack=15, flags=".")]
     an = Analyzer()
     ann = feed_records(recs, [1, 2], analyzer=an)
-    (c,) = connections_from_rows(an.connections())
+    (c,) = decode_all(an.connections())
     assert c.role_guessed and c.client.port == 80  # the first sender, marked as a guess
     assert c.client.isn is None
     assert list(ann["role_guessed"]) == [1, 1]
@@ -136,6 +137,30 @@ def test_connection_dicts_are_plain():
     (d,) = an.connection_dicts()
     assert d["client"] == "10.0.0.1" and d["server_port"] == 80 and d["irtt"] == pytest.approx(0.02)
     assert d["client_side"]["mss"] == 1460 and d["flag_counts"]["retransmission"] == 0
+    assert d["client_side"]["isn"] == ISN_C and d["prev_stream"] is None
+    assert d == decode_all(an.connections())[0].as_dict()
+
+
+def test_ipv6_addresses_as_tcpdump_writes_them():
+    recs = [tcp_record(src="2001:db8::1", dst="::ffff:10.0.0.2", sport=40000, dport=80,
+                       flags="S")]
+    an = Analyzer()
+    feed_records(recs, [1], analyzer=an)
+    (c,) = decode_all(an.connections())
+    assert (c.client.addr, c.server.addr) == ("2001:db8::1", "::ffff:10.0.0.2")
+
+
+def test_sent_by_server_follows_the_final_roles():
+    """The engine swaps guessed roles at the SYN-ACK: rows before it keep their old
+    from_server, the connection row has the final roles."""
+    recs = [rec(S, seq=ISN_S + 1, ack=ISN_C + 1, flags="."),      # guessed: S is the client
+            rec(S, seq=ISN_S, ack=ISN_C + 1, flags="S."),         # S answers a SYN: the server
+            rec(C, seq=ISN_C + 1, ack=ISN_S + 1, flags=".")]
+    an = Analyzer()
+    ann = feed_records(recs, [1, 2, 3], analyzer=an)
+    (row,) = an.connections()
+    assert sent_by_server(row, np.concatenate(recs)).tolist() == [True, True, False]
+    assert ann["from_server"].tolist() == [0, 1, 0]
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,219 @@
+"""The reference driver: every TCP row through the state machine, in capture order.
+
+`ReferenceTracker` is the lifecycle layer's definition: each row of each
+connection goes to its `ConnectionLife` (the state machine and the lifecycle's
+bookkeeping). `fast.LifecycleTracker`, what the commands run, must give the same
+per-row states, events and lifecycles (tests/test_lifecycle_fast.py holds it to
+that on every capture). `TrackerBase` is what both share: the connections, the
+per-connection counts, the roles the engine may swap, and the summaries.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+import numpy as np
+
+from ..annotation import FLAG_NAMES
+from ..states import Segment
+from .connection import ConnectionLife, Rows, seglen
+from .model import Lifecycle, LifecycleBatch
+
+__all__ = ["TrackerBase", "ReferenceTracker", "Keep"]
+
+#: Which streams keep their transitions: all (True), none (False), a set, or a predicate.
+Keep = bool | Collection[int] | Callable[[int], bool]
+
+
+
+def grow(a: np.ndarray, n: int, fill: Any, dummy: Any) -> np.ndarray:
+    """Room for streams 0..n-1 plus the last slot, which non-TCP rows (stream -1) index."""
+    if a.shape[0] > n:
+        return a
+    cap = max(n + 1, 2 * a.shape[0], 1024)
+    b = np.full((cap,) + a.shape[1:], fill, dtype=a.dtype)
+    if a.shape[0]:
+        b[: a.shape[0] - 1] = a[:-1]
+    b[-1] = dummy
+    return b
+
+
+class TrackerBase:
+    """Both endpoints' states and the lifecycle of every connection, batch by batch.
+
+    Args:
+        keep_transitions: keep every `Transition` and `StateAnomaly` for
+            `lifecycles()` (the default); or only for the streams in a collection,
+            or those a predicate ``f(stream) -> bool`` accepts, so that telling
+            one connection of a big capture does not keep every connection's.
+        summaries: count packets, bytes, times and analysis flags per connection
+            for `lifecycles()` (the default). ``tcpscope packets`` turns both off:
+            the per-row states and events need neither.
+    """
+
+    def __init__(self, *, keep_transitions: Keep = True, summaries: bool = True) -> None:
+        if isinstance(keep_transitions, bool) or callable(keep_transitions):
+            self._keep = keep_transitions
+        else:
+            self._keep = frozenset(keep_transitions).__contains__
+        self.summaries = summaries
+        self._lives: dict[int, ConnectionLife] = {}
+        # Per stream, plus a last "dummy" slot: stream -1 (not TCP) indexes it; [:, 0] is
+        # the client -> server way.
+        self._pkts = np.zeros((1, 2), np.int64)
+        self._bytes = np.zeros((1, 2), np.int64)
+        self._last_ts = np.zeros(1, np.int64)
+        self._flag_counts = np.zeros((1, len(FLAG_NAMES)), np.int64)
+        self._irtt = np.full(1, -1, np.int64)    # the engine's iRTT, once a row carries it
+        self._flips: list[tuple[int, int]] = []  # (stream, row) where roles swapped, this batch
+
+    def _reserve(self, n: int) -> None:
+        self._pkts = grow(self._pkts, n, 0, 0)
+        self._bytes = grow(self._bytes, n, 0, 0)
+        self._last_ts = grow(self._last_ts, n, np.iinfo(np.int64).min, 0)
+        self._flag_counts = grow(self._flag_counts, n, 0, 0)
+        self._irtt = grow(self._irtt, n, -1, -1)
+
+    def _sided(self) -> list[np.ndarray]:
+        """The per-stream arrays indexed [stream, way], which a role swap turns round."""
+        return [self._pkts, self._bytes]
+
+    # ------------------------------------------------------------------
+
+    def feed(self, records: np.ndarray, annotations: np.ndarray,
+             ts_ns: np.ndarray) -> LifecycleBatch:
+        """The next batch, in capture order: the states after each row and the events it caused."""
+        n = int(annotations.shape[0])
+        if n == 0:
+            return LifecycleBatch(np.zeros(0, np.uint8), np.zeros(0, np.uint8), {})
+        s = annotations["stream"]
+        self._reserve(int(s.max()) + 1)
+        ts_all = np.asarray(ts_ns, dtype=np.int64)
+        length = seglen(records)
+        self._flips = []
+        out = self._states(records, annotations, ts_all, s, length)
+        fs = annotations["from_server"].astype(np.int64)
+        for stream, row in self._flips:
+            # Rows before the engine swapped the roles count for the other side.
+            fs[:row][s[:row] == stream] ^= 1
+        key = s * 2 + fs                       # stream -1 lands on the dummy slot
+        self._count(records, annotations, ts_all, s, key, length)
+        return out
+
+    def _states(self, records: np.ndarray, annotations: np.ndarray, ts_all: np.ndarray,
+                s: np.ndarray, length: np.ndarray) -> LifecycleBatch:
+        raise NotImplementedError
+
+    def _count(self, records: np.ndarray, annotations: np.ndarray, ts_all: np.ndarray,
+               s: np.ndarray, key: np.ndarray, length: np.ndarray) -> None:
+        """Packets, bytes, last time, analysis flags and iRTT per connection, with numpy."""
+        if not self.summaries:
+            return
+        n = s.shape[0]
+        width = 2 * self._pkts.shape[0]       # every key is below it (-1 -> the dummy slot)
+        key_nn = np.where(s >= 0, key, key + width)
+        self._pkts.reshape(-1)[:] += np.bincount(key_nn, minlength=width)
+        # float weights are exact here: a batch's bytes stay far below 2**53
+        self._bytes.reshape(-1)[:] += np.bincount(key_nn, weights=length,
+                                                  minlength=width).astype(np.int64)
+        last = np.full(self._last_ts.shape[0], -1, np.int64)   # each stream's last row
+        np.maximum.at(last, s, np.arange(n, dtype=np.int64))
+        hit = np.flatnonzero(last >= 0)
+        self._last_ts[hit] = ts_all[last[hit]]
+        af = annotations["flags"]
+        nz = np.flatnonzero(af)
+        if nz.size:
+            nflags = len(FLAG_NAMES)
+            bits = (af[nz].astype(np.int64)[:, None] >> np.arange(nflags)) & 1
+            r, c = np.nonzero(bits)
+            np.add.at(self._flag_counts.reshape(-1), s[nz][r] * nflags + c, 1)
+        rtt = np.flatnonzero(annotations["irtt_ns"] >= 0)
+        if rtt.size:
+            streams, first = np.unique(s[rtt], return_index=True)
+            new = self._irtt[streams] < 0
+            self._irtt[streams[new]] = annotations["irtt_ns"][rtt[first[new]]]
+
+    # ------------------------------------------------------------------
+    # Connections and roles
+    # ------------------------------------------------------------------
+
+    def _new_life(self, stream: int, first: Segment, index: int,
+                  records: np.ndarray) -> ConnectionLife:
+        """The connection whose first row is `first` (row `index` of the batch)."""
+        keep = self._keep if isinstance(self._keep, bool) else bool(self._keep(stream))
+        lc = ConnectionLife(stream, first, keep=keep)
+        if lc.guessed:
+            lc.client_id = _identity(records, index, first)
+        self._lives[stream] = lc
+        return lc
+
+    def _apply(self, lc: ConnectionLife, seg: Segment, index: int,
+               records: np.ndarray) -> tuple[str, ...] | None:
+        """One row through its connection (not a capture duplicate: it changes nothing)."""
+        if lc.guessed and not seg.role_guessed:
+            self._check_roles(lc, index, seg, records)
+        return lc.on_row(seg)
+
+    def _check_roles(self, lc: ConnectionLife, index: int, seg: Segment,
+                     records: np.ndarray) -> None:
+        """The engine fixes guessed roles when a handshake appears: follow it."""
+        lc.guessed = False
+        if lc.client_id is not None and _identity(records, index, seg) != lc.client_id:
+            lc.swap_roles()
+            st = lc.stream
+            for arr in self._sided():
+                arr[st] = arr[st][::-1].copy()
+            self._flips.append((st, index))
+        lc.client_id = None
+
+    # ------------------------------------------------------------------
+    # Summaries
+    # ------------------------------------------------------------------
+
+    def lifecycles(self) -> dict[int, Lifecycle]:
+        """One `Lifecycle` per stream seen so far (at any time; later batches update them)."""
+        if not self.summaries:
+            raise ValueError("a tracker with summaries=False keeps no per-connection counts; "
+                             "lifecycles() needs summaries=True")
+        return {
+            st: lc.lifecycle((int(self._pkts[st, 0]), int(self._pkts[st, 1])),
+                             (int(self._bytes[st, 0]), int(self._bytes[st, 1])),
+                             int(self._last_ts[st]), self._flag_counts[st], int(self._irtt[st]))
+            for st, lc in sorted(self._lives.items())
+        }
+
+
+def _identity(records: np.ndarray, index: int, seg: Segment) -> tuple[bytes, int]:
+    """(address, port) of the client, as the direction of row `index` says."""
+    r = records[index]
+    if seg.from_server:
+        return bytes(r["dst"]), int(r["dport"])
+    return bytes(r["src"]), int(r["sport"])
+
+
+class ReferenceTracker(TrackerBase):
+    """Every TCP row through its connection's state machine (the definition; slow)."""
+
+    def _states(self, records: np.ndarray, annotations: np.ndarray, ts_all: np.ndarray,
+                s: np.ndarray, length: np.ndarray) -> LifecycleBatch:
+        n = s.shape[0]
+        client = np.zeros(n, np.uint8)
+        server = np.zeros(n, np.uint8)
+        events: dict[int, tuple[str, ...]] = {}
+        tcp = np.flatnonzero(s >= 0)
+        rows = Rows(records, annotations, ts_all, length, tcp)
+        lives = self._lives
+        for k, (stream, index, duplicate) in enumerate(zip(
+                s[tcp].tolist(), tcp.tolist(), rows.duplicate.tolist())):
+            seg = rows.segment(k)
+            lc = lives.get(stream)
+            if lc is None:
+                lc = self._new_life(stream, seg, index, records)
+            if not duplicate:   # a copy of a packet already seen changes nothing
+                ev = self._apply(lc, seg, index, records)
+                if ev:
+                    events[index] = ev
+            client[index] = lc.cs.client.state
+            server[index] = lc.cs.server.state
+        return LifecycleBatch(client, server, events)
+

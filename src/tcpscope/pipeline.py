@@ -124,6 +124,8 @@ class Chunk:
     row0: int                           #: rows of the run before this batch
     #: the input's interfaces (`batch.iface` indexes them); grows as pcapng IDBs come
     interfaces: list[Interface] = field(default_factory=list)
+    #: the input files (`batch.source` indexes them when there are several)
+    files: list[str] = field(default_factory=list)
 
     @property
     def ts_ns(self) -> np.ndarray:
@@ -155,6 +157,7 @@ class Result:
     damages: list[tuple[str, Damage]] = field(default_factory=list)
     #: (file, reason) for the files of a directory that are not captures
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    interfaces: list[Interface] = field(default_factory=list)  #: the input's interfaces
     analyzer: Analyzer | None = None
     tracker: LifecycleTracker | None = None
     counters: dict[str, int] = field(default_factory=dict)
@@ -181,6 +184,7 @@ class Pipeline:
         self.result = Result(name)
         self.select: Selection | None = None
         self.interfaces: list[Interface] = []
+        self.files: list[str] = []
         self._layers(options.analyse, options.analyse and options.states)
         self.stopped = False   #: a consumer raised StopRun: feed no more batches
 
@@ -202,7 +206,7 @@ class Pipeline:
             ann = res.analyzer.feed(records, batch.ts_ns, batch.frame_numbers, batch.iface)
             if res.tracker is not None:
                 life = res.tracker.feed(records, ann, np.asarray(batch.ts_ns, dtype=np.int64))
-        chunk = Chunk(batch, records, ann, life, res.rows, self.interfaces)
+        chunk = Chunk(batch, records, ann, life, res.rows, self.interfaces, self.files)
         if self.select is not None:
             chunk = take_rows(chunk, np.flatnonzero(self.select.mask(chunk)))
         for c in self.consumers:
@@ -238,7 +242,8 @@ class Pipeline:
         with open_inputs(inp.files, capture_filter=inp.capture_filter, count=inp.count) as cap:
             self.result.name = cap.name
             self.result.skipped = cap.skipped
-            self.interfaces = cap.interfaces
+            self.interfaces = self.result.interfaces = cap.interfaces
+            self.files = cap.names
             for batch in cap:
                 yield self.feed(batch)
                 if self.stopped:
@@ -259,7 +264,7 @@ def take_rows(chunk: Chunk, rows: np.ndarray) -> Chunk:
                               {pos[r]: ev for r, ev in life.events.items() if r in pos})
     return Chunk(chunk.batch.take(rows), chunk.records[rows],
                  None if chunk.annotations is None else chunk.annotations[rows], life,
-                 chunk.row0, chunk.interfaces)
+                 chunk.row0, chunk.interfaces, chunk.files)
 
 
 def run(source: Source, consumers: Iterable[Consumer], options: Options = Options(), *,

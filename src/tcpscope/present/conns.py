@@ -412,13 +412,17 @@ def _atomic_write(path: str, write: Any) -> None:
 
 def write_conns(source: str | os.PathLike | BinaryIO, fmt: str = "table", *,
                 mode: str = "wireshark", out: str | None = None, stdout: TextIO | None = None,
-                color: bool | None = None, ignore_checksums: bool = False) -> Collected:
-    """Collect the connections of `source` and write them in `fmt` to `out` or `stdout`."""
+                color: bool | None = None, ignore_checksums: bool = False,
+                keep: Any = None) -> Collected:
+    """Collect the connections of `source` and write them in `fmt` to `out` or `stdout`
+    (`keep(collected)`: the connections a selection keeps)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     if fmt == "parquet" and out is None:
         raise ValueError("--format parquet needs -o FILE")
     c = collect(source, mode, ignore_checksums=ignore_checksums)
+    if keep is not None:
+        c = keep(c)
     if out is not None:
         if fmt == "parquet":
             _atomic_write(out, lambda p: write_parquet(c, p))

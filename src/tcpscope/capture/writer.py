@@ -232,7 +232,8 @@ class PcapWriter(_Writer):
 
     def write_batch(self, batch: FrameBatch) -> None:
         """Every frame of `batch` as a record, exactly as captured (no snaplen cut), built
-        for the whole batch with numpy, as `PcapngWriter.write_batch` does."""
+        for the whole batch with numpy, as `PcapngWriter.write_batch` does. Seconds
+        outside 32 bits wrap, as libpcap's writer stores them (tcpdump -w)."""
         n = len(batch)
         if not n:
             return
@@ -242,8 +243,7 @@ class PcapWriter(_Writer):
         seconds, fraction = np.divmod(ts, NS_PER_SEC)
         if not self.nanosecond:
             fraction //= 1000
-        if int(seconds.min()) < 0 or int(seconds.max()) >= 2**32:
-            raise ValueError("a timestamp is outside the pcap range (1970 .. 2106)")
+        seconds &= 0xFFFFFFFF
         caplen = batch.caplen.astype(np.int64)
         total = 16 + caplen
         starts = np.zeros(n, np.int64)

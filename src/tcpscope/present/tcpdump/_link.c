@@ -313,6 +313,7 @@ static void ppp_print(cursor *c, int64_t p, int64_t length)
         return;
     }
     unsigned proto;
+    int64_t olen = length;
     if (u8(c, p) % 2) {
         proto = u8(c, p);
         p += 1;
@@ -321,6 +322,11 @@ static void ppp_print(cursor *c, int64_t p, int64_t length)
         proto = be16(c, p);
         p += 2;
         length -= 2;
+    }
+    if (fx->e) {
+        const char *name = proto == 0x0021 ? "IP" : proto == 0x0057 ? "IPV6"
+                         : proto == 0x0281 ? "MPLS" : "unknown";
+        putf(fx, "%s (0x%04x), length %lld: ", name, proto, (long long)olen);
     }
     if (proto == 0x0021 || proto == 0x0800)
         ip_print(c, p, length);
@@ -587,7 +593,10 @@ static void ipoib_print(cursor *c, int64_t length)
     fx->hdrlen = 44;
     if (fx->e) {
         PUTS(fx, "IPOIB, ");
-        put_ether_type(fx, etype);
+        if (fx->q)
+            putf(fx, "ethertype %s", ethertype_name(etype));
+        else
+            put_ether_type(fx, etype);
         putf(fx, ", length %lld: ", (long long)length);
     }
     if (!ethertype_print(c, etype, 44, length - 44))

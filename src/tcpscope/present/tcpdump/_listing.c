@@ -520,6 +520,7 @@ static int print_frame(frame_ctx *fx, long long number, int64_t ts_ns, const uin
         PUTS(fx, " [|");
         put_str(fx, fx->proto);
         PUTS(fx, "]");
+        fx->hdrlen = 0; /* tcpdump 4.99 dumps a truncated packet from its first byte */
     } else {
         return 0;
     }

@@ -6,9 +6,13 @@
 The expression means exactly what it means to ``tcpdump -r FILE EXPR``:
 libpcap's own compiler (`pcap_compile`, optimised, netmask 0 as tcpdump uses
 for files) turns it into a classic BPF program for each link type met (a
-pcapng file can have several), on a dead handle of that link type, and
-libpcap's own interpreter (`bpf_filter`) runs it over the frames of a batch
-from C (_bpf.c): no Python call per frame.
+pcapng file can have several), and libpcap's own interpreter (`bpf_filter`)
+runs it over the frames of a batch from C (_bpf.c): no Python call per frame.
+The program is compiled on an offline handle, as tcpdump -r compiles it (a
+capture file's header with no packet, of that link type and byte order):
+libpcap compiles some primitives differently for files (``ip6`` on BSD
+loopback accepts every BSD's AF_INET6; the loopback header is in the writer's
+byte order).
 
 libpcap is loaded with ctypes when the first filter is made, not linked at
 build time: installing tcpscope needs no libpcap headers, and everything but
@@ -30,12 +34,11 @@ __all__ = ["CaptureFilter", "FilterError"]
 
 #: pcap-filter programs return the snapshot length for a match; any non-zero works.
 SNAPLEN = 262144
-#: LINKTYPE_* values (files) whose DLT_* (pcap_open_dead) differs, from libpcap's
-#: pcap-common.c; from 104 on they are equal.
-LINKTYPE_TO_DLT = {100: 11, 101: 12, 102: 15, 103: 16, 106: 19}
 #: A link type every expression that is valid at all compiles on: checked first,
 #: so a syntax error stops a command before it reads anything.
-DLT_EN10MB = 1
+LINKTYPE_ETHERNET = 1
+#: Link types whose header libpcap reads in the file's byte order (BSD loopback, ENC).
+HOST_ORDER_LINKTYPES = frozenset({0, 109})
 
 
 class FilterError(ValueError):
@@ -63,8 +66,8 @@ def _libpcap() -> ctypes.CDLL:
     else:
         raise FilterError("capture filters need libpcap (the library tcpdump uses): "
                           "install libpcap0.8 (Debian) or libpcap")
-    lib.pcap_open_dead.restype = ctypes.c_void_p
-    lib.pcap_open_dead.argtypes = [ctypes.c_int, ctypes.c_int]
+    lib.pcap_open_offline.restype = ctypes.c_void_p
+    lib.pcap_open_offline.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
     lib.pcap_compile.restype = ctypes.c_int
     lib.pcap_compile.argtypes = [ctypes.c_void_p, ctypes.POINTER(_BpfProgram), ctypes.c_char_p,
                                  ctypes.c_int, ctypes.c_uint32]
@@ -75,13 +78,25 @@ def _libpcap() -> ctypes.CDLL:
     return lib
 
 
-def compile_filter(expression: str, linktype: int) -> bytes:
+def compile_filter(expression: str, linktype: int, swapped: bool = False) -> bytes:
     """The BPF program (bpf_insn array, host order) of `expression` for frames of
-    `linktype` (a file's LINKTYPE_* value). FilterError with libpcap's message."""
+    `linktype` (a file's LINKTYPE_* value) from a file written in the other byte order
+    than this host's (`swapped`). FilterError with libpcap's message."""
+    import struct
+    import sys
+    import tempfile
+
     lib = _libpcap()
-    handle = lib.pcap_open_dead(LINKTYPE_TO_DLT.get(linktype, linktype), SNAPLEN)
+    order = ">" if (sys.byteorder == "little") == swapped else "<"
+    header = struct.pack(order + "IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, linktype)
+    errbuf = ctypes.create_string_buffer(512)
+    with tempfile.NamedTemporaryFile(prefix="tcpscope-bpf-", suffix=".pcap") as tmp:
+        tmp.write(header)
+        tmp.flush()
+        handle = lib.pcap_open_offline(tmp.name.encode(), errbuf)
     if not handle:
-        raise FilterError(f"libpcap cannot make a handle for link type {linktype}")
+        raise FilterError(f"libpcap cannot compile for link type {linktype}: "
+                          f"{errbuf.value.decode(errors='replace')}")
     try:
         prog = _BpfProgram()
         if lib.pcap_compile(handle, ctypes.byref(prog), expression.encode(), 1, 0) != 0:
@@ -99,9 +114,10 @@ class CaptureFilter:
 
     def __init__(self, expression: str) -> None:
         self.expression = expression
-        self._programs: dict[int, bytes] = {}
+        self._programs: dict[tuple[int, bool], bytes] = {}
         try:
-            self._programs[DLT_EN10MB] = compile_filter(expression, DLT_EN10MB)
+            self._programs[LINKTYPE_ETHERNET, False] = compile_filter(expression,
+                                                                      LINKTYPE_ETHERNET)
         except FilterError as exc:
             # Only what cannot be right on any link type stops here; the rest (an
             # expression about a link layer) is judged per link type as it comes.
@@ -109,24 +125,28 @@ class CaptureFilter:
                 raise
         self._fn = ctypes.cast(_libpcap().bpf_filter, ctypes.c_void_p).value
 
-    def program(self, linktype: int) -> bytes:
-        prog = self._programs.get(linktype)
+    def program(self, linktype: int, swapped: bool = False) -> bytes:
+        key = (linktype, swapped and linktype in HOST_ORDER_LINKTYPES)
+        prog = self._programs.get(key)
         if prog is None:
             try:
-                prog = self._programs[linktype] = compile_filter(self.expression, linktype)
+                prog = self._programs[key] = compile_filter(self.expression, *key)
             except FilterError as exc:
                 from tcpscope.wire.linktypes import linktype_name
 
                 raise FilterError(f"{exc} (link type {linktype_name(linktype)})") from None
         return prog
 
-    def match(self, batch: FrameBatch) -> np.ndarray:
-        """One bool per frame of `batch`: does it pass the filter?"""
+    def match(self, batch: FrameBatch, swapped: np.ndarray | None = None) -> np.ndarray:
+        """One bool per frame of `batch`: does it pass the filter? `swapped`: per frame,
+        whether its file was written in the other byte order (None: none was)."""
         n = len(batch)
         out = np.zeros(n, dtype=bool)
         if not n:
             return out
-        lt = np.asarray(batch.linktype)
+        lt = np.asarray(batch.linktype).astype(np.int64)
+        if swapped is not None:
+            lt = lt | (swapped.astype(np.int64) << 32)
         kinds = np.unique(lt)
         offset = np.ascontiguousarray(batch.offset, np.int64)
         caplen = np.ascontiguousarray(batch.caplen, np.uint32)
@@ -134,6 +154,7 @@ class CaptureFilter:
         for kind in kinds.tolist():
             rows = np.arange(n, dtype=np.int64) if kinds.size == 1 else \
                 np.flatnonzero(lt == kind).astype(np.int64)
-            hit = _bpf.run(self._fn, self.program(kind), batch.data, offset, caplen, origlen, rows)
+            hit = _bpf.run(self._fn, self.program(kind & 0xFFFF, bool(kind >> 32)), batch.data,
+                           offset, caplen, origlen, rows)
             out[rows] = np.frombuffer(hit, dtype=np.uint8).astype(bool)
         return out

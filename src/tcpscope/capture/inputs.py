@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import BinaryIO, Iterator
@@ -80,6 +81,9 @@ class Inputs:
         self._reader: CaptureReader | MergedReader = readers[0] if not self.multi \
             else MergedReader(readers)
         self.filter = CaptureFilter(capture_filter) if capture_filter else None
+        # files written in the other byte order than this host's (the filter reads some
+        # link headers in the file's order)
+        self._swapped = np.array([_swapped(r) for r in readers], dtype=bool)
         self.count = count
         self.passed = 0  #: frames that passed the filter so far
 
@@ -107,7 +111,12 @@ class Inputs:
     def __iter__(self) -> Iterator[FrameBatch]:
         for batch in self._reader:
             if self.filter is not None:
-                keep = self.filter.match(batch)
+                swapped = None
+                if self._swapped.any():
+                    src = batch.source if batch.source is not None else \
+                        np.zeros(len(batch), np.uint16)
+                    swapped = self._swapped[src]
+                keep = self.filter.match(batch, swapped)
                 if not keep.all():
                     batch = batch.take(np.flatnonzero(keep))
             if self.count is not None and self.passed + len(batch) >= self.count:
@@ -129,6 +138,13 @@ class Inputs:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _swapped(reader: CaptureReader) -> bool:
+    """Was the file written in the other byte order than this host's (pcap: its header;
+    pcapng: its first section)?"""
+    order = getattr(reader, "byteorder", None) or getattr(reader, "_byteorder", "<")
+    return (order == "<") != (sys.byteorder == "little")
 
 
 def open_inputs(sources: Sequence[str | os.PathLike | BinaryIO], *,

@@ -64,6 +64,10 @@ def one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             fail(str(exc))
         except FilterError as exc:
             fail(str(exc), 2)
+        except ImportError as exc:
+            if not str(exc).startswith("this needs"):  # an optional extra (tables.require)
+                raise
+            fail(str(exc))
         except StreamNotFound as exc:
             name = kwargs.get("file") or (kwargs["inputs"].name if "inputs" in kwargs else None)
             fail(f"{name}: {exc}" if name else str(exc))

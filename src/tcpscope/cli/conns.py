@@ -40,6 +40,10 @@ def conns_cmd(inputs: Inputs, fmt: str, mode: str, output: str | None, ignore_ch
 
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet needs -o FILE")
+    if fmt == "parquet":
+        from tcpscope.present.tables import require
+
+        require("pyarrow.parquet")
     keep = None
     if inputs.display is not None or inputs.streams:
         keep = _selector(inputs)

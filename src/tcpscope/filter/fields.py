@@ -448,13 +448,20 @@ PACKET_FIELDS = FieldTable([
 ], aliases={"tcp.flags.ns": "tcp.flags.ae", "tcpscope.state.client_state": "tcpscope.state.client"})
 
 
+#: The fields that are exactly a packets column (same values, same absence): their
+#: names are the Wireshark names of those columns.
+EXACT_COLUMNS = (
+    "frame.number", "frame.time_epoch", "tcp.stream", "tcp.srcport", "tcp.dstport",
+    "tcp.seq_raw", "tcp.ack_raw", "tcp.seq", "tcp.ack", "tcp.len", "tcp.window_size_value",
+    "tcp.window_size", "tcp.analysis.duplicate_ack_num", "tcp.analysis.bytes_in_flight",
+    "tcp.analysis.ack_rtt", "tcp.analysis.acks_frame", "tcp.analysis.initial_rtt",
+    "tcpscope.checksum", "tcpscope.state.client", "tcpscope.state.server",
+)
+
+
 def wireshark_names() -> dict[str, str]:
-    """packets column -> the Wireshark (or tcpscope.) field it is, where one is exactly it."""
-    out: dict[str, str] = {}
-    for f in PACKET_FIELDS.values():
-        if f.column and "/" not in f.column and f.type != "none" and f.column not in out:
-            out[f.column] = f.name
-    return out
+    """packets column -> the Wireshark (or tcpscope.) field it is exactly."""
+    return {PACKET_FIELDS[name].column: name for name in EXACT_COLUMNS}
 
 
 # ---------------------------------------------------------------------------- connections

@@ -409,6 +409,17 @@ void print_payload(const cursor *c, int64_t bp, int64_t length, unsigned sport, 
     }
     memcpy(fx->buf + fx->len, s, (size_t)n);
     fx->len += (size_t)n;
+    /* A printer that ran out of captured bytes ends with " [|proto]": in tcpdump that
+     * is its longjmp, after which -x/-X/-A dump the frame from its first byte. */
+    if (n > 4 && s[n - 1] == ']') {
+        for (Py_ssize_t k = n - 2; k >= 2 && s[k] != ' ' && s[k] != '\n'; k--) {
+            if (s[k] == '|' && s[k - 1] == '[' && s[k - 2] == ' ') {
+                fx->hdrlen = 0;
+                fx->truncated_payload = 1;
+                break;
+            }
+        }
+    }
     Py_DECREF(text);
 }
 
@@ -515,7 +526,10 @@ static int print_frame(frame_ctx *fx, long long number, int64_t ts_ns, const uin
         cursor c = {frame, caplen, caplen, fx};
         fx->proto = "";
         fx->hdrlen = 0;
+        fx->truncated_payload = 0;
         link_print(&c, linktype, origlen);
+        if (fx->truncated_payload)
+            fx->hdrlen = 0;
     } else if (why == JUMP_TRUNCATED) {
         PUTS(fx, " [|");
         put_str(fx, fx->proto);

@@ -47,6 +47,7 @@ typedef struct {
     int e;                  /* -e: the link-level header */
     int q;                  /* -q: quick (less protocol information) */
     int64_t hdrlen;         /* the link header's length (where -x/-X/-A dumps start) */
+    int truncated_payload;  /* a payload printer ran out of captured bytes */
     listing *ls;
 } frame_ctx;
 

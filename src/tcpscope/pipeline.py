@@ -1,4 +1,4 @@
-"""The one loop every command runs: open → filter → dissect → analyse → select → consumers.
+"""The one loop every command runs: open → filter → dissect → analyse → select → consume.
 
 A command builds the consumers it needs (a listing, a packets writer, a
 connection table, a story collector, ...) and hands them to `run`, which

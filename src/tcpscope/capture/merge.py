@@ -9,7 +9,8 @@ mergecap's rule: the next frame is the earliest of the files' next frames,
 and each file's frames keep their order even where its own timestamps go
 backwards. On a tie the file given first wins (mergecap takes the last one):
 so the pieces of a split capture, in their order, give the capture back even
-where a piece ends and the next begins in the same microsecond. A rotated set (``tcpdump -C`` / ``-G``)
+where a piece ends and the next begins in the same microsecond. A rotated set
+(``tcpdump -C`` / ``-G``)
 therefore becomes the one capture it was cut from, and captures of several
 interfaces interleave. The merge works on runs: the file with the earliest
 next frame gives every frame up to the next frame of any other file, as one

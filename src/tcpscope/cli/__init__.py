@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from tcpscope.cli.common import examples
+
 from tcpscope import __version__
 from tcpscope.cli.conns import conns_cmd
 from tcpscope.cli.demo import demo_cmd
@@ -46,17 +48,15 @@ class _Main(click.Group):
             os._exit(130)
 
 
-@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=examples(
+                 "tcpscope read trace.pcap 'tcp port 80'     # tcpdump -nn -r's listing",
+                 "tcpscope conns rotated/ --format csv      # a row per connection",
+                 "tcpscope explain trace.pcap --stream 0    # a connection's story",
+             ))
 @click.version_option(__version__, "-V", "--version", prog_name="tcpscope")
 def main() -> None:
-    """tcpscope: see what TCP does in a capture, packet by packet and connection by connection.
-
-    \b
-    Examples:
-      tcpscope read trace.pcap 'tcp port 80'        # the listing tcpdump -nn -r prints
-      tcpscope conns rotated/ --format csv         # one row per connection, files merged
-      tcpscope explain trace.pcap --stream 0       # the story of a connection
-    """
+    """tcpscope: see what TCP does in a capture, packet by packet and connection by connection."""
 
 
 for _command in (read_cmd, demo_cmd, packets_cmd, conns_cmd, follow_cmd, explain_cmd,

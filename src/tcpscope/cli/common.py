@@ -204,7 +204,8 @@ def file_options(*, display: str = "packets", streams: str = "packets",
 
     `display`: the fields ``-Y`` filters (``packets``: rows of the pipeline,
     ``conns``: connection records, ``streams``: picks the connections of a
-    per-stream command: those with a matching packet). `streams`: ``packets`` (--stream selects rows),
+    per-stream command: those with a matching packet). `streams`: ``packets``
+    (--stream selects rows),
     ``conns`` or ``streams`` (the command is told stream numbers).
     """
     def deco(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -343,3 +344,8 @@ def progress_input(inputs: Inputs) -> tuple[Input, Callable[[], None]]:
             raw.close()
 
     return Input(files, inp.capture_filter, inp.count, inp.select), finish
+
+
+def examples(*lines: str) -> str:
+    """A command's epilog: the examples its --help ends with."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)

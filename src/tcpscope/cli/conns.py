@@ -6,10 +6,17 @@ from typing import Any
 
 import click
 
-from tcpscope.cli.common import Inputs, color_option, file_options, mode_option, one_line_errors
+from tcpscope.cli.common import (
+    Inputs, color_option, examples, file_options, mode_option, one_line_errors,
+)
 
 
-@click.command("conns")
+@click.command("conns",
+               epilog=examples(
+                   "tcpscope conns trace.pcap 'port 443' --format csv",
+                   "tcpscope conns rotated/*.pcap -Y 'tcp.analysis.retransmission && duration > 1'",
+                   'tcpscope conns trace.pcap --stream 10.0.0.1:80 --format zeek -o conn.log',
+               ))
 @file_options(display="conns", streams="conns")
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv", "zeek", "parquet"]),
               default="table", show_default=True,
@@ -29,12 +36,6 @@ def conns_cmd(inputs: Inputs, fmt: str, mode: str, output: str | None, ignore_ch
     bytes_c2s > 1000000, conn_state == "REJ"...) and by Wireshark's names that
     mean something for a connection (tcp.stream, ip.addr, tcp.port,
     tcp.analysis.retransmission: it had one).
-
-    \b
-    Examples:
-      tcpscope conns trace.pcap 'port 443' --format csv
-      tcpscope conns rotated/*.pcap -Y 'tcp.analysis.retransmission && duration > 1'
-      tcpscope conns trace.pcap --stream 10.0.0.1:80 --format zeek -o conn.log
     """
     from tcpscope.present.conns import write_conns
 

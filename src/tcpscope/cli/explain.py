@@ -6,12 +6,18 @@ import sys
 import click
 
 from tcpscope.cli.common import (
+    examples,
     Inputs, color_option, file_options, lang_option, mode_option, one_line_errors,
     progress_input,
 )
 
 
-@click.command("explain")
+@click.command("explain",
+               epilog=examples(
+                   'tcpscope explain trace.pcap --stream 0',
+                   'tcpscope explain trace.pcap --stream 10.0.0.2:5000 --lang zh',
+                   "tcpscope explain big.pcap 'port 443' -Y 'tcp.analysis.retransmission'",
+               ))
 @file_options(display="streams", streams="streams")
 @lang_option("Language of the explanation.")
 @mode_option("The analysis mode behind the anomalies.")
@@ -24,12 +30,6 @@ def explain_cmd(inputs: Inputs, lang: str, mode: str, show_all: bool, color: boo
 
     Without --stream or -Y, every connection (up to 20); -Y picks the connections
     that have a packet it matches.
-
-    \b
-    Examples:
-      tcpscope explain trace.pcap --stream 0
-      tcpscope explain trace.pcap --stream 10.0.0.2:5000 --lang zh
-      tcpscope explain big.pcap 'port 443' -Y 'tcp.analysis.retransmission'
     """
     from tcpscope.present.explain import write_explain
     from tcpscope.present.story import GROUP_MIN

@@ -5,10 +5,17 @@ import sys
 
 import click
 
-from tcpscope.cli.common import Inputs, color_option, file_options, one_line_errors, one_stream
+from tcpscope.cli.common import (
+    Inputs, color_option, examples, file_options, one_line_errors, one_stream,
+)
 
 
-@click.command("follow")
+@click.command("follow",
+               epilog=examples(
+                   'tcpscope follow trace.pcap --stream 0',
+                   'tcpscope follow trace.pcap --stream 10.0.0.2:5000-10.0.0.1:80 --format hex',
+                   "tcpscope follow trace.pcap -Y 'tcp.port == 25 && tcp.len > 0'",
+               ))
 @file_options(display="streams", streams="streams", stream_required=True)
 @click.option("--format", "fmt", type=click.Choice(["ascii", "hex", "raw"]), default="ascii",
               show_default=True,
@@ -22,12 +29,6 @@ def follow_cmd(inputs: Inputs, fmt: str, mode: str, color: bool) -> None:
 
     The connection is --stream N (tcp.stream, as `tcpscope packets` numbers them),
     --stream ADDR:PORT[-ADDR:PORT], or the first one with a packet -Y matches.
-
-    \b
-    Examples:
-      tcpscope follow trace.pcap --stream 0
-      tcpscope follow trace.pcap --stream 10.0.0.2:5000-10.0.0.1:80 --format hex
-      tcpscope follow trace.pcap -Y 'tcp.port == 25 && tcp.len > 0'
     """
     from tcpscope.present.follow import write_follow
 

@@ -4,13 +4,19 @@ from __future__ import annotations
 import click
 
 from tcpscope.cli.common import (
+    examples,
     Inputs, fail, file_options, lang_option, mode_option, one_line_errors, one_stream,
 )
 
 KINDS = ("stevens", "tcptrace", "throughput", "rtt", "window", "cwnd", "slidingwindow")
 
 
-@click.command("graph")
+@click.command("graph",
+               epilog=examples(
+                   'tcpscope graph trace.pcap --stream 0 --kind tcptrace -o seq.svg',
+                   'tcpscope graph trace.pcap --stream 0 --kind throughput -o tput.html',
+                   'tcpscope graph trace.pcap --stream 0 --kind slidingwindow --frame 9 -o w.png',
+               ))
 @file_options(display="streams", streams="streams", stream_required=True)
 @click.option("--kind", type=click.Choice(KINDS), required=True, help="Which graph.")
 @click.option("--frame", type=click.IntRange(min=1), default=None,
@@ -30,12 +36,6 @@ def graph_cmd(inputs: Inputs, kind: str, frame: int | None, direction: str | Non
 
     The connection is --stream N, --stream ADDR:PORT[-ADDR:PORT], or the first one
     with a packet -Y matches.
-
-    \b
-    Examples:
-      tcpscope graph trace.pcap --stream 0 --kind tcptrace -o seq.svg
-      tcpscope graph trace.pcap --stream 0 --kind throughput -o tput.html
-      tcpscope graph trace.pcap --stream 0 --kind slidingwindow --frame 120 -o win.png
     """
     from tcpscope.present.graph import GraphUnavailable, write_graph
 

@@ -6,6 +6,7 @@ import sys
 import click
 
 from tcpscope.cli.common import (
+    examples,
     Inputs, color_option, file_options, lang_option, mode_option, one_line_errors,
     progress_input,
 )
@@ -15,7 +16,12 @@ from tcpscope.pipeline import StreamNotFound
 MAX_LANES = 6
 
 
-@click.command("ladder")
+@click.command("ladder",
+               epilog=examples(
+                   'tcpscope ladder trace.pcap --stream 0',
+                   'tcpscope ladder trace.pcap --stream 10.0.0.1:80 --format mermaid -o flow.mmd',
+                   "tcpscope ladder trace.pcap -Y 'tcp.flags.reset == 1' --fold",
+               ))
 @file_options(display="streams", streams="streams")
 @click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "svg"]), default="text",
               show_default=True, help="Box-drawing text, a Mermaid sequenceDiagram, or SVG.")
@@ -33,12 +39,6 @@ def ladder_cmd(inputs: Inputs, fmt: str, output: str | None, lang: str, fold: bo
 
     --stream is repeatable: several connections share the lanes of their endpoints;
     without it, every stream, if they have at most 6 endpoints.
-
-    \b
-    Examples:
-      tcpscope ladder trace.pcap --stream 0
-      tcpscope ladder trace.pcap --stream 10.0.0.1:80 --format mermaid -o flow.mmd
-      tcpscope ladder trace.pcap -Y 'tcp.flags.reset == 1' --fold
     """
     from tcpscope.present.explain import Line, render_lines
     from tcpscope.present.ladder import (

@@ -5,10 +5,17 @@ import sys
 
 import click
 
-from tcpscope.cli.common import Inputs, file_options, mode_option, one_line_errors, write_option
+from tcpscope.cli.common import (
+    Inputs, examples, file_options, mode_option, one_line_errors, write_option,
+)
 
 
-@click.command("packets")
+@click.command("packets",
+               epilog=examples(
+                   'tcpscope packets trace.pcap --stream 3 --format csv',
+                   "tcpscope packets trace.pcap -Y 'tcp.analysis.ack_rtt > 0.2' -w slow.pcapng",
+                   "tcpscope packets rotated/ 'port 443' --format parquet -o packets.parquet",
+               ))
 @file_options()
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), default="jsonl",
               show_default=True,
@@ -24,12 +31,6 @@ def packets_cmd(inputs: Inputs, fmt: str, output: str | None, mode: str,
     """One record per TCP packet: dissection, stream, relative numbers, analysis with rules.
 
     With several files, each record also says its file and its frame there.
-
-    \b
-    Examples:
-      tcpscope packets trace.pcap --stream 3 --format csv
-      tcpscope packets trace.pcap -Y 'tcp.analysis.ack_rtt > 0.2' -w slow.pcapng
-      tcpscope packets rotated/ 'port 443' --format parquet -o packets.parquet
     """
     from tcpscope.present.packets import write_packets
 

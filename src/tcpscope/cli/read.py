@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from tcpscope.cli.common import Inputs, fail, file_options, one_line_errors, write_option
+from tcpscope.cli.common import Inputs, examples, fail, file_options, one_line_errors, write_option
 
 #: tcpdump's flags that `read` does not take, and why (the others are tcpdump's own).
 UNSUPPORTED = {
@@ -52,9 +52,15 @@ class TcpdumpCommand(click.Command):
         return super().parse_args(ctx, args)
 
 
-@click.command("read", cls=TcpdumpCommand)
+@click.command("read", cls=TcpdumpCommand,
+               epilog=examples(
+                   "tcpscope read trace.pcap 'tcp port 80 and host 10.0.0.1'",
+                   "tcpscope read -r rotated/ -Y 'tcp.analysis.retransmission' -w retx.pcapng",
+                   'tcpscope read trace.pcap -c 20 -X --stream 10.0.0.1:80',
+               ))
 @file_options()
-@click.option("-v", "verbose", count=True, help="Verbose: -v adds the IP header and checksums, -vv more.")
+@click.option("-v", "verbose", count=True,
+              help="Verbose: -v adds the IP header and checksums, -vv more.")
 @click.option("-S", "absolute", is_flag=True, help="Print absolute, not relative, sequence numbers.")
 @click.option("-t", "tstyle", count=True, help="-t none, -tt epoch, -ttt delta, -tttt date and time.")
 @click.option("-#", "--number", "number", is_flag=True,
@@ -62,7 +68,8 @@ class TcpdumpCommand(click.Command):
                    "counts the printed packets instead: the same without a filter).")
 @click.option("-e", "link", is_flag=True, help="Print the link-level header (as tcpdump -e).")
 @click.option("-q", "quick", is_flag=True, help="Quick output: less protocol information.")
-@click.option("-x", "hex_", count=True, help="Print each packet in hex (-xx: with its link header).")
+@click.option("-x", "hex_", count=True,
+              help="Print each packet in hex (-xx: with its link header).")
 @click.option("-X", "hexascii", count=True,
               help="Print each packet in hex and ASCII (-XX: with its link header).")
 @click.option("-A", "ascii_", count=True,
@@ -83,12 +90,6 @@ def read_cmd(inputs: Inputs, verbose: int, absolute: bool, tstyle: int, number: 
 
     FILE... are captures, directories of captures or glob patterns (merged by time,
     as mergecap merges them); EXPRESSION is a pcap-filter expression, as for tcpdump.
-
-    \b
-    Examples:
-      tcpscope read trace.pcap 'tcp port 80 and host 10.0.0.1'
-      tcpscope read -r rotated/ -Y 'tcp.analysis.retransmission' -w retx.pcapng
-      tcpscope read trace.pcap -c 20 -X --stream 10.0.0.1:80
     """
     from tcpscope.capture.subset import SubsetWriter
     from tcpscope.present.tcpdump import TcpdumpOptions, write_listing

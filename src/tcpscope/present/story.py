@@ -199,7 +199,7 @@ def collect(source: str | os.PathLike | BinaryIO, streams: Iterable[int] | None 
     from ..analysis.annotation import ANNOTATION_DTYPE
 
     analysis = Analysis(
-        path=os.fspath(source) if not hasattr(source, "read") else getattr(source, "name", "-"),
+        path=pipe.result.name,
         mode=mode,
         records=cat(recs, RECORD_DTYPE).astype(RECORD_DTYPE),
         annotations=cat(anns, ANNOTATION_DTYPE).astype(ANNOTATION_DTYPE),

@@ -410,8 +410,9 @@ void print_payload(const cursor *c, int64_t bp, int64_t length, unsigned sport, 
     memcpy(fx->buf + fx->len, s, (size_t)n);
     fx->len += (size_t)n;
     /* A printer that ran out of captured bytes ends with " [|proto]": in tcpdump that
-     * is its longjmp, after which -x/-X/-A dump the frame from its first byte. */
-    if (n > 4 && s[n - 1] == ']') {
+     * is its longjmp, after which -x/-X/-A dump the frame from its first byte (a line
+     * cut for its length ends so too, without the longjmp). */
+    if (n > 4 && s[n - 1] == ']' && c->end - bp < length) {
         for (Py_ssize_t k = n - 2; k >= 2 && s[k] != ' ' && s[k] != '\n'; k--) {
             if (s[k] == '|' && s[k - 1] == '[' && s[k - 2] == ' ') {
                 fx->hdrlen = 0;

@@ -70,13 +70,12 @@ class Agreement:
     written_problems: list[str] = field(default_factory=list)
 
 
-def _linktypes(path: Path) -> set[tuple[int, int]]:
-    """The (link type, snapshot length) of the capture's interfaces: tcpdump stops at
-    an interface that differs from the first in either."""
-    with open_capture(path) as cap:
-        for _ in cap:
-            pass
-        return {(i.linktype, i.snaplen) for i in cap.interfaces}
+def _tcpdump_stops(path: Path) -> bool:
+    """Does tcpdump give up inside this capture, at an interface whose link type or
+    snapshot length differs from the first one's?"""
+    proc = subprocess.run(["tcpdump", "-nn", "-r", str(path)], capture_output=True,
+                          timeout=120)
+    return b"an interface has" in proc.stderr
 
 
 _NUMBERED = re.compile(r"^ *(\d+)  ")
@@ -157,13 +156,14 @@ def agreement(tmp_path_factory) -> Agreement:
     res = Agreement()
     for path in files:
         try:
-            kinds = _linktypes(path)
+            with open_capture(path):
+                pass
         except CaptureError:
             continue
-        if len(kinds) > 1:
+        plain = _decompressed(path, tmp)
+        if _tcpdump_stops(plain):
             res.skipped_files.append(path.name)
             continue
-        plain = _decompressed(path, tmp)
         for expr in EXPRESSIONS:
             text, code = _tcpdump(plain, expr)
             ours = _ours(path, expr)
@@ -222,7 +222,8 @@ def test_capture_filter_agreement(agreement: Agreement, capsys) -> None:
               f"(file, expression) pairs: frames kept equal in {a.frames_equal}, both refused "
               f"{a.both_failed}; TCP lines equal {a.tcp_equal}/{a.tcp_lines}; "
               f"-w: {a.written} pairs, {a.written_frames} frames; "
-              f"files with several link types left out: {len(a.skipped_files)}")
+              f"files tcpdump stops reading (interfaces differ) left out: "
+              f"{len(a.skipped_files)}")
     assert len(EXPRESSIONS) >= 30
     assert a.pairs and a.tcp_lines
     assert not a.problems, "\n".join(a.problems[:20])

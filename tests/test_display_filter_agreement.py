@@ -79,8 +79,8 @@ def _sharkd(path: Path, exprs: list[str]) -> dict[str, set[int] | None]:
         return {e: (set(v) if v is not None else None) for e, v in raw.items()}
     with tempfile.TemporaryDirectory() as tmp:
         src = _readable_copy(path, Path(tmp))
-        reqs = [{"jsonrpc": "2.0", "id": 0, "method": "load", "params": {"file": str(src)}}]
-        for i, e in enumerate(exprs, 1):
+        reqs = [{"jsonrpc": "2.0", "id": 1, "method": "load", "params": {"file": str(src)}}]
+        for i, e in enumerate(exprs, 2):
             reqs.append({"jsonrpc": "2.0", "id": i, "method": "frames",
                          "params": {"filter": e, "column0": "frame.number:0"}})
         proc = subprocess.run(["sharkd", "-"], input="\n".join(map(json.dumps, reqs)) + "\n",
@@ -91,8 +91,10 @@ def _sharkd(path: Path, exprs: list[str]) -> dict[str, set[int] | None]:
             continue
         msg = json.loads(line)
         i = msg.get("id", 0)
-        if i and "result" in msg:
-            out[exprs[i - 1]] = {int(f["num"]) for f in msg["result"]}
+        if i == 1 and "error" in msg:
+            raise RuntimeError(f"sharkd cannot load {path.name}: {msg['error']}")
+        if i > 1 and "result" in msg:
+            out[exprs[i - 2]] = {int(f["num"]) for f in msg["result"]}
     tmpname = cached.with_suffix(f".tmp{os.getpid()}")
     tmpname.write_text(json.dumps({e: (sorted(v) if v is not None else None)
                                    for e, v in out.items()}))
@@ -198,7 +200,7 @@ def test_sharkd_selects_what_tshark_y_selects() -> None:
 def test_display_filter_errors_point_at_the_column() -> None:
     from tcpscope.filter import DisplayFilterError
 
-    for expr, col in [("tcp.prot == 80", 0), ("tcp.port == 80 &&", 18), ("tcp.port = 80", 9),
+    for expr, col in [("tcp.prot == 80", 0), ("tcp.port == 80 &&", 17), ("tcp.port = 80", 9),
                       ("ip.addr == 300.1.1.1", 11), ("tcp.port in {80 443", 19),
                       ("(tcp.len > 0", 12), ("tcp.analysis.retransmission == 1", 28)]:
         with pytest.raises(DisplayFilterError) as info:

@@ -262,9 +262,17 @@ def take_rows(chunk: Chunk, rows: np.ndarray) -> Chunk:
         pos = {int(r): k for k, r in enumerate(rows.tolist())} if life.events else {}
         life = LifecycleBatch(life.client[rows], life.server[rows],
                               {pos[r]: ev for r, ev in life.events.items() if r in pos})
-    return Chunk(chunk.batch.take(rows), chunk.records[rows],
-                 None if chunk.annotations is None else chunk.annotations[rows], life,
+    return Chunk(chunk.batch.take(rows), _take(chunk.records, rows),
+                 None if chunk.annotations is None else _take(chunk.annotations, rows), life,
                  chunk.row0, chunk.interfaces, chunk.files)
+
+
+def _take(rows_of: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Rows of a structured array, copied as whole byte rows (numpy copies a structured
+    row field by field, ten times slower for the records' hundred fields)."""
+    arr = np.ascontiguousarray(rows_of)
+    raw = arr.view(np.uint8).reshape(arr.shape[0], arr.dtype.itemsize)
+    return raw[rows].view(arr.dtype).reshape(-1)
 
 
 def run(source: Source, consumers: Iterable[Consumer], options: Options = Options(), *,

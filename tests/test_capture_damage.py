@@ -353,8 +353,11 @@ def test_corrupt_gzip_keeps_the_frames_before_the_error():
     packed = bytearray(gzip.compress(raw.getvalue(), mtime=0))
     packed[len(packed) // 2] ^= 0xFF
     cap, frames = read_bytes(bytes(packed))
-    assert 10000 < len(frames) < 20000
-    assert "gzip data is corrupt: Error -3 while decompressing data: incorrect data check" in cap.damage.reason
+    # Random payloads are stored as they are: the flip changes one frame's bytes, not the
+    # structure, so every frame comes out, and then the trailer's CRC-32 says the data is bad.
+    assert len(frames) == 20000
+    assert "the CRC-32 in the trailer" in cap.damage.reason
+    assert cap.damage.reason.startswith("gzip data is corrupt at compressed byte ")
 
 
 def test_concatenated_gzip_members_and_zero_padding():

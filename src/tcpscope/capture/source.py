@@ -4,7 +4,7 @@ Everything here works on a plain stream of bytes that may not be seekable (a
 pipe), so the format is decided from the first bytes, which are peeked and then
 given back: `PeekableStream`. Compressed input (gzip, zstd, xz) is recognised by
 its magic number, never by the file name, and decompressed as a stream with
-bounded memory (`DecompressingStream`).
+bounded memory (`DecompressingStream`, in decompress.py).
 
 A stream never raises on damaged or truncated input once it has started: it
 delivers every byte it could and records why it stopped in ``error``, so the
@@ -13,29 +13,13 @@ capture reader can deliver every frame before the damage.
 from __future__ import annotations
 
 import io
-import lzma
 import os
 import sys
-import zlib
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable
+from typing import BinaryIO
 
-import zstandard
-
+from tcpscope.capture.decompress import GZIP_MAGIC, XZ_MAGIC, ZSTD_MAGIC, DecompressingStream
 from tcpscope.capture.errors import CaptureError
-
-# How many compressed bytes are handed to a decompressor at once. Small, so
-# that one call cannot produce an unbounded amount of output (zstd has no
-# output limit per call).
-COMPRESSED_PIECE = 64 * 1024
-# At most this many decompressed bytes per step: bounds memory, and what a
-# corrupt-data error (which discards the output of its call) can take away.
-DECOMPRESSED_PIECE = 256 * 1024
-
-# Magic numbers of compressed streams (the first bytes of the stream).
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-XZ_MAGIC = b"\xfd\x37\x7a\x58\x5a\x00"
 
 # Formats we recognise only to say clearly that we do not read them.
 UNSUPPORTED_MAGICS: tuple[tuple[bytes, str], ...] = (
@@ -134,177 +118,6 @@ class PeekableStream:
     @property
     def notes(self) -> dict[str, int]:
         return getattr(self._raw, "notes", {})
-
-
-# ---------------------------------------------------------------------------
-# Decompression
-# ---------------------------------------------------------------------------
-
-
-class _Member:
-    """One compressed member (gzip member, zstd frame, xz stream) being decoded.
-
-    ``decompress(data, max_length)`` returns output; input it could not use yet
-    stays inside (``needs_input`` says when it wants more); ``eof`` is true at
-    the end of the member and ``unused_data`` is what followed it.
-    """
-
-    #: The library's decompressor object; ``eof`` and ``unused_data`` are its own.
-    _d: Any
-
-    def decompress(self, data: bytes, max_length: int) -> bytes:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    @property
-    def needs_input(self) -> bool:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    @property
-    def eof(self) -> bool:
-        return self._d.eof
-
-    @property
-    def unused_data(self) -> bytes:
-        return self._d.unused_data
-
-
-class _GzipMember(_Member):
-    def __init__(self) -> None:
-        self._d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip header and trailer
-        self._tail = b""
-
-    def decompress(self, data: bytes, max_length: int) -> bytes:
-        out = self._d.decompress(self._tail + data, max_length)
-        self._tail = self._d.unconsumed_tail
-        return out
-
-    @property
-    def needs_input(self) -> bool:
-        return not self._tail
-
-
-class _XzMember(_Member):
-    def __init__(self) -> None:
-        self._d = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
-
-    def decompress(self, data: bytes, max_length: int) -> bytes:
-        return self._d.decompress(data, max_length)
-
-    @property
-    def needs_input(self) -> bool:
-        return self._d.needs_input
-
-
-class _ZstdMember(_Member):
-    # zstandard's decompressobj has no output limit, so it is given small pieces.
-    def __init__(self) -> None:
-        self._d = zstandard.ZstdDecompressor().decompressobj()
-
-    def decompress(self, data: bytes, max_length: int) -> bytes:
-        return self._d.decompress(data) if data else b""
-
-    @property
-    def needs_input(self) -> bool:
-        return True
-
-
-_MEMBERS: dict[str, Callable[[], _Member]] = {
-    "gzip": _GzipMember,
-    "xz": _XzMember,
-    "zstd": _ZstdMember,
-}
-_MAGICS = {"gzip": GZIP_MAGIC, "xz": XZ_MAGIC, "zstd": ZSTD_MAGIC}
-_DECODE_ERRORS = (zlib.error, lzma.LZMAError, zstandard.ZstdError, EOFError, ValueError)
-
-
-class DecompressingStream:
-    """The decompressed bytes of a gzip / zstd / xz stream, read with bounded memory.
-
-    Concatenated members (``cat a.gz b.gz``) are read one after the other, and
-    zero padding after the last member is accepted, as gzip(1) does. A truncated
-    or corrupt stream ends early with ``error`` set; anything else after the last
-    member is counted in ``notes['compressed_trailing_garbage']``.
-    """
-
-    def __init__(self, raw: PeekableStream, kind: str) -> None:
-        self._raw = raw
-        self._kind = kind
-        self._member = _MEMBERS[kind]()
-        self._member_started = False  # has the current member been given any input?
-        self._pending = b""  # compressed bytes not yet given to the member
-        self._out = b""  # decompressed bytes not yet returned
-        self._done = False
-        self.error: str | None = None
-        self.notes: dict[str, int] = {}
-
-    def read(self, n: int) -> bytes:
-        while not self._out and not self._done:
-            self._step(min(max(n, 1), DECOMPRESSED_PIECE))
-        out, self._out = self._out[:n], self._out[n:]
-        return out
-
-    def readinto(self, buffer: memoryview) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def _step(self, max_length: int) -> None:
-        """Decompress a little more into self._out, or finish."""
-        member = self._member
-        if member.needs_input and not self._pending:
-            self._pending = self._raw.read(COMPRESSED_PIECE)
-            if not self._pending:
-                self._finish_input()
-                return
-        data, self._pending = (self._pending, b"") if member.needs_input else (b"", self._pending)
-        if data:
-            self._member_started = True
-        try:
-            self._out = member.decompress(data, max_length)
-        except _DECODE_ERRORS as exc:
-            self._stop(f"{self._kind} data is corrupt: {exc}")
-            return
-        if member.eof:
-            self._next_member(member.unused_data + self._pending)
-
-    def _next_member(self, rest: bytes) -> None:
-        """The member ended; start the next one if more compressed data follows."""
-        self._pending = b""
-        rest = self._skip_zero_padding(rest)
-        if not rest:
-            self._finish_input()
-            return
-        if not rest.startswith(_MAGICS[self._kind]):
-            # Not another member: the capture is complete, but say so.
-            self.notes["compressed_trailing_garbage"] = 1
-            self._done = True
-            return
-        self._member = _MEMBERS[self._kind]()
-        self._member_started = False
-        self._pending = rest
-
-    def _skip_zero_padding(self, rest: bytes) -> bytes:
-        """`rest` without leading zero bytes, reading on while it is all zeros; b"" at the end."""
-        rest = rest.lstrip(b"\x00")
-        while not rest:
-            more = self._raw.read(COMPRESSED_PIECE)
-            if not more:
-                return b""
-            rest = more.lstrip(b"\x00")
-        return rest
-
-    def _finish_input(self) -> None:
-        """The compressed input ended; was that in the middle of a member?"""
-        self._done = True
-        raw_error = getattr(self._raw, "stream_error", None)
-        if raw_error:
-            self.error = raw_error
-        elif self._member_started and not self._member.eof:
-            self.error = f"the {self._kind} stream is truncated (it ends before its end marker)"
-
-    def _stop(self, reason: str) -> None:
-        self._done = True
-        self.error = reason
 
 
 # ---------------------------------------------------------------------------

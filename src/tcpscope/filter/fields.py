@@ -28,7 +28,7 @@ import numpy as np
 from ..analysis.annotation import ANN_KIND, FLAG, FLAG_NAMES
 from ..analysis.rules import RULES_BY_CODE
 from ..analysis.states import State
-from ..wire.record import ACK, AE, CSUM, CWR, ECE, FIN, KIND, OPTION, PSH, RST, SYN, URG
+from ..wire.record import ACK, AE, CSUM, CWR, ECE, FIN, KIND, OPTION, PSH, REASON, RST, SYN, URG
 
 __all__ = ["Columns", "Field", "FieldTable", "Occurrences", "PACKET_FIELDS", "CONN_FIELDS",
            "wireshark_names"]
@@ -79,8 +79,16 @@ class Columns:
         return self.chunk.annotations
 
     @property
+    def segment(self) -> np.ndarray:
+        """Frames the dissector calls TCP (Wireshark's ``tcp``)."""
+        return self.cached("segment", lambda: self.rec["kind"] == KIND["TCP"])
+
+    @property
     def tcp(self) -> np.ndarray:
-        return self.cached("tcp", lambda: self.rec["kind"] == KIND["TCP"])
+        """TCP frames whose fixed header was captured whole (Wireshark shows no TCP
+        field of a header cut short)."""
+        return self.cached("tcp", lambda: self.segment & (
+            self.rec["stop_reason"] != REASON["TRUNCATED_TCP"]))
 
     @property
     def tracked(self) -> np.ndarray:
@@ -286,7 +294,7 @@ def _ip_value(name: str, col: str, version: int, doc: str, column: str | None = 
 def _scalefactor(c: Columns) -> Occurrences:
     ws = c.ann["win_scale"].astype(np.int64)
     factor = np.where(ws >= 0, np.left_shift(1, np.clip(ws, 0, 14)), ws)
-    return _one(factor, c.tracked)
+    return _one(factor, c.tracked & ((c.rec["tcp_flags"] & SYN) == 0))  # SYNs are never scaled
 
 
 def _state(side: str) -> Field:
@@ -361,7 +369,8 @@ PACKET_FIELDS = FieldTable([
     _ip_value("ipv6.hlim", "ip_ttl", 6, "hop limit"),
     _ip_value("ipv6.flow", "ip6_flow", 6, "flow label"),
     _ip_value("ipv6.nxt", "ip_proto", 6, "upper-layer protocol (after extension headers)"),
-    Field("tcp", "none", lambda c: _one(np.zeros(c.n, np.int64), c.tcp), doc="a TCP segment"),
+    Field("tcp", "none", lambda c: _one(np.zeros(c.n, np.int64), c.segment),
+          doc="a TCP segment"),
     Field("tcp.stream", "uint", lambda c: _one(c.ann["stream"].astype(np.int64), c.tracked),
           layer="analysis", column="stream", doc="the connection's index (Wireshark's rules)"),
     _tcp("tcp.srcport", "sport", "sport", "source port"),
@@ -387,12 +396,10 @@ PACKET_FIELDS = FieldTable([
     Field("tcp.ack", "int", lambda c: _one(c.ann["rel_ack"].astype(np.int64),
                                            c.tracked & ((c.rec["tcp_flags"] & ACK) != 0)),
           layer="analysis", column="rel_ack", doc="relative acknowledgment number"),
-    _tcp("tcp.ack_raw", "ack", "ack", "acknowledgment number on the wire",
-         when=lambda c: (c.rec["tcp_flags"] & ACK) != 0),
-    Field("tcp.nxtseq", "int", lambda c: _one(
-        c.ann["next_rel_seq"].astype(np.int64),
-        c.tracked & ((c.rec["payload_len"] > 0) | ((c.rec["tcp_flags"] & (SYN | FIN)) != 0))),
-        layer="analysis", doc="next relative sequence number"),
+    _tcp("tcp.ack_raw", "ack", "ack", "acknowledgment number on the wire (every segment)"),
+    Field("tcp.nxtseq", "int", lambda c: _one(c.ann["next_rel_seq"].astype(np.int64),
+                                              c.tracked),
+          layer="analysis", doc="next relative sequence number"),
     _tcp("tcp.window_size_value", "win", "win", "window as carried (unscaled)"),
     Field("tcp.window_size", "int", lambda c: _one(c.ann["win_scaled"].astype(np.int64),
                                                    c.tracked),

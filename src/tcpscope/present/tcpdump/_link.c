@@ -126,6 +126,16 @@ static void put_ether_type(frame_ctx *fx, unsigned etype)
         putf(fx, "Unknown Ethertype (0x%04x)", etype);
 }
 
+/* -e: a type of an Ethernet header, the first followed by the frame's length */
+static void ether_type_e(frame_ctx *fx, unsigned etype, int first, int64_t orig)
+{
+    put_ether_type(fx, etype);
+    if (first)
+        putf(fx, ", length %lld: ", (long long)orig);
+    else
+        PUTS(fx, ", ");
+}
+
 /* -e: an 802.1Q tag's TCI */
 static void put_tci(frame_ctx *fx, unsigned tci)
 {
@@ -206,11 +216,7 @@ void ether_print(cursor *c, int64_t p, int64_t length)
             return;
         }
         if (fx->e) {
-            put_ether_type(fx, etype);
-            if (first)
-                putf(fx, ", length %lld: ", (long long)orig);
-            else
-                PUTS(fx, ", ");
+            ether_type_e(fx, etype, first, orig);
             put_tci(fx, be16(c, p));
             first = 0;
         }
@@ -223,13 +229,8 @@ void ether_print(cursor *c, int64_t p, int64_t length)
         putf(fx, "802.3, length %lld", (long long)length);
         return;
     }
-    if (fx->e) {
-        put_ether_type(fx, etype);
-        if (first)
-            putf(fx, ", length %lld: ", (long long)orig);
-        else
-            PUTS(fx, ", ");
-    }
+    if (fx->e)
+        ether_type_e(fx, etype, first, orig);
     if (!ethertype_print(c, etype, p, length) && !fx->e)
         putf(fx, "ethertype %s (0x%04x), length %lld", ethertype_name(etype), etype,
              (long long)length + 14);

@@ -220,6 +220,21 @@ def _tcp(name: str, col: str, column: str | None = None, doc: str = "", type_: s
     return Field(name, type_, get, column=column, doc=doc)
 
 
+def _port(name: str, col: str, column: str, doc: str) -> Field:
+    """A port: shown by Wireshark also when the rest of the header was cut short."""
+    return Field(name, "uint", lambda c: _one(c.rec[col].astype(np.int64), c.segment),
+                 column=column, doc=doc)
+
+
+def _relative(name: str, col: str, column: str | None, doc: str,
+              when: Callable[[Columns], np.ndarray] | None = None) -> Field:
+    """A relative number, 32 bits as Wireshark shows it (the engine's are 64-bit)."""
+    def get(c: Columns) -> Occurrences:
+        present = c.tracked if when is None else c.tracked & when(c)
+        return _one(c.ann[col].astype(np.int64) & 0xFFFFFFFF, present)
+    return Field(name, "uint", get, layer="analysis", column=column, doc=doc)
+
+
 def _flag_bit(name: str, bit: int, doc: str) -> Field:
     return Field(name, "bool", lambda c: _one(((c.rec["tcp_flags"] & bit) != 0).astype(np.int64),
                                               c.tcp),
@@ -347,6 +362,8 @@ def _checksum(c: Columns) -> Occurrences:
 
 
 PACKET_FIELDS = FieldTable([
+    Field("frame", "none", lambda c: _one(np.zeros(c.n, np.int64), np.ones(c.n, bool)),
+          doc="every frame"),
     Field("frame.number", "uint", lambda c: _one(c.chunk.batch.frame_numbers.astype(np.int64),
                                                  np.ones(c.n, bool)), column="frame",
           doc="the frame's number in the capture (the merged capture for several files)"),
@@ -373,10 +390,10 @@ PACKET_FIELDS = FieldTable([
           doc="a TCP segment"),
     Field("tcp.stream", "uint", lambda c: _one(c.ann["stream"].astype(np.int64), c.tracked),
           layer="analysis", column="stream", doc="the connection's index (Wireshark's rules)"),
-    _tcp("tcp.srcport", "sport", "sport", "source port"),
-    _tcp("tcp.dstport", "dport", "dport", "destination port"),
-    Field("tcp.port", "uint", lambda c: [(c.rec["sport"].astype(np.int64), c.tcp),
-                                         (c.rec["dport"].astype(np.int64), c.tcp)],
+    _port("tcp.srcport", "sport", "sport", "source port"),
+    _port("tcp.dstport", "dport", "dport", "destination port"),
+    Field("tcp.port", "uint", lambda c: [(c.rec["sport"].astype(np.int64), c.segment),
+                                         (c.rec["dport"].astype(np.int64), c.segment)],
           column="sport/dport", doc="either port"),
     _tcp("tcp.len", "payload_len", "len", "payload bytes"),
     _tcp("tcp.hdr_len", "tcp_hlen", None, "header length"),
@@ -390,16 +407,13 @@ PACKET_FIELDS = FieldTable([
     _flag_bit("tcp.flags.ece", ECE, "ECE"),
     _flag_bit("tcp.flags.cwr", CWR, "CWR"),
     _flag_bit("tcp.flags.ae", AE, "AE (Wireshark 4.0 calls it tcp.flags.ns)"),
-    Field("tcp.seq", "int", lambda c: _one(c.ann["rel_seq"].astype(np.int64), c.tracked),
-          layer="analysis", column="rel_seq", doc="relative sequence number"),
+    _relative("tcp.seq", "rel_seq", "rel_seq", "relative sequence number"),
     _tcp("tcp.seq_raw", "seq", "seq", "sequence number on the wire"),
-    Field("tcp.ack", "int", lambda c: _one(c.ann["rel_ack"].astype(np.int64),
-                                           c.tracked & ((c.rec["tcp_flags"] & ACK) != 0)),
-          layer="analysis", column="rel_ack", doc="relative acknowledgment number"),
+    _relative("tcp.ack", "rel_ack", "rel_ack", "relative acknowledgment number",
+              when=lambda c: (c.rec["tcp_flags"] & ACK) != 0),
     _tcp("tcp.ack_raw", "ack", "ack", "acknowledgment number on the wire (every segment)"),
-    Field("tcp.nxtseq", "int", lambda c: _one(c.ann["next_rel_seq"].astype(np.int64),
-                                              c.tracked),
-          layer="analysis", doc="next relative sequence number"),
+    _relative("tcp.nxtseq", "next_rel_seq", None, "next relative sequence number",
+              when=lambda c: c.ann["kind"] == ANN_KIND["analysed"]),
     _tcp("tcp.window_size_value", "win", "win", "window as carried (unscaled)"),
     Field("tcp.window_size", "int", lambda c: _one(c.ann["win_scaled"].astype(np.int64),
                                                    c.tracked),

@@ -213,3 +213,19 @@ def test_conns_filters_connections() -> None:
         none = tcpscope("conns", str(path), "--format", "csv", "-Y",
                         "tcp.analysis.retransmission").stdout.decode().splitlines()
     assert len(all_) >= 2 and one == all_[:2] and none == all_[:1]
+
+
+def test_table_cells_keep_the_port() -> None:
+    from tcpscope.present.conns import _cut
+
+    assert _cut("[2001:db8:aaaa:bbbb:cccc:dddd:eeee:1]:44321", 20, 1) == "[2001:db8:aa…]:44321"
+    assert _cut("10.0.0.1:80", 8, 2) == "10.0…:80"
+    assert _cut("10.0.0.1:80", 20, 1) == "10.0.0.1:80"
+
+
+def test_conns_table_uses_the_terminals_width() -> None:
+    with demo_capture() as path:
+        narrow = _color_run(["conns", str(path), "--no-color"], {"COLUMNS": "60"})
+        wide = _color_run(["conns", str(path), "--no-color"], {"COLUMNS": "160"})
+    assert b"\xe2\x80\xa6" in narrow and b":5000 " in narrow   # cut, the ports kept
+    assert b"\xe2\x80\xa6" not in wide  # nothing cut on a wide terminal

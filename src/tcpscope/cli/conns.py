@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from tcpscope.cli.common import (
-    Inputs, color_option, examples, file_options, mode_option, one_line_errors,
+    Inputs, color_option, examples, file_options, mode_option, one_line_errors, terminal_width,
 )
 
 
@@ -48,8 +48,10 @@ def conns_cmd(inputs: Inputs, fmt: str, mode: str, output: str | None, ignore_ch
     keep = None
     if inputs.display is not None or inputs.streams:
         keep = _selector(inputs)
+    width = terminal_width() if output is None and sys.stdout.isatty() else None
     c = write_conns(inputs.input, fmt, mode=mode, out=output, stdout=sys.stdout,
-                    color=color and fmt == "table", ignore_checksums=ignore_checksums, keep=keep)
+                    color=color and fmt == "table", ignore_checksums=ignore_checksums, keep=keep,
+                    width=width)
     if c.offloaded and not ignore_checksums:
         click.echo(f"tcpscope: note: {c.offloaded} packets have offloaded checksums, which Zeek "
                    "drops ('C');\ntcpscope: -C keeps them, as zeek -C does", err=True)

@@ -19,6 +19,12 @@ EXTENSIONS = [
         sources=["src/tcpscope/capture/_scan.c"],
         extra_compile_args=CFLAGS,
     ),
+    # Runs libpcap's bpf_filter, found at run time (capture/bpf.py): nothing to link.
+    Extension(
+        "tcpscope.capture._bpf",
+        sources=["src/tcpscope/capture/_bpf.c"],
+        extra_compile_args=CFLAGS,
+    ),
     Extension(
         "tcpscope.wire._dissect",
         sources=["src/tcpscope/wire/_dissect.c"],

@@ -52,6 +52,17 @@ FLAG_SETS: dict[str, list[str]] = {
     "-nn -tt": ["-tt"],
     "-nn -ttt": ["-ttt"],
     "-nn -tttt": ["-tttt"],
+    "-nn -e": ["-e"],
+    "-nn -q": ["-q"],
+    "-nn -e -q": ["-e", "-q"],
+    "-nn -x": ["-x"],
+    "-nn -xx": ["-xx"],
+    "-nn -X": ["-X"],
+    "-nn -XX": ["-XX"],
+    "-nn -A": ["-A"],
+    "-nn -AA": ["-AA"],
+    "-nn --nano": ["--nano"],
+    "-nn --nano -ttt": ["--nano", "-ttt"],
 }
 
 _ALL = frozenset(FLAG_SETS)
@@ -59,7 +70,8 @@ _ALL = frozenset(FLAG_SETS)
 #: (file name, frame, flag sets it affects, reason): the only differences allowed.
 #: Each is explained in docs/differences.md, "tcpdump (read)".
 KNOWN_DIFFERENCES: list[tuple[str, int, frozenset[str], str]] = [
-    ("the-tcpdump-group__timestamp_invalid_nano.pcap", 2, _ALL - {"-nn -ttt"},
+    ("the-tcpdump-group__timestamp_invalid_nano.pcap", 2,
+     _ALL - {"-nn -ttt", "-nn --nano -ttt"},
      "pcap record with a nanosecond fraction >= 10^9: tcpdump prints the raw fraction "
      "(17:16:10.1000000), tcpscope carries the excess into the seconds (17:16:11.000000); "
      "the delta from frame 1 happens to agree"),
@@ -92,10 +104,14 @@ def _tcpdump(tcpdump: str, path: Path, flags: list[str]) -> str:
 
 
 def _options(flags: list[str]) -> TcpdumpOptions:
-    return TcpdumpOptions(verbose=sum(f.count("v") for f in flags if f.startswith("-v")),
-                          absolute="-S" in flags,
-                          tstyle=sum(f.count("t") for f in flags if f.startswith("-t")),
-                          number=True)
+    def count(letter: str) -> int:
+        return sum(f.count(letter) for f in flags if f.startswith(f"-{letter}"))
+
+    dump = 2 + count("X") if count("X") else count("x") if count("x") else \
+        4 + count("A") if count("A") else 0
+    return TcpdumpOptions(verbose=count("v"), absolute="-S" in flags, tstyle=count("t"),
+                          number=True, link="-e" in flags, quick="-q" in flags, dump=dump,
+                          nano="--nano" in flags)
 
 
 class _TcpFrames:
@@ -105,7 +121,7 @@ class _TcpFrames:
         self.frames: set[int] = set()
 
     def feed(self, chunk: pipeline.Chunk) -> None:
-        tcp = np.flatnonzero(chunk.records["kind"] == KIND["TCP"]) + chunk.batch.first_frame
+        tcp = chunk.batch.frame_numbers[chunk.records["kind"] == KIND["TCP"]]
         self.frames.update(tcp.tolist())
 
     def finish(self, result: pipeline.Result) -> None:

@@ -4,6 +4,7 @@ The Python API mirrors the command line:
 
     >>> import tcpscope
     >>> a = tcpscope.analyze("trace.pcap")       # every row: records, annotations, states
+    >>> a.packets_df(), a.conns_df()             # pandas (tcpscope[pandas]); a.to_arrow()
     >>> r = tcpscope.audit("trace.pcap")         # findings across all connections
     >>> from tcpscope.pipeline import Options, Pipeline
     >>> pipe = Pipeline([], Options(mode="improved"))
@@ -23,13 +24,14 @@ __all__ = ["__version__", "analyze", "audit"]
 
 if TYPE_CHECKING:
     from tcpscope.analysis.audit import AuditReport
-    from tcpscope.analysis.engine import Analysis
+    from tcpscope.api import CaptureAnalysis
 
 
-def analyze(source, mode: str = "wireshark") -> Analysis:
-    """Read, dissect and analyse a whole capture (a path, "-" or a binary file) into one
-    `Analysis`: see tcpscope.pipeline.analyze."""
-    from tcpscope.pipeline import analyze  # imported here: the CLI starts faster
+def analyze(source, mode: str = "wireshark") -> CaptureAnalysis:
+    """Read, dissect and analyse a whole capture (a path, "-", a binary file, or a
+    `tcpscope.pipeline.Input`: several files, filters) into one `CaptureAnalysis`, with
+    ``.packets_df()``, ``.conns_df()`` and ``.to_arrow()``: see tcpscope/api.py."""
+    from tcpscope.api import analyze  # imported here: the CLI starts faster
 
     return analyze(source, mode)
 

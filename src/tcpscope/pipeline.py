@@ -1,4 +1,4 @@
-"""The one loop every command runs: open → dissect → analyse → consumers.
+"""The one loop every command runs: open → filter → dissect → analyse → select → consume.
 
 A command builds the consumers it needs (a listing, a packets writer, a
 connection table, a story collector, ...) and hands them to `run`, which
@@ -7,7 +7,13 @@ reads the input batch by batch and gives each consumer one `Chunk` per batch:
     result = run("trace.pcap", [consumer], Options(mode="improved"))
     result.damage      # where and why reading stopped inside the file, or None
 
-This is the only place, besides `capture/` and the CLI, that opens input.
+This is the only place, besides `capture/` and the CLI, that opens input. An
+`Input` says what a command reads: one or more files (merged by time, as
+mergecap does), a capture filter (libpcap's, run on each batch before
+dissection: the frames keep their numbers), ``-c N`` (frames that passed the
+filter) and a row selection (a display filter, ``--stream``), applied after
+the analysis, so that stream numbers, relative numbers and verdicts are those
+of everything read; consumers get only the selected rows.
 What a consumer needs decides how far a batch goes: `Options.analyse` (the
 engine's annotations and connection table) and `Options.states` (both
 endpoints' states and the lifecycle) can be switched off for consumers that
@@ -26,7 +32,9 @@ Three ways to drive the loop, all the same loop (`Pipeline.feed`):
   (live capture).
 
 `analyze(source, mode)` (``tcpscope.analyze``) keeps every row of a capture in
-one `Analysis` (`Collect` does it for any consumer list). A consumer that is
+one `Analysis` (`Collect` does it for any consumer list). `find_streams` reads an
+input once to learn which streams a selection names (per-stream commands are
+told stream numbers). A consumer that is
 asked for a stream the input does not have raises `StreamNotFound`, which the
 CLI turns into one line and exit code 1. A consumer that has all it wants
 (``read -c N``) raises `StopRun` from `feed`: the run reads no further.
@@ -43,17 +51,49 @@ import numpy as np
 from .analysis.annotation import ANNOTATION_DTYPE
 from .analysis.engine import Analysis, Analyzer
 from .analysis.lifecycle import LifecycleBatch, LifecycleTracker
-from .capture import open_capture
-from .capture.batch import FrameBatch
+from .capture.batch import FrameBatch, Interface
 from .capture.errors import Damage
+from .capture.inputs import open_inputs
 from .wire.dissect import dissect_batch
 from .wire.record import RECORD_DTYPE
 
-__all__ = ["Chunk", "Collect", "Consumer", "Options", "Pipeline", "Result", "Source",
-           "StopRun", "StreamNotFound", "analyze", "run", "source_name"]
+__all__ = ["Chunk", "Collect", "Consumer", "Input", "Options", "Pipeline", "Result", "Selection",
+           "Source", "StopRun", "StreamNotFound", "analyze", "find_streams", "run", "source_name",
+           "take_rows"]
 
-#: What `run` reads: a path, ``"-"`` for standard input, or an open binary file.
-Source = str | os.PathLike | BinaryIO
+#: One capture: a path, ``"-"`` for standard input, or an open binary file.
+File = str | os.PathLike | BinaryIO
+
+
+class Selection(Protocol):
+    """Which rows of a chunk go on to the consumers (filter/: a display filter, a
+    stream selection). It says what it reads: the analysis, the endpoint states."""
+
+    needs_analysis: bool
+    needs_states: bool
+
+    def mask(self, chunk: Chunk) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Input:
+    """What a command reads: `files` (paths, directories, glob patterns, ``"-"``, binary
+    files; several are merged by time), then `capture_filter` (a pcap-filter
+    expression), `count` (stop after that many frames passed it) and `select` (the rows
+    consumers get, chosen after the analysis)."""
+
+    files: tuple[File, ...]
+    capture_filter: str | None = None
+    count: int | None = None
+    select: Selection | None = None
+
+
+#: What `run` reads: one capture, or an `Input`.
+Source = File | Input
+
+
+def as_input(source: Source) -> Input:
+    return source if isinstance(source, Input) else Input((source,))
 
 
 class StreamNotFound(LookupError):
@@ -82,6 +122,10 @@ class Chunk:
     annotations: np.ndarray | None      #: ANNOTATION_DTYPE (None without analysis)
     life: LifecycleBatch | None         #: states and events (None without states)
     row0: int                           #: rows of the run before this batch
+    #: the input's interfaces (`batch.iface` indexes them); grows as pcapng IDBs come
+    interfaces: list[Interface] = field(default_factory=list)
+    #: the input files (`batch.source` indexes them when there are several)
+    files: list[str] = field(default_factory=list)
 
     @property
     def ts_ns(self) -> np.ndarray:
@@ -107,8 +151,13 @@ class Result:
     """What a run leaves behind once the input is read."""
 
     name: str                                   #: the input as named to the user
-    rows: int = 0                               #: frames read
+    rows: int = 0                               #: rows given to the consumers
     damage: Damage | None = None                #: where reading stopped inside the file
+    #: (file, damage) for every file that was damaged (several inputs: several)
+    damages: list[tuple[str, Damage]] = field(default_factory=list)
+    #: (file, reason) for the files of a directory that are not captures
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    interfaces: list[Interface] = field(default_factory=list)  #: the input's interfaces
     analyzer: Analyzer | None = None
     tracker: LifecycleTracker | None = None
     counters: dict[str, int] = field(default_factory=dict)
@@ -116,6 +165,8 @@ class Result:
 
 def source_name(source: Source) -> str:
     """The name of the input as the user gave it (``-`` for standard input)."""
+    if isinstance(source, Input):
+        return ", ".join(source_name(f) for f in source.files)
     if hasattr(source, "read"):
         name = getattr(source, "name", None)
         return name if isinstance(name, str) else "-"
@@ -130,15 +181,24 @@ class Pipeline:
                  name: str = "-") -> None:
         self.consumers = list(consumers)
         self.options = options
-        analyzer = Analyzer(options.mode) if options.analyse else None
-        tracker = (LifecycleTracker(keep_transitions=options.keep_transitions,
-                                    summaries=options.summaries)
-                   if options.analyse and options.states else None)
-        self.result = Result(name, analyzer=analyzer, tracker=tracker)
+        self.result = Result(name)
+        self.select: Selection | None = None
+        self.interfaces: list[Interface] = []
+        self.files: list[str] = []
+        self._layers(options.analyse, options.analyse and options.states)
         self.stopped = False   #: a consumer raised StopRun: feed no more batches
 
+    def _layers(self, analyse: bool, states: bool) -> None:
+        """Run the engine (and the lifecycle tracker) from now on, if not yet."""
+        res, options = self.result, self.options
+        if analyse and res.analyzer is None:
+            res.analyzer = Analyzer(options.mode)
+        if states and res.tracker is None:
+            res.tracker = LifecycleTracker(keep_transitions=options.keep_transitions,
+                                           summaries=options.summaries)
+
     def feed(self, batch: FrameBatch) -> Chunk:
-        """Dissect and analyse one batch and hand it to every consumer."""
+        """Dissect and analyse one batch and hand its selected rows to every consumer."""
         res = self.result
         records = dissect_batch(batch)
         ann = life = None
@@ -146,36 +206,73 @@ class Pipeline:
             ann = res.analyzer.feed(records, batch.ts_ns, batch.frame_numbers, batch.iface)
             if res.tracker is not None:
                 life = res.tracker.feed(records, ann, np.asarray(batch.ts_ns, dtype=np.int64))
-        chunk = Chunk(batch, records, ann, life, res.rows)
+        chunk = Chunk(batch, records, ann, life, res.rows, self.interfaces, self.files)
+        if self.select is not None:
+            chunk = take_rows(chunk, np.flatnonzero(self.select.mask(chunk)))
         for c in self.consumers:
             try:
                 c.feed(chunk)
             except StopRun:
                 self.stopped = True
-        res.rows += len(records)
+        res.rows += len(chunk.records)
         return chunk
 
     def finish(self, damage: Damage | None = None,
-               counters: dict[str, int] | None = None) -> Result:
+               counters: dict[str, int] | None = None,
+               damages: list[tuple[str, Damage]] | None = None) -> Result:
         """Tell every consumer the input has ended; return the run's result."""
-        self.result.damage = damage
-        self.result.counters = dict(counters or {})
+        res = self.result
+        res.damages = list(damages) if damages is not None else (
+            [(res.name, damage)] if damage is not None else [])
+        res.damage = res.damages[0][1] if res.damages else None
+        res.counters = dict(counters or {})
         for c in self.consumers:
-            c.finish(self.result)
-        return self.result
+            c.finish(res)
+        return res
 
     def read(self, source: Source) -> Iterator[Chunk]:
         """Read `source` through the pipeline, yielding each chunk once the consumers
         had it, until the input ends or a consumer raised `StopRun`; `finish` runs after
         the last one (not when the caller leaves the loop early)."""
-        self.result.name = source_name(source)
-        with open_capture(source) as cap:
+        inp = as_input(source)
+        self.select = inp.select
+        if inp.select is not None:
+            self._layers(inp.select.needs_analysis or inp.select.needs_states,
+                         inp.select.needs_states)
+        with open_inputs(inp.files, capture_filter=inp.capture_filter, count=inp.count) as cap:
+            self.result.name = cap.name
+            self.result.skipped = cap.skipped
+            self.interfaces = self.result.interfaces = cap.interfaces
+            self.files = cap.names
             for batch in cap:
                 yield self.feed(batch)
                 if self.stopped:
                     break
-            damage, counters = cap.damage, cap.counters
-        self.finish(damage, counters)
+            damages, counters = cap.damages, cap.counters
+        self.finish(counters=counters, damages=damages)
+
+
+def take_rows(chunk: Chunk, rows: np.ndarray) -> Chunk:
+    """The chunk with only the rows at `rows` (ascending indexes): each column, the
+    states and the events (renumbered) kept for those rows."""
+    if rows.size == len(chunk.records):
+        return chunk
+    life = chunk.life
+    if life is not None:
+        pos = {int(r): k for k, r in enumerate(rows.tolist())} if life.events else {}
+        life = LifecycleBatch(life.client[rows], life.server[rows],
+                              {pos[r]: ev for r, ev in life.events.items() if r in pos})
+    return Chunk(chunk.batch.take(rows), _take(chunk.records, rows),
+                 None if chunk.annotations is None else _take(chunk.annotations, rows), life,
+                 chunk.row0, chunk.interfaces, chunk.files)
+
+
+def _take(rows_of: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Rows of a structured array, copied as whole byte rows (numpy copies a structured
+    row field by field, ten times slower for the records' hundred fields)."""
+    arr = np.ascontiguousarray(rows_of)
+    raw = arr.view(np.uint8).reshape(arr.shape[0], arr.dtype.itemsize)
+    return raw[rows].view(arr.dtype).reshape(-1)
 
 
 def run(source: Source, consumers: Iterable[Consumer], options: Options = Options(), *,
@@ -249,6 +346,28 @@ class Collect:
             events=self._events,
             lifecycles=tracker.lifecycles() if tracker.summaries else {},
         )
+
+
+def find_streams(source: Source, mode: str = "wireshark") -> list[int]:
+    """The streams that have a row the input's selection keeps (in stream order): what a
+    per-stream command is told when a stream is named by address or by a display filter.
+    Reads the input once more; standard input cannot be read twice (see the CLI)."""
+    inp = as_input(source)
+    found: set[int] = set()
+
+    class _Streams:
+        def feed(self, chunk: Chunk) -> None:
+            assert chunk.annotations is not None
+            s = chunk.annotations["stream"]
+            found.update(np.unique(s[s >= 0]).tolist())
+
+        def finish(self, result: Result) -> None:
+            pass
+
+    states = inp.select is not None and inp.select.needs_states
+    run(inp, [_Streams()], Options(mode=mode, states=states, summaries=False,
+                                   keep_transitions=False))
+    return sorted(found)
 
 
 def analyze(source: Source, mode: str = "wireshark") -> Analysis:

@@ -55,6 +55,12 @@ class FrameBatch:
     ``origlen[i] > caplen[i]`` means the capture truncated it (snaplen).
     ``iface[i]`` indexes the reader's ``interfaces``; ``linktype[i]`` is that
     interface's link type, repeated so dissection needs no lookup.
+
+    A batch that was filtered or merged says its frame numbers explicitly:
+    ``numbers`` (int64, else consecutive from `first_frame`); a batch merged
+    from several files says where each frame came from: ``source`` (uint16,
+    the file's index among the inputs) and ``source_frame`` (int64, its number
+    in that file).
     """
 
     data: bytes | bytearray | memoryview
@@ -66,6 +72,9 @@ class FrameBatch:
     linktype: np.ndarray  # uint16
     first_frame: int = 1
     extra: dict = field(default_factory=dict)
+    numbers: np.ndarray | None = None
+    source: np.ndarray | None = None
+    source_frame: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.offset.shape[0])
@@ -77,13 +86,29 @@ class FrameBatch:
 
     @property
     def frame_numbers(self) -> np.ndarray:
+        if self.numbers is not None:
+            return self.numbers
         return np.arange(self.first_frame, self.first_frame + len(self), dtype=np.int64)
+
+    def take(self, rows: np.ndarray | slice) -> FrameBatch:
+        """The frames at `rows` (indexes or a slice), sharing this batch's bytes; they
+        keep their frame numbers (and files)."""
+        def pick(col: np.ndarray | None) -> np.ndarray | None:
+            return None if col is None else col[rows]
+
+        return FrameBatch(
+            data=self.data, offset=self.offset[rows], caplen=self.caplen[rows],
+            origlen=self.origlen[rows], ts_ns=self.ts_ns[rows], iface=self.iface[rows],
+            linktype=self.linktype[rows], first_frame=self.first_frame, extra=self.extra,
+            numbers=self.frame_numbers[rows], source=pick(self.source),
+            source_frame=pick(self.source_frame))
 
     def frames(self) -> Iterator[Frame]:
         """The frames as `Frame` tuples (one Python object each: not for bulk work)."""
+        numbers = self.frame_numbers.tolist()
         for i in range(len(self)):
             yield Frame(
-                self.first_frame + i,
+                numbers[i],
                 int(self.ts_ns[i]),
                 int(self.iface[i]),
                 int(self.linktype[i]),

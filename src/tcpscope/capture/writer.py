@@ -62,9 +62,11 @@ def _pad4(data: bytes) -> bytes:
     return data + b"\x00" * (-len(data) % 4)
 
 
-class _Output:
-    """Where a writer's bytes go: a file object (left open), a path written atomically,
-    or a path written in place (`in_place`: closed at commit, never removed)."""
+class AtomicOutput:
+    """Where a writer's bytes go: a file object (left open), a path written atomically
+    (a temporary file beside it, renamed over it by `commit`, removed by `abort`), ``-``
+    (standard output), or a path written in place (`in_place`: closed at commit, never
+    removed). `file` is the open binary file."""
 
     def __init__(self, target: str | os.PathLike | BinaryIO, *, in_place: bool = False) -> None:
         self._path: str | None = None
@@ -83,6 +85,10 @@ class _Output:
             self._file = os.fdopen(fd, "wb", buffering=1 << 20)
         else:
             self._file = target
+
+    @property
+    def file(self) -> BinaryIO:
+        return self._file
 
     def write(self, data: bytes) -> None:
         self._file.write(data)
@@ -120,7 +126,7 @@ class _Output:
 
 class _Writer:
     def __init__(self, target: str | os.PathLike | BinaryIO, *, in_place: bool = False) -> None:
-        self._out = _Output(target, in_place=in_place)
+        self._out = AtomicOutput(target, in_place=in_place)
         self.closed = False
         self.frames = 0
 
@@ -222,6 +228,49 @@ class PcapWriter(_Writer):
             header += struct.pack(self.byteorder + "iHBx", ifindex, protocol, pkt_type)
         self._write(header + data)
         self.frames += 1
+
+
+    def write_batch(self, batch: FrameBatch) -> None:
+        """Every frame of `batch` as a record, exactly as captured (no snaplen cut), built
+        for the whole batch with numpy, as `PcapngWriter.write_batch` does. Seconds
+        outside 32 bits wrap, as libpcap's writer stores them (tcpdump -w)."""
+        n = len(batch)
+        if not n:
+            return
+        if self.modified:
+            raise ValueError("write_batch writes standard pcap records")
+        ts = batch.ts_ns.astype(np.int64)
+        seconds, fraction = np.divmod(ts, NS_PER_SEC)
+        if not self.nanosecond:
+            fraction //= 1000
+        seconds &= 0xFFFFFFFF
+        caplen = batch.caplen.astype(np.int64)
+        total = 16 + caplen
+        starts = np.zeros(n, np.int64)
+        np.cumsum(total[:-1], out=starts[1:])
+        out = np.zeros(int(starts[-1] + total[-1]), np.uint8)
+        head = np.empty((n, 4), self.byteorder + "u4")
+        first, second = (batch.origlen, caplen) if self._swap_lengths else (caplen, batch.origlen)
+        head[:, 0], head[:, 1], head[:, 2], head[:, 3] = seconds, fraction, first, second
+        hb = head.view(np.uint8).reshape(n, 16)
+        out[(starts[:, None] + np.arange(16)).ravel()] = hb.ravel()
+        _gather(out, starts + 16, batch, caplen)
+        self._write(out.tobytes())
+        self.frames += n
+
+
+def _gather(out: np.ndarray, dest: np.ndarray, batch: FrameBatch, caplen: np.ndarray) -> None:
+    """Copy each frame's captured bytes of `batch` to out[dest[i] ...], with one index array."""
+    nbytes = int(caplen.sum())
+    if not nbytes:
+        return
+    n = caplen.shape[0]
+    src = np.frombuffer(batch.data, np.uint8)
+    first = np.zeros(n, np.int64)
+    np.cumsum(caplen[:-1], out=first[1:])
+    within = np.arange(nbytes, dtype=np.int64) - np.repeat(first, caplen)
+    out[np.repeat(dest, caplen) + within] = src[np.repeat(batch.offset.astype(np.int64), caplen)
+                                                + within]
 
 
 def write_pcap(target: str | os.PathLike | BinaryIO, frames: Iterable[tuple], linktype: int,
@@ -386,14 +435,7 @@ class PcapngWriter(_Writer):
         words[w + 5] = caplen
         words[w + 6] = batch.origlen
         words[(starts + total) // 4 - 1] = total
-        nbytes = int(caplen.sum())
-        if nbytes:
-            src = np.frombuffer(batch.data, np.uint8)
-            first = np.zeros(n, np.int64)
-            np.cumsum(caplen[:-1], out=first[1:])
-            within = np.arange(nbytes, dtype=np.int64) - np.repeat(first, caplen)
-            out[np.repeat(starts + EPB_HEADER, caplen) + within] = \
-                src[np.repeat(batch.offset.astype(np.int64), caplen) + within]
+        _gather(out, starts + EPB_HEADER, batch, caplen)
         return out.tobytes()
 
     def write_statistics(self, iface: int, ts_ns: int, *, starttime: int | None = None,

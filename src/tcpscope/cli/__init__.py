@@ -2,11 +2,18 @@
 
 A command parses its options, runs the pipeline (or the live loop, or the lab)
 with the presenters it needs, and turns what the user must fix into one line
-and an exit code (common.py): 0 success; 1 unusable input; 2 usage error.
+and an exit code (common.py): 0 success; 1 unusable input; 2 usage error;
+130 interrupted (Ctrl-C: nothing but a newline, as a shell expects).
 """
 from __future__ import annotations
 
+import os
+import sys
+from typing import Any
+
 import click
+
+from tcpscope.cli.common import examples
 
 from tcpscope import __version__
 from tcpscope.cli.audit import audit_cmd
@@ -26,8 +33,30 @@ from tcpscope.cli.timeline import timeline_cmd
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="tcpscope")
+class _Main(click.Group):
+    """The command group: Ctrl-C ends any command with a newline and exit code 130."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            try:
+                sys.stdout.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                pass
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            # no flush of a broken stdout at exit, no traceback: just the code
+            os._exit(130)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=examples(
+                 "tcpscope read trace.pcap 'tcp port 80'     # tcpdump -nn -r's listing",
+                 "tcpscope conns rotated/ --format csv      # a row per connection",
+                 "tcpscope explain trace.pcap --stream 0    # a connection's story",
+             ))
+@click.version_option(__version__, "-V", "--version", prog_name="tcpscope")
 def main() -> None:
     """tcpscope: see what TCP does in a capture, packet by packet and connection by connection."""
 

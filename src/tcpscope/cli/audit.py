@@ -7,11 +7,18 @@ import sys
 import click
 
 from tcpscope.analysis.engine import MODES
-from tcpscope.cli.common import lang_option, one_line_errors, progress_source
+from tcpscope.cli.common import (
+    Inputs, examples, file_options, lang_option, one_line_errors, progress_input,
+)
 
 
-@click.command("audit")
-@click.argument("file", type=click.Path(allow_dash=True))
+@click.command("audit",
+               epilog=examples(
+                   "tcpscope audit trace.pcap",
+                   "tcpscope audit rotated/*.pcap 'host 10.0.0.1' --format jsonl",
+                   "tcpscope audit trace.pcap --lang zh",
+               ))
+@file_options()
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table",
               show_default=True,
               help="table: one line and one sentence per finding; jsonl: one object per finding.")
@@ -20,12 +27,15 @@ from tcpscope.cli.common import lang_option, one_line_errors, progress_source
               help="The analysis mode behind the retransmission counts (improved: tcpscope's "
                    "own judgement).")
 @one_line_errors
-def audit_cmd(file: str, fmt: str, lang: str, mode: str) -> None:
-    """SYN floods and cookies, scans, failed connections, storms, TIME_WAIT, weak ISNs."""
+def audit_cmd(inputs: Inputs, fmt: str, lang: str, mode: str) -> None:
+    """SYN floods and cookies, scans, failed connections, storms, TIME_WAIT, weak ISNs.
+
+    A capture filter, -c, --stream and -Y narrow what is audited to the packets they select.
+    """
     from tcpscope.present.audit import write_audit
 
-    source, finish = progress_source(file)
+    source, finish = progress_input(inputs)
     try:
-        write_audit(source, fmt, lang, sys.stdout, mode=mode, name=file)
+        write_audit(source, fmt, lang, sys.stdout, mode=mode, name=inputs.name)
     finally:
         finish()

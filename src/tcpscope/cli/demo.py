@@ -5,10 +5,10 @@ import sys
 
 import click
 
-from tcpscope.cli.common import lang_option, one_line_errors, use_color
+from tcpscope.cli.common import examples, lang_option, one_line_errors, use_color
 
 
-@click.command("demo")
+@click.command("demo", epilog=examples('tcpscope demo', 'tcpscope demo --lang zh | less -R'))
 @lang_option("Language of the explanation.")
 @click.option("--no-color", is_flag=True, help="Plain text, even on a terminal.")
 @one_line_errors

@@ -6,30 +6,38 @@ import sys
 import click
 
 from tcpscope.cli.common import (
-    lang_option, mode_option, one_line_errors, progress_source, use_color,
+    examples,
+    Inputs, color_option, file_options, lang_option, mode_option, one_line_errors,
+    progress_input,
 )
 
 
-@click.command("explain")
-@click.argument("file", type=click.Path(allow_dash=True))
-@click.option("--stream", "streams", type=click.IntRange(min=0), multiple=True,
-              help="The stream to explain (repeatable; default: every connection, up to 20).")
+@click.command("explain",
+               epilog=examples(
+                   'tcpscope explain trace.pcap --stream 0',
+                   'tcpscope explain trace.pcap --stream 10.0.0.2:5000 --lang zh',
+                   "tcpscope explain big.pcap 'port 443' -Y 'tcp.analysis.retransmission'",
+               ))
+@file_options(display="streams", streams="streams")
 @lang_option("Language of the explanation.")
 @mode_option("The analysis mode behind the anomalies.")
 @click.option("--all", "show_all", is_flag=True,
               help="Narrate every packet (do not fold runs of ordinary data and ACKs).")
-@click.option("--no-color", is_flag=True, help="Plain text, even on a terminal.")
+@color_option
 @one_line_errors
-def explain_cmd(file: str, streams: tuple[int, ...], lang: str, mode: str, show_all: bool,
-                no_color: bool) -> None:
-    """The story of a connection: ladder, states, every packet explained, a summary."""
+def explain_cmd(inputs: Inputs, lang: str, mode: str, show_all: bool, color: bool) -> None:
+    """The story of a connection: ladder, states, every packet explained, a summary.
+
+    Without --stream or -Y, every connection (up to 20); -Y picks the connections
+    that have a packet it matches.
+    """
     from tcpscope.present.explain import write_explain
     from tcpscope.present.story import GROUP_MIN
 
-    source, finish = progress_source(file)
+    streams = inputs.stream_numbers(mode)
+    source, finish = progress_input(inputs)
     try:
-        write_explain(source, sys.stdout, streams=list(streams) or None, lang=lang,
-                      color=use_color(no_color), mode=mode,
+        write_explain(source, sys.stdout, streams=streams, lang=lang, color=color, mode=mode,
                       group_min=None if show_all else GROUP_MIN)
     finally:
         finish()

@@ -1,28 +1,36 @@
 """`tcpscope follow`: a connection's two byte streams, reassembled (docs/follow.md)."""
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
-from tcpscope.cli.common import one_line_errors
+from tcpscope.cli.common import (
+    Inputs, color_option, examples, file_options, one_line_errors, one_stream,
+)
 
 
-@click.command("follow")
-@click.argument("file", type=click.Path(allow_dash=True))
-@click.option("--stream", "stream", type=click.IntRange(min=0), required=True,
-              help="The stream (tcp.stream, as `tcpscope packets` numbers them).")
+@click.command("follow",
+               epilog=examples(
+                   'tcpscope follow trace.pcap --stream 0',
+                   'tcpscope follow trace.pcap --stream 10.0.0.2:5000-10.0.0.1:80 --format hex',
+                   "tcpscope follow trace.pcap -Y 'tcp.port == 25 && tcp.len > 0'",
+               ))
+@file_options(display="streams", streams="streams", stream_required=True)
 @click.option("--format", "fmt", type=click.Choice(["ascii", "hex", "raw"]), default="ascii",
               show_default=True,
               help="ascii: the text; hex: a hex dump per chunk; raw: tshark's follow,tcp,raw hex lines.")
-@click.option("--color/--no-color", "color", default=None,
-              help="Client red, server blue (default: on a terminal, unless NO_COLOR is set).")
+@click.option("--mode", type=click.Choice(["wireshark", "improved"]), default="wireshark",
+              show_default=True, help="The analysis mode behind the stream numbers.")
+@color_option
 @one_line_errors
-def follow_cmd(file: str, stream: int, fmt: str, color: bool | None) -> None:
-    """Both byte streams of a connection, reassembled: gaps, conflicts, keep-alives shown."""
+def follow_cmd(inputs: Inputs, fmt: str, mode: str, color: bool) -> None:
+    """Both byte streams of a connection, reassembled: gaps, conflicts, keep-alives shown.
+
+    The connection is --stream N (tcp.stream, as `tcpscope packets` numbers them),
+    --stream ADDR:PORT[-ADDR:PORT], or the first one with a packet -Y matches.
+    """
     from tcpscope.present.follow import write_follow
 
-    if color is None:
-        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    write_follow(file, stream, fmt, sys.stdout, color=color)
+    stream = one_stream(inputs, mode)
+    write_follow(inputs.input, stream, fmt, sys.stdout, color=color, mode=mode)

@@ -3,15 +3,21 @@ from __future__ import annotations
 
 import click
 
-from tcpscope.cli.common import fail, lang_option, mode_option, one_line_errors
+from tcpscope.cli.common import (
+    examples,
+    Inputs, fail, file_options, lang_option, mode_option, one_line_errors, one_stream,
+)
 
 KINDS = ("stevens", "tcptrace", "throughput", "rtt", "window", "cwnd", "slidingwindow")
 
 
-@click.command("graph")
-@click.argument("file", type=click.Path(allow_dash=True))
-@click.option("--stream", "stream", type=click.IntRange(min=0), required=True,
-              help="The stream (tcp.stream, as `tcpscope packets` numbers them).")
+@click.command("graph",
+               epilog=examples(
+                   'tcpscope graph trace.pcap --stream 0 --kind tcptrace -o seq.svg',
+                   'tcpscope graph trace.pcap --stream 0 --kind throughput -o tput.html',
+                   'tcpscope graph trace.pcap --stream 0 --kind slidingwindow --frame 9 -o w.png',
+               ))
+@file_options(display="streams", streams="streams", stream_required=True)
 @click.option("--kind", type=click.Choice(KINDS), required=True, help="Which graph.")
 @click.option("--frame", type=click.IntRange(min=1), default=None,
               help="slidingwindow: the frame whose instant is drawn (default: the stream's "
@@ -23,21 +29,19 @@ KINDS = ("stevens", "tcptrace", "throughput", "rtt", "window", "cwnd", "slidingw
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True,
               help="The file to write: .png, .svg or .html (self-contained, interactive).")
 @one_line_errors
-def graph_cmd(file: str, stream: int, kind: str, frame: int | None, direction: str | None,
+def graph_cmd(inputs: Inputs, kind: str, frame: int | None, direction: str | None,
               lang: str, mode: str, output: str) -> None:
     """Draw a graph of one connection: time-sequence (tcptrace, Stevens), throughput,
     RTT, window, congestion window, or the sliding window at one instant.
 
-    \b
-    Examples:
-      tcpscope graph trace.pcap --stream 0 --kind tcptrace -o seq.svg
-      tcpscope graph trace.pcap --stream 0 --kind throughput -o tput.html
-      tcpscope graph trace.pcap --stream 0 --kind slidingwindow --frame 120 -o win.png
+    The connection is --stream N, --stream ADDR:PORT[-ADDR:PORT], or the first one
+    with a packet -Y matches.
     """
     from tcpscope.present.graph import GraphUnavailable, write_graph
 
+    stream = one_stream(inputs, mode)
     try:
-        write_graph(file, stream, kind, output, direction=direction, lang=lang, frame=frame,
-                    mode=mode)
+        write_graph(inputs.input, stream, kind, output, direction=direction, lang=lang,
+                    frame=frame, mode=mode)
     except (GraphUnavailable, LookupError, ValueError) as exc:
-        fail(f"{file}: {exc}")
+        fail(f"{inputs.name}: {exc}")

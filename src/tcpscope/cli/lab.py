@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from tcpscope.cli.common import fail
+from tcpscope.cli.common import examples, fail
 
 #: The programs the lab runs as root: namespaces, veths and routes (ip), packet drops (nft),
 #: offloads off (ethtool), sysctls, the kernel's counters (cat), the capture (tcpdump) and
@@ -28,12 +28,12 @@ def missing_programs(experiments: list[type]) -> list[str]:
     return [p for p in needed if shutil.which(p) is None]
 
 
-@click.group("lab")
+@click.group("lab", epilog=examples('tcpscope lab list', 'sudo tcpscope lab run handshake'))
 def lab_group() -> None:
     """Reproduce the classic TCP experiments with the real kernel, captured and explained."""
 
 
-@lab_group.command("list")
+@lab_group.command("list", epilog=examples('tcpscope lab list', 'tcpscope lab list | grep root'))
 def lab_list_cmd() -> None:
     """The experiments, and which of them need root."""
     from tcpscope.lab import list_lines
@@ -42,7 +42,11 @@ def lab_list_cmd() -> None:
         click.echo(line)
 
 
-@lab_group.command("run")
+@lab_group.command("run",
+                   epilog=examples(
+                       'sudo tcpscope lab run handshake',
+                       'sudo tcpscope lab run all --keep out/',
+                   ))
 @click.argument("names", nargs=-1, required=True)
 @click.option("--keep", type=click.Path(file_okay=False, writable=True), default=None,
               help="Keep each capture (NAME.pcap) and a README of how it was made in DIR.")

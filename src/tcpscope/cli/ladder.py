@@ -6,7 +6,9 @@ import sys
 import click
 
 from tcpscope.cli.common import (
-    lang_option, mode_option, one_line_errors, progress_source, use_color,
+    examples,
+    Inputs, color_option, file_options, lang_option, mode_option, one_line_errors,
+    progress_input,
 )
 from tcpscope.pipeline import StreamNotFound
 
@@ -14,11 +16,13 @@ from tcpscope.pipeline import StreamNotFound
 MAX_LANES = 6
 
 
-@click.command("ladder")
-@click.argument("file", type=click.Path(allow_dash=True))
-@click.option("--stream", "streams", type=click.IntRange(min=0), multiple=True,
-              help="The stream to draw (repeatable: several connections share the lanes of "
-                   "their endpoints; default: every stream, if at most 6 endpoints).")
+@click.command("ladder",
+               epilog=examples(
+                   'tcpscope ladder trace.pcap --stream 0',
+                   'tcpscope ladder trace.pcap --stream 10.0.0.1:80 --format mermaid -o flow.mmd',
+                   "tcpscope ladder trace.pcap -Y 'tcp.flags.reset == 1' --fold",
+               ))
+@file_options(display="streams", streams="streams")
 @click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "svg"]), default="text",
               show_default=True, help="Box-drawing text, a Mermaid sequenceDiagram, or SVG.")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
@@ -27,18 +31,23 @@ MAX_LANES = 6
 @click.option("--fold", is_flag=True,
               help="Draw runs of ordinary data and ACKs as one row (one connection only).")
 @mode_option("The analysis mode behind the tags.")
-@click.option("--no-color", is_flag=True, help="Plain text, even on a terminal.")
+@color_option
 @one_line_errors
-def ladder_cmd(file: str, streams: tuple[int, ...], fmt: str, output: str | None, lang: str,
-               fold: bool, mode: str, no_color: bool) -> None:
-    """The ladder (flow) diagram of a connection: an arrow per packet, states beside it."""
+def ladder_cmd(inputs: Inputs, fmt: str, output: str | None, lang: str, fold: bool, mode: str,
+               color: bool) -> None:
+    """The ladder (flow) diagram of a connection: an arrow per packet, states beside it.
+
+    --stream is repeatable: several connections share the lanes of their endpoints;
+    without it, every stream, if they have at most 6 endpoints.
+    """
     from tcpscope.present.explain import Line, render_lines
     from tcpscope.present.ladder import (
         build_ladder, render_mermaid, render_svg, render_text_rows,
     )
     from tcpscope.present.story import build_story, collect
 
-    source, finish = progress_source(file)
+    streams = inputs.stream_numbers(mode) or []
+    source, finish = progress_input(inputs)
     try:
         analysis, extra = collect(source, list(streams) or None, mode=mode)
     finally:
@@ -62,7 +71,7 @@ def ladder_cmd(file: str, streams: tuple[int, ...], fmt: str, output: str | None
                 style = (("s2c" if r.src > r.dst else "c2s") if r is not None and r.kind ==
                          "packet" else None)
                 styled.append([(text, style)])
-            render_lines(styled, sys.stdout, color=use_color(no_color))
+            render_lines(styled, sys.stdout, color=color)
             return
         text = "\n".join(t for t, _ in rows) + "\n"
     elif fmt == "mermaid":

@@ -10,10 +10,14 @@ import sys
 
 import click
 
-from tcpscope.cli.common import fail, one_line_errors
+from tcpscope.cli.common import examples, fail, one_line_errors
 
 
-@click.command("live", context_settings={"show_default": True})
+@click.command("live", context_settings={"show_default": True},
+               epilog=examples(
+                   'sudo tcpscope live -i lo tcp port 5000',
+                   "sudo tcpscope live -i any -c 1000 -w out.pcapng 'tcp and host 10.0.0.2'",
+               ))
 @click.option("-i", "--interface", "iface", required=True,
               help="Interface to capture on: lo, any, eth0, a veth...")
 @click.argument("filter_words", nargs=-1, metavar="[FILTER]...")

@@ -5,17 +5,36 @@ import sys
 
 import click
 
-from tcpscope.cli.common import mode_option, one_line_errors
+from tcpscope.cli.common import (
+    Inputs, examples, file_options, mode_option, one_line_errors, write_option,
+)
 
 
-@click.command("packets")
-@click.argument("file", type=click.Path(allow_dash=True))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True,
-              help="JSON Lines (one object per TCP packet) or CSV.")
+@click.command("packets",
+               epilog=examples(
+                   'tcpscope packets trace.pcap --stream 3 --format csv',
+                   "tcpscope packets trace.pcap -Y 'tcp.analysis.ack_rtt > 0.2' -w slow.pcapng",
+                   "tcpscope packets rotated/ 'port 443' --format parquet -o packets.parquet",
+               ))
+@file_options()
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), default="jsonl",
+              show_default=True,
+              help="JSON Lines (one object per TCP packet), CSV, or Parquet (needs -o; "
+                   "tcpscope[arrow]).")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
+              help="Write the records to this file (completely or not at all).")
 @mode_option("wireshark: exactly tshark's tcp.analysis.*; improved: tcpscope's own judgement.")
+@write_option
 @one_line_errors
-def packets_cmd(file: str, fmt: str, mode: str) -> None:
-    """One record per TCP packet: dissection, stream, relative numbers, analysis with rules."""
+def packets_cmd(inputs: Inputs, fmt: str, output: str | None, mode: str,
+                write: str | None) -> None:
+    """One record per TCP packet: dissection, stream, relative numbers, analysis with rules.
+
+    With several files, each record also says its file and its frame there.
+    """
     from tcpscope.present.packets import write_packets
 
-    write_packets(file, sys.stdout.buffer, fmt, mode)
+    if fmt == "parquet" and output is None:
+        raise click.UsageError("--format parquet needs -o FILE")
+    write_packets(inputs.input, sys.stdout.buffer if output is None else output, fmt, mode,
+                  write=write)

@@ -6,10 +6,14 @@ import time
 
 import click
 
-from tcpscope.cli.common import one_line_errors
+from tcpscope.cli.common import examples, one_line_errors
 
 
-@click.command("sockets", context_settings={"show_default": True})
+@click.command("sockets", context_settings={"show_default": True},
+               epilog=examples(
+                   'tcpscope sockets --port 5000',
+                   'tcpscope sockets --port 5000 --watch',
+               ))
 @click.option("-p", "--port", "ports", type=click.IntRange(0, 65535), multiple=True,
               help="Only sockets with this local or remote port (repeatable).")
 @click.option("--state", "states", multiple=True,

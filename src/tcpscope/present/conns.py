@@ -301,13 +301,26 @@ def table_rows(c: Collected) -> list[list[str]]:
     return rows
 
 
-def _fit(rows: list[list[str]]) -> tuple[list[list[str]], list[int]]:
-    """Column widths within _WIDTH: the flexible columns are cut (with '…') if needed."""
+def _cut(text: str, w: int, column: int) -> str:
+    """A cell cut to `w` with '…'; an endpoint keeps its port (the address is cut)."""
+    if len(text) <= w:
+        return text
+    if column in (1, 2) and ":" in text:
+        addr, _, port = text.rpartition(":")
+        tail = ("]:" if addr.endswith("]") else ":") + port   # [v6]:port keeps "]:port"
+        keep = w - len(tail) - 1
+        if keep > 0:
+            return addr[:keep] + "…" + tail
+    return text[: w - 1] + "…"
+
+
+def _fit(rows: list[list[str]], width: int = _WIDTH) -> tuple[list[list[str]], list[int]]:
+    """Column widths within `width`: the flexible columns are cut (with '…') if needed."""
     widths = [len(h) for h in TABLE_COLUMNS]
     for row in rows:
         widths = [max(w, len(x)) for w, x in zip(widths, row)]
     total = sum(widths) + len(widths) - 1
-    while total > _WIDTH:
+    while total > width:
         cands = [(widths[i], i) for i, lo in _SHRINK if widths[i] > lo]
         if not cands:
             break
@@ -316,12 +329,12 @@ def _fit(rows: list[list[str]]) -> tuple[list[list[str]], list[int]]:
         total -= 1
     out = []
     for row in rows:
-        out.append([x if len(x) <= w else x[: w - 1] + "…" for x, w in zip(row, widths)])
+        out.append([_cut(x, w, i) for i, (x, w) in enumerate(zip(row, widths))])
     return out, widths
 
 
-def format_plain_table(c: Collected) -> str:
-    rows, widths = _fit(table_rows(c))
+def format_plain_table(c: Collected, width: int = _WIDTH) -> str:
+    rows, widths = _fit(table_rows(c), width)
 
     def line(cells: list[str] | tuple[str, ...]) -> str:
         parts = [x.rjust(w) if i in _RIGHT else x.ljust(w)
@@ -331,11 +344,11 @@ def format_plain_table(c: Collected) -> str:
     return "\n".join([line(TABLE_COLUMNS)] + [line(r) for r in rows]) + "\n"
 
 
-def print_rich_table(c: Collected, stream: TextIO, *, color: bool) -> None:
+def print_rich_table(c: Collected, stream: TextIO, *, color: bool, width: int = _WIDTH) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    rows, widths = _fit(table_rows(c))
+    rows, widths = _fit(table_rows(c), width)
     table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold")
     for i, h in enumerate(TABLE_COLUMNS):
         table.add_column(h, justify="right" if i in _RIGHT else "left", no_wrap=True,
@@ -347,7 +360,7 @@ def print_rich_table(c: Collected, stream: TextIO, *, color: bool) -> None:
         if z in styles:
             row = row[:8] + [f"[{styles[z]}]{z}[/]"] + row[9:]
         table.add_row(*row)
-    console = Console(file=stream, width=_WIDTH, force_terminal=color, no_color=not color,
+    console = Console(file=stream, width=width, force_terminal=color, no_color=not color,
                       highlight=False, soft_wrap=False)
     console.print(table)
 
@@ -384,13 +397,18 @@ def _atomic_write(path: str, write: Any) -> None:
 
 def write_conns(source: Source, fmt: str = "table", *,
                 mode: str = "wireshark", out: str | None = None, stdout: TextIO | None = None,
-                color: bool | None = None, ignore_checksums: bool = False) -> Collected:
-    """Collect the connections of `source` and write them in `fmt` to `out` or `stdout`."""
+                color: bool | None = None, ignore_checksums: bool = False,
+                keep: Any = None, width: int | None = None) -> Collected:
+    """Collect the connections of `source` and write them in `fmt` to `out` or `stdout`
+    (`keep(collected)`: the connections a selection keeps; `width`: the terminal's, for
+    the table on it)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     if fmt == "parquet" and out is None:
         raise ValueError("--format parquet needs -o FILE")
     c = collect(source, mode, ignore_checksums=ignore_checksums)
+    if keep is not None:
+        c = keep(c)
     if out is not None:
         if fmt == "parquet":
             _atomic_write(out, lambda p: write_parquet(c, p))
@@ -405,7 +423,9 @@ def write_conns(source: Source, fmt: str = "table", *,
         return c
     assert stdout is not None
     if fmt == "table" and color:
-        print_rich_table(c, stdout, color=True)
+        print_rich_table(c, stdout, color=True, width=width or _WIDTH)
+    elif fmt == "table" and width:
+        stdout.write(format_plain_table(c, width))
     else:
         stdout.write(render(c, fmt))
     stdout.flush()

@@ -22,11 +22,18 @@ lifecycle events it caused (analysis/lifecycle.py, docs/states.md).
 
 CSV (``csv``): the same columns, lists joined with ``;``, rules as
 ``flag=rule@frame+frame``; ``state`` becomes ``client_state`` and ``server_state``.
+Parquet (``parquet``, tcpscope[arrow]): the CSV's columns, typed (tables.py).
+
+With several input files each record also says where it came from: ``file``
+and ``file_frame`` (its number in that file), the last two keys / columns.
 """
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -36,7 +43,7 @@ from . import _packets
 
 __all__ = ["FORMATS", "PacketsWriter", "events_arrays", "format_batch", "write_packets"]
 
-FORMATS = ("jsonl", "csv")
+FORMATS = ("jsonl", "csv", "parquet")
 _SLICE = 8192  # rows formatted at a time
 
 
@@ -91,43 +98,120 @@ def _format(records, annotations, ts_ns, fmt, header, client_state, server_state
 
 class PacketsWriter:
     """A pipeline consumer: one record per TCP packet of each chunk, to the binary
-    stream `out` (needs the analysis and the states)."""
+    stream `out` (needs the analysis and the states); ``parquet``: `out` is a
+    `tables.ParquetPackets`."""
 
-    def __init__(self, out: BinaryIO, fmt: str = "jsonl") -> None:
+    def __init__(self, out: Any, fmt: str = "jsonl") -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
         self.out = out
         self.fmt = fmt
         self._header = True
+        self._files: bool | None = None  # the input has several files (decided at once)
 
     def feed(self, chunk: Chunk) -> None:
         records, ann, life, ts = chunk.records, chunk.annotations, chunk.life, chunk.ts_ns
         assert ann is not None and life is not None
+        if self._files is None:
+            self._files = chunk.batch.source is not None
         ev_rows, ev_off, ev_blob = events_arrays(life.events)
+        text_fmt = "csv" if self.fmt == "parquet" else self.fmt
         # Format in slices: the text of a whole batch would be ~30 MB at once.
         for i in range(0, len(records), _SLICE):
             j = i + _SLICE
             k0, k1 = np.searchsorted(ev_rows, (i, j))
-            self.out.write(_format(records[i:j], ann[i:j], ts[i:j], self.fmt, self._header,
-                                   life.client[i:j], life.server[i:j], ev_rows[k0:k1] - i,
-                                   ev_off[k0:k1 + 1], ev_blob))
+            header = self._header or self.fmt == "parquet"
+            text = _format(records[i:j], ann[i:j], ts[i:j], text_fmt, header,
+                           life.client[i:j], life.server[i:j], ev_rows[k0:k1] - i,
+                           ev_off[k0:k1 + 1], ev_blob)
+            if self._files:
+                text = _with_files(text, text_fmt, header, chunk, ann[i:j], slice(i, j))
+            self._emit(text)
             self._header = False
+
+    def _emit(self, text: bytes) -> None:
+        if self.fmt == "parquet":
+            self.out.write_csv(text)
+        else:
+            self.out.write(text)
 
     def finish(self, result: Result) -> None:
         if self._header and self.fmt == "csv":  # an empty capture still gets its header
             self.out.write(_packets.format_packets(b"", b"", b"", True, True))
-        self.out.flush()
+        if self.fmt != "parquet":
+            self.out.flush()
 
 
-def write_packets(source: str | os.PathLike | BinaryIO, out: BinaryIO, fmt: str = "jsonl",
-                  mode: str = "wireshark") -> Analyzer:
-    """Read `source`, write one record per TCP packet to the binary stream `out`.
+def _with_files(text: bytes, fmt: str, header: bool, chunk: Chunk, ann: np.ndarray,
+                rows: slice) -> bytes:
+    """The records of several files: each ends with its file and its frame there."""
+    tcp = np.flatnonzero(ann["stream"] >= 0)
+    source = chunk.batch.source[rows][tcp].tolist()
+    frame = chunk.batch.source_frame[rows][tcp].tolist()
+    names = chunk.files
+    lines = text.split(b"\n")
+    out = []
+    k = 0
+    if header and fmt == "csv":
+        out.append(lines[0] + b",file,file_frame")
+        lines = lines[1:]
+    for line in lines:
+        if not line:
+            continue
+        name, fr = names[source[k]], frame[k]
+        if fmt == "csv":
+            cell = io.StringIO()
+            csv.writer(cell, lineterminator="").writerow([name, fr])
+            out.append(line + b"," + cell.getvalue().encode())
+        else:
+            out.append(line[:-1] + f',"file":{json.dumps(name)},"file_frame":{fr}}}'.encode())
+        k += 1
+    return b"\n".join(out) + b"\n" if out else b""
+
+
+def write_packets(source: Any, out: BinaryIO | str, fmt: str = "jsonl",
+                  mode: str = "wireshark", *, write: str | None = None) -> Analyzer:
+    """Read `source` (a capture or a `pipeline.Input`), write one record per TCP packet to
+    the binary stream or the path `out` (a path is written completely or not at all);
+    `write`: also the selected frames to that capture (-w).
 
     Returns the analyzer, whose ``connections()`` and ``stats()`` describe what
     was seen.
     """
-    writer = PacketsWriter(out, fmt)
-    # The per-row states and events need neither transitions nor per-connection counts.
-    result = run(source, [writer], Options(mode=mode, keep_transitions=False, summaries=False))
+    from ..capture.subset import SubsetWriter
+    from ..capture.writer import AtomicOutput
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+    target: Any
+    if fmt == "parquet":
+        from ..pipeline import as_input
+        from ..capture.inputs import expand_inputs
+        from .tables import ParquetPackets
+
+        files = len(expand_inputs(as_input(source).files)) > 1
+        target = ParquetPackets(os.fspath(out), files=files)  # type: ignore[arg-type]
+    elif isinstance(out, (str, os.PathLike)):
+        target = AtomicOutput(out)
+    else:
+        target = None
+    writer = PacketsWriter(target if target is not None else out, fmt)
+    if isinstance(target, AtomicOutput):
+        writer.out = target.file
+    consumers: list[Any] = [writer]
+    frames = SubsetWriter(write) if write is not None else None
+    if frames is not None:
+        consumers.append(frames)
+    try:
+        # The per-row states and events need neither transitions nor per-connection counts.
+        result = run(source, consumers, Options(mode=mode, keep_transitions=False,
+                                                summaries=False))
+    except BaseException:
+        for t in (target, frames):
+            if t is not None:
+                t.abort()
+        raise
+    if target is not None:
+        target.close() if fmt == "parquet" else target.commit()
     assert result.analyzer is not None
     return result.analyzer

@@ -334,7 +334,8 @@ void ip_print(cursor *c, int64_t p, int64_t length)
             putf(fx, "IP%u (invalid)", vhl >> 4);
         return;
     }
-    PUTS(fx, "IP ");
+    if (!fx->e)
+        PUTS(fx, "IP ");
     if (!ttest(c, p, 20))
         trunc_jump(fx);
     if (length < 20) {
@@ -593,7 +594,8 @@ void ip6_print(cursor *c, int64_t p, int64_t length)
         putf(fx, "truncated-ip6 %lld", (long long)length);
         return;
     }
-    PUTS(fx, "IP6 ");
+    if (!fx->e)
+        PUTS(fx, "IP6 ");
     if (u8(c, p) >> 4 != 6) {
         putf(fx, "version error: %u != 6", u8(c, p) >> 4);
         return;

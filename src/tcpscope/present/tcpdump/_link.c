@@ -1,7 +1,12 @@
 /*
- * _link.c -- the link layers of tcpdump's listing (-nn, no -e: the link header
+ * _link.c -- the link layers of tcpdump's listing. Without -e the link header
  * itself prints nothing, except what tcpdump prints without -e: the SLL2
- * interface and direction, MPLS labels, PPPoE session, VLANs in cooked captures).
+ * interface and direction, MPLS labels, PPPoE session, VLANs in cooked captures;
+ * with -e (fx->e) the addresses, types and lengths tcpdump prints for Ethernet
+ * (and its VLAN tags), Linux cooked v1/v2, BSD loopback, raw IP, NFLOG and IPoIB.
+ * Each printer notes the link header's length (fx->hdrlen) for -x/-X/-A. The
+ * dumps themselves (hex_words, hex_and_ascii, ascii_text) are tcpdump's
+ * print-ascii.c.
  *
  * Each function follows the tcpdump 4.99 printer it is named after
  * (print-ether.c, print-sll.c, print-mpls.c, print-pppoe.c, print-ppp.c,
@@ -40,7 +45,7 @@ static int is_vlan_type(unsigned etype)
 }
 
 /* tcpdump's default print of bytes no printer decodes: 16 a line, hex words, then ASCII. */
-static void hex_and_ascii(cursor *c, int64_t p, int64_t length)
+void hex_and_ascii(cursor *c, int64_t p, int64_t length)
 {
     frame_ctx *fx = c->fx;
     int64_t avail = c->end - p < length ? c->end - p : length;
@@ -67,6 +72,74 @@ static void hex_and_ascii(cursor *c, int64_t p, int64_t length)
     }
     if (avail < length)
         trunc_jump(fx);
+}
+
+void hex_words(cursor *c, int64_t p, int64_t length)
+{
+    frame_ctx *fx = c->fx;
+    int64_t avail = c->end - p < length ? c->end - p : length;
+    const uint8_t *data = c->buf + p;
+    for (int64_t off = 0; off < avail; off += 2) {
+        if (off % 16 == 0)
+            putf(fx, "\n\t0x%04x: ", (unsigned)off);
+        if (off + 1 < avail)
+            putf(fx, " %02x%02x", data[off], data[off + 1]);
+        else
+            putf(fx, " %02x", data[off]);
+    }
+}
+
+void ascii_text(cursor *c, int64_t p, int64_t length)
+{
+    frame_ctx *fx = c->fx;
+    int64_t avail = c->end - p < length ? c->end - p : length;
+    const uint8_t *data = c->buf + p;
+    PUTS(fx, "\n");
+    for (int64_t i = 0; i < avail; i++) {
+        uint8_t ch = data[i];
+        int64_t left = avail - i - 1;
+        if (ch == '\r') {
+            /* tcpdump drops a CR before a newline (and at the very end) */
+            if (left > 1 && data[i + 1] != '\n')
+                PUTS(fx, ".");
+        } else if ((ch >= 0x21 && ch <= 0x7E) || ch == '\t' || ch == ' ' || ch == '\n') {
+            put(fx, (const char *)&ch, 1);
+        } else {
+            PUTS(fx, ".");
+        }
+    }
+}
+
+static void put_mac(frame_ctx *fx, const uint8_t *m)
+{
+    putf(fx, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+}
+
+/* -e: an Ethernet type as tcpdump's ether_type_print writes it (shorter with -q). */
+static void put_ether_type(frame_ctx *fx, unsigned etype)
+{
+    if (!fx->q)
+        putf(fx, "ethertype %s (0x%04x)", ethertype_name(etype), etype);
+    else if (strcmp(ethertype_name(etype), "Unknown"))
+        put_str(fx, ethertype_name(etype));
+    else
+        putf(fx, "Unknown Ethertype (0x%04x)", etype);
+}
+
+/* -e: a type of an Ethernet header, the first followed by the frame's length */
+static void ether_type_e(frame_ctx *fx, unsigned etype, int first, int64_t orig)
+{
+    put_ether_type(fx, etype);
+    if (first)
+        putf(fx, ", length %lld: ", (long long)orig);
+    else
+        PUTS(fx, ", ");
+}
+
+/* -e: an 802.1Q tag's TCI */
+static void put_tci(frame_ctx *fx, unsigned tci)
+{
+    putf(fx, "vlan %u, p %u%s, ", tci & 0xFFF, tci >> 13, tci & 0x1000 ? ", DEI" : "");
 }
 
 static void arp_print(cursor *c, int64_t p, int64_t length)
@@ -116,6 +189,7 @@ void ether_print(cursor *c, int64_t p, int64_t length)
     frame_ctx *fx = c->fx;
     fx->proto = "ether";
     int64_t caplen = c->end - p;
+    int64_t orig = length;
     if (length < caplen) {
         putf(fx, "[length %lld < caplen %lld] (invalid)", (long long)length, (long long)caplen);
         return;
@@ -124,24 +198,40 @@ void ether_print(cursor *c, int64_t p, int64_t length)
         mark_trunc(c);
         return;
     }
+    if (fx->e) {
+        put_mac(fx, c->buf + p + 6);
+        PUTS(fx, " > ");
+        put_mac(fx, c->buf + p);
+        PUTS(fx, ", ");
+    }
     unsigned etype = be16(c, p + 12);
     p += 14;
     length -= 14;
+    fx->hdrlen = p;
+    int first = 1;
     while (is_vlan_type(etype)) {
         if (c->end - p < 4 || length < 4) {
             fx->proto = "vlan";
             mark_trunc(c);
             return;
         }
+        if (fx->e) {
+            ether_type_e(fx, etype, first, orig);
+            put_tci(fx, be16(c, p));
+            first = 0;
+        }
         etype = be16(c, p + 2);
         p += 4;
         length -= 4;
+        fx->hdrlen = p;
     }
     if (etype <= 1500) {
         putf(fx, "802.3, length %lld", (long long)length);
         return;
     }
-    if (!ethertype_print(c, etype, p, length))
+    if (fx->e)
+        ether_type_e(fx, etype, first, orig);
+    if (!ethertype_print(c, etype, p, length) && !fx->e)
         putf(fx, "ethertype %s (0x%04x), length %lld", ethertype_name(etype), etype,
              (long long)length + 14);
 }
@@ -224,6 +314,7 @@ static void ppp_print(cursor *c, int64_t p, int64_t length)
         return;
     }
     unsigned proto;
+    int64_t olen = length;
     if (u8(c, p) % 2) {
         proto = u8(c, p);
         p += 1;
@@ -232,6 +323,11 @@ static void ppp_print(cursor *c, int64_t p, int64_t length)
         proto = be16(c, p);
         p += 2;
         length -= 2;
+    }
+    if (fx->e) {
+        const char *name = proto == 0x0021 ? "IP" : proto == 0x0057 ? "IPV6"
+                         : proto == 0x0281 ? "MPLS" : "unknown";
+        putf(fx, "%s (0x%04x), length %lld: ", name, proto, (long long)olen);
     }
     if (proto == 0x0021 || proto == 0x0800)
         ip_print(c, p, length);
@@ -304,13 +400,33 @@ static int cooked_vlans(cursor *c, unsigned *etype, int64_t *p, int64_t *length)
             mark_trunc(c);
             return 0;
         }
+        if (fx->e)
+            put_tci(fx, be16(c, *p));
         *etype = be16(c, *p + 2);
         if (*etype <= 1500)
             *etype = 0x0004;
-        putf(fx, "ethertype %s, ", ethertype_name(*etype));
+        if (!fx->q)
+            putf(fx, "ethertype %s, ", ethertype_name(*etype));
         *p += 4;
         *length -= 4;
+        fx->hdrlen = *p;
     }
+}
+
+/* -e: the protocol of a cooked header and the frame's length (nothing with -q) */
+static void cooked_type(frame_ctx *fx, unsigned etype, int64_t length)
+{
+    if (fx->q)
+        return;
+    if (etype == 0x0001)
+        PUTS(fx, "802.3");
+    else if (etype == 0x0004)
+        PUTS(fx, "802.2");
+    else if (etype <= 1500)
+        putf(fx, "ethertype Unknown (0x%04x)", etype);
+    else
+        putf(fx, "ethertype %s (0x%04x)", ethertype_name(etype), etype);
+    putf(fx, ", length %lld: ", (long long)length);
 }
 
 static void sll_print(cursor *c, int64_t length)
@@ -320,11 +436,20 @@ static void sll_print(cursor *c, int64_t length)
     if (!ttest(c, 0, 16))
         trunc_jump(fx);
     unsigned etype = be16(c, 14);
+    if (fx->e) {
+        putf(fx, "%3s ", sll_pkttype(be16(c, 0)));
+        if (be16(c, 4) == 6) {
+            put_mac(fx, take(c, 6, 6));
+            PUTS(fx, " ");
+        }
+        cooked_type(fx, etype, length);
+    }
     int64_t p = 16;
+    fx->hdrlen = p;
     length -= 16;
     if (!cooked_vlans(c, &etype, &p, &length))
         return;
-    if (!ethertype_print(c, etype, p, length))
+    if (!ethertype_print(c, etype, p, length) && !fx->e)
         putf(fx, "%3s ethertype %s (0x%04x), length %lld", sll_pkttype(be16(c, 0)),
              ethertype_name(etype), etype, (long long)length + 16);
 }
@@ -337,11 +462,20 @@ static void sll2_print(cursor *c, int64_t length)
         trunc_jump(fx);
     putf(fx, "%-5s %-3s ", interface_name(fx, be32(c, 4)), sll_pkttype(u8(c, 10)));
     unsigned etype = be16(c, 0);
+    if (fx->e) {
+        putf(fx, "ifindex %u ", be32(c, 4));
+        if (u8(c, 11) == 6) {
+            put_mac(fx, take(c, 12, 6));
+            PUTS(fx, " ");
+        }
+        cooked_type(fx, etype, length);
+    }
     int64_t p = 20;
+    fx->hdrlen = p;
     length -= 20;
     if (!cooked_vlans(c, &etype, &p, &length))
         return;
-    if (!ethertype_print(c, etype, p, length))
+    if (!ethertype_print(c, etype, p, length) && !fx->e)
         putf(fx, "ethertype %s (0x%04x), length %lld", ethertype_name(etype), etype,
              (long long)length + 20);
 }
@@ -370,6 +504,16 @@ static void null_print(cursor *c, int64_t length, int loop)
     uint32_t family = loop ? bswap32(le32(raw)) : le32(raw);
     if (family & 0xFFFF0000)
         family = bswap32(family);
+    fx->hdrlen = 4;
+    if (fx->e) {
+        const char *name = family == 2 ? "IPv4" : (family == 24 || family == 28 || family == 30)
+                           ? "IPv6" : "Unknown";
+        if (fx->q)
+            put_str(fx, name);
+        else
+            putf(fx, "AF %s (%u)", name, family);
+        putf(fx, ", length %lld: ", (long long)length);
+    }
     length -= 4;
     if (family == 2)
         ip_print(c, 4, length);
@@ -394,6 +538,15 @@ static void nflog_print(cursor *c, int64_t length)
         putf(fx, "version %u (unknown)", version);
         return;
     }
+    if (fx->e) {
+        const char *name = family == 2 ? "IPv4" : family == 10 ? "IPv6" : "Unknown";
+        putf(fx, "version %u, resource ID %u, ", version, be16(c, 2));
+        if (fx->q)
+            put_str(fx, name);
+        else
+            putf(fx, "family %s (%u)", name, family);
+        putf(fx, ", length %lld: ", (long long)length);
+    }
     int64_t p = 4;
     length -= 4;
     while (length > 0) {
@@ -413,6 +566,7 @@ static void nflog_print(cursor *c, int64_t length)
         if (ttype == 9) { /* NFULA_PAYLOAD */
             p += 4;
             length -= 4;
+            fx->hdrlen = p;
             break;
         }
         p += size;
@@ -437,6 +591,15 @@ static void ipoib_print(cursor *c, int64_t length)
         return;
     }
     unsigned etype = be16(c, 40);
+    fx->hdrlen = 44;
+    if (fx->e) {
+        PUTS(fx, "IPOIB, ");
+        if (fx->q)
+            putf(fx, "ethertype %s", ethertype_name(etype));
+        else
+            put_ether_type(fx, etype);
+        putf(fx, ", length %lld: ", (long long)length);
+    }
     if (!ethertype_print(c, etype, 44, length - 44))
         putf(fx, "IPoIB ethertype 0x%04x, length %lld", etype, (long long)length);
 }
@@ -457,15 +620,23 @@ static void pktap_print(cursor *c, int64_t length)
     }
     cursor inner = sub_cursor(c, hdrlen);
     link_print(&inner, dlt, length - hdrlen);
+    fx->hdrlen += hdrlen;
 }
 
 void link_print(cursor *c, unsigned linktype, int64_t length)
 {
     switch (linktype) {
     case 1: ether_print(c, 0, length); break;
-    case 101: case 12: case 14: ipn_print(c, 0, length); break;
-    case 228: ip_print(c, 0, length); break;
-    case 229: ip6_print(c, 0, length); break;
+    case 101: case 12: case 14: case 228: case 229:
+        if (c->fx->e)
+            PUTS(c->fx, "ip: ");
+        if (linktype == 228)
+            ip_print(c, 0, length);
+        else if (linktype == 229)
+            ip6_print(c, 0, length);
+        else
+            ipn_print(c, 0, length);
+        break;
     case 113: sll_print(c, length); break;
     case 276: sll2_print(c, length); break;
     case 0: null_print(c, length, 0); break;

@@ -1,8 +1,9 @@
 /*
  * _listing.c -- `tcpscope read`: tcpdump's listing of a batch of frames, in C.
  *
- * Printer(verbose, absolute, tstyle, number, payload_ports, payload)
- *   .format(data, offset, caplen, origlen, ts_ns, linktype, first_frame, start, stop) -> str
+ * Printer(verbose, absolute, tstyle, number, payload_ports, payload, link=0, quick=0,
+ *         dump=0, nano=0)
+ *   .format(data, offset, caplen, origlen, ts_ns, linktype, numbers, start, stop) -> str
  *
  * `format` prints frames start..stop-1 of a batch (tcpscope.capture.batch.FrameBatch
  * columns), one line each as `tcpdump -nn -r` prints it: [frame number] timestamp
@@ -11,6 +12,9 @@
  * timestamp (-ttt) and the interface names it has looked up. `payload(frame, bp,
  * end, length, sport, dport, verbose, proto) -> str` is called for the payload of
  * a segment on a port in `payload_ports` (the application printers, in Python).
+ * `link` is -e, `quick` -q, `nano` --nano (nanosecond timestamps); `dump` the
+ * packet dump after each line: 1 -x, 2 -xx, 3 -X, 4 -XX, 5 -A, 6 -AA (the
+ * doubled ones include the link-level header).
  *
  * Module functions, for tests that hold the C text to wire/text.py's:
  * flags_text(bits) -> tcpdump's flag letters (_native/tcpflags.h);
@@ -171,7 +175,7 @@ enum { IFNAME_CACHE = 32 };
 
 struct listing {
     PyObject_HEAD
-    int verbose, absolute, tstyle, number;
+    int verbose, absolute, tstyle, number, link, quick, dump, nano;
     PyObject *payload;                 /* the Python payload printers */
     uint8_t app_port[65536 / 8];       /* ports whose payload goes to `payload` */
     seq_entry *seqs;                   /* open addressing, power-of-two size */
@@ -181,7 +185,7 @@ struct listing {
     int head_valid;
     char head[96];
     size_t head_len;
-    int64_t ref_us;                    /* -ttt / -ttttt reference; 0: none yet */
+    int64_t ref_us;                    /* -ttt / -ttttt reference (µs or ns); 0: none yet */
     /* if_indextoname, remembered */
     struct { uint32_t index; char name[IF_NAMESIZE + 1]; } ifnames[IFNAME_CACHE];
     int n_ifnames;
@@ -323,22 +327,26 @@ static void time_head(listing *ls, int64_t sec)
                             ls->tstyle == 4 ? "%Y-%m-%d %H:%M:%S" : "%H:%M:%S", &tm);
 }
 
-static void put_frac(frame_ctx *fx, int64_t frac)
+static void put_frac(frame_ctx *fx, int64_t frac, int digits)
 {
-    char f[8] = {'.', 0, 0, 0, 0, 0, 0, ' '};
-    for (int k = 6; k >= 1; k--) {
+    char f[11];
+    f[0] = '.';
+    for (int k = digits; k >= 1; k--) {
         f[k] = (char)('0' + frac % 10);
         frac /= 10;
     }
-    put(fx, f, 8);
+    f[digits + 1] = ' ';
+    put(fx, f, (size_t)digits + 2);
 }
 
-/* tcpdump's timestamp column (with its trailing space) for a time in microseconds:
- * -t styles 0 local time, 1 none, 2 epoch, 3 delta from the previous packet,
- * 4 date and time, 5 delta from the first packet. */
+/* tcpdump's timestamp column (with its trailing space) for a time in microseconds, or
+ * nanoseconds with --nano: -t styles 0 local time, 1 none, 2 epoch, 3 delta from the
+ * previous packet, 4 date and time, 5 delta from the first packet. */
 static void put_stamp(frame_ctx *fx, listing *ls, int64_t us)
 {
     int style = ls->tstyle;
+    int64_t unit = ls->nano ? 1000000000 : 1000000;
+    int digits = ls->nano ? 9 : 6;
     if (style == 1)
         return;
     if (style == 3 || style == 5) {
@@ -354,16 +362,16 @@ static void put_stamp(frame_ctx *fx, listing *ls, int64_t us)
         }
         if (style == 3)
             ls->ref_us = us;
-        int64_t sec = d / 1000000;
+        int64_t sec = d / unit;
         if (sec & 0x80000000) {
             PUTS(fx, "[Error converting time] ");
             return;
         }
         putf(fx, "%02d:%02d:%02d", (int)(sec / 3600 % 24), (int)(sec / 60 % 60), (int)(sec % 60));
-        put_frac(fx, d % 1000000);
+        put_frac(fx, d % unit, digits);
         return;
     }
-    int64_t sec = floor_div(us, 1000000);
+    int64_t sec = floor_div(us, unit);
     if (!ls->head_valid || sec != ls->head_sec)
         time_head(ls, sec);
     if (sec & 0x80000000) {
@@ -371,7 +379,13 @@ static void put_stamp(frame_ctx *fx, listing *ls, int64_t us)
         return;
     }
     put(fx, ls->head, ls->head_len);
-    put_frac(fx, us - sec * 1000000);
+    put_frac(fx, us - sec * unit, digits);
+}
+
+/* The time put_stamp takes: microseconds, or nanoseconds with --nano. */
+static int64_t stamp_units(const listing *ls, int64_t ts_ns)
+{
+    return ls->nano ? ts_ns : floor_div(ts_ns, 1000);
 }
 
 /* ------------------------------------------------------------ payload printers */
@@ -395,6 +409,18 @@ void print_payload(const cursor *c, int64_t bp, int64_t length, unsigned sport, 
     }
     memcpy(fx->buf + fx->len, s, (size_t)n);
     fx->len += (size_t)n;
+    /* A printer that ran out of captured bytes ends with " [|proto]": in tcpdump that
+     * is its longjmp, after which -x/-X/-A dump the frame from its first byte (a line
+     * cut for its length ends so too, without the longjmp). */
+    if (n > 4 && s[n - 1] == ']' && c->end - bp < length) {
+        for (Py_ssize_t k = n - 2; k >= 2 && s[k] != ' ' && s[k] != '\n'; k--) {
+            if (s[k] == '|' && s[k - 1] == '[' && s[k - 2] == ' ') {
+                fx->hdrlen = 0;
+                fx->truncated_payload = 1;
+                break;
+            }
+        }
+    }
     Py_DECREF(text);
 }
 
@@ -402,24 +428,30 @@ void print_payload(const cursor *c, int64_t bp, int64_t length, unsigned sport, 
 
 static int Printer_init(listing *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"verbose", "absolute", "tstyle", "number", "payload_ports", "payload", NULL};
-    int verbose, absolute, tstyle, number;
+    static char *kwlist[] = {"verbose", "absolute", "tstyle", "number", "payload_ports", "payload",
+                             "link", "quick", "dump", "nano", NULL};
+    int verbose, absolute, tstyle, number, link = 0, quick = 0, dump = 0, nano = 0;
     Py_buffer ports;
     PyObject *payload;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ipipy*O", kwlist, &verbose, &absolute, &tstyle,
-                                     &number, &ports, &payload))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ipipy*O|ppip", kwlist, &verbose, &absolute,
+                                     &tstyle, &number, &ports, &payload, &link, &quick, &dump,
+                                     &nano))
         return -1;
     if (tstyle < 0 || tstyle > 5 || (payload != Py_None && !PyCallable_Check(payload))
-        || ports.len % 2) {
+        || ports.len % 2 || dump < 0 || dump > 6) {
         PyBuffer_Release(&ports);
-        PyErr_SetString(PyExc_ValueError, "Printer: tstyle is 0..5, payload a callable, "
-                                          "payload_ports uint16 values");
+        PyErr_SetString(PyExc_ValueError, "Printer: tstyle is 0..5, dump 0..6, payload a "
+                                          "callable, payload_ports uint16 values");
         return -1;
     }
     self->verbose = verbose;
     self->absolute = absolute;
     self->tstyle = tstyle;
     self->number = number;
+    self->link = link;
+    self->quick = quick;
+    self->dump = dump;
+    self->nano = nano;
     memset(self->app_port, 0, sizeof self->app_port);
     if (payload != Py_None) {
         const uint16_t *p = ports.buf;
@@ -450,6 +482,8 @@ static frame_ctx *new_frame_ctx(listing *self)
     if (self) {
         fx->v = self->verbose;
         fx->absolute = self->absolute;
+        fx->e = self->link;
+        fx->q = self->quick;
     }
     return fx;
 }
@@ -463,6 +497,23 @@ static PyObject *finish_text(frame_ctx *fx, int ok)
     return text;
 }
 
+/* -x / -X / -A: the packet's bytes after the line (tcpdump's pretty_print_packet), from
+ * the link header's end unless the flag is doubled. */
+static void print_dump(frame_ctx *fx, const uint8_t *frame, uint32_t caplen)
+{
+    int dump = fx->ls->dump;
+    int64_t start = dump % 2 == 0 ? 0 : fx->hdrlen;
+    if (start >= (int64_t)caplen)
+        return;
+    cursor c = {frame, caplen, caplen, fx};
+    if (dump <= 2)
+        hex_words(&c, start, (int64_t)caplen - start);
+    else if (dump <= 4)
+        hex_and_ascii(&c, start, (int64_t)caplen - start);
+    else
+        ascii_text(&c, start, (int64_t)caplen - start);
+}
+
 /* One line: [frame number] timestamp, the frame's text, a newline. 0 on a Python error. */
 static int print_frame(frame_ctx *fx, long long number, int64_t ts_ns, const uint8_t *frame,
                        uint32_t caplen, uint32_t origlen, unsigned linktype)
@@ -472,38 +523,45 @@ static int print_frame(frame_ctx *fx, long long number, int64_t ts_ns, const uin
     if (why == 0) {
         if (ls->number)
             putf(fx, "%5lld  ", number);
-        put_stamp(fx, ls, floor_div(ts_ns, 1000));
+        put_stamp(fx, ls, stamp_units(ls, ts_ns));
         cursor c = {frame, caplen, caplen, fx};
         fx->proto = "";
+        fx->hdrlen = 0;
+        fx->truncated_payload = 0;
         link_print(&c, linktype, origlen);
+        if (fx->truncated_payload)
+            fx->hdrlen = 0;
     } else if (why == JUMP_TRUNCATED) {
         PUTS(fx, " [|");
         put_str(fx, fx->proto);
         PUTS(fx, "]");
+        fx->hdrlen = 0; /* tcpdump 4.99 dumps a truncated packet from its first byte */
     } else {
         return 0;
     }
+    if (ls->dump && setjmp(fx->jmp) == 0)
+        print_dump(fx, frame, caplen);
     PUTS(fx, "\n");
     return 1;
 }
 
 static PyObject *Printer_format(listing *self, PyObject *args)
 {
-    Py_buffer data = {0}, off_b = {0}, cap_b = {0}, orig_b = {0}, ts_b = {0}, lt_b = {0};
-    long long first;
+    Py_buffer data = {0}, off_b = {0}, cap_b = {0}, orig_b = {0}, ts_b = {0}, lt_b = {0},
+              num_b = {0};
     Py_ssize_t start, stop;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*Lnn", &data, &off_b, &cap_b, &orig_b, &ts_b, &lt_b,
-                          &first, &start, &stop))
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*nn", &data, &off_b, &cap_b, &orig_b, &ts_b, &lt_b,
+                          &num_b, &start, &stop))
         return NULL;
     PyObject *result = NULL;
     frame_ctx *fx = NULL;
     Py_ssize_t n = off_b.len / 8;
     if (cap_b.len < n * 4 || orig_b.len < n * 4 || ts_b.len < n * 8 || lt_b.len < n * 2
-        || start < 0 || stop > n || start > stop) {
+        || num_b.len < n * 8 || start < 0 || stop > n || start > stop) {
         PyErr_SetString(PyExc_ValueError, "format: inconsistent batch columns");
         goto done;
     }
-    const int64_t *offset = off_b.buf, *ts = ts_b.buf;
+    const int64_t *offset = off_b.buf, *ts = ts_b.buf, *numbers = num_b.buf;
     const uint32_t *caplen = cap_b.buf, *origlen = orig_b.buf;
     const uint16_t *linktype = lt_b.buf;
     for (Py_ssize_t i = start; i < stop; i++) {
@@ -518,7 +576,7 @@ static PyObject *Printer_format(listing *self, PyObject *args)
     tzset();
     int ok = 1;
     for (Py_ssize_t i = start; i < stop && ok; i++)
-        ok = print_frame(fx, first + (long long)i, ts[i], (const uint8_t *)data.buf + offset[i],
+        ok = print_frame(fx, (long long)numbers[i], ts[i], (const uint8_t *)data.buf + offset[i],
                          caplen[i], origlen[i], linktype[i]);
     result = finish_text(fx, ok);
 done:
@@ -528,6 +586,7 @@ done:
     PyBuffer_Release(&orig_b);
     PyBuffer_Release(&ts_b);
     PyBuffer_Release(&lt_b);
+    PyBuffer_Release(&num_b);
     return result;
 }
 
@@ -542,7 +601,7 @@ static PyObject *Printer_timestamp(listing *self, PyObject *arg)
     tzset();
     int ok = 1;
     if (setjmp(fx->jmp) == 0)
-        put_stamp(fx, self, floor_div(ts, 1000));
+        put_stamp(fx, self, stamp_units(self, ts));
     else
         ok = 0;
     return finish_text(fx, ok);
@@ -550,7 +609,7 @@ static PyObject *Printer_timestamp(listing *self, PyObject *arg)
 
 static PyMethodDef PRINTER_METHODS[] = {
     {"format", (PyCFunction)Printer_format, METH_VARARGS,
-     "format(data, offset, caplen, origlen, ts_ns, linktype, first_frame, start, stop) -> str\n\n"
+     "format(data, offset, caplen, origlen, ts_ns, linktype, numbers, start, stop) -> str\n\n"
      "The listing lines of frames start..stop-1 of a batch."},
     {"timestamp", (PyCFunction)Printer_timestamp, METH_O,
      "timestamp(ts_ns) -> str: the timestamp column of a frame at ts_ns (advances -ttt)."},

@@ -44,6 +44,10 @@ typedef struct {
     const char *proto;      /* the name in " [|proto]" */
     int v;                  /* -v count */
     int absolute;           /* -S */
+    int e;                  /* -e: the link-level header */
+    int q;                  /* -q: quick (less protocol information) */
+    int64_t hdrlen;         /* the link header's length (where -x/-X/-A dumps start) */
+    int truncated_payload;  /* a payload printer ran out of captured bytes */
     listing *ls;
 } frame_ctx;
 
@@ -152,6 +156,12 @@ void print_payload(const cursor *c, int64_t bp, int64_t length, unsigned sport, 
 
 /* _link.c */
 void link_print(cursor *c, unsigned linktype, int64_t length);
+/* tcpdump's hex_and_ascii_print: "\n\t0xOOOO: " lines of 8 hex words and their ASCII */
+void hex_and_ascii(cursor *c, int64_t p, int64_t length);
+/* tcpdump's hex_print (-x): the same lines without the ASCII */
+void hex_words(cursor *c, int64_t p, int64_t length);
+/* tcpdump's ascii_print (-A) */
+void ascii_text(cursor *c, int64_t p, int64_t length);
 int ethertype_print(cursor *c, unsigned etype, int64_t p, int64_t length);
 void ether_print(cursor *c, int64_t p, int64_t length);
 

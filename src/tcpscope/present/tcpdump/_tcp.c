@@ -516,6 +516,13 @@ void tcp_print(cursor *c, int64_t tp, int64_t length, int ver, int fragmented, i
              (long long)hlen);
         return;
     }
+    if (fx->q) {
+        putf(fx, "tcp %u", (uint32_t)(length - hlen));
+        if (hlen > length)
+            putf(fx, " [bad hdr length %lld - too long, > %lld]", (long long)hlen,
+                 (long long)length);
+        return;
+    }
     uint32_t seq = be32(c, tp + 4), ack = be32(c, tp + 8);
     unsigned win = be16(c, tp + 14), urp = be16(c, tp + 18), flags = u8(c, tp + 13);
     char letters[10];

@@ -34,7 +34,10 @@ class TcpdumpOptions:
 
     verbose: -v count; absolute: -S; tstyle: number of -t (0 = default local
     time, 1 = none, 2 = epoch, 3 = delta from the previous packet, 4 = date and
-    time, 5 = delta from the first packet); count: -c; number: -# (frame numbers).
+    time, 5 = delta from the first packet); count: -c; number: -# (frame numbers:
+    each frame's number in the capture, also after a filter); link: -e; quick:
+    -q; dump: the packet after each line (1 -x, 2 -xx, 3 -X, 4 -XX, 5 -A, 6 -AA);
+    nano: --nano (nanosecond timestamps).
     """
 
     verbose: int = 0
@@ -42,11 +45,16 @@ class TcpdumpOptions:
     tstyle: int = 0
     count: int | None = None
     number: bool = False
+    link: bool = False
+    quick: bool = False
+    dump: int = 0
+    nano: bool = False
 
 
 def _printer(opts: TcpdumpOptions) -> Printer:
     return Printer(opts.verbose, opts.absolute, opts.tstyle, opts.number, _PAYLOAD_PORTS,
-                   payload_text)
+                   payload_text, link=opts.link, quick=opts.quick, dump=opts.dump,
+                   nano=opts.nano)
 
 
 def format_timestamp(ts_ns: int, tstyle: int = 0) -> str:
@@ -83,7 +91,8 @@ class TcpdumpListing:
             np.ascontiguousarray(batch.caplen, np.uint32),
             np.ascontiguousarray(batch.origlen, np.uint32),
             np.ascontiguousarray(batch.ts_ns, np.int64),
-            np.ascontiguousarray(batch.linktype, np.uint16), batch.first_frame, 0, n)
+            np.ascontiguousarray(batch.linktype, np.uint16),
+            np.ascontiguousarray(batch.frame_numbers, np.int64), 0, n)
         self.printed += n
         return text
 
@@ -98,16 +107,19 @@ class TcpdumpListing:
         self.out.flush()
 
 
-def write_listing(source: pipeline.Source, opts: TcpdumpOptions, out: IO[str],
-                  err: IO[str] | None = None) -> int:
-    """Print the listing of capture `source` (a path, ``-`` or a binary file) to `out`;
-    return the frames printed.
+def write_listing(source: pipeline.Source, opts: TcpdumpOptions, out: IO[str] | None,
+                  err: IO[str] | None = None, *, also: list[pipeline.Consumer] = ()) -> int:
+    """Print the listing of `source` (a capture, or a `pipeline.Input`: several files,
+    filters) to `out` (None: no listing, for ``-w`` alone); `also` are more consumers of
+    the same run (the ``-w`` writer). Return the frames printed.
 
-    Damage that stops reading inside the file is reported on `err` (stderr) after
-    the frames before it, as tcpdump does.
+    Damage that stops reading inside a file is reported on `err` (stderr) after the
+    frames before it, as tcpdump does, one line per damaged file, naming it.
     """
-    listing = TcpdumpListing(opts, out)
-    result = pipeline.run(source, [listing], pipeline.Options(analyse=False, states=False))
-    if result.damage is not None and not listing.done:
-        print(f"tcpscope: {result.name}: {result.damage}", file=err or sys.stderr)
-    return listing.printed
+    listing = TcpdumpListing(opts, out) if out is not None else None
+    consumers = ([listing] if listing else []) + list(also)
+    result = pipeline.run(source, consumers, pipeline.Options(analyse=False, states=False))
+    if listing is None or not listing.done:
+        for name, damage in result.damages:
+            print(f"tcpscope: {name}: {damage}", file=err or sys.stderr)
+    return listing.printed if listing else 0

@@ -22,13 +22,24 @@ from __future__ import annotations
 import gzip
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from conftest import FIXTURES
 
-__all__ = ["HINDSIGHT", "SCHEMA", "VERSION", "Capture", "Conn", "Sample", "StateSpan", "Truth",
-           "load", "names", "for_class"]
+__all__ = [
+    "HINDSIGHT",
+    "SCHEMA",
+    "VERSION",
+    "Capture",
+    "Conn",
+    "Sample",
+    "StateSpan",
+    "Truth",
+    "for_class",
+    "load",
+    "names",
+]
 
 HINDSIGHT = FIXTURES / "hindsight"
 SCHEMA = "tcpscope-hindsight-truth"
@@ -154,7 +165,7 @@ def _conn(d: dict) -> Conn:
                 {k: v for k, v in d.items() if k not in known})
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> Truth:
     with gzip.open(HINDSIGHT / f"{name}.truth.json.gz") as f:
         doc = json.load(f)

@@ -4,7 +4,8 @@ Each fixture NAME is two or three captures (`NAME_sender.pcap.gz`, `NAME_receive
 sometimes `NAME_tap.pcap.gz`) and `NAME.truth.json.gz`: what the kernel (ss, nstat, TCP_INFO),
 the relay (its log and per-frame trace) and the applications recorded while the captures were
 made, plus `expect`, the facts that record proves, in tcpscope's vocabulary
-(scripts/fixtures/hindsight_exps.py derives them; fixtures/README.md documents every key).
+(scripts/fixtures/hindsight_open.py, hindsight_flow.py and hindsight_signals.py derive them;
+fixtures/README.md documents every key).
 
     from hindsight_truth import load, names
     t = load("hs_ack_lost")

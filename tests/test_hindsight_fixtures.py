@@ -593,6 +593,7 @@ def test_segments_larger_than_the_mss(name: str, i: int) -> None:
     data = [p for p in of(at(t, "a0"), c, "c2s") if p.length]
     assert max(p.length for p in data) > c.facts["mss"]
     assert len(data) < c.facts["data_segs_out"] <= -(-c.bytes_c2s // c.facts["mss"]) + 2
+    assert sum(p.length for p in repeats(data)) == c.facts["retrans_bytes_c2s"]
     assert c.facts["offloads"]["tcp-segmentation-offload"] == "on"
 
 

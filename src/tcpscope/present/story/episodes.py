@@ -1,0 +1,294 @@
+"""A long connection told by episodes: the handshake and the teardown packet by packet,
+the transfer between them as chapters with their numbers.
+
+A connection of more than `LONG_MIN` packets is too long to narrate packet by
+packet (a bulk transfer of 190,000 packets made 98,000 lines). Its story keeps
+the opening and the closing packets as they are, and tells the transfer as
+`Chapter` items:
+
+- its phases, from the sender model's round trips (`analysis.congestion.rounds`):
+  each run of slow start, and the steady state (congestion avoidance with its
+  recoveries), with the congestion window estimate, bytes delivered and rate;
+- each loss recovery or window reduction (`analysis.congestion.episodes`: the
+  trigger, segments lost and retransmitted, how long it took), the first few told
+  with the packet that began them, the rest counted by trigger;
+- zero-window stalls (from the receiver's zero window to the first open window
+  it advertises again, with the probes between) and idle gaps.
+
+The sender model is part of the improved mode. `ModelRows` is the pipeline
+consumer that keeps its rows for the streams told: the run's own annotations in
+improved mode, else those of a second engine in improved mode fed with just those
+streams' packets (a connection's model depends only on its own packets).
+`--frames A-B` (present/explain.py) tells any range of the packets in full.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.lib import recfunctions as rfn
+
+from ...analysis import congestion
+from ...analysis.engine import Analyzer
+from ...pipeline import Chunk, Result
+from .model import ConnectionStory, Fact, Run, Step
+from .summary import fold
+
+__all__ = ["LONG_MIN", "Chapter", "ModelRows", "Model", "is_long", "episode_items",
+           "frame_items"]
+
+#: A connection with more packets than this is told by episodes.
+LONG_MIN = 1000
+#: Recovery episodes told one by one (with the packet that began each); more RTOs and
+#: spurious recoveries are added up to `NOTABLE`.
+DETAILED = 4
+NOTABLE = 2
+#: Zero-window stalls and idle gaps told one by one (each kind).
+STALLS = 4
+#: A silence at least this long, and this many times the handshake's round trip, is idle.
+IDLE_MIN_S = 0.5
+IDLE_RTTS = 10
+#: Packets kept at each end of the story (handshake, teardown), at most.
+ENDS = 10
+
+#: annotation columns the sender model's rounds and episodes read
+_ANN = ("stream", "frame", "from_server", "kind", "flags", "rel_ack", "win_scaled", "cwnd_est",
+        "ssthresh_est", "in_flight", "cc_phase", "limited_by", "cc_round", "cc_event",
+        "cc_trigger", "cc_episode_start", "cc_episode_end", "cc_episode_trigger",
+        "cc_episode_lost", "cc_episode_retx")
+_REC = ("tcp_flags", "payload_len")
+
+
+@dataclass
+class Chapter:
+    """A part of a long story told as a whole: its facts (the first is its heading)."""
+
+    first: int               #: its first frame
+    facts: list[Fact]
+    steps: list[Step] = field(default_factory=list)  #: packets narrated with it
+
+
+@dataclass
+class Model:
+    """The sender model's rows of one stream (improved mode)."""
+
+    annotations: np.ndarray
+    records: np.ndarray
+    ts_ns: np.ndarray
+
+
+class ModelRows:
+    """Pipeline consumer: the sender model's rows of `streams` (see the module's doc)."""
+
+    def __init__(self, streams: Iterable[int], mode: str) -> None:
+        self.wanted = np.array(sorted(set(streams)), np.int64)
+        self.engine = None if mode == "improved" else Analyzer("improved")
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.model: Model | None = None
+
+    def feed(self, chunk: Chunk) -> None:
+        assert chunk.annotations is not None
+        s = chunk.annotations["stream"]
+        idx = np.flatnonzero(np.isin(s, self.wanted))
+        if not idx.size:
+            return
+        rec = chunk.records[idx]
+        ts = chunk.ts_ns[idx]
+        if self.engine is None:
+            ann = chunk.annotations[idx]
+        else:
+            b = chunk.batch
+            ann = self.engine.feed(rec, ts, np.asarray(b.frame_numbers)[idx],
+                                   np.asarray(b.iface, dtype=np.uint16)[idx])
+            ann["stream"] = s[idx]   # the second engine numbers its streams itself
+        self._parts.append((rfn.repack_fields(ann[list(_ANN)]),
+                            rfn.repack_fields(rec[list(_REC)]), ts))
+
+    def finish(self, result: Result) -> None:
+        if not self._parts:
+            return
+        ann, rec, ts = (np.concatenate(p) for p in zip(*self._parts))
+        self._parts = []
+        self.model = Model(ann, rec, ts)
+
+
+def is_long(story: ConnectionStory) -> bool:
+    return len(story.steps) > LONG_MIN
+
+
+def frame_items(story: ConnectionStory, first: int, last: int,
+                group_min: int | None) -> list[Step | Run | Chapter]:
+    """The packets of frames `first`..`last`, narrated as a short story's are."""
+    steps = [s for s in story.steps if first <= s.frame <= last]
+    head = Chapter(first, [Fact("episode.frames", {"first": first, "last": last,
+                                                   "count": len(steps),
+                                                   "packets": len(story.steps)})])
+    return [head, *fold(steps, group_min)]
+
+
+def episode_items(story: ConnectionStory, model: Model | None,
+                  group_min: int | None) -> list[Step | Run | Chapter]:
+    """The story's items told by episodes: opening, chapters of the transfer, closing."""
+    steps = story.steps
+    first_data = next((k for k, s in enumerate(steps) if s.length), len(steps))
+    open_end = min(first_data + 1, ENDS)
+    fin = next((k for k, s in enumerate(steps) if "F" in s.flags or "R" in s.flags), len(steps))
+    close_start = max(min(fin, len(steps) - ENDS), open_end)
+    middle = steps[open_end:close_start]
+    items: list[Step | Run | Chapter] = list(fold(steps[:open_end], group_min))
+    if middle:
+        by_frame = {s.frame: s for s in middle}
+        t0 = steps[0].ts_ns
+        chapters: list[Chapter] = []
+        eps: list[congestion.Episode] = []
+        if model is not None:
+            m = model
+            eps = congestion.episodes(m.annotations, m.ts_ns, story.stream)
+            rounds = congestion.rounds(m.records, m.annotations, m.ts_ns, story.stream)
+            chapters += _phases(rounds, eps, middle[-1].frame, t0)
+            chapters += _recoveries(eps, by_frame, t0)
+        rtt = story.lifecycle.handshake_rtt if story.lifecycle is not None else None
+        chapters += _stalls(middle, t0) + _idle(middle, rtt or 0.0)
+        chapters.sort(key=lambda c: c.first)
+        items.append(Chapter(middle[0].frame, [Fact("episode.transfer", {
+            "first": middle[0].frame, "last": middle[-1].frame, "count": len(middle),
+            "duration": (middle[-1].ts_ns - middle[0].ts_ns) / 1e9, "stream": story.stream})]))
+        if not chapters:
+            items.append(Chapter(middle[0].frame, [Fact("episode.no_model")]))
+        items.extend(chapters)
+        # zoom in on the first recovery, else on the transfer's start: 100 packets
+        at = next((k for k, s in enumerate(middle) if s.frame == eps[0].start_frame), 0) \
+            if eps else 0
+        span = middle[at:at + 100]
+        items.append(Chapter(middle[-1].frame, [Fact("episode.zoom", {
+            "stream": story.stream, "first": span[0].frame, "last": span[-1].frame})]))
+    items.extend(fold(steps[close_start:], group_min))
+    return items
+
+
+def _t(ts_ns: int, t0: int) -> float:
+    return round((ts_ns - t0) / 1e9, 3)
+
+
+def _phases(rounds: np.ndarray, eps: list[congestion.Episode], last_frame: int,
+            t0: int) -> list[Chapter]:
+    """The first slow start, then the rest as one steady state (with how often slow
+    start began again), from the round trips."""
+    if not rounds.size:
+        return []
+    slow = np.array([congestion.PHASES[p] == "slow_start" for p in rounds["phase"]])
+    k = int(np.argmin(slow)) if not slow.all() else int(rounds.size)
+    out = []
+    for a, b in ((0, k), (k, int(rounds.size))):
+        if a == b:
+            continue
+        r = rounds[a:b]
+        first = int(r["frame"][0])
+        last_ts = int(r["ts_ns"][-1] + r["duration_ns"][-1])
+        cwnd = r["cwnd"]
+        delivered = int(r["delivered"].sum())
+        secs = max(last_ts - int(r["ts_ns"][0]), 1) / 1e9
+        params = {"first": first, "last": int(rounds["frame"][b]) - 1 if b < rounds.size
+                  else last_frame, "t0": _t(int(r["ts_ns"][0]), t0), "t1": _t(last_ts, t0),
+                  "rounds": b - a, "bytes": delivered,
+                  "mbps": round(delivered * 8 / secs / 1e6, 1)}
+        if a == 0 and k > 0:
+            out.append(Chapter(first, [Fact("episode.slow_start", {
+                **params, "cwnd0": int(cwnd[0]), "cwnd1": int(cwnd.max())})]))
+            continue
+        inside = sum(1 for e in eps if params["first"] <= e.start_frame <= params["last"])
+        facts = [Fact("episode.steady", {**params, "lo": int(cwnd.min()), "hi": int(cwnd.max()),
+                                         "median": int(np.median(cwnd)), "episodes": inside})]
+        again = slow[a:b]
+        restarts = int(np.count_nonzero(again[1:] & ~again[:-1]) + again[0])
+        if restarts:
+            facts.append(Fact("episode.restarts", {"count": restarts,
+                                                   "rounds": int(again.sum())}))
+        out.append(Chapter(first, facts))
+    return out
+
+
+def _recoveries(eps: list[congestion.Episode], by_frame: dict[int, Step],
+                t0: int) -> list[Chapter]:
+    """The first recoveries, and the notable ones (RTOs, undone), told; the rest counted."""
+    told = set(range(min(DETAILED, len(eps))))
+    for kind in ("rto", "spurious"):
+        more = [k for k, e in enumerate(eps) if k not in told
+                and (e.spurious if kind == "spurious" else e.trigger == kind)]
+        told.update(more[:NOTABLE])
+    out = []
+    for k in sorted(told):
+        e = eps[k]
+        params = {"n": k + 1, "start": e.start_frame, "t": _t(e.start_ns, t0),
+                  "lost": e.lost, "retx": e.retransmitted,
+                  "how": [Fact(f"episode.by.{e.trigger}")]}
+        if e.end_frame is None or e.end_ns is None:
+            facts = [Fact("episode.recovery_open", params)]
+        else:
+            facts = [Fact("episode.recovery", {**params, "end": e.end_frame,
+                                               "dur": (e.end_ns - e.start_ns) / 1e9})]
+        if e.spurious:
+            facts.append(Fact("episode.undone"))
+        step = by_frame.get(e.start_frame)
+        out.append(Chapter(e.start_frame, facts, [step] if step is not None else []))
+    rest = [e for k, e in enumerate(eps) if k not in told]
+    if rest:
+        triggers = Counter(e.trigger for e in rest)
+        out.append(Chapter(rest[0].start_frame, [Fact("episode.more", {
+            "count": len(rest), "lost": sum(e.lost for e in rest),
+            "retx": sum(e.retransmitted for e in rest),
+            "first": rest[0].start_frame, "last": rest[-1].start_frame,
+            "triggers": [f"{t} {n}" for t, n in triggers.most_common()]})]))
+    return out
+
+
+def _stalls(steps: list[Step], t0: int) -> list[Chapter]:
+    """Zero-window stalls: a side's zero window until it advertises an open one again."""
+    stalls: list[tuple[Step, Step | None, int]] = []
+    open_: dict[bool, tuple[Step, int]] = {}
+    for s in steps:
+        if "zero_window" in s.tags and s.from_server not in open_:
+            open_[s.from_server] = (s, 0)
+        elif "zero_window_probe" in s.tags and (not s.from_server) in open_:
+            z, n = open_[not s.from_server]
+            open_[not s.from_server] = (z, n + 1)
+        elif s.from_server in open_ and s.win > 0 and "zero_window" not in s.tags:
+            z, n = open_.pop(s.from_server)
+            stalls.append((z, s, n))
+    stalls += [(z, None, n) for z, n in open_.values()]
+    stalls.sort(key=lambda x: x[0].frame)
+    out = []
+    for z, end, probes in stalls[:STALLS]:
+        params = {"side": z.sender, "frame": z.frame, "t": _t(z.ts_ns, t0), "probes": probes}
+        if end is None:
+            fact = Fact("episode.zero_window_open", params)
+        else:
+            fact = Fact("episode.zero_window", {**params, "until": end.frame,
+                                                "dur": (end.ts_ns - z.ts_ns) / 1e9})
+        out.append(Chapter(z.frame, [fact], [z]))
+    if len(stalls) > STALLS:
+        rest = stalls[STALLS:]
+        out.append(Chapter(rest[0][0].frame, [Fact("episode.more_zero", {
+            "count": len(rest), "first": rest[0][0].frame, "last": rest[-1][0].frame})]))
+    return out
+
+
+def _idle(steps: list[Step], rtt: float) -> list[Chapter]:
+    """Silences of at least `IDLE_MIN_S` and `IDLE_RTTS` handshake round trips (`rtt`)."""
+    least = max(IDLE_MIN_S, IDLE_RTTS * rtt)
+    ts = np.array([s.ts_ns for s in steps], np.int64)
+    gaps = np.flatnonzero(np.diff(ts) >= least * 1e9)
+    out = []
+    for k in gaps[:STALLS].tolist():
+        a, b = steps[k], steps[k + 1]
+        out.append(Chapter(b.frame, [Fact("episode.idle", {
+            "gap": (b.ts_ns - a.ts_ns) / 1e9, "first": a.frame, "last": b.frame,
+            "t": round(a.t, 3)})]))
+    if gaps.size > STALLS:
+        rest = gaps[STALLS:]
+        out.append(Chapter(steps[int(rest[0]) + 1].frame, [Fact("episode.more_idle", {
+            "count": int(rest.size),
+            "total": float((ts[rest + 1] - ts[rest]).sum()) / 1e9})]))
+    return out

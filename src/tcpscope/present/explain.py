@@ -122,7 +122,7 @@ def _chapter_lines(cat: Catalogue, story: ConnectionStory, ch: Chapter,
     lines: list[Line] = [[(ln, "head" if k == 0 else None)] for k, ln in
                          enumerate(wrap(cat.render(head.id, head.params), width, "• ", "  "))]
     for f in rest:
-        lines.extend(_fact_lines(cat, f, "  ", None, width))
+        lines.extend([[(ln, None)] for ln in wrap(cat.render(f.id, f.params), width, "  ", "  ")])
     for step in ch.steps:
         lines.extend(_step_lines(cat, story, step, width))
     return lines

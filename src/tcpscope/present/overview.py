@@ -84,9 +84,13 @@ class Overview:
         return sorted(self.rows, key=lambda r: (-sum(r.bytes), r.stream))[:n]
 
     def interesting(self, n: int = TOP) -> list[ConnRow]:
-        """The connections most worth reading: more kinds of trouble, then more of it."""
-        ranked = sorted(self.rows, key=lambda r: (-r.score, r.stream))
-        return [r for r in ranked[:n] if r.score > 0]
+        """The connections most worth reading: more kinds of trouble, then more of it;
+        one per server first (a capture's twenty alike transfers are told by one)."""
+        ranked = [r for r in sorted(self.rows, key=lambda r: (-r.score, r.stream)) if r.score > 0]
+        seen: set[str] = set()
+        first = [r for r in ranked if not (r.server in seen or seen.add(r.server))]
+        rest = [r for r in ranked if r not in first[:n]]
+        return (first[:n] + rest)[:n]
 
 
 def _score(life: Lifecycle, nbytes: int) -> float:

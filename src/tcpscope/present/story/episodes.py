@@ -43,8 +43,10 @@ __all__ = ["LONG_MIN", "Chapter", "ModelRows", "Model", "is_long", "episode_item
 LONG_MIN = 1000
 #: Recovery episodes told one by one (with the packet that began each); more RTOs and
 #: spurious recoveries are added up to `NOTABLE`.
-DETAILED = 4
-NOTABLE = 2
+DETAILED = 3
+NOTABLE = 1
+#: Of those, how many are told with the packet that began them.
+NARRATED = 2
 #: Zero-window stalls and idle gaps told one by one (each kind).
 STALLS = 4
 #: A silence at least this long, and this many times the handshake's round trip, is idle.
@@ -134,8 +136,10 @@ def episode_items(story: ConnectionStory, model: Model | None,
     steps = story.steps
     first_data = next((k for k, s in enumerate(steps) if s.length), len(steps))
     open_end = min(first_data + 1, ENDS)
-    fin = next((k for k, s in enumerate(steps) if "F" in s.flags or "R" in s.flags), len(steps))
-    close_start = max(min(fin, len(steps) - ENDS), open_end)
+    # the teardown from its first FIN or RST, if among the last packets; else the last two
+    ends = next((k for k in range(max(len(steps) - ENDS, 0), len(steps))
+                 if "F" in steps[k].flags or "R" in steps[k].flags), len(steps) - 2)
+    close_start = max(ends, open_end)
     middle = steps[open_end:close_start]
     items: list[Step | Run | Chapter] = list(fold(steps[:open_end], group_min))
     if middle:
@@ -212,7 +216,8 @@ def _phases(rounds: np.ndarray, eps: list[congestion.Episode], last_frame: int,
 
 def _recoveries(eps: list[congestion.Episode], by_frame: dict[int, Step],
                 t0: int) -> list[Chapter]:
-    """The first recoveries, and the notable ones (RTOs, undone), told; the rest counted."""
+    """The first recoveries, and the notable ones (RTOs, undone), told (the first
+    `NARRATED` with their packet); the rest counted."""
     told = set(range(min(DETAILED, len(eps))))
     for kind in ("rto", "spurious"):
         more = [k for k, e in enumerate(eps) if k not in told
@@ -231,7 +236,7 @@ def _recoveries(eps: list[congestion.Episode], by_frame: dict[int, Step],
                                                "dur": (e.end_ns - e.start_ns) / 1e9})]
         if e.spurious:
             facts.append(Fact("episode.undone"))
-        step = by_frame.get(e.start_frame)
+        step = by_frame.get(e.start_frame) if len(out) < NARRATED else None
         out.append(Chapter(e.start_frame, facts, [step] if step is not None else []))
     rest = [e for k, e in enumerate(eps) if k not in told]
     if rest:

@@ -123,11 +123,15 @@ def collect_report(source: Source, *, lang: str = "en", mode: str = "improved",
         m = _only(model.model, r.stream)
         d = Detail(r, st, m)
         g = graphs[r.stream]
+        ctx = g.context(lang=lang, width=GRAPH_WIDTH, result=result)
         for kind, col in g.collectors.items():
             try:
-                d.figures.append(col.figure(g.context(lang=lang, width=GRAPH_WIDTH,
-                                                      result=result)))
+                fig = col.figure(ctx)
             except GraphUnavailable:
+                fig = None
+            if fig is not None and any(len(ly) for ly in fig.layers):
+                d.figures.append(fig)
+            else:     # the cwnd graph without the sender model (wireshark mode)
                 d.missing.append(kind)
         out.append(d)
     return ReportData(ov, out, mode, lang)

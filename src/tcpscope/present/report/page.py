@@ -174,7 +174,7 @@ def _table(cat: Catalogue, rows: list[ConnRow], detailed: set[int]) -> str:
         flags = ", ".join(f"{cat.term('term.flag', k)} {v}" for k, v in sorted(r.anomalies.items()))
         cells = [
             (r.stream, stream, "num"), (r.client, _e(r.client), ""), (r.server, _e(r.server), ""),
-            (r.packets, r.packets, "num"), (sum(r.bytes), sum(r.bytes), "num"),
+            (r.packets, r.packets, "num"), (sum(r.bytes), _e(cat.size(sum(r.bytes))), "num"),
             (round(r.duration, 6), f"{r.duration:.3f}", "num"), (hs, _e(hs), ""), (td, _e(td), ""),
             (r.anomaly_count, f'<span title="{_e(flags)}">{r.anomaly_count}</span>', "num"),
             (f"{r.client_final} {r.server_final}", f"{r.client_final} / {r.server_final}", ""),

@@ -43,10 +43,10 @@ __all__ = ["LONG_MIN", "Chapter", "ModelRows", "Model", "is_long", "episode_item
 LONG_MIN = 1000
 #: Recovery episodes told one by one (with the packet that began each); more RTOs and
 #: spurious recoveries are added up to `NOTABLE`.
-DETAILED = 3
+DETAILED = 2
 NOTABLE = 1
 #: Of those, how many are told with the packet that began them.
-NARRATED = 2
+NARRATED = 1
 #: Zero-window stalls and idle gaps told one by one (each kind).
 STALLS = 4
 #: A silence at least this long, and this many times the handshake's round trip, is idle.
@@ -135,7 +135,7 @@ def episode_items(story: ConnectionStory, model: Model | None,
     """The story's items told by episodes: opening, chapters of the transfer, closing."""
     steps = story.steps
     first_data = next((k for k, s in enumerate(steps) if s.length), len(steps))
-    open_end = min(first_data + 1, ENDS)
+    open_end = min(first_data, ENDS)
     # the teardown from its first FIN or RST, if among the last packets; else the last two
     ends = next((k for k in range(max(len(steps) - ENDS, 0), len(steps))
                  if "F" in steps[k].flags or "R" in steps[k].flags), len(steps) - 2)
@@ -156,18 +156,19 @@ def episode_items(story: ConnectionStory, model: Model | None,
         rtt = story.lifecycle.handshake_rtt if story.lifecycle is not None else None
         chapters += _stalls(middle, t0) + _idle(middle, rtt or 0.0)
         chapters.sort(key=lambda c: c.first)
-        items.append(Chapter(middle[0].frame, [Fact("episode.transfer", {
-            "first": middle[0].frame, "last": middle[-1].frame, "count": len(middle),
-            "duration": (middle[-1].ts_ns - middle[0].ts_ns) / 1e9, "stream": story.stream})]))
-        if not chapters:
-            items.append(Chapter(middle[0].frame, [Fact("episode.no_model")]))
-        items.extend(chapters)
         # zoom in on the first recovery, else on the transfer's start: 100 packets
         at = next((k for k, s in enumerate(middle) if s.frame == eps[0].start_frame), 0) \
             if eps else 0
         span = middle[at:at + 100]
-        items.append(Chapter(middle[-1].frame, [Fact("episode.zoom", {
-            "stream": story.stream, "first": span[0].frame, "last": span[-1].frame})]))
+        items.append(Chapter(middle[0].frame, [
+            Fact("episode.transfer", {
+                "first": middle[0].frame, "last": middle[-1].frame, "count": len(middle),
+                "duration": (middle[-1].ts_ns - middle[0].ts_ns) / 1e9, "stream": story.stream}),
+            Fact("episode.zoom", {"stream": story.stream, "first": span[0].frame,
+                                  "last": span[-1].frame})]))
+        if not chapters:
+            items.append(Chapter(middle[0].frame, [Fact("episode.no_model")]))
+        items.extend(chapters)
     items.extend(fold(steps[close_start:], group_min))
     return items
 
@@ -241,7 +242,8 @@ def _recoveries(eps: list[congestion.Episode], by_frame: dict[int, Step],
     rest = [e for k, e in enumerate(eps) if k not in told]
     if rest:
         triggers = Counter(e.trigger for e in rest)
-        out.append(Chapter(rest[0].start_frame, [Fact("episode.more", {
+        # told after the recoveries named one by one
+        out.append(Chapter(max(rest[-1].start_frame, out[-1].first), [Fact("episode.more", {
             "count": len(rest), "lost": sum(e.lost for e in rest),
             "retx": sum(e.retransmitted for e in rest),
             "first": rest[0].start_frame, "last": rest[-1].start_frame,

@@ -175,3 +175,24 @@ def test_model_rows_of_a_second_engine_equal_improved_mode(bulk):
     run(bulk, [i], Options(mode="improved"))
     for col in ("cwnd_est", "cc_event", "cc_round", "cc_phase", "frame"):
         assert np.array_equal(w.model.annotations[col], i.model.annotations[col]), col
+
+
+def test_lazy_long_story_tells_what_the_full_one_tells(bulk):
+    """build_long_story narrates only the packets it tells; its chapters, the packets it
+    narrates, its introduction and summary are those of the story built packet by packet."""
+    a, extra = collect(bulk, [0])
+    full = build_story(a, 0, extra)
+    _, model = _model(bulk)
+    full.items = episode_items(full, model, 8)
+    lazy = ep_mod.build_long_story(a, 0, extra, model)
+    assert lazy.intro == full.intro and lazy.summary == full.summary
+
+    def shape(items):
+        return [(type(i).__name__, i.facts if isinstance(i, Chapter) else None,
+                 [s.frame for s in i.steps] if isinstance(i, Chapter) else i.frame
+                 if not hasattr(i, "steps") else [s.frame for s in i.steps])
+                for i in items]
+
+    assert shape(lazy.items) == shape(full.items)
+    # the packets of the handshake are told alike
+    assert lazy.items[0].facts == full.items[0].facts

@@ -22,7 +22,7 @@ from ..pipeline import Chunk, Options, Result, StreamNotFound, run
 from .i18n import Catalogue, catalogue, dwidth, truncate, wrap
 from .ladder import build_ladder, label, render_text_rows
 from .story import GROUP_MIN, ConnectionStory, Fact, Run, Step, StoryCollector, build_story
-from .story.episodes import Chapter, ModelRows, episode_items, frame_items, is_long
+from .story.episodes import Chapter, ModelRows, build_long_story, frame_items, long_stream
 
 __all__ = ["Span", "Line", "explain_story", "write_explain", "render_lines", "ProgressFile",
            "WIDTH", "MAX_STREAMS"]
@@ -205,11 +205,13 @@ def write_explain(source: str | os.PathLike | BinaryIO, out: IO[str], *,
                                  f"stream{'s' if total != 1 else ''}: 0-{total - 1})"
                                  if total else "no TCP stream in the capture")
     for k, s in enumerate(chosen):
-        st = build_story(analysis, s, extra, group_min=group_min)
-        if frames is not None:
-            st.items = frame_items(st, frames[0], frames[1], group_min)
-        elif group_min is not None and is_long(st):
-            st.items = episode_items(st, model.model, group_min)
+        if long_stream(analysis, s) and (group_min is not None or frames is not None):
+            st = build_long_story(analysis, s, extra, model.model, group_min=group_min,
+                                  frames=frames)
+        else:
+            st = build_story(analysis, s, extra, group_min=group_min)
+            if frames is not None:
+                st.items = frame_items(st, frames[0], frames[1], group_min)
         lines = explain_story(st, lang)
         if k:
             lines = [[("─" * WIDTH, "dim")], []] + lines

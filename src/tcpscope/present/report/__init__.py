@@ -34,7 +34,7 @@ from ..graph import GraphSet, GraphUnavailable
 from ..graph.figure import Figure
 from ..overview import ConnRow, Overview, OverviewCollector
 from ..story import ConnectionStory, Extra, StoryCollector, build_story
-from ..story.episodes import Model, ModelRows, episode_items, is_long
+from ..story.episodes import Model, ModelRows, build_long_story, long_stream
 
 __all__ = ["DETAILS", "TABLE_MAX", "STORY_MAX", "Detail", "ReportData", "collect_report",
            "write_report"]
@@ -140,10 +140,9 @@ def collect_report(source: Source, *, lang: str = "en", mode: str = "improved",
 def _story(analysis: Analysis | None, extra: Extra, stream: int,
            model: Model | None) -> ConnectionStory:
     assert analysis is not None
-    st = build_story(analysis, stream, extra)
-    if is_long(st):
-        st.items = episode_items(st, _only(model, stream), 8)
-    return st
+    if long_stream(analysis, stream):
+        return build_long_story(analysis, stream, extra, _only(model, stream))
+    return build_story(analysis, stream, extra)
 
 
 def _only(model: Model | None, stream: int) -> Model | None:

@@ -23,7 +23,8 @@ from ..graph.html import html_fragment
 from ..i18n import Catalogue, catalogue
 from ..ladder import build_ladder, render_svg
 from ..overview import ConnRow, overview_facts
-from ..story.episodes import Chapter
+from ..story import ConnectionStory, Run, Step
+from ..story.episodes import Chapter, is_long
 from ..timeline import Timeline
 from . import ANOMALIES, LADDER_ROWS, ROUNDS, STORY_MAX, TABLE_MAX, Detail, ReportData
 
@@ -232,8 +233,14 @@ def _graphs(cat: Catalogue, d: Detail) -> str:
 
 def _anomalies(cat: Catalogue, d: Detail) -> str:
     assert d.story is not None
-    found = [(s, f) for s in d.story.steps for f in s.facts if f.id.startswith("anom.")]
+    st = d.story
     out = [f"<h3>{_e(cat.render('report.anomalies'))}</h3>"]
+    if is_long(st):     # only the packets it narrates have their facts
+        told = sorted({s.frame: s for s in _narrated(st)}.items())
+        found = [(s, f) for _, s in told for f in s.facts if f.id.startswith("anom.")]
+        out.append(f'<p class="muted">{_e(cat.render("report.anomalies_long"))}</p>')
+    else:
+        found = [(s, f) for s in st.steps for f in s.facts if f.id.startswith("anom.")]
     if not found:
         out.append(f"<p>{_e(cat.render('sum.no_anomalies'))}</p>")
         return "\n".join(out)
@@ -243,6 +250,13 @@ def _anomalies(cat: Catalogue, d: Detail) -> str:
     if len(found) > ANOMALIES:
         out.append(f'<p class="note">{_e(cat.render("report.anomalies_capped", {"shown": ANOMALIES, "count": len(found), "stream": d.row.stream}))}</p>')
     return "\n".join(out)
+
+
+def _narrated(st: ConnectionStory) -> list[Step]:
+    out: list[Step] = []
+    for item in st.items:
+        out += item.steps if isinstance(item, (Run, Chapter)) else [item]
+    return out
 
 
 _IDS = re.compile(r'(id="|url\(#|href="#)(head-)')

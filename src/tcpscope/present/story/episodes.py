@@ -24,20 +24,24 @@ streams' packets (a connection's model depends only on its own packets).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.lib import recfunctions as rfn
 
 from ...analysis import congestion
-from ...analysis.engine import Analyzer
-from ...pipeline import Chunk, Result
-from .model import ConnectionStory, Fact, Run, Step
-from .summary import fold
+from ...analysis.annotation import flag_names
+from ...analysis.connections import decode
+from ...analysis.engine import Analysis, Analyzer
+from ...pipeline import Chunk, Result, StreamNotFound
+from ...wire.text import format_endpoint, tcp_flags_text
+from .model import GROUP_MIN, ConnectionStory, Extra, Fact, Run, Step
+from .packets import Teller
+from .summary import fold, intro_facts, summary_facts
 
-__all__ = ["LONG_MIN", "Chapter", "ModelRows", "Model", "is_long", "episode_items",
-           "frame_items"]
+__all__ = ["LONG_MIN", "Chapter", "ModelRows", "Model", "Brief", "is_long", "episode_items",
+           "frame_items", "build_long_story", "long_stream"]
 
 #: A connection with more packets than this is told by episodes.
 LONG_MIN = 1000
@@ -70,6 +74,7 @@ class Chapter:
     first: int               #: its first frame
     facts: list[Fact]
     steps: list[Step] = field(default_factory=list)  #: packets narrated with it
+    want: list[int] = field(default_factory=list)    #: their indexes in the story's packets
 
 
 @dataclass
@@ -120,57 +125,159 @@ def is_long(story: ConnectionStory) -> bool:
     return len(story.steps) > LONG_MIN
 
 
-def frame_items(story: ConnectionStory, first: int, last: int,
-                group_min: int | None) -> list[Step | Run | Chapter]:
+def long_stream(analysis: Analysis, stream: int) -> bool:
+    """The stream has more than `LONG_MIN` packets in `analysis`."""
+    return int(analysis.stream(stream).size) > LONG_MIN
+
+
+class Brief:
+    """A packet of a long story that is not narrated: what its chapters and summary read
+    of it (a `Step` has the same attributes, and its facts)."""
+
+    __slots__ = ("frame", "ts_ns", "t", "from_server", "length", "tags", "flags", "win")
+
+    def __init__(self, frame: int, ts_ns: int, t: float, from_server: bool, length: int,
+                 tags: tuple[str, ...], flags: str, win: int) -> None:
+        self.frame, self.ts_ns, self.t, self.from_server = frame, ts_ns, t, from_server
+        self.length, self.tags, self.flags, self.win = length, tags, flags, win
+
+    @property
+    def sender(self) -> str:
+        return "server" if self.from_server else "client"
+
+
+def build_long_story(analysis: Analysis, stream: int, extra: Extra | None, model: Model | None,
+                     *, group_min: int | None = GROUP_MIN,
+                     frames: tuple[int, int] | None = None) -> ConnectionStory:
+    """The story of a long connection by episodes (or of `frames` only), narrating just
+    the packets it tells: its other packets stay `Brief`, so memory does not grow with
+    a Step and its facts per packet. The same story as `episode_items` makes of
+    `build_story`'s (the narrated packets are told by the same `Teller`, in order)."""
+    rows = analysis.stream(stream)
+    if not rows.size:
+        raise StreamNotFound(f"no TCP stream {stream} in the capture")
+    conn_row = analysis.connections[analysis.connections["stream"] == stream][0]
+    conn = decode(conn_row)
+    life = analysis.lifecycles[stream]
+    teller = Teller(analysis, stream, rows, conn_row, life, extra or Extra())
+    briefs = _briefs(analysis, rows, teller.from_server)
+
+    def tell(ks: list[int]) -> list[Step]:
+        return [teller.step(k) for k in ks]
+
+    story = ConnectionStory(
+        stream=stream, client=format_endpoint(conn.client.addr, conn.client.port),
+        server=format_endpoint(conn.server.addr, conn.server.port), initial=teller.initial,
+        intro=intro_facts(stream, conn, teller.initial, briefs),  # type: ignore[arg-type]
+        steps=briefs, items=[],  # type: ignore[arg-type]
+        summary=summary_facts(life, briefs), lifecycle=life)  # type: ignore[arg-type]
+    if frames is not None:
+        story.items = frame_items(story, frames[0], frames[1], group_min, tell)
+    else:
+        story.items = episode_items(story, model, group_min, tell)
+    return story
+
+
+def _briefs(a: Analysis, rows: np.ndarray, from_server: np.ndarray) -> list[Brief]:
+    ts = a.ts_ns[rows]
+    t0 = int(ts[0])
+    recs = a.records[rows]
+    tags: dict[int, tuple[str, ...]] = {}
+    letters: dict[int, str] = {}
+    out = []
+    for frame, t, fs, n, f, fl, win in zip(
+            a.frames[rows].tolist(), ts.tolist(), np.asarray(from_server).tolist(),
+            recs["payload_len"].tolist(), a.annotations["flags"][rows].tolist(),
+            recs["tcp_flags"].tolist(), recs["win"].tolist()):
+        if f not in tags:
+            tags[f] = tuple(flag_names(f))
+        if fl not in letters:
+            letters[fl] = tcp_flags_text(fl)
+        out.append(Brief(frame, t, (t - t0) / 1e9, bool(fs), n, tags[f], letters[fl], win))
+    return out
+
+
+#: The narrated `Step` of each packet index asked for (ascending): a `Teller` tells them
+#: in order, so what it has taught before carries on.
+Tell = Callable[[list[int]], list[Step]]
+
+
+def _all_told(steps: Sequence[Step]) -> Tell:
+    return lambda ks: [steps[k] for k in ks]
+
+
+def frame_items(story: ConnectionStory, first: int, last: int, group_min: int | None,
+                tell: Tell | None = None) -> list[Step | Run | Chapter]:
     """The packets of frames `first`..`last`, narrated as a short story's are."""
-    steps = [s for s in story.steps if first <= s.frame <= last]
+    ks = [k for k, s in enumerate(story.steps) if first <= s.frame <= last]
+    steps = (tell or _all_told(story.steps))(ks)
     head = Chapter(first, [Fact("episode.frames", {"first": first, "last": last,
                                                    "count": len(steps),
                                                    "packets": len(story.steps)})])
     return [head, *fold(steps, group_min)]
 
 
-def episode_items(story: ConnectionStory, model: Model | None,
-                  group_min: int | None) -> list[Step | Run | Chapter]:
-    """The story's items told by episodes: opening, chapters of the transfer, closing."""
+def episode_items(story: ConnectionStory, model: Model | None, group_min: int | None,
+                  tell: Tell | None = None) -> list[Step | Run | Chapter]:
+    """The story's items told by episodes: opening, chapters of the transfer, closing.
+
+    `story.steps` may be `Brief` packets (`build_long_story`): `tell` then narrates
+    the few that are told one by one."""
     steps = story.steps
-    first_data = next((k for k, s in enumerate(steps) if s.length), len(steps))
+    n = len(steps)
+    first_data = next((k for k, s in enumerate(steps) if s.length), n)
     open_end = min(first_data, ENDS)
     # the teardown from its first FIN or RST, if among the last packets; else the last two
-    ends = next((k for k in range(max(len(steps) - ENDS, 0), len(steps))
-                 if "F" in steps[k].flags or "R" in steps[k].flags), len(steps) - 2)
+    ends = next((k for k in range(max(n - ENDS, 0), n)
+                 if "F" in steps[k].flags or "R" in steps[k].flags), n - 2)
     close_start = max(ends, open_end)
-    middle = steps[open_end:close_start]
-    items: list[Step | Run | Chapter] = list(fold(steps[:open_end], group_min))
-    if middle:
-        by_frame = {s.frame: s for s in middle}
-        t0 = steps[0].ts_ns
-        chapters: list[Chapter] = []
-        eps: list[congestion.Episode] = []
-        if model is not None:
-            m = model
-            eps = congestion.episodes(m.annotations, m.ts_ns, story.stream)
-            rounds = congestion.rounds(m.records, m.annotations, m.ts_ns, story.stream)
-            chapters += _phases(rounds, eps, middle[-1].frame, t0)
-            chapters += _recoveries(eps, by_frame, t0)
-        rtt = story.lifecycle.handshake_rtt if story.lifecycle is not None else None
-        chapters += _stalls(middle, t0) + _idle(middle, rtt or 0.0)
-        chapters.sort(key=lambda c: c.first)
-        # zoom in on the first recovery, else on the transfer's start: 100 packets
-        at = next((k for k, s in enumerate(middle) if s.frame == eps[0].start_frame), 0) \
-            if eps else 0
-        span = middle[at:at + 100]
-        items.append(Chapter(middle[0].frame, [
-            Fact("episode.transfer", {
-                "first": middle[0].frame, "last": middle[-1].frame, "count": len(middle),
-                "duration": (middle[-1].ts_ns - middle[0].ts_ns) / 1e9, "stream": story.stream}),
-            Fact("episode.zoom", {"stream": story.stream, "first": span[0].frame,
-                                  "last": span[-1].frame})]))
-        if not chapters:
-            items.append(Chapter(middle[0].frame, [Fact("episode.no_model")]))
-        items.extend(chapters)
-    items.extend(fold(steps[close_start:], group_min))
-    return items
+    chapters: list[Chapter] = []
+    if open_end < close_start:
+        chapters = _transfer(story, model, open_end, close_start)
+    want = sorted({*range(open_end), *range(close_start, n),
+                   *(k for c in chapters for k in c.want)})
+    told = dict(zip(want, (tell or _all_told(steps))(want)))
+    for c in chapters:
+        c.steps = [told[k] for k in c.want]
+    return [*fold([told[k] for k in range(open_end)], group_min), *chapters,
+            *fold([told[k] for k in range(close_start, n)], group_min)]
+
+
+def _transfer(story: ConnectionStory, model: Model | None, lo: int, hi: int) -> list[Chapter]:
+    """The chapters of packets `lo`..`hi` - 1: the transfer's heading, then its phases,
+    recoveries, zero-window stalls and idle gaps in the order they began."""
+    steps = story.steps
+    middle = steps[lo:hi]
+    frames = np.fromiter((s.frame for s in steps), np.int64, len(steps))
+
+    def index(frame: int) -> int | None:
+        k = int(np.searchsorted(frames, frame))
+        return k if lo <= k < hi and frames[k] == frame else None
+
+    t0 = steps[0].ts_ns
+    chapters: list[Chapter] = []
+    eps: list[congestion.Episode] = []
+    if model is not None:
+        m = model
+        eps = congestion.episodes(m.annotations, m.ts_ns, story.stream)
+        rounds = congestion.rounds(m.records, m.annotations, m.ts_ns, story.stream)
+        chapters += _phases(rounds, eps, middle[-1].frame, t0)
+        chapters += _recoveries(eps, index, t0)
+    rtt = story.lifecycle.handshake_rtt if story.lifecycle is not None else None
+    chapters += _stalls(middle, lo, t0) + _idle(middle, rtt or 0.0)
+    chapters.sort(key=lambda c: c.first)
+    # zoom in on the first recovery, else on the transfer's start: 100 packets
+    at = (index(eps[0].start_frame) or lo) if eps else lo
+    span = steps[at:min(at + 100, hi)]
+    head = Chapter(middle[0].frame, [
+        Fact("episode.transfer", {
+            "first": middle[0].frame, "last": middle[-1].frame, "count": len(middle),
+            "duration": (middle[-1].ts_ns - middle[0].ts_ns) / 1e9, "stream": story.stream}),
+        Fact("episode.zoom", {"stream": story.stream, "first": span[0].frame,
+                              "last": span[-1].frame})])
+    if not chapters:
+        chapters.append(Chapter(middle[0].frame, [Fact("episode.no_model")]))
+    return [head, *chapters]
 
 
 def _t(ts_ns: int, t0: int) -> float:
@@ -215,7 +322,7 @@ def _phases(rounds: np.ndarray, eps: list[congestion.Episode], last_frame: int,
     return out
 
 
-def _recoveries(eps: list[congestion.Episode], by_frame: dict[int, Step],
+def _recoveries(eps: list[congestion.Episode], index: Callable[[int], int | None],
                 t0: int) -> list[Chapter]:
     """The first recoveries, and the notable ones (RTOs, undone), told (the first
     `NARRATED` with their packet); the rest counted."""
@@ -237,8 +344,8 @@ def _recoveries(eps: list[congestion.Episode], by_frame: dict[int, Step],
                                                "dur": (e.end_ns - e.start_ns) / 1e9})]
         if e.spurious:
             facts.append(Fact("episode.undone"))
-        step = by_frame.get(e.start_frame) if len(out) < NARRATED else None
-        out.append(Chapter(e.start_frame, facts, [step] if step is not None else []))
+        k = index(e.start_frame) if len(out) < NARRATED else None
+        out.append(Chapter(e.start_frame, facts, want=[k] if k is not None else []))
     rest = [e for k, e in enumerate(eps) if k not in told]
     if rest:
         triggers = Counter(e.trigger for e in rest)
@@ -251,13 +358,16 @@ def _recoveries(eps: list[congestion.Episode], by_frame: dict[int, Step],
     return out
 
 
-def _stalls(steps: list[Step], t0: int) -> list[Chapter]:
-    """Zero-window stalls: a side's zero window until it advertises an open one again."""
+def _stalls(steps: Sequence[Step], lo: int, t0: int) -> list[Chapter]:
+    """Zero-window stalls: a side's zero window until it advertises an open one again
+    (`lo`: the index of `steps[0]` in the story)."""
     stalls: list[tuple[Step, Step | None, int]] = []
     open_: dict[bool, tuple[Step, int]] = {}
-    for s in steps:
+    at: dict[int, int] = {}
+    for k, s in enumerate(steps, lo):
         if "zero_window" in s.tags and s.from_server not in open_:
             open_[s.from_server] = (s, 0)
+            at[s.frame] = k
         elif "zero_window_probe" in s.tags and (not s.from_server) in open_:
             z, n = open_[not s.from_server]
             open_[not s.from_server] = (z, n + 1)
@@ -274,7 +384,7 @@ def _stalls(steps: list[Step], t0: int) -> list[Chapter]:
         else:
             fact = Fact("episode.zero_window", {**params, "until": end.frame,
                                                 "dur": (end.ts_ns - z.ts_ns) / 1e9})
-        out.append(Chapter(z.frame, [fact], [z]))
+        out.append(Chapter(z.frame, [fact], want=[at[z.frame]]))
     if len(stalls) > STALLS:
         rest = stalls[STALLS:]
         out.append(Chapter(rest[0][0].frame, [Fact("episode.more_zero", {
@@ -282,7 +392,7 @@ def _stalls(steps: list[Step], t0: int) -> list[Chapter]:
     return out
 
 
-def _idle(steps: list[Step], rtt: float) -> list[Chapter]:
+def _idle(steps: Sequence[Step], rtt: float) -> list[Chapter]:
     """Silences of at least `IDLE_MIN_S` and `IDLE_RTTS` handshake round trips (`rtt`)."""
     least = max(IDLE_MIN_S, IDLE_RTTS * rtt)
     ts = np.array([s.ts_ns for s in steps], np.int64)

@@ -122,6 +122,11 @@ class Teller:
     def steps(self) -> list[Step]:
         return [self._step(k, row) for k, row in enumerate(self.rows.tolist())]
 
+    def step(self, k: int) -> Step:
+        """The `k`-th packet alone (a long story tells a few, in order: what was
+        taught before them is what this teller told)."""
+        return self._step(k, int(self.rows[k]))
+
     def _step(self, k: int, row: int) -> Step:
         from .anomalies import anomaly_facts
 

@@ -196,3 +196,16 @@ def test_lazy_long_story_tells_what_the_full_one_tells(bulk):
     assert shape(lazy.items) == shape(full.items)
     # the packets of the handshake are told alike
     assert lazy.items[0].facts == full.items[0].facts
+
+
+def test_ladder_of_a_long_connection_folds_like_its_story(bulk, tmp_path):
+    r = CliRunner().invoke(main, ["ladder", str(bulk), "--stream", "0"])
+    assert r.exit_code == 0, r.output
+    rows = [ln for ln in r.output.splitlines() if "│" in ln]
+    assert 5 < len(rows) < 40
+    full = CliRunner().invoke(main, ["ladder", str(bulk), "--stream", "0", "--all"])
+    assert len([ln for ln in full.output.splitlines() if "│" in ln]) > 4000
+    svg = tmp_path / "l.svg"
+    r = CliRunner().invoke(main, ["ladder", str(bulk), "--stream", "0", "--format", "svg",
+                                  "-o", str(svg)])
+    assert r.exit_code == 0 and svg.stat().st_size < 100_000

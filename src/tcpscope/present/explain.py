@@ -22,7 +22,9 @@ from ..pipeline import Chunk, Options, Result, StreamNotFound, run
 from .i18n import Catalogue, catalogue, dwidth, truncate, wrap
 from .ladder import build_ladder, label, render_text_rows
 from .story import GROUP_MIN, ConnectionStory, Fact, Run, Step, StoryCollector, build_story
-from .story.episodes import Chapter, ModelRows, build_long_story, frame_items, long_stream
+from .story.episodes import (
+    Chapter, ModelRows, build_long_story, frame_items, long_stream, told_items,
+)
 
 __all__ = ["Span", "Line", "explain_story", "write_explain", "render_lines", "ProgressFile",
            "WIDTH", "MAX_STREAMS"]
@@ -77,8 +79,7 @@ def explain_story(story: ConnectionStory, lang: str = "en", *, width: int = WIDT
         out.extend([[(ln, None)] for ln in wrap(cat.render(f.id, f.params), width)])
     if ladder:
         out.append([])
-        packets = [i for i in story.items if not isinstance(i, Chapter)]
-        lad = build_ladder([replace(story, items=packets)], lang, fold=True)
+        lad = build_ladder([replace(story, items=told_items(story))], lang, fold=True)
         for text, r in render_text_rows(lad, width):
             style = None
             if r is not None and r.kind == "packet":

@@ -24,7 +24,7 @@ from ..i18n import Catalogue, catalogue
 from ..ladder import build_ladder, render_svg
 from ..overview import ConnRow, overview_facts
 from ..story import ConnectionStory, Run, Step
-from ..story.episodes import Chapter, is_long
+from ..story.episodes import is_long, told_items
 from ..timeline import Timeline
 from . import ANOMALIES, LADDER_ROWS, ROUNDS, STORY_MAX, TABLE_MAX, Detail, ReportData
 
@@ -254,8 +254,8 @@ def _anomalies(cat: Catalogue, d: Detail) -> str:
 
 def _narrated(st: ConnectionStory) -> list[Step]:
     out: list[Step] = []
-    for item in st.items:
-        out += item.steps if isinstance(item, (Run, Chapter)) else [item]
+    for item in told_items(st):
+        out += item.steps if isinstance(item, Run) else [item]
     return out
 
 
@@ -265,8 +265,7 @@ _IDS = re.compile(r'(id="|url\(#|href="#)(head-)')
 def _ladder(cat: Catalogue, d: Detail) -> str:
     assert d.story is not None
     st = d.story
-    packets = [i for i in st.items if not isinstance(i, Chapter)]
-    lad = build_ladder([replace(st, items=packets)], cat.lang, fold=True)
+    lad = build_ladder([replace(st, items=told_items(st))], cat.lang, fold=True)
     note = ""
     if len(lad.rows) > LADDER_ROWS:
         half = LADDER_ROWS // 2

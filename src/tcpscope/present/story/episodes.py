@@ -34,14 +34,15 @@ from ...analysis import congestion
 from ...analysis.annotation import flag_names
 from ...analysis.connections import decode
 from ...analysis.engine import Analysis, Analyzer
-from ...pipeline import Chunk, Result, StreamNotFound
+from ...pipeline import Chunk, Options, Result, Source, StreamNotFound, run
 from ...wire.text import format_endpoint, tcp_flags_text
+from .collect import StoryCollector
 from .model import GROUP_MIN, ConnectionStory, Extra, Fact, Run, Step
 from .packets import Teller
 from .summary import fold, intro_facts, summary_facts
 
 __all__ = ["LONG_MIN", "Chapter", "ModelRows", "Model", "Brief", "is_long", "episode_items",
-           "frame_items", "build_long_story", "long_stream"]
+           "frame_items", "build_long_story", "long_stream", "collect_long", "told_items"]
 
 #: A connection with more packets than this is told by episodes.
 LONG_MIN = 1000
@@ -119,6 +120,31 @@ class ModelRows:
         ann, rec, ts = (np.concatenate(p) for p in zip(*self._parts))
         self._parts = []
         self.model = Model(ann, rec, ts)
+
+
+def collect_long(source: Source, streams: Iterable[int] | None, *, mode: str = "wireshark",
+                 on_batch: Callable[[int], None] | None = None
+                 ) -> tuple[Analysis, Extra, Model | None]:
+    """`collect` (the rows of `streams`, None: all), with the sender model's rows of
+    `streams` for the long ones (`ModelRows`)."""
+    story = StoryCollector(streams)
+    model = ModelRows(streams if streams is not None else (), mode)
+    run(source, [story, model] if streams else [story],
+        Options(mode=mode, keep_transitions=story.keep_transitions()), on_batch=on_batch)
+    assert story.analysis is not None
+    return story.analysis, story.extra, model.model
+
+
+def told_items(story: ConnectionStory) -> list[Step | Run]:
+    """The packets a story tells (its steps and runs, and those of its chapters), in
+    order: what its ladder draws."""
+    out: list[Step | Run] = []
+    for item in story.items:
+        if isinstance(item, Chapter):
+            out.extend(item.steps)
+        else:
+            out.append(item)
+    return out
 
 
 def is_long(story: ConnectionStory) -> bool:

@@ -31,21 +31,25 @@ from . import ANOMALIES, LADDER_ROWS, ROUNDS, STORY_MAX, TABLE_MAX, Detail, Repo
 __all__ = ["render_page", "SCRIPT", "CSS"]
 
 CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 1240px; padding: 0 1.2em 3em;
-  color: #222; }
-h1 { font-size: 1.5em; margin: .8em 0 .2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ccc; }
-h3 { margin: 1.2em 0 .4em; } .muted { color: #666; } .note { color: #7a5b00; background: #fff8e0;
-  padding: .3em .6em; border-left: 3px solid #e0b000; }
-.cards { display: flex; flex-wrap: wrap; gap: .8em; } .card { border: 1px solid #ddd; border-radius: 6px;
-  padding: .5em .9em; min-width: 16em; flex: 1; } .card h3 { margin: .2em 0 .4em; font-size: 1em; }
+body { font: 14px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 1240px;
+  padding: 0 1.2em 3em; color: #222; }
+h1 { font-size: 1.5em; margin: .8em 0 .2em; }
+h2 { margin-top: 1.6em; border-bottom: 1px solid #ccc; }
+h3 { margin: 1.2em 0 .4em; } .muted { color: #666; }
+.note { color: #7a5b00; background: #fff8e0; padding: .3em .6em; border-left: 3px solid #e0b000; }
+.cards { display: flex; flex-wrap: wrap; gap: .8em; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: .5em .9em; min-width: 16em; flex: 1; }
+.card h3 { margin: .2em 0 .4em; font-size: 1em; }
 .card ul { margin: 0; padding-left: 1.1em; }
 table.conns { border-collapse: collapse; width: 100%; font-size: 13px; }
 table.conns th { position: sticky; top: 0; background: #f0f3f7; cursor: pointer; text-align: left;
   padding: 4px 6px; border-bottom: 2px solid #bbb; white-space: nowrap; }
-table.conns th[aria-sort=ascending]::after { content: " ▲"; } table.conns th[aria-sort=descending]::after { content: " ▼"; }
+table.conns th[aria-sort=ascending]::after { content: " ▲"; }
+table.conns th[aria-sort=descending]::after { content: " ▼"; }
 table.conns td { padding: 3px 6px; border-bottom: 1px solid #eee; white-space: nowrap; }
 table.conns td.num { text-align: right; font-variant-numeric: tabular-nums; }
-table.conns tr.bad td { background: #fff4f0; } .tablebox { max-height: 32em; overflow: auto; border: 1px solid #ddd; }
+table.conns tr.bad td { background: #fff4f0; }
+.tablebox { max-height: 32em; overflow: auto; border: 1px solid #ddd; }
 #filter { width: 28em; padding: .3em .5em; margin: .4em 0; }
 details.conn { border: 1px solid #ccd; border-radius: 6px; margin: .8em 0; padding: .2em .8em; }
 details.conn > summary { cursor: pointer; font-weight: 600; padding: .4em 0; }
@@ -66,12 +70,14 @@ SCRIPT = r"""
   Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, col) {
     th.addEventListener("click", function () {
       var asc = th.getAttribute("aria-sort") !== "ascending";
-      Array.prototype.forEach.call(table.tHead.rows[0].cells, function (o) { o.removeAttribute("aria-sort"); });
+      Array.prototype.forEach.call(table.tHead.rows[0].cells,
+                                   function (o) { o.removeAttribute("aria-sort"); });
       th.setAttribute("aria-sort", asc ? "ascending" : "descending");
       var num = th.getAttribute("data-type") === "num";
       var rows = Array.prototype.slice.call(body.rows);
       rows.sort(function (a, b) {
-        var x = a.cells[col].getAttribute("data-v"), y = b.cells[col].getAttribute("data-v");
+        var x = a.cells[col].getAttribute("data-v");
+        var y = b.cells[col].getAttribute("data-v");
         var c = num ? (+x) - (+y) : (x < y ? -1 : x > y ? 1 : 0);
         return asc ? c : -c;
       });
@@ -106,21 +112,27 @@ def _e(text: object) -> str:
     return _ESC(str(text), quote=True)
 
 
+def _note(cat: Catalogue, msg_id: str, params: dict | None = None, cls: str = "note") -> str:
+    """A paragraph of the catalogue's message `msg_id` (`cls`: note, muted)."""
+    return f'<p class="{cls}">{_e(cat.render(msg_id, params))}</p>'
+
+
 def render_page(data: ReportData, name: str) -> str:
     """The whole page."""
     cat = catalogue(data.lang)
     ov = data.overview
+    title = _e(cat.render("report.title", {"name": name}))
     parts = [
         f'<!DOCTYPE html>\n<html lang="{"zh-CN" if data.lang == "zh" else "en"}"><head>'
         f'<meta charset="utf-8"><meta name="viewport" content="width=device-width">'
-        f"<title>{_e(cat.render('report.title', {'name': name}))}</title>"
-        f"<style>{CSS}{GRAPH_CSS}</style></head><body>",
-        f"<h1>{_e(cat.render('report.title', {'name': name}))}</h1>",
-        f'<p class="muted">{_e(cat.render("report.made", {"version": __version__, "mode": data.mode, "when": _now()}))}</p>',
+        f"<title>{title}</title><style>{CSS}{GRAPH_CSS}</style></head><body>",
+        f"<h1>{title}</h1>",
+        _note(cat, "report.made", {"version": __version__, "mode": data.mode, "when": _now()},
+              "muted"),
         _overview(cat, data),
         _table(cat, ov.rows, {d.row.stream for d in data.details}),
         f'<h2 id="details">{_e(cat.render("report.details"))}</h2>',
-        f'<p class="muted">{_e(cat.render("report.details_why", {"count": len(data.details)}))}</p>',
+        _note(cat, "report.details_why", {"count": len(data.details)}, "muted"),
     ]
     parts += [_detail(cat, data, d, k == 0) for k, d in enumerate(data.details)]
     parts.append(f"<script>{GRAPH_SCRIPT}</script><script>{SCRIPT}</script></body></html>\n")
@@ -136,7 +148,7 @@ def _overview(cat: Catalogue, data: ReportData) -> str:
     detailed = {d.row.stream for d in data.details}
     out = [f'<h2 id="overview">{_e(cat.render("overview.title"))}</h2>']
     if ov.damaged:
-        out.append(f'<p class="note">{_e(cat.render("report.damaged"))}</p>')
+        out.append(_note(cat, "report.damaged"))
     sections = overview_facts(ov)
     head, facts = sections[0]
     out.append(f"<p>{_e(cat.render(facts[0].id, facts[0].params))}</p><div class=\"cards\">")
@@ -153,7 +165,8 @@ def _overview(cat: Catalogue, data: ReportData) -> str:
                 items.append(f'<li><a href="#s{link}">{_e(text)}</a></li>')
             else:
                 items.append(f"<li>{_e(text)}</li>")
-        out.append(f'<div class="card"><h3>{_e(cat.render(head))}</h3><ul>{"".join(items)}</ul></div>')
+        out.append(f'<div class="card"><h3>{_e(cat.render(head))}</h3>'
+                   f'<ul>{"".join(items)}</ul></div>')
     out.append("</div>")
     return "\n".join(out)
 
@@ -166,15 +179,18 @@ _COLS = (("stream", "num"), ("client", "text"), ("server", "text"), ("packets", 
 def _table(cat: Catalogue, rows: list[ConnRow], detailed: set[int]) -> str:
     ranked = sorted(rows, key=lambda r: (-r.score, r.stream))[:TABLE_MAX]
     ranked.sort(key=lambda r: r.stream)
-    head = "".join(f'<th data-type="{t}">{_e(cat.render("report.col." + c))}</th>' for c, t in _COLS)
+    head = "".join(f'<th data-type="{t}">{_e(cat.render("report.col." + c))}</th>'
+                   for c, t in _COLS)
     body = []
     for r in ranked:
         hs = cat.term("term.handshake", r.handshake)
         td = cat.term("term.teardown", r.teardown)
-        stream = f'<a href="#s{r.stream}">{r.stream}</a>' if r.stream in detailed else str(r.stream)
+        stream = (f'<a href="#s{r.stream}">{r.stream}</a>' if r.stream in detailed
+                  else str(r.stream))
         flags = ", ".join(f"{cat.term('term.flag', k)} {v}" for k, v in sorted(r.anomalies.items()))
         cells = [
-            (r.stream, stream, "num"), (r.client, _e(r.client), ""), (r.server, _e(r.server), ""),
+            (r.stream, stream, "num"), (r.client, _e(r.client), ""),
+            (r.server, _e(r.server), ""),
             (r.packets, r.packets, "num"), (sum(r.bytes), _e(cat.size(sum(r.bytes))), "num"),
             (round(r.duration, 6), f"{r.duration:.3f}", "num"), (hs, _e(hs), ""), (td, _e(td), ""),
             (r.anomaly_count, f'<span title="{_e(flags)}">{r.anomaly_count}</span>', "num"),
@@ -186,12 +202,12 @@ def _table(cat: Catalogue, rows: list[ConnRow], detailed: set[int]) -> str:
         body.append(f'<tr{" class=bad" if bad else ""}>{tds}</tr>')
     out = [f'<h2 id="connections">{_e(cat.render("report.connections"))}</h2>',
            f'<input id="filter" type="search" placeholder="{_e(cat.render("report.filter"))}"> '
-           f'<span class="muted">{_e(cat.render("report.shown"))} <span id="shown">{len(ranked)}</span>'
-           f" / {len(rows)}</span>"]
+           f'<span class="muted">{_e(cat.render("report.shown"))} '
+           f'<span id="shown">{len(ranked)}</span> / {len(rows)}</span>']
     if len(rows) > len(ranked):
-        out.append(f'<p class="note">{_e(cat.render("report.table_capped", {"shown": len(ranked), "count": len(rows)}))}</p>')
-    out.append(f'<div class="tablebox"><table class="conns" id="conns"><thead><tr>{head}</tr></thead>'
-               f'<tbody>{"".join(body)}</tbody></table></div>')
+        out.append(_note(cat, "report.table_capped", {"shown": len(ranked), "count": len(rows)}))
+    out.append(f'<div class="tablebox"><table class="conns" id="conns"><thead><tr>{head}</tr>'
+               f'</thead><tbody>{"".join(body)}</tbody></table></div>')
     return "\n".join(out)
 
 
@@ -204,7 +220,8 @@ def _detail(cat: Catalogue, data: ReportData, d: Detail, first: bool) -> str:
            f"<summary>{_e(title)}</summary>"]
     st = d.story
     if st is None:
-        out.append(f'<p class="note">{_e(cat.render("report.no_story", {"packets": r.packets, "max": STORY_MAX, "stream": r.stream}))}</p>')
+        out.append(_note(cat, "report.no_story", {"packets": r.packets, "max": STORY_MAX,
+                                                  "stream": r.stream}))
     else:
         out.append(f"<h3>{_e(cat.render('sum.title'))}</h3><ul>")
         out += [f"<li>{_e(cat.render(f.id, f.params))}</li>" for f in st.summary]
@@ -227,7 +244,7 @@ def _graphs(cat: Catalogue, d: Detail) -> str:
     out = [f"<h3>{_e(cat.render('report.graphs'))}</h3>"]
     out += [html_fragment(f) for f in d.figures]
     if d.missing:
-        out.append(f'<p class="muted">{_e(cat.render("report.graphs_missing", {"kinds": d.missing}))}</p>')
+        out.append(_note(cat, "report.graphs_missing", {"kinds": d.missing}, "muted"))
     return "\n".join(out)
 
 
@@ -238,7 +255,7 @@ def _anomalies(cat: Catalogue, d: Detail) -> str:
     if is_long(st):     # only the packets it narrates have their facts
         told = sorted({s.frame: s for s in _narrated(st)}.items())
         found = [(s, f) for _, s in told for f in s.facts if f.id.startswith("anom.")]
-        out.append(f'<p class="muted">{_e(cat.render("report.anomalies_long"))}</p>')
+        out.append(_note(cat, "report.anomalies_long", cls="muted"))
     else:
         found = [(s, f) for s in st.steps for f in s.facts if f.id.startswith("anom.")]
     if not found:
@@ -248,7 +265,8 @@ def _anomalies(cat: Catalogue, d: Detail) -> str:
              f"{_e(cat.render(f.id, f.params))}</li>" for s, f in found[:ANOMALIES]]
     out.append(f'<ul class="anoms">{"".join(items)}</ul>')
     if len(found) > ANOMALIES:
-        out.append(f'<p class="note">{_e(cat.render("report.anomalies_capped", {"shown": ANOMALIES, "count": len(found), "stream": d.row.stream}))}</p>')
+        out.append(_note(cat, "report.anomalies_capped", {"shown": ANOMALIES, "count": len(found),
+                                                          "stream": d.row.stream}))
     return "\n".join(out)
 
 
@@ -309,8 +327,12 @@ def _rounds(cat: Catalogue, d: Detail) -> str:
     body = "".join("<tr>" + "".join(
         f"<td>{_e(','.join(r[c]) if c == 'events' else '-' if r[c] is None else r[c])}</td>"
         for c in cols) + "</tr>" for r in shown)
-    out = [f'<details class="part"><summary>{_e(cat.render("report.rounds", {"count": len(rows), "episodes": len(eps), "sender": tl.sender}))}</summary>']
+    summary = cat.render("report.rounds", {"count": len(rows), "episodes": len(eps),
+                                           "sender": tl.sender})
+    out = [f'<details class="part"><summary>{_e(summary)}</summary>']
     if len(shown) < len(rows):
-        out.append(f'<p class="note">{_e(cat.render("report.rounds_capped", {"shown": len(shown), "count": len(rows), "stream": d.row.stream}))}</p>')
-    out.append(f'<table class="rounds"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></details>')
+        out.append(_note(cat, "report.rounds_capped", {"shown": len(shown), "count": len(rows),
+                                                       "stream": d.row.stream}))
+    out.append(f'<table class="rounds"><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+               f'</table></details>')
     return "\n".join(out)

@@ -32,13 +32,12 @@ from numpy.lib import recfunctions as rfn
 
 from ...analysis import congestion
 from ...analysis.annotation import flag_names
-from ...analysis.connections import decode
 from ...analysis.engine import Analysis, Analyzer
-from ...pipeline import Chunk, Options, Result, Source, StreamNotFound, run
+from ...pipeline import Chunk, Options, Result, Source, run
 from ...wire.text import format_endpoint, tcp_flags_text
 from .collect import StoryCollector
 from .model import GROUP_MIN, ConnectionStory, Extra, Fact, Run, Step
-from .packets import Teller
+from .packets import teller_for
 from .summary import fold, intro_facts, summary_facts
 
 __all__ = ["LONG_MIN", "Chapter", "ModelRows", "Model", "Brief", "is_long", "episode_items",
@@ -179,14 +178,9 @@ def build_long_story(analysis: Analysis, stream: int, extra: Extra | None, model
     the packets it tells: its other packets stay `Brief`, so memory does not grow with
     a Step and its facts per packet. The same story as `episode_items` makes of
     `build_story`'s (the narrated packets are told by the same `Teller`, in order)."""
-    rows = analysis.stream(stream)
-    if not rows.size:
-        raise StreamNotFound(f"no TCP stream {stream} in the capture")
-    conn_row = analysis.connections[analysis.connections["stream"] == stream][0]
-    conn = decode(conn_row)
-    life = analysis.lifecycles[stream]
-    teller = Teller(analysis, stream, rows, conn_row, life, extra or Extra())
-    briefs = _briefs(analysis, rows, teller.from_server)
+    teller, conn = teller_for(analysis, stream, extra)
+    life = teller.life
+    briefs = _briefs(analysis, teller.rows, teller.from_server)
 
     def tell(ks: list[int]) -> list[Step]:
         return [teller.step(k) for k in ks]

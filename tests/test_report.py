@@ -133,3 +133,16 @@ def test_details_are_chosen_and_bounded(merged):
     assert {f.kind for f in d.figures} == {"tcptrace", "throughput", "rtt", "window", "cwnd"}
     w = collect_report(merged, mode="wireshark", details=1)
     assert w.details[0].missing == ["cwnd"]
+
+
+def test_a_connection_too_long_for_a_story_keeps_its_episodes(merged, tmp_path, monkeypatch):
+    import tcpscope.present.report as report
+
+    monkeypatch.setattr(report, "STORY_MAX", 100)
+    out = tmp_path / "long.html"
+    data = write_report(merged, out, details=1)
+    d = data.details[0]
+    assert d.story is None and d.model is not None and d.figures
+    page = out.read_text(encoding="utf-8")
+    assert "too many to keep for a story" in page
+    assert "The transfer by episodes" in page and "Recovery 1 (" in page

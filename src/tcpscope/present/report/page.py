@@ -24,7 +24,7 @@ from ..i18n import Catalogue, catalogue
 from ..ladder import build_ladder, render_svg
 from ..overview import ConnRow, overview_facts
 from ..story import ConnectionStory, Run, Step
-from ..story.episodes import is_long, told_items
+from ..story.episodes import is_long, model_chapters, told_items
 from ..timeline import Timeline
 from . import ANOMALIES, LADDER_ROWS, ROUNDS, STORY_MAX, TABLE_MAX, Detail, ReportData
 
@@ -222,6 +222,11 @@ def _detail(cat: Catalogue, data: ReportData, d: Detail, first: bool) -> str:
     if st is None:
         out.append(_note(cat, "report.no_story", {"packets": r.packets, "max": STORY_MAX,
                                                   "stream": r.stream}))
+        if d.model is not None:
+            facts = [f for c in model_chapters(d.model, r.stream) for f in c.facts]
+            out.append(f"<h3>{_e(cat.render('report.episodes'))}</h3><ul>")
+            out += [f"<li>{_e(cat.render(f.id, f.params))}</li>" for f in facts]
+            out.append("</ul>")
     else:
         out.append(f"<h3>{_e(cat.render('sum.title'))}</h3><ul>")
         out += [f"<li>{_e(cat.render(f.id, f.params))}</li>" for f in st.summary]

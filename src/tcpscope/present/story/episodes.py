@@ -41,7 +41,7 @@ from .packets import teller_for
 from .summary import fold, intro_facts, summary_facts
 
 __all__ = ["LONG_MIN", "Chapter", "ModelRows", "Model", "Brief", "is_long", "episode_items",
-           "frame_items", "build_long_story", "long_stream", "collect_long", "told_items"]
+           "frame_items", "build_long_story", "long_stream", "collect_long", "told_items", "model_chapters"]
 
 #: A connection with more packets than this is told by episodes.
 LONG_MIN = 1000
@@ -298,6 +298,18 @@ def _transfer(story: ConnectionStory, model: Model | None, lo: int, hi: int) -> 
     if not chapters:
         chapters.append(Chapter(middle[0].frame, [Fact("episode.no_model")]))
     return [head, *chapters]
+
+
+def model_chapters(model: Model, stream: int) -> list[Chapter]:
+    """The chapters the sender model alone can tell (phases, recoveries), for a
+    connection whose packets were not kept (the report's longest)."""
+    m = model
+    eps = congestion.episodes(m.annotations, m.ts_ns, stream)
+    rounds = congestion.rounds(m.records, m.annotations, m.ts_ns, stream)
+    t0 = int(m.ts_ns[0])
+    out = _phases(rounds, eps, int(m.annotations["frame"][-1]), t0)
+    out += _recoveries(eps, lambda frame: None, t0)
+    return sorted(out, key=lambda c: c.first)
 
 
 def _t(ts_ns: int, t0: int) -> float:

@@ -146,3 +146,8 @@ def test_a_connection_too_long_for_a_story_keeps_its_episodes(merged, tmp_path, 
     page = out.read_text(encoding="utf-8")
     assert "too many to keep for a story" in page
     assert "The transfer by episodes" in page and "Recovery 1 (" in page
+
+
+def test_python_api(tmp_path):
+    data = tcpscope.report(FIXTURES / "lossy_transfer.pcap", tmp_path / "api.html", lang="zh")
+    assert data.overview.connections == 1 and (tmp_path / "api.html").exists()

@@ -201,14 +201,14 @@ def build_long_story(analysis: Analysis, stream: int, extra: Extra | None, model
 def _briefs(a: Analysis, rows: np.ndarray, from_server: np.ndarray) -> list[Brief]:
     ts = a.ts_ns[rows]
     t0 = int(ts[0])
-    recs = a.records[rows]
+    rec = a.records   # column by column: no copy of whole rows
     tags: dict[int, tuple[str, ...]] = {}
     letters: dict[int, str] = {}
     out = []
     for frame, t, fs, n, f, fl, win in zip(
             a.frames[rows].tolist(), ts.tolist(), np.asarray(from_server).tolist(),
-            recs["payload_len"].tolist(), a.annotations["flags"][rows].tolist(),
-            recs["tcp_flags"].tolist(), recs["win"].tolist()):
+            rec["payload_len"][rows].tolist(), a.annotations["flags"][rows].tolist(),
+            rec["tcp_flags"][rows].tolist(), rec["win"][rows].tolist()):
         if f not in tags:
             tags[f] = tuple(flag_names(f))
         if fl not in letters:

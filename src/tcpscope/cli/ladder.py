@@ -63,8 +63,7 @@ def ladder_cmd(inputs: Inputs, fmt: str, output: str | None, lang: str, fold: bo
     chosen = sorted(set(streams)) if streams else list(range(total))
     missing = [s for s in chosen if s >= total]
     if missing or not chosen:
-        raise StreamNotFound(f"no TCP stream {missing[0]} in the capture" if missing
-                             else "no TCP stream in the capture")
+        raise StreamNotFound.number(missing[0] if missing else None)
     if len(chosen) == 1 and not every and long_stream(analysis, chosen[0]):
         # a long connection: the packets its story tells (handshake, events, teardown)
         st = build_long_story(analysis, chosen[0], extra, model)

@@ -202,9 +202,7 @@ def write_explain(source: str | os.PathLike | BinaryIO, out: IO[str], *,
         return 0
     for s in chosen:
         if s >= total:
-            raise StreamNotFound(f"no TCP stream {s} in the capture ({total} "
-                                 f"stream{'s' if total != 1 else ''}: 0-{total - 1})"
-                                 if total else "no TCP stream in the capture")
+            raise StreamNotFound.number(s, total)
     for k, s in enumerate(chosen):
         if long_stream(analysis, s) and (group_min is not None or frames is not None):
             st = build_long_story(analysis, s, extra, model.model, group_min=group_min,

@@ -72,7 +72,7 @@ def timeline(source: str | os.PathLike | BinaryIO, stream: int, sender: str | No
     run(source, [keep], Options(mode="improved", keep_transitions=False, summaries=False))
     a = keep.analysis
     if a is None or not len(a):
-        raise StreamNotFound(f"no TCP stream {stream}")
+        raise StreamNotFound.number(stream)
     records, annotations, ts = a.records, a.annotations, a.ts_ns
     side = SIDES.index(sender) if sender else sender_side(annotations)
     if not np.any((annotations["from_server"] == side) & (annotations["cwnd_est"] >= 0)):

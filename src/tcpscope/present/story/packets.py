@@ -485,7 +485,7 @@ def teller_for(a: Analysis, stream: int, extra: Extra | None = None) -> tuple[Te
     """The teller of `stream` of `a`, and its connection (StreamNotFound if absent)."""
     rows = a.stream(stream)
     if not rows.size:
-        raise StreamNotFound(f"no TCP stream {stream} in the capture")
+        raise StreamNotFound.number(stream)
     conn_row = a.connections[a.connections["stream"] == stream][0]
     teller = Teller(a, stream, rows, conn_row, a.lifecycles[stream], extra or Extra())
     return teller, decode(conn_row)

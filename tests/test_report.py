@@ -18,20 +18,12 @@ import pytest
 from click.testing import CliRunner
 
 import tcpscope
-from chromium import Browser
-from conftest import CORPUS, FIXTURES, require_tool
+from conftest import CORPUS, FIXTURES
 from graph_synth import bulk_pcap
 from tcpscope.cli import main
 from tcpscope.present.report import TABLE_MAX, collect_report, write_report
 
 ECHO = CORPUS / "zeek__echo-connections.pcap.gz"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_tool("chromium")
-    with Browser(width=1280, height=900) as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,6 @@ def _frame_range(ctx: click.Context, param: click.Parameter,
 
 @click.command("explain",
                epilog=examples(
-                   'tcpscope explain trace.pcap --stream 0',
                    'tcpscope explain trace.pcap --stream 10.0.0.2:5000 --lang zh',
                    "tcpscope explain big.pcap 'port 443' -Y 'tcp.analysis.retransmission'",
                    'tcpscope explain big.pcap --stream 5 --frames 1200-1300',

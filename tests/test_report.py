@@ -143,3 +143,16 @@ def test_a_connection_too_long_for_a_story_keeps_its_episodes(merged, tmp_path, 
 def test_python_api(tmp_path):
     data = tcpscope.report(FIXTURES / "lossy_transfer.pcap", tmp_path / "api.html", lang="zh")
     assert data.overview.connections == 1 and (tmp_path / "api.html").exists()
+
+
+@pytest.mark.skipif(not ECHO.exists(), reason="shared capture missing")
+def test_the_table_is_capped_and_says_so(tmp_path, monkeypatch):
+    import tcpscope.present.report.page as page
+
+    monkeypatch.setattr(page, "TABLE_MAX", 10)
+    out = tmp_path / "capped.html"
+    data = write_report(ECHO, out, details=2)
+    text = out.read_text(encoding="utf-8")
+    rows = re.search(r'<tbody>(.*?)</tbody></table></div>', text, re.S).group(1)
+    assert rows.count("<tr") == 10
+    assert f"The table shows 10 of the {len(data.overview.rows)} connections" in text

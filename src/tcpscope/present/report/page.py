@@ -223,9 +223,9 @@ def _detail(cat: Catalogue, data: ReportData, d: Detail, first: bool) -> str:
         out.append(_note(cat, "report.no_story", {"packets": r.packets, "max": STORY_MAX,
                                                   "stream": r.stream}))
         if d.model is not None:
-            facts = [f for c in model_chapters(d.model, r.stream) for f in c.facts]
             out.append(f"<h3>{_e(cat.render('report.episodes'))}</h3><ul>")
-            out += [f"<li>{_e(cat.render(f.id, f.params))}</li>" for f in facts]
+            out += ["<li>" + _e(" ".join(cat.render(f.id, f.params) for f in c.facts)) + "</li>"
+                    for c in model_chapters(d.model, r.stream)]
             out.append("</ul>")
     else:
         out.append(f"<h3>{_e(cat.render('sum.title'))}</h3><ul>")

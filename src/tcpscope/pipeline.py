@@ -343,7 +343,9 @@ class Collect:
             raise ValueError("Collect needs Options(analyse=True, states=True)")
 
         def cat(key: str, dtype: Any) -> np.ndarray:
-            parts = self._parts[key]
+            # each column's parts are let go as soon as they are joined: the peak is the
+            # kept rows and one column's copy, not twice the kept rows
+            parts, self._parts[key] = self._parts[key], []
             return np.concatenate(parts).astype(dtype, copy=False) if parts else \
                 np.empty(0, dtype=dtype)
 

@@ -1,0 +1,235 @@
+"""Phase 2: one bucket's frames from every unit, in the merged frame order, through
+the ordinary pipeline.
+
+A connection that crosses units is stitched by re-running its analysis: the
+bucket holds every frame of each of its connections, from every unit, each
+with its global frame number (the driver's merge order), so the engine, the
+lifecycle tracker and Zeek's model see exactly the frames one run would give
+them for those connections, in the same order. Nothing of the engine's state
+has to be carried across units (its per-connection state lives in C and is
+not serialisable; the raw frames are, and re-reading them costs the bucket's
+bytes, not the capture's).
+
+What one run numbers globally — streams, in order of their first frame — a
+bucket numbers locally; each task reports the first frame of each of its
+streams (`first_frames`), and the driver maps local numbers to global ones.
+
+One fact of the engine is not per connection: ``ip_id_gap`` compares a
+segment's IPv4 ID with the last ID its source host spent on any packet (a host
+that numbers all its packets from one counter spends IDs on its other
+connections). Before each packet whose host's previous packet went to another
+bucket, the driver has that previous packet told to this bucket as a ghost:
+a bare IPv4 header with the host's address and that ID (`ghost_frames`), which
+the engine notes as it notes any packet that is not a TCP segment. Ghosts carry
+the number of the packet they stand for, so they sit where it sat in the
+merged order, and no output sees them (they are not TCP; the audit's rows
+leave them out).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tcpscope.capture.batch import FrameBatch, Interface
+from tcpscope.pipeline import Chunk, Options, Pipeline, Result
+from tcpscope.present.packets import PacketsWriter
+from tcpscope.scale.partition import Part, load_part
+
+__all__ = ["BucketTask", "PartRef", "run_bucket"]
+
+_BATCH = 65536
+
+
+@dataclass
+class PartRef:
+    """One unit's part of a bucket, and how its rows are numbered in the merged input."""
+
+    part: Part
+    numbers: np.ndarray          #: each row's frame number in the merged input
+    source: int                  #: the unit's file among the inputs
+    file_frame0: int             #: frames of that file before the unit
+    iface_map: np.ndarray        #: the unit's interface -> the merged input's
+
+
+@dataclass
+class BucketTask:
+    """What a phase 2 task does: `what` is ``conns``, ``packets`` or ``audit``."""
+
+    bucket: int
+    parts: list[PartRef]
+    what: str
+    mode: str
+    files: list[str]
+    interfaces: list[Interface]
+    options: dict[str, Any] = field(default_factory=dict)
+    #: other buckets' IPv4 packets this one's engine must hear of (`ghost_frames`)
+    ghosts: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"bucket {self.bucket} ({self.what})"
+
+
+class _FirstFrames:
+    """The first frame of each stream, in the bucket's own numbering (0, 1, ...)."""
+
+    def __init__(self) -> None:
+        self.frames: list[np.ndarray] = []
+        self._next = 0
+
+    def feed(self, chunk: Chunk) -> None:
+        assert chunk.annotations is not None
+        s = chunk.annotations["stream"]
+        new = s >= self._next
+        if not new.any():
+            return
+        streams, first = np.unique(s[new], return_index=True)
+        self.frames.append(chunk.batch.frame_numbers[np.flatnonzero(new)[first]])
+        self._next = int(streams[-1]) + 1
+
+    def finish(self, result: Result) -> None:
+        pass
+
+    def result(self) -> np.ndarray:
+        return np.concatenate(self.frames) if self.frames else np.empty(0, np.int64)
+
+
+class _Lines(PacketsWriter):
+    """The packets' text, without a header, and each line's frame and stream."""
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__(None, fmt)
+        self._header = False
+        self.texts: list[bytes] = []
+        self.frames: list[np.ndarray] = []
+        self.streams: list[np.ndarray] = []
+
+    def feed(self, chunk: Chunk) -> None:
+        super().feed(chunk)
+        assert chunk.annotations is not None
+        tcp = chunk.annotations["stream"] >= 0
+        self.frames.append(chunk.batch.frame_numbers[tcp])
+        self.streams.append(chunk.annotations["stream"][tcp].astype(np.int64))
+
+    def _emit(self, text: bytes) -> None:
+        self.texts.append(text)
+
+    def finish(self, result: Result) -> None:
+        pass
+
+
+class _Rows:
+    """Every row's dissection and annotations (the audit runs on them in the driver)."""
+
+    def __init__(self) -> None:
+        self.records: list[np.ndarray] = []
+        self.annotations: list[np.ndarray] = []
+
+    def feed(self, chunk: Chunk) -> None:
+        assert chunk.annotations is not None
+        self.records.append(chunk.records)
+        self.annotations.append(chunk.annotations)
+
+    def finish(self, result: Result) -> None:
+        pass
+
+
+#: The link type of a ghost (raw IPv4).
+_LINKTYPE_IPV4 = 228
+
+
+def ghost_frames(host: np.ndarray, ip_id: np.ndarray) -> dict[str, np.ndarray]:
+    """A part's columns for bare IPv4 headers (protocol 253, experimental) from `host`
+    (uint32, the address's four bytes as stored) with those IDs."""
+    n = len(host)
+    raw = np.zeros((n, 20), np.uint8)
+    raw[:, 0], raw[:, 3], raw[:, 8], raw[:, 9] = 0x45, 20, 64, 253
+    raw[:, 4], raw[:, 5] = ip_id.astype(np.uint16) >> 8, ip_id.astype(np.uint16) & 0xFF
+    raw[:, 12:16] = np.ascontiguousarray(host, np.uint32).view(np.uint8).reshape(n, 4)
+    twenty = np.full(n, 20, np.uint32)
+    return {"caplen": twenty, "origlen": twenty, "iface": np.zeros(n, np.uint16),
+            "linktype": np.full(n, _LINKTYPE_IPV4, np.uint16), "idx": np.zeros(n, np.int64),
+            "ends": np.arange(20, 20 * n + 1, 20, dtype=np.int64), "data": raw.reshape(-1)}
+
+
+def _bucket_frames(task: BucketTask) -> tuple[FrameBatch, np.ndarray, np.ndarray]:
+    """Every frame of the bucket (and its ghosts, last) as one batch, the order of the
+    merged input, and which rows of that order are ghosts."""
+    parts = [load_part(r.part) for r in task.parts]
+    g = task.ghosts
+    if g and len(g["number"]):
+        ghost = ghost_frames(g["host"], g["ip_id"])
+        ghost["ts_ns"] = g["ts_ns"]
+        parts.append(ghost)
+        refs = [*task.parts, PartRef(ghost, g["number"], 0, 0, np.zeros(1, np.uint16))]
+    else:
+        refs = task.parts
+    cols = {k: np.concatenate([p[k] for p in parts]) if parts else np.empty(0)
+            for k in ("ts_ns", "caplen", "origlen", "iface", "linktype", "idx")}
+    shift = np.cumsum([0] + [len(p["data"]) for p in parts[:-1]])
+    ends = np.concatenate([p["ends"] + s for p, s in zip(parts, shift)]) if parts else \
+        np.empty(0, np.int64)
+    data = np.concatenate([p["data"] for p in parts]) if parts else np.empty(0, np.uint8)
+    numbers = np.concatenate([r.numbers for r in refs]) if parts else np.empty(0, np.int64)
+    iface = np.concatenate([r.iface_map[p["iface"]] for r, p in zip(refs, parts)]) \
+        if parts else np.empty(0, np.uint16)
+    source = source_frame = None
+    if len(task.files) > 1:
+        source = np.concatenate([np.full(len(p["idx"]), r.source, np.uint16)
+                                 for r, p in zip(refs, parts)])
+        source_frame = np.concatenate([p["idx"] + 1 + r.file_frame0
+                                       for r, p in zip(refs, parts)])
+    batch = FrameBatch(data=data.tobytes(), offset=ends - cols["caplen"].astype(np.int64),
+                       caplen=cols["caplen"], origlen=cols["origlen"], ts_ns=cols["ts_ns"],
+                       iface=iface.astype(np.uint16), linktype=cols["linktype"],
+                       numbers=numbers, source=source, source_frame=source_frame)
+    order = np.argsort(numbers, kind="stable")
+    real = sum(len(p["idx"]) for p in parts[:len(task.parts)])
+    return batch, order, order >= real
+
+
+def run_bucket(task: BucketTask) -> dict[str, Any]:
+    """Analyse one bucket; what it returns depends on `task.what` (see `scale.driver`)."""
+    from tcpscope.present.conns import ConnsCollector
+
+    batch, order, ghosts = _bucket_frames(task)
+    first = _FirstFrames()
+    if task.what == "conns":
+        main: Any = ConnsCollector(ignore_checksums=task.options.get("ignore_checksums", False))
+        options = Options(mode=task.mode, keep_transitions=False)
+    elif task.what == "packets":
+        main = _Lines(task.options["fmt"])
+        options = Options(mode=task.mode, keep_transitions=False, summaries=False)
+    elif task.what == "audit":
+        main = _Rows()
+        options = Options(mode=task.mode, states=False)
+    else:
+        raise ValueError(f"unknown work {task.what!r}")
+    pipe = Pipeline([main, first], options)
+    pipe.files, pipe.interfaces = task.files, task.interfaces
+    for i in range(0, len(order), _BATCH):
+        pipe.feed(batch.take(order[i:i + _BATCH]))
+    result = pipe.finish()
+    out: dict[str, Any] = {"bucket": task.bucket, "first_frames": first.result()}
+    if task.what == "conns":
+        out["collected"] = main.collected
+    elif task.what == "packets":
+        out["text"] = b"".join(main.texts)
+        out["frames"] = _cat(main.frames)
+        out["streams"] = _cat(main.streams)
+    else:
+        real = np.flatnonzero(~ghosts)
+        sorted_batch = batch.take(order[real])
+        out["records"] = _cat(main.records)[real]
+        out["annotations"] = _cat(main.annotations)[real]
+        out["frames"] = {k: getattr(sorted_batch, k) for k in
+                         ("offset", "caplen", "origlen", "ts_ns", "iface", "linktype",
+                          "numbers")}
+        out["data"] = batch.data
+        out["stats"] = result.analyzer.stats() if result.analyzer is not None else {}
+    return out
+
+
+def _cat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.empty(0, np.int64)

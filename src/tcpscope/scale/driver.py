@@ -96,10 +96,12 @@ def _captures(inp: Input) -> tuple[list[str], list[tuple[str, str]]]:
 class Work:
     """One spread-out run: phase 1 at construction, phase 2 by `run`."""
 
-    def __init__(self, inp: Input, scale: Scale, *, progress: bool = False) -> None:
+    def __init__(self, inp: Input, scale: Scale, *, progress: bool = False,
+                 ex: Executor | None = None) -> None:
         self.scale = scale
         self.files, self.skipped = _captures(inp)
-        self.ex: Executor = executor(scale.workers, scale.dask)
+        self._own_ex = ex is None
+        self.ex: Executor = ex if ex is not None else executor(scale.workers, scale.dask)
         if progress:
             self.ex.progress = _progress
         self.buckets = scale.buckets or max(8, 4 * self.ex.workers)
@@ -120,7 +122,8 @@ class Work:
         return self.ex.notes
 
     def close(self) -> None:
-        self.ex.close()
+        if self._own_ex:
+            self.ex.close()
         if self._own_store is not None:
             shutil.rmtree(self._own_store, ignore_errors=True)
             self._own_store = None
@@ -287,12 +290,12 @@ def _progress(done: int, total: int) -> None:
 # -- the answers ---------------------------------------------------------------------------
 
 def scaled_conns(inp: Input, mode: str, scale: Scale, *, ignore_checksums: bool = False,
-                 notes: Callable[[str], None] | None = None) -> Any:
+                 notes: Callable[[str], None] | None = None, ex: Executor | None = None) -> Any:
     """The `present.conns.Collected` of `inp`, as `present.conns.collect` gives it."""
     from tcpscope.analysis.zeek.conn_log import make_uid
     from tcpscope.present.conns import Collected, ConnRecord
 
-    work = Work(inp, scale, progress=notes is not None and sys.stderr.isatty())
+    work = Work(inp, scale, progress=notes is not None and sys.stderr.isatty(), ex=ex)
     try:
         results, maps = work.run("conns", mode, ignore_checksums=ignore_checksums)
     finally:
@@ -323,12 +326,13 @@ def scaled_conns(inp: Input, mode: str, scale: Scale, *, ignore_checksums: bool 
 
 
 def scaled_packets(inp: Input, out: BinaryIO | str, fmt: str, mode: str, scale: Scale, *,
-                   notes: Callable[[str], None] | None = None) -> None:
+                   notes: Callable[[str], None] | None = None,
+                   ex: Executor | None = None) -> None:
     """Write what `present.packets.write_packets` writes (one record per TCP packet)."""
     from tcpscope.capture.writer import AtomicOutput
     from tcpscope.present import _packets
 
-    work = Work(inp, scale, progress=notes is not None and sys.stderr.isatty())
+    work = Work(inp, scale, progress=notes is not None and sys.stderr.isatty(), ex=ex)
     try:
         results, maps = work.run("packets", mode, fmt="csv" if fmt == "parquet" else fmt)
     finally:
@@ -385,13 +389,13 @@ def scaled_packets(inp: Input, out: BinaryIO | str, fmt: str, mode: str, scale: 
 
 
 def scaled_audit(inp: Input, mode: str, scale: Scale, *,
-                 notes: Callable[[str], None] | None = None) -> Any:
+                 notes: Callable[[str], None] | None = None, ex: Executor | None = None) -> Any:
     """The `analysis.audit.AuditReport` of `inp`: the engine runs per bucket; the audit's
     detectors (which look across connections: scans, floods) run here, over the rows in
     frame order."""
     from tcpscope.analysis.audit import Audit
 
-    work = Work(inp, scale, progress=notes is not None and sys.stderr.isatty())
+    work = Work(inp, scale, progress=notes is not None and sys.stderr.isatty(), ex=ex)
     try:
         results, maps = work.run("audit", mode)
     finally:

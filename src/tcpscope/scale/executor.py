@@ -12,6 +12,7 @@ import multiprocessing
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 __all__ = ["ATTEMPTS", "DaskExecutor", "Executor", "PoolExecutor", "ScaleError", "executor"]
@@ -62,13 +63,20 @@ class Executor:
 
 
 class PoolExecutor(Executor):
-    """A local pool of `workers` processes (forked: the tasks' code is already loaded). A
-    worker that dies breaks the pool: it is replaced, and the tasks that were not done
-    run again."""
+    """A local pool of `workers` processes (forked: the tasks' code is already loaded),
+    kept between `map` calls. A worker that dies breaks the pool: it is replaced, and the
+    tasks that were not done run again."""
 
     def __init__(self, workers: int) -> None:
         super().__init__()
         self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _open(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+        return self._pool
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         results: list[Any] = [None] * len(items)
@@ -76,30 +84,36 @@ class PoolExecutor(Executor):
         pending = list(range(len(items)))
         failures: list[tuple[Any, BaseException]] = []
         done = 0
-        ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
         while pending:
             retry = []
-            with ProcessPoolExecutor(self.workers, mp_context=ctx) as pool:
-                futures: dict[Future, int] = {pool.submit(fn, items[i]): i for i in pending}
-                waiting = set(futures)
-                while waiting:
-                    finished, waiting = wait(waiting, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        i = futures[fut]
-                        exc = fut.exception()
-                        if exc is None:
-                            results[i] = fut.result()
-                            done += 1
-                            self._tick(done, len(items))
-                            continue
-                        attempts[i] += 1
-                        if self._failed(items[i], exc, attempts[i]):
-                            retry.append(i)
-                        else:
-                            failures.append((items[i], exc))
+            pool = self._open()
+            futures: dict[Future, int] = {pool.submit(fn, items[i]): i for i in pending}
+            waiting = set(futures)
+            while waiting:
+                finished, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    i = futures[fut]
+                    exc = fut.exception()
+                    if exc is None:
+                        results[i] = fut.result()
+                        done += 1
+                        self._tick(done, len(items))
+                        continue
+                    if isinstance(exc, BrokenProcessPool):
+                        self.close()
+                    attempts[i] += 1
+                    if self._failed(items[i], exc, attempts[i]):
+                        retry.append(i)
+                    else:
+                        failures.append((items[i], exc))
             pending = sorted(retry)
         self._raise(failures)
         return results
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 class DaskExecutor(Executor):

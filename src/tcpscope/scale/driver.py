@@ -392,7 +392,8 @@ def scaled_audit(inp: Input, mode: str, scale: Scale, *,
                  notes: Callable[[str], None] | None = None, ex: Executor | None = None) -> Any:
     """The `analysis.audit.AuditReport` of `inp`: the engine runs per bucket; the audit's
     detectors (which look across connections: scans, floods) run here, over the rows in
-    frame order."""
+    frame order, cut into the batches one run would read (its storm windows depend on
+    them)."""
     from tcpscope.analysis.audit import Audit
 
     work = Work(inp, scale, progress=notes is not None and sys.stderr.isatty(), ex=ex)
@@ -401,6 +402,11 @@ def scaled_audit(inp: Input, mode: str, scale: Scale, *,
     finally:
         work.close()
     _tell(work, notes)
+    audit = Audit()
+    res = work.result(", ".join(work.files))
+    if not results:   # no frame at all
+        audit.finish(res)
+        return audit.report
     records = np.concatenate([r["records"] for r in results])
     ann = np.concatenate([r["annotations"] for r in results])
     for r, m, a in zip(results, maps, _split(ann, [len(r["records"]) for r in results])):
@@ -413,21 +419,27 @@ def scaled_audit(inp: Input, mode: str, scale: Scale, *,
     offset = np.concatenate([r["frames"]["offset"] + s for r, s in zip(results, shift)])
     data = b"".join(r["data"] for r in results)
     order = np.argsort(cols["numbers"], kind="stable")
-    audit = Audit()
-    res = work.result(", ".join(work.files))
     rows = 0
-    for i in range(0, len(order), 65536):
-        sel = order[i:i + 65536]
-        nums = cols["numbers"][sel]
+    for n, first in _batches(inp):
+        sel = order[rows:rows + n]
         batch = FrameBatch(data, offset[sel], cols["caplen"][sel], cols["origlen"][sel],
                            cols["ts_ns"][sel], cols["iface"][sel], cols["linktype"][sel],
-                           first_frame=int(nums[0]), numbers=nums)
+                           first_frame=first, numbers=cols["numbers"][sel])
         audit.feed(Chunk(batch, records[sel], ann[sel], None, rows, work.interfaces,
                          work.files))
-        rows += len(sel)
+        rows += n
     res.rows = rows
     audit.finish(res)
     return audit.report
+
+
+def _batches(inp: Input) -> list[tuple[int, int]]:
+    """(frames, first_frame) of each batch one run reads: the audit's windows count rows
+    per batch, so it is given the same batches. Reads the input without dissecting it."""
+    from tcpscope.capture.inputs import open_inputs
+
+    with open_inputs(inp.files, capture_filter=inp.capture_filter) as cap:
+        return [(len(b), b.first_frame) for b in cap]
 
 
 def _split(arr: np.ndarray, sizes: list[int]) -> list[np.ndarray]:

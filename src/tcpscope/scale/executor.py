@@ -142,18 +142,12 @@ class DaskExecutor(Executor):
         futures = self.client.map(fn, list(items), retries=ATTEMPTS - 1, pure=False)
         results: list[Any] = [None] * len(items)
         failures: list[tuple[Any, BaseException]] = []
-        index = {f.key: i for i, f in enumerate(futures)}
-        from distributed import as_completed
-
-        done = 0
-        for fut in as_completed(futures):
-            i = index[fut.key]
-            if fut.status == "finished":
+        for i, fut in enumerate(futures):
+            try:
                 results[i] = fut.result()
-                done += 1
-                self._tick(done, len(items))
-            else:
-                failures.append((items[i], fut.exception()))
+            except Exception as exc:  # the task failed on its retry too (or its workers died)
+                failures.append((items[i], exc))
+            self._tick(i + 1, len(items))
         self._raise(failures)
         return results
 

@@ -22,7 +22,7 @@ from tcpscope.present.packets import write_packets
 from tcpscope.scale import driver
 from tcpscope.scale.driver import Scale, scaled_audit, scaled_conns, scaled_packets
 from tcpscope.scale.executor import PoolExecutor, ScaleError
-from tcpscope.scale.units import plan_units, read_unit
+from tcpscope.scale.units import Unit, plan_units, read_unit
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "captures" / "files"
@@ -67,14 +67,17 @@ def test_ranges_read_the_frames_of_the_whole_file():
                    if p.suffix == ".pcap" else 0))
     units = plan_units([path], 8 << 10)
     assert len(units) > 3 and not units[0].whole
-    whole, = plan_units([path], 0)
-    frames, _ = read_unit(whole)
-    expect = [(f.ts_ns, f.data) for b in frames for f in b.frames()]
+    frames, _ = read_unit(Unit(path, 0))
+    expect = [(f.ts_ns, f.data) for b, _ in frames for f in b.frames()]
     got, stop = [], None
+    raw = Path(path).read_bytes()
     for u in units:
         assert stop is None or stop == u.start  # each range stops where the next starts
         it, info = read_unit(u)
-        got.extend((f.ts_ns, f.data) for b in it for f in b.frames())
+        for b, pos in it:
+            for f, at in zip(b.frames(), pos.tolist()):
+                assert raw[at:at + f.caplen] == f.data   # where the bytes are in the file
+                got.append((f.ts_ns, f.data))
         stop = info.stop
     assert got == expect
 

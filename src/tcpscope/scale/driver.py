@@ -210,21 +210,31 @@ class Work:
 
     def _ghosts(self) -> None:
         """For each bucket, the IPv4 packets of other buckets its engine must note: the
-        previous packet of a host, in the merged order, where it went elsewhere (see
-        stitch.py)."""
-        cat = (lambda key: np.concatenate([getattr(m, key) for m in self.metas])
-               if self.metas else np.empty(0))
-        number = np.concatenate(self.numbers) if self.metas else np.empty(0, np.int64)
-        bucket, host, ip_id, ts = cat("bucket"), cat("host"), cat("ip_id"), cat("ts_ns")
+        previous packet of a host, in the merged order, where it went elsewhere and the
+        engine may read it: the packet's direction had a packet before, whose ID is not
+        the one just before its own (see stitch.py)."""
+        def cat(key: str) -> np.ndarray:
+            return np.concatenate([getattr(m, key) for m in self.metas])
+
+        self.ghosts: dict[int, dict[str, np.ndarray]] = {}
+        if not self.metas:
+            return
+        number = np.concatenate(self.numbers)
+        bucket, host, ip_id, direction = cat("bucket"), cat("host"), cat("ip_id"), \
+            cat("direction")
         rows = np.flatnonzero((host != 0) & (bucket != DROPPED))
-        rows = rows[np.lexsort((number[rows], host[rows]))]
-        p, q = rows[1:], rows[:-1]
-        need = (host[p] == host[q]) & (bucket[p] != bucket[q])
+        by_dir = rows[np.lexsort((number[rows], direction[rows]))]
+        same = direction[by_dir[1:]] == direction[by_dir[:-1]]
+        step = (ip_id[by_dir[1:]].astype(np.int64) - ip_id[by_dir[:-1]]) & 0xFFFF
+        reads = np.zeros(len(number), bool)
+        reads[by_dir[1:][same & (step != 1)]] = True
+        by_host = rows[np.lexsort((number[rows], host[rows]))]
+        p, q = by_host[1:], by_host[:-1]
+        need = (host[p] == host[q]) & (bucket[p] != bucket[q]) & reads[p]
         p, q = p[need], q[need]
-        self.ghosts = {}
+        ts = cat("ts_ns")
         for b in np.unique(bucket[p]).tolist():
-            mine = bucket[p] == b
-            g = np.unique(q[mine])   # one ghost per packet, however many it precedes
+            g = q[bucket[p] == b]
             self.ghosts[b] = {"number": number[g], "ts_ns": ts[g], "host": host[g],
                               "ip_id": ip_id[g]}
 
@@ -240,6 +250,8 @@ class Work:
             if refs:
                 tasks.append(BucketTask(b, refs, what, mode, self.files, self.interfaces,
                                         dict(options), self.ghosts.get(b, {})))
+        # the biggest buckets first: a long bucket started last would finish alone
+        tasks.sort(key=lambda t: -sum(len(r.numbers) for r in t.parts))
         results = self.ex.map(run_bucket, tasks)
         firsts = [r["first_frames"] for r in results]
         allf = np.concatenate(firsts) if firsts else np.empty(0, np.int64)

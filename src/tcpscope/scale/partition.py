@@ -9,11 +9,14 @@ lands in one bucket). Frames that are not TCP are hashed by their addresses
 run.
 
 A bucket's part is columns: the frame's index in the unit, timestamp, lengths,
-interface, link type, and its captured bytes. It is returned in memory or
-written as a Parquet file (`store`: a directory; pyarrow), one per unit and
-bucket, named by both. `UnitMeta` goes back to the driver: the unit's frame
-count, every frame's timestamp (the merge order of several files) and bucket,
-its interfaces, damage and where its last record ends.
+interface, link type, and where its bytes are: its offset in the capture file
+(``pos``: a range of a plain pcap file, which phase 2 maps), or the bytes
+themselves (``data``, ``ends``: a whole pcapng or compressed file). A part is
+returned in memory or written as a Parquet file (`store`: a directory;
+pyarrow), one per unit and bucket, named by both. `UnitMeta` goes back to the
+driver: the unit's frame count and, per frame, its timestamp (the merge order
+of several files), bucket, IPv4 source and ID and a hash of its direction (the
+ghosts of stitch.py); its interfaces, damage and where its last record ends.
 """
 from __future__ import annotations
 
@@ -23,13 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from tcpscope.capture.batch import FrameBatch, Interface
+from tcpscope.capture.batch import Interface
 from tcpscope.capture.bpf import CaptureFilter
 from tcpscope.capture.errors import Damage
 from tcpscope.scale.units import Unit, read_unit
 from tcpscope.wire.dissect import dissect_batch
 
-__all__ = ["DROPPED", "Part", "UnitMeta", "flow_buckets", "load_part", "partition_unit"]
+__all__ = ["DROPPED", "Part", "UnitMeta", "flow_hashes", "gather", "load_part",
+           "partition_unit"]
 
 #: The bucket of a frame the capture filter dropped.
 DROPPED = np.uint16(0xFFFF)
@@ -42,14 +46,15 @@ Part = dict | str
 
 @dataclass
 class UnitMeta:
-    """What phase 1 tells the driver about one unit."""
+    """What phase 1 tells the driver about one unit (per-frame arrays in unit order)."""
 
     unit: Unit
     frames: int
-    ts_ns: np.ndarray                  #: every frame's timestamp (int64)
-    bucket: np.ndarray                 #: every frame's bucket (uint16; DROPPED)
-    host: np.ndarray                   #: every frame's IPv4 source (uint32; 0: none, or ID 0)
-    ip_id: np.ndarray                  #: every frame's IPv4 ID (uint16)
+    ts_ns: np.ndarray                  #: int64
+    bucket: np.ndarray                 #: uint16 (DROPPED: the capture filter dropped it)
+    host: np.ndarray                   #: uint32 IPv4 source (0: not IPv4, or ID 0)
+    ip_id: np.ndarray                  #: uint16
+    direction: np.ndarray              #: uint64, a hash of (src, sport, dst, dport)
     interfaces: list[Interface]
     damage: Damage | None
     stop: int | None
@@ -63,28 +68,27 @@ def _mix(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(32))
 
 
-def flow_buckets(records: np.ndarray, buckets: int) -> np.ndarray:
-    """Each row's bucket: a hash of its address/port pair that is the same both ways."""
+def flow_hashes(records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's flow hash, the same both ways, and its direction's hash."""
     def end(addr: str, port: str) -> np.ndarray:
         a = np.ascontiguousarray(records[addr]).view(np.uint64).reshape(-1, 2)
         with np.errstate(over="ignore"):
             return _mix(a[:, 0] ^ _mix(a[:, 1] ^ records[port].astype(np.uint64)))
 
+    src, dst = end("src", "sport"), end("dst", "dport")
     with np.errstate(over="ignore"):
-        h = _mix(end("src", "sport") + end("dst", "dport"))
-    return (h % np.uint64(buckets)).astype(np.uint16)
+        return _mix(src + dst), _mix(src ^ _mix(dst))
 
 
-def _gather(batch: FrameBatch, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The captured bytes of `rows`, end to end, and each one's end offset."""
-    caplen = batch.caplen[rows].astype(np.int64)
+def gather(raw: np.ndarray, offset: np.ndarray, caplen: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """The bytes ``raw[offset[i]:offset[i] + caplen[i]]`` end to end, and where each ends."""
+    caplen = caplen.astype(np.int64)
     ends = np.cumsum(caplen)
-    raw = np.frombuffer(batch.data, np.uint8)
-    if not len(rows):
+    if not len(offset):
         return raw[:0].copy(), ends
-    starts = ends - caplen
-    idx = np.repeat(batch.offset[rows].astype(np.int64) - starts, caplen) + \
-        np.arange(int(ends[-1]), dtype=np.int64)
+    idx = np.repeat(offset.astype(np.int64) - (ends - caplen), caplen)
+    idx += np.arange(int(ends[-1]), dtype=np.int64)
     return raw[idx], ends
 
 
@@ -94,39 +98,47 @@ def partition_unit(unit: Unit, buckets: int, capture_filter: str | None = None,
     frames, info = read_unit(unit)
     flt = CaptureFilter(capture_filter) if capture_filter else None
     cols: dict[int, list[dict[str, np.ndarray]]] = {}
-    all_ts, all_bucket, all_host, all_id = [], [], [], []
+    per_frame: dict[str, list[np.ndarray]] = {k: [] for k in ("ts_ns", "bucket", "host",
+                                                               "ip_id", "direction")}
     seen = 0
-    for batch in frames:
+    for batch, pos in frames:
         n = len(batch)
         rec = dissect_batch(batch)
-        b = flow_buckets(rec, buckets)
-        all_host.append(_hosts(rec))
-        all_id.append(rec["ip_id"].astype(np.uint16))
+        flow, direction = flow_hashes(rec)
+        b = (flow % np.uint64(buckets)).astype(np.uint16)
         if flt is not None:
             keep = flt.match(batch, np.full(n, info.swapped) if info.swapped else None)
             b[~keep] = DROPPED
-        all_ts.append(np.asarray(batch.ts_ns, np.int64))
-        all_bucket.append(b)
+        for key, col in (("ts_ns", np.asarray(batch.ts_ns, np.int64)), ("bucket", b),
+                         ("host", _hosts(rec)), ("ip_id", rec["ip_id"].astype(np.uint16)),
+                         ("direction", direction)):
+            per_frame[key].append(col)
         order = np.argsort(b, kind="stable")
         bounds = np.searchsorted(b[order], np.arange(buckets + 1))
+        raw = np.frombuffer(batch.data, np.uint8) if pos is None else None
         for k in range(buckets):
             rows = order[bounds[k]:bounds[k + 1]]
             if not len(rows):
                 continue
-            data, ends = _gather(batch, rows)
-            cols.setdefault(k, []).append({
-                "idx": rows.astype(np.int64) + seen, "ts_ns": batch.ts_ns[rows],
-                "caplen": batch.caplen[rows], "origlen": batch.origlen[rows],
-                "iface": batch.iface[rows], "linktype": batch.linktype[rows],
-                "ends": ends, "data": data})
+            piece = {"idx": rows.astype(np.int64) + seen, "ts_ns": batch.ts_ns[rows],
+                     "caplen": batch.caplen[rows], "origlen": batch.origlen[rows],
+                     "iface": batch.iface[rows], "linktype": batch.linktype[rows]}
+            if raw is None:
+                piece["pos"] = pos[rows]
+            else:
+                piece["data"], piece["ends"] = gather(raw, batch.offset[rows],
+                                                      batch.caplen[rows])
+            cols.setdefault(k, []).append(piece)
         seen += n
     parts: dict[int, Part] = {}
     for k, pieces in cols.items():
         part = _concat(pieces)
         parts[k] = part if store is None else _write(part, store, unit, k)
-    return UnitMeta(unit, info.frames, _cat(all_ts, np.int64), _cat(all_bucket, np.uint16),
-                    _cat(all_host, np.uint32), _cat(all_id, np.uint16), info.interfaces,
-                    info.damage, info.stop, parts)
+    cat = {k: np.concatenate(v) if v else np.empty(0, np.int64) for k, v in per_frame.items()}
+    return UnitMeta(unit, info.frames, cat["ts_ns"], cat["bucket"].astype(np.uint16),
+                    cat["host"].astype(np.uint32), cat["ip_id"].astype(np.uint16),
+                    cat["direction"].astype(np.uint64), info.interfaces, info.damage,
+                    info.stop, parts)
 
 
 def _hosts(rec: np.ndarray) -> np.ndarray:
@@ -137,14 +149,11 @@ def _hosts(rec: np.ndarray) -> np.ndarray:
     return src
 
 
-def _cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
-    return np.concatenate(parts) if parts else np.empty(0, dtype)
-
-
 def _concat(pieces: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     out = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0] if k != "ends"}
-    shift = np.cumsum([0] + [len(p["data"]) for p in pieces[:-1]])
-    out["ends"] = np.concatenate([p["ends"] + s for p, s in zip(pieces, shift)])
+    if "ends" in pieces[0]:
+        shift = np.cumsum([0] + [len(p["data"]) for p in pieces[:-1]])
+        out["ends"] = np.concatenate([p["ends"] + s for p, s in zip(pieces, shift)])
     return out
 
 
@@ -152,20 +161,23 @@ _COLUMNS = ("idx", "ts_ns", "caplen", "origlen", "iface", "linktype")
 
 
 def _write(part: dict[str, np.ndarray], store: str, unit: Unit, bucket: int) -> str:
-    """The part as a Parquet file in `store`: the columns, and ``frame`` (binary)."""
+    """The part as a Parquet file in `store`: the columns, and ``pos`` or ``frame``
+    (binary: the bytes)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     n = len(part["idx"])
-    offsets = np.concatenate(([0], part["ends"])).astype(np.int64)
-    frame = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n,
-                                             [None, pa.py_buffer(offsets),
-                                              pa.py_buffer(part["data"])])
-    table = pa.table({**{k: part[k] for k in _COLUMNS}, "frame": frame})
+    cols: dict[str, Any] = {k: part[k] for k in _COLUMNS}
+    if "pos" in part:
+        cols["pos"] = part["pos"]
+    else:
+        offsets = np.concatenate(([0], part["ends"])).astype(np.int64)
+        cols["frame"] = pa.LargeBinaryArray.from_buffers(
+            pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(part["data"])])
     path = os.path.join(store, f"bucket={bucket:04d}",
                         f"unit-{unit.index:05d}-{unit.start:012d}-{unit.end or 0:012d}.parquet")
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    pq.write_table(table, path, compression="none")
+    pq.write_table(pa.table(cols), path, compression="none")
     return path
 
 
@@ -177,6 +189,9 @@ def load_part(part: Part) -> dict[str, np.ndarray]:
 
     table = pq.read_table(part)
     out = {k: table.column(k).to_numpy() for k in _COLUMNS}
+    if "pos" in table.column_names:
+        out["pos"] = table.column("pos").to_numpy()
+        return out
     frame = table.column("frame").combine_chunks()
     _, offsets, data = frame.buffers()
     off = np.frombuffer(offsets, np.int64)[frame.offset:frame.offset + len(frame) + 1]

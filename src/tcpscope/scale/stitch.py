@@ -27,6 +27,8 @@ leave them out).
 """
 from __future__ import annotations
 
+import mmap
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +37,7 @@ import numpy as np
 from tcpscope.capture.batch import FrameBatch, Interface
 from tcpscope.pipeline import Chunk, Options, Pipeline, Result
 from tcpscope.present.packets import PacketsWriter
-from tcpscope.scale.partition import Part, load_part
+from tcpscope.scale.partition import Part, gather, load_part
 
 __all__ = ["BucketTask", "PartRef", "run_bucket"]
 
@@ -125,11 +127,13 @@ class _Rows:
     def __init__(self) -> None:
         self.records: list[np.ndarray] = []
         self.annotations: list[np.ndarray] = []
+        self.numbers: list[np.ndarray] = []
 
     def feed(self, chunk: Chunk) -> None:
         assert chunk.annotations is not None
         self.records.append(chunk.records)
         self.annotations.append(chunk.annotations)
+        self.numbers.append(chunk.batch.frame_numbers)
 
     def finish(self, result: Result) -> None:
         pass
@@ -153,47 +157,83 @@ def ghost_frames(host: np.ndarray, ip_id: np.ndarray) -> dict[str, np.ndarray]:
             "ends": np.arange(20, 20 * n + 1, 20, dtype=np.int64), "data": raw.reshape(-1)}
 
 
-def _bucket_frames(task: BucketTask) -> tuple[FrameBatch, np.ndarray, np.ndarray]:
-    """Every frame of the bucket (and its ghosts, last) as one batch, the order of the
-    merged input, and which rows of that order are ghosts."""
-    parts = [load_part(r.part) for r in task.parts]
-    g = task.ghosts
-    if g and len(g["number"]):
-        ghost = ghost_frames(g["host"], g["ip_id"])
-        ghost["ts_ns"] = g["ts_ns"]
-        parts.append(ghost)
-        refs = [*task.parts, PartRef(ghost, g["number"], 0, 0, np.zeros(1, np.uint16))]
-    else:
-        refs = task.parts
-    cols = {k: np.concatenate([p[k] for p in parts]) if parts else np.empty(0)
+def _batch(parts: list[dict[str, np.ndarray]], refs: list[PartRef],
+           files: list[str]) -> FrameBatch:
+    """One batch of these parts' frames, in part order. Frames of one pcap file are read
+    where they are (the file mapped, no copy); others are copied end to end."""
+    cols = {k: np.concatenate([p[k] for p in parts])
             for k in ("ts_ns", "caplen", "origlen", "iface", "linktype", "idx")}
-    shift = np.cumsum([0] + [len(p["data"]) for p in parts[:-1]])
-    ends = np.concatenate([p["ends"] + s for p, s in zip(parts, shift)]) if parts else \
-        np.empty(0, np.int64)
-    data = np.concatenate([p["data"] for p in parts]) if parts else np.empty(0, np.uint8)
-    numbers = np.concatenate([r.numbers for r in refs]) if parts else np.empty(0, np.int64)
-    iface = np.concatenate([r.iface_map[p["iface"]] for r, p in zip(refs, parts)]) \
-        if parts else np.empty(0, np.uint16)
+    mapped = {files[r.source] for r, p in zip(refs, parts) if "pos" in p}
+    if len(mapped) == 1 and all("pos" in p for p in parts):
+        data: Any = _map(mapped.pop())
+        offset = np.concatenate([p["pos"] for p in parts])
+    else:
+        pieces, shift = [], 0
+        for r, p in zip(refs, parts):
+            if "pos" in p:
+                d, e = gather(np.frombuffer(_map(files[r.source]), np.uint8), p["pos"],
+                              p["caplen"])
+            else:
+                d, e = p["data"], p["ends"]
+            pieces.append((d, e + shift - p["caplen"].astype(np.int64)))
+            shift += len(d)
+        data = b"".join(d.tobytes() for d, _ in pieces)
+        offset = np.concatenate([o for _, o in pieces])
     source = source_frame = None
-    if len(task.files) > 1:
+    if len(files) > 1:
         source = np.concatenate([np.full(len(p["idx"]), r.source, np.uint16)
                                  for r, p in zip(refs, parts)])
         source_frame = np.concatenate([p["idx"] + 1 + r.file_frame0
                                        for r, p in zip(refs, parts)])
-    batch = FrameBatch(data=data.tobytes(), offset=ends - cols["caplen"].astype(np.int64),
-                       caplen=cols["caplen"], origlen=cols["origlen"], ts_ns=cols["ts_ns"],
-                       iface=iface.astype(np.uint16), linktype=cols["linktype"],
-                       numbers=numbers, source=source, source_frame=source_frame)
-    order = np.argsort(numbers, kind="stable")
-    real = sum(len(p["idx"]) for p in parts[:len(task.parts)])
-    return batch, order, order >= real
+    return FrameBatch(data=data, offset=offset, caplen=cols["caplen"], origlen=cols["origlen"],
+                      ts_ns=cols["ts_ns"],
+                      iface=np.concatenate([r.iface_map[p["iface"]]
+                                            for r, p in zip(refs, parts)]).astype(np.uint16),
+                      linktype=cols["linktype"],
+                      numbers=np.concatenate([r.numbers for r in refs]),
+                      source=source, source_frame=source_frame)
+
+
+def _map(path: str) -> Any:
+    """The file, mapped read-only."""
+    with open(path, "rb") as f:
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def _in_order(real: FrameBatch, ghosts: FrameBatch | None) -> Iterator[FrameBatch]:
+    """The bucket's frames and its ghosts in the merged order, in batches: runs of real
+    frames (slices of one batch) between the ghosts."""
+    order = np.argsort(real.frame_numbers, kind="stable")
+    if ghosts is None:
+        for i in range(0, len(order), _BATCH):
+            yield real.take(order[i:i + _BATCH])
+        return
+    gorder = np.argsort(ghosts.frame_numbers, kind="stable")
+    # where each ghost goes among the real frames (before the first with a larger number)
+    at = np.searchsorted(real.frame_numbers[order], ghosts.frame_numbers[gorder])
+    lo = 0
+    for cut in np.unique(np.append(at, len(order))).tolist():
+        for i in range(lo, cut, _BATCH):
+            yield real.take(order[i:min(cut, i + _BATCH)])
+        here = gorder[at == cut]
+        if len(here):
+            yield ghosts.take(here)
+        lo = cut
 
 
 def run_bucket(task: BucketTask) -> dict[str, Any]:
     """Analyse one bucket; what it returns depends on `task.what` (see `scale.driver`)."""
     from tcpscope.present.conns import ConnsCollector
 
-    batch, order, ghosts = _bucket_frames(task)
+    parts = [load_part(r.part) for r in task.parts]
+    real = _batch(parts, task.parts, task.files)
+    g = task.ghosts
+    ghosts = None
+    if g and len(g["number"]):
+        cols = ghost_frames(g["host"], g["ip_id"])
+        cols["ts_ns"] = g["ts_ns"]
+        ghosts = _batch([cols], [PartRef(cols, g["number"], 0, 0, np.zeros(1, np.uint16))],
+                        task.files)
     first = _FirstFrames()
     if task.what == "conns":
         main: Any = ConnsCollector(ignore_checksums=task.options.get("ignore_checksums", False))
@@ -208,9 +248,9 @@ def run_bucket(task: BucketTask) -> dict[str, Any]:
         raise ValueError(f"unknown work {task.what!r}")
     pipe = Pipeline([main, first], options)
     pipe.files, pipe.interfaces = task.files, task.interfaces
-    for i in range(0, len(order), _BATCH):
-        pipe.feed(batch.take(order[i:i + _BATCH]))
-    result = pipe.finish()
+    for batch in _in_order(real, ghosts):
+        pipe.feed(batch)
+    pipe.finish()
     out: dict[str, Any] = {"bucket": task.bucket, "first_frames": first.result()}
     if task.what == "conns":
         out["collected"] = main.collected
@@ -219,15 +259,19 @@ def run_bucket(task: BucketTask) -> dict[str, Any]:
         out["frames"] = _cat(main.frames)
         out["streams"] = _cat(main.streams)
     else:
-        real = np.flatnonzero(~ghosts)
-        sorted_batch = batch.take(order[real])
-        out["records"] = _cat(main.records)[real]
-        out["annotations"] = _cat(main.annotations)[real]
-        out["frames"] = {k: getattr(sorted_batch, k) for k in
-                         ("offset", "caplen", "origlen", "ts_ns", "iface", "linktype",
-                          "numbers")}
-        out["data"] = batch.data
-        out["stats"] = result.analyzer.stats() if result.analyzer is not None else {}
+        ordered = real.take(np.argsort(real.frame_numbers, kind="stable"))
+        numbers = _cat(main.numbers)
+        keep = np.ones(len(numbers), bool) if ghosts is None else \
+            ~np.isin(numbers, ghosts.frame_numbers)
+        data, ends = gather(np.frombuffer(ordered.data, np.uint8), ordered.offset,
+                            ordered.caplen)
+        out["records"] = _cat(main.records)[keep]
+        out["annotations"] = _cat(main.annotations)[keep]
+        out["frames"] = {k: getattr(ordered, k) for k in
+                         ("caplen", "origlen", "ts_ns", "iface", "linktype")}
+        out["frames"]["numbers"] = ordered.frame_numbers
+        out["frames"]["offset"] = ends - ordered.caplen.astype(np.int64)
+        out["data"] = data.tobytes()
     return out
 
 

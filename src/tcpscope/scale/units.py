@@ -17,6 +17,10 @@ A start that is not gets its range merged with the previous one and read
 again (`scale.driver`). pcapng and compressed files are whole-file units: a
 pcapng block needs its section's interface blocks, and a compressed stream
 cannot be entered in the middle.
+
+A plain pcap file is always read as ranges (one, if it is small), so every
+frame's offset in the file is known (`read_unit` yields it): phase 2 then maps
+the file and reads the frames where they are, and the buckets hold no bytes.
 """
 from __future__ import annotations
 
@@ -124,10 +128,13 @@ def plan_units(files: list[str], target_bytes: int) -> list[Unit]:
     unit."""
     units: list[Unit] = []
     for index, path in enumerate(files):
-        layout = _pcap_layout(path) if target_bytes > 0 else None
+        layout = _pcap_layout(path)
         size = os.path.getsize(path)
-        if layout is None or size <= target_bytes * 1.5:
+        if layout is None:
             units.append(Unit(path, index))
+            continue
+        if target_bytes <= 0 or size <= target_bytes * 1.5:
+            units.append(Unit(path, index, whole=False))
             continue
         starts = [FILE_HEADER_SIZE]
         for cut in range(target_bytes, size, target_bytes):
@@ -136,9 +143,6 @@ def plan_units(files: list[str], target_bytes: int) -> list[Unit]:
             at = resync(path, cut, layout)
             if at is not None and at > starts[-1]:
                 starts.append(at)
-        if len(starts) == 1:
-            units.append(Unit(path, index))
-            continue
         ends: list[int | None] = [*starts[1:], None]
         units.extend(Unit(path, index, s, e, whole=False) for s, e in zip(starts, ends))
     return units
@@ -171,18 +175,20 @@ class _RangeFile(io.RawIOBase):
         super().close()
 
 
-def read_unit(unit: Unit) -> tuple[Iterator[FrameBatch], UnitFrames]:
-    """The unit's frames (numbered 1.. within the unit) and, once they are read, what
-    reading found. A range's damage is in file offsets; its frame number is the unit's."""
+def read_unit(unit: Unit) -> tuple[Iterator[tuple[FrameBatch, np.ndarray | None]], UnitFrames]:
+    """The unit's frames (numbered 1.. within the unit), each batch with where its frames'
+    bytes are in the file (a range; None for a whole-file unit), and, once they are read,
+    what reading found. A range's damage is in file offsets; its frame number is the
+    unit's."""
     info = UnitFrames([])
 
-    def frames() -> Iterator[FrameBatch]:
+    def frames() -> Iterator[tuple[FrameBatch, np.ndarray | None]]:
         if unit.whole:
             with open_capture(unit.file) as cap:
                 info.interfaces, info.swapped = cap.interfaces, _swapped(cap)
                 for batch in cap:
                     info.frames += len(batch)
-                    yield batch
+                    yield batch, None
                 info.damage = cap.damage
             return
         with _RangeFile(unit.file, unit.start) as raw, open_capture(raw) as cap:
@@ -192,7 +198,8 @@ def read_unit(unit: Unit) -> tuple[Iterator[FrameBatch], UnitFrames]:
     return frames(), info
 
 
-def _range(unit: Unit, cap: CaptureReader, info: UnitFrames) -> Iterator[FrameBatch]:
+def _range(unit: Unit, cap: CaptureReader,
+           info: UnitFrames) -> Iterator[tuple[FrameBatch, np.ndarray]]:
     """The records of `cap` (a range's reader) that start before the range's end."""
     pos = unit.start
     for batch in cap:
@@ -203,7 +210,8 @@ def _range(unit: Unit, cap: CaptureReader, info: UnitFrames) -> Iterator[FrameBa
         if keep:
             info.frames += keep
             pos = int(ends[keep - 1])
-            yield batch if keep == len(batch) else batch.take(slice(0, keep))
+            data = starts[:keep] + RECORD_HEADER_SIZE
+            yield (batch if keep == len(batch) else batch.take(slice(0, keep))), data
         if keep < len(batch):
             info.stop = pos
             return

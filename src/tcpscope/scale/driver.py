@@ -232,11 +232,14 @@ class Work:
         p, q = by_host[1:], by_host[:-1]
         need = (host[p] == host[q]) & (bucket[p] != bucket[q]) & reads[p]
         p, q = p[need], q[need]
-        ts = cat("ts_ns")
+        ts, l3pos, hlen = cat("ts_ns"), cat("l3pos"), cat("ip_hlen")
+        source = np.concatenate([np.full(m.frames, m.unit.index, np.uint16)
+                                 for m in self.metas])
         for b in np.unique(bucket[p]).tolist():
             g = q[bucket[p] == b]
             self.ghosts[b] = {"number": number[g], "ts_ns": ts[g], "host": host[g],
-                              "ip_id": ip_id[g]}
+                              "ip_id": ip_id[g], "source": source[g], "l3pos": l3pos[g],
+                              "ip_hlen": hlen[g]}
 
     # -- phase 2 ---------------------------------------------------------------------------
 

@@ -15,8 +15,9 @@ themselves (``data``, ``ends``: a whole pcapng or compressed file). A part is
 returned in memory or written as a Parquet file (`store`: a directory;
 pyarrow), one per unit and bucket, named by both. `UnitMeta` goes back to the
 driver: the unit's frame count and, per frame, its timestamp (the merge order
-of several files), bucket, IPv4 source and ID and a hash of its direction (the
-ghosts of stitch.py); its interfaces, damage and where its last record ends.
+of several files), bucket, and for the ghosts of stitch.py its IPv4 source, ID,
+a hash of its direction and where its IP header is; its interfaces, damage and
+where its last record ends.
 """
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ class UnitMeta:
     host: np.ndarray                   #: uint32 IPv4 source (0: not IPv4, or ID 0)
     ip_id: np.ndarray                  #: uint16
     direction: np.ndarray              #: uint64, a hash of (src, sport, dst, dport)
+    l3pos: np.ndarray                  #: int64 file offset of the IP header (-1: unknown)
+    ip_hlen: np.ndarray                #: uint8 its length
     interfaces: list[Interface]
     damage: Damage | None
     stop: int | None
@@ -98,8 +101,8 @@ def partition_unit(unit: Unit, buckets: int, capture_filter: str | None = None,
     frames, info = read_unit(unit)
     flt = CaptureFilter(capture_filter) if capture_filter else None
     cols: dict[int, list[dict[str, np.ndarray]]] = {}
-    per_frame: dict[str, list[np.ndarray]] = {k: [] for k in ("ts_ns", "bucket", "host",
-                                                               "ip_id", "direction")}
+    per_frame: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("ts_ns", "bucket", "host", "ip_id", "direction", "l3pos", "ip_hlen")}
     seen = 0
     for batch, pos in frames:
         n = len(batch)
@@ -109,9 +112,11 @@ def partition_unit(unit: Unit, buckets: int, capture_filter: str | None = None,
         if flt is not None:
             keep = flt.match(batch, np.full(n, info.swapped) if info.swapped else None)
             b[~keep] = DROPPED
+        l3pos = np.full(n, -1, np.int64) if pos is None else pos + rec["l3_off"]
         for key, col in (("ts_ns", np.asarray(batch.ts_ns, np.int64)), ("bucket", b),
                          ("host", _hosts(rec)), ("ip_id", rec["ip_id"].astype(np.uint16)),
-                         ("direction", direction)):
+                         ("direction", direction), ("l3pos", l3pos),
+                         ("ip_hlen", rec["ip_hlen"])):
             per_frame[key].append(col)
         order = np.argsort(b, kind="stable")
         bounds = np.searchsorted(b[order], np.arange(buckets + 1))
@@ -137,8 +142,9 @@ def partition_unit(unit: Unit, buckets: int, capture_filter: str | None = None,
     cat = {k: np.concatenate(v) if v else np.empty(0, np.int64) for k, v in per_frame.items()}
     return UnitMeta(unit, info.frames, cat["ts_ns"], cat["bucket"].astype(np.uint16),
                     cat["host"].astype(np.uint32), cat["ip_id"].astype(np.uint16),
-                    cat["direction"].astype(np.uint64), info.interfaces, info.damage,
-                    info.stop, parts)
+                    cat["direction"].astype(np.uint64), cat["l3pos"].astype(np.int64),
+                    cat["ip_hlen"].astype(np.uint8), info.interfaces, info.damage, info.stop,
+                    parts)
 
 
 def _hosts(rec: np.ndarray) -> np.ndarray:

@@ -18,17 +18,18 @@ One fact of the engine is not per connection: ``ip_id_gap`` compares a
 segment's IPv4 ID with the last ID its source host spent on any packet (a host
 that numbers all its packets from one counter spends IDs on its other
 connections). Before each packet whose host's previous packet went to another
-bucket, the driver has that previous packet told to this bucket as a ghost:
-a bare IPv4 header with the host's address and that ID (`ghost_frames`), which
-the engine notes as it notes any packet that is not a TCP segment. Ghosts carry
-the number of the packet they stand for, so they sit where it sat in the
-merged order, and no output sees them (they are not TCP; the audit's rows
-leave them out).
+bucket (and whose own direction skipped IDs, the only case where the engine
+reads the host's), the driver has that previous packet told to this bucket as a
+ghost: its IP header alone, as a raw IPv4 frame (in the file, where the packet
+is: no copy; or made, `ghost_frames`, for a pcapng or compressed file), which the
+engine notes as it notes any packet that is not a whole TCP segment. Ghosts
+carry the number of the packet they stand for, so they sit where it sat in the
+merged order, and no output sees them (they are no connection's; the audit's
+rows leave them out).
 """
 from __future__ import annotations
 
 import mmap
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,6 +158,28 @@ def ghost_frames(host: np.ndarray, ip_id: np.ndarray) -> dict[str, np.ndarray]:
             "ends": np.arange(20, 20 * n + 1, 20, dtype=np.int64), "data": raw.reshape(-1)}
 
 
+def _ghost_parts(g: dict[str, np.ndarray]) -> list[PartRef]:
+    """The ghosts as parts: IP headers where they are in their files, and made ones for
+    packets of files that are not read in place."""
+    if not g or not len(g["number"]):
+        return []
+    out = []
+    here = g["l3pos"] >= 0
+    for src in np.unique(g["source"][here]).tolist():
+        m = here & (g["source"] == src)
+        n = int(m.sum())
+        hlen = g["ip_hlen"][m].astype(np.uint32)
+        part = {"pos": g["l3pos"][m], "caplen": hlen, "origlen": hlen, "ts_ns": g["ts_ns"][m],
+                "iface": np.zeros(n, np.uint16), "idx": np.zeros(n, np.int64),
+                "linktype": np.full(n, _LINKTYPE_IPV4, np.uint16)}
+        out.append(PartRef(part, g["number"][m], src, 0, np.zeros(1, np.uint16)))
+    if not here.all():
+        made = ghost_frames(g["host"][~here], g["ip_id"][~here])
+        made["ts_ns"] = g["ts_ns"][~here]
+        out.append(PartRef(made, g["number"][~here], 0, 0, np.zeros(1, np.uint16)))
+    return out
+
+
 def _batch(parts: list[dict[str, np.ndarray]], refs: list[PartRef],
            files: list[str]) -> FrameBatch:
     """One batch of these parts' frames, in part order. Frames of one pcap file are read
@@ -200,40 +223,18 @@ def _map(path: str) -> Any:
         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
-def _in_order(real: FrameBatch, ghosts: FrameBatch | None) -> Iterator[FrameBatch]:
-    """The bucket's frames and its ghosts in the merged order, in batches: runs of real
-    frames (slices of one batch) between the ghosts."""
-    order = np.argsort(real.frame_numbers, kind="stable")
-    if ghosts is None:
-        for i in range(0, len(order), _BATCH):
-            yield real.take(order[i:i + _BATCH])
-        return
-    gorder = np.argsort(ghosts.frame_numbers, kind="stable")
-    # where each ghost goes among the real frames (before the first with a larger number)
-    at = np.searchsorted(real.frame_numbers[order], ghosts.frame_numbers[gorder])
-    lo = 0
-    for cut in np.unique(np.append(at, len(order))).tolist():
-        for i in range(lo, cut, _BATCH):
-            yield real.take(order[i:min(cut, i + _BATCH)])
-        here = gorder[at == cut]
-        if len(here):
-            yield ghosts.take(here)
-        lo = cut
-
-
 def run_bucket(task: BucketTask) -> dict[str, Any]:
     """Analyse one bucket; what it returns depends on `task.what` (see `scale.driver`)."""
     from tcpscope.present.conns import ConnsCollector
 
     parts = [load_part(r.part) for r in task.parts]
-    real = _batch(parts, task.parts, task.files)
-    g = task.ghosts
-    ghosts = None
-    if g and len(g["number"]):
-        cols = ghost_frames(g["host"], g["ip_id"])
-        cols["ts_ns"] = g["ts_ns"]
-        ghosts = _batch([cols], [PartRef(cols, g["number"], 0, 0, np.zeros(1, np.uint16))],
-                        task.files)
+    refs = list(task.parts)
+    ghosts = _ghost_parts(task.ghosts)
+    for ref in ghosts:
+        parts.append(ref.part)
+        refs.append(ref)
+    batch = _batch(parts, refs, task.files)
+    order = np.argsort(batch.frame_numbers, kind="stable")
     first = _FirstFrames()
     if task.what == "conns":
         main: Any = ConnsCollector(ignore_checksums=task.options.get("ignore_checksums", False))
@@ -248,8 +249,8 @@ def run_bucket(task: BucketTask) -> dict[str, Any]:
         raise ValueError(f"unknown work {task.what!r}")
     pipe = Pipeline([main, first], options)
     pipe.files, pipe.interfaces = task.files, task.interfaces
-    for batch in _in_order(real, ghosts):
-        pipe.feed(batch)
+    for i in range(0, len(order), _BATCH):
+        pipe.feed(batch.take(order[i:i + _BATCH]))
     pipe.finish()
     out: dict[str, Any] = {"bucket": task.bucket, "first_frames": first.result()}
     if task.what == "conns":
@@ -259,10 +260,10 @@ def run_bucket(task: BucketTask) -> dict[str, Any]:
         out["frames"] = _cat(main.frames)
         out["streams"] = _cat(main.streams)
     else:
-        ordered = real.take(np.argsort(real.frame_numbers, kind="stable"))
-        numbers = _cat(main.numbers)
-        keep = np.ones(len(numbers), bool) if ghosts is None else \
-            ~np.isin(numbers, ghosts.frame_numbers)
+        ghost = np.zeros(len(batch), bool)
+        ghost[len(batch) - sum(len(r.numbers) for r in ghosts):] = True
+        keep = ~ghost[order]
+        ordered = batch.take(order[keep])
         data, ends = gather(np.frombuffer(ordered.data, np.uint8), ordered.offset,
                             ordered.caplen)
         out["records"] = _cat(main.records)[keep]

@@ -223,12 +223,19 @@ class Work:
         bucket, host, ip_id, direction = cat("bucket"), cat("host"), cat("ip_id"), \
             cat("direction")
         rows = np.flatnonzero((host != 0) & (bucket != DROPPED))
-        by_dir = rows[np.lexsort((number[rows], direction[rows]))]
+
+        def by(key: np.ndarray) -> np.ndarray:
+            """`rows` by `key`, then number (one file: rows are in number order)."""
+            if len(self.files) == 1:
+                return rows[np.argsort(key[rows], kind="stable")]
+            return rows[np.lexsort((number[rows], key[rows]))]
+
+        by_dir = by(direction)
         same = direction[by_dir[1:]] == direction[by_dir[:-1]]
         step = (ip_id[by_dir[1:]].astype(np.int64) - ip_id[by_dir[:-1]]) & 0xFFFF
         reads = np.zeros(len(number), bool)
         reads[by_dir[1:][same & (step != 1)]] = True
-        by_host = rows[np.lexsort((number[rows], host[rows]))]
+        by_host = by(host)
         p, q = by_host[1:], by_host[:-1]
         need = (host[p] == host[q]) & (bucket[p] != bucket[q]) & reads[p]
         p, q = p[need], q[need]

@@ -183,7 +183,8 @@ def _write(part: dict[str, np.ndarray], store: str, unit: Unit, bucket: int) -> 
     path = os.path.join(store, f"bucket={bucket:04d}",
                         f"unit-{unit.index:05d}-{unit.start:012d}-{unit.end or 0:012d}.parquet")
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    pq.write_table(pa.table(cols), path, compression="none")
+    pq.write_table(pa.table(cols), path, compression="none", use_dictionary=False,
+                   write_statistics=False)
     return path
 
 

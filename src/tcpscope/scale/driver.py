@@ -250,16 +250,19 @@ class Work:
 
     # -- phase 2 ---------------------------------------------------------------------------
 
-    def run(self, what: str, mode: str, **options: Any) -> tuple[list[dict], list[np.ndarray]]:
-        """Analyse every bucket; their results, and each bucket's local -> global streams."""
+    def run(self, what: str, mode: str, streams: dict[int, np.ndarray] | None = None,
+            **options: Any) -> tuple[list[dict], list[np.ndarray]]:
+        """Analyse every bucket; their results, and each bucket's local -> global streams
+        (`streams`: those maps, known already: the tasks print global numbers)."""
         tasks = []
         for b in range(self.buckets):
             refs = [PartRef(m.parts[b], nums[m.bucket == b], m.unit.index, f0, imap)
                     for m, nums, f0, imap in zip(self.metas, self.numbers, self.file_frame0,
                                                  self.iface_maps) if b in m.parts]
             if refs:
+                extra = {} if streams is None else {"streams": streams[b]}
                 tasks.append(BucketTask(b, refs, what, mode, self.files, self.interfaces,
-                                        dict(options), self.ghosts.get(b, {})))
+                                        {**options, **extra}, self.ghosts.get(b, {})))
         # the biggest buckets first: a long bucket started last would finish alone
         tasks.sort(key=lambda t: -sum(len(r.numbers) for r in t.parts))
         results = self.ex.map(run_bucket, tasks)
@@ -356,39 +359,33 @@ def scaled_packets(inp: Input, out: BinaryIO | str, fmt: str, mode: str, scale: 
 
     work = Work(inp, scale, progress=notes is not None and sys.stderr.isatty(), ex=ex)
     try:
-        results, maps = work.run("packets", mode, fmt="csv" if fmt == "parquet" else fmt)
+        # the streams first (the engine alone), then the text with their global numbers
+        found, maps = work.run("streams", mode)
+        results, _ = work.run("packets", mode, fmt="csv" if fmt == "parquet" else fmt,
+                              streams={r["bucket"]: m for r, m in zip(found, maps)})
     finally:
         work.close()
     _tell(work, notes)
     multi = len(work.files) > 1
     lines: list[bytes] = []
-    streams, frames = [], []
-    for r, m in zip(results, maps):
-        lines.extend(r["text"].split(b"\n")[:-1])
-        streams.append(m[r["streams"]])
-        frames.append(r["frames"])
-    order = np.argsort(np.concatenate(frames) if frames else np.empty(0, np.int64))
-    gs = np.concatenate(streams).tolist() if streams else []
-    json = fmt == "jsonl"
+    for r in results:
+        lines.extend(r["text"].splitlines(keepends=True))
+    frames = [r["frames"] for r in results]
+    order = np.argsort(np.concatenate(frames)).tolist() if frames else []
     header = _packets.format_packets(b"", b"", b"", True, True)
     if multi:
         header = header.rstrip(b"\n") + b",file,file_frame\n"
 
-    def text(rows: np.ndarray) -> bytes:
-        out_lines = []
-        for i in rows.tolist():
-            parts = lines[i].split(b",", 3)
-            parts[2] = (b'"stream":%d' if json else b"%d") % gs[i]
-            out_lines.append(b",".join(parts))
-        return b"\n".join(out_lines) + b"\n" if out_lines else b""
+    def text(rows: list[int]) -> bytes:
+        return b"".join([lines[i] for i in rows])
 
     if fmt == "parquet":
         from tcpscope.present.tables import ParquetPackets
 
         target = ParquetPackets(os.fspath(out), files=multi)  # type: ignore[arg-type]
         try:
-            for i in range(0, len(order), 8192):
-                target.write_csv(header + text(order[i:i + 8192]))
+            for i in range(0, len(order), 65536):
+                target.write_csv(header + text(order[i:i + 65536]))
         except BaseException:
             target.abort()
             raise
@@ -399,8 +396,8 @@ def scaled_packets(inp: Input, out: BinaryIO | str, fmt: str, mode: str, scale: 
     try:
         if fmt == "csv":
             stream.write(header)
-        for i in range(0, len(order), 8192):
-            stream.write(text(order[i:i + 8192]))
+        for i in range(0, len(order), 65536):
+            stream.write(text(order[i:i + 65536]))
         stream.flush()
     except BaseException:
         if atomic is not None:

@@ -29,6 +29,7 @@ rows leave them out).
 """
 from __future__ import annotations
 
+import dataclasses
 import mmap
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +59,8 @@ class PartRef:
 
 @dataclass
 class BucketTask:
-    """What a phase 2 task does: `what` is ``conns``, ``packets`` or ``audit``."""
+    """What a phase 2 task does: `what` is ``conns``, ``packets``, ``audit`` or ``streams``
+    (only the first frame of each stream)."""
 
     bucket: int
     parts: list[PartRef]
@@ -99,21 +101,24 @@ class _FirstFrames:
 
 
 class _Lines(PacketsWriter):
-    """The packets' text, without a header, and each line's frame and stream."""
+    """The packets' text, without a header, with the streams' global numbers (`streams`:
+    the bucket's local -> global), and each line's frame."""
 
-    def __init__(self, fmt: str) -> None:
+    def __init__(self, fmt: str, streams: np.ndarray) -> None:
         super().__init__(None, fmt)
         self._header = False
+        self.streams = streams
         self.texts: list[bytes] = []
         self.frames: list[np.ndarray] = []
-        self.streams: list[np.ndarray] = []
 
     def feed(self, chunk: Chunk) -> None:
-        super().feed(chunk)
-        assert chunk.annotations is not None
-        tcp = chunk.annotations["stream"] >= 0
+        ann = chunk.annotations
+        assert ann is not None
+        tcp = ann["stream"] >= 0
+        ann = ann.copy()
+        ann["stream"][tcp] = self.streams[ann["stream"][tcp]]
+        super().feed(dataclasses.replace(chunk, annotations=ann))
         self.frames.append(chunk.batch.frame_numbers[tcp])
-        self.streams.append(chunk.annotations["stream"][tcp].astype(np.int64))
 
     def _emit(self, text: bytes) -> None:
         self.texts.append(text)
@@ -240,14 +245,17 @@ def run_bucket(task: BucketTask) -> dict[str, Any]:
         main: Any = ConnsCollector(ignore_checksums=task.options.get("ignore_checksums", False))
         options = Options(mode=task.mode, keep_transitions=False)
     elif task.what == "packets":
-        main = _Lines(task.options["fmt"])
+        main = _Lines(task.options["fmt"], task.options["streams"])
         options = Options(mode=task.mode, keep_transitions=False, summaries=False)
+    elif task.what == "streams":
+        main = first
+        options = Options(mode=task.mode, states=False)
     elif task.what == "audit":
         main = _Rows()
         options = Options(mode=task.mode, states=False)
     else:
         raise ValueError(f"unknown work {task.what!r}")
-    pipe = Pipeline([main, first], options)
+    pipe = Pipeline([main] if main is first else [main, first], options)
     pipe.files, pipe.interfaces = task.files, task.interfaces
     for i in range(0, len(order), _BATCH):
         pipe.feed(batch.take(order[i:i + _BATCH]))
@@ -258,8 +266,7 @@ def run_bucket(task: BucketTask) -> dict[str, Any]:
     elif task.what == "packets":
         out["text"] = b"".join(main.texts)
         out["frames"] = _cat(main.frames)
-        out["streams"] = _cat(main.streams)
-    else:
+    elif task.what == "audit":
         ghost = np.zeros(len(batch), bool)
         ghost[len(batch) - sum(len(r.numbers) for r in ghosts):] = True
         keep = ~ghost[order]

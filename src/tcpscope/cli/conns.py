@@ -15,8 +15,7 @@ from tcpscope.cli.common import (
 @click.command("conns",
                epilog=examples(
                    "tcpscope conns trace.pcap 'port 443' --format csv",
-               "tcpscope conns rotated/ --workers 4 --format zeek -o conn.log",
-                   "tcpscope conns rotated/*.pcap -Y 'tcp.analysis.retransmission && duration > 1'",
+                   "tcpscope conns rotated/ --workers 4 -Y 'tcp.analysis.retransmission && duration > 1'",
                    'tcpscope conns trace.pcap --stream 10.0.0.1:80 --format zeek -o conn.log',
                ))
 @file_options(display="conns", streams="conns")

@@ -56,8 +56,7 @@ def ladder_cmd(inputs: Inputs, fmt: str, output: str | None, lang: str, fold: bo
     chosen = sorted(set(streams)) if streams else list(range(total))
     missing = [s for s in chosen if s >= total]
     if missing or not chosen:
-        raise StreamNotFound(f"no TCP stream {missing[0]} in the capture" if missing
-                             else "no TCP stream in the capture")
+        raise StreamNotFound.number(missing[0] if missing else None)
     stories = [build_story(analysis, s, extra) for s in chosen]
     lad = build_ladder(stories, lang, fold=fold)
     if len(lad.lanes) > MAX_LANES:

@@ -164,9 +164,7 @@ def write_explain(source: str | os.PathLike | BinaryIO, out: IO[str], *,
         return 0
     for s in chosen:
         if s >= total:
-            raise StreamNotFound(f"no TCP stream {s} in the capture ({total} "
-                                 f"stream{'s' if total != 1 else ''}: 0-{total - 1})"
-                                 if total else "no TCP stream in the capture")
+            raise StreamNotFound.number(s, total)
     told = 0
     for k, s in enumerate(chosen):
         story = build_story(analysis, s, extra, group_min=group_min)

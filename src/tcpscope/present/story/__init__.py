@@ -53,7 +53,7 @@ def build_story(analysis: Analysis, stream: int, extra: Extra | None = None, *,
     """The story of one connection (StreamNotFound if the analysis has no such stream)."""
     rows = analysis.stream(stream)
     if not rows.size:
-        raise StreamNotFound(f"no TCP stream {stream} in the capture")
+        raise StreamNotFound.number(stream)
     conn_row = analysis.connections[analysis.connections["stream"] == stream][0]
     conn = decode(conn_row)
     life = analysis.lifecycles[stream]

@@ -2,7 +2,7 @@
 2 local workers on one big capture (byte ranges), per phase: wall time, CPU seconds of the
 tasks, the driver's own time, peak memory per worker. Not a test; run by hand:
 
-    .venv/bin/python bench/scale.py /work/bench-data/bench.pcap [--what conns]
+    .venv/bin/python bench/scale.py /work/bench-data/bench.pcap [--what conns|packets|dataset]
 
 The capture is read in place. On a shared machine prefer the CPU seconds (they do not
 count time waiting for a core) and repeat.
@@ -49,6 +49,9 @@ def one(path: str, what: str) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     if what == "conns":
         collect(Input((path,)), "wireshark")
+    elif what == "dataset":
+        with tempfile.TemporaryDirectory() as d:
+            write_packets(Input((path,)), os.path.join(d, "p.parquet"), "parquet")
     else:
         write_packets(Input((path,)), io.BytesIO(), "jsonl")
     return {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0}
@@ -65,6 +68,10 @@ def scaled(path: str, what: str, workers: int, unit_mb: int, buckets: int | None
         scale = Scale(workers=workers, unit_bytes=unit_mb << 20, buckets=buckets)
         if what == "conns":
             driver.scaled_conns(Input((path,)), "wireshark", scale)
+        elif what == "dataset":
+            with tempfile.TemporaryDirectory() as d:
+                driver.scaled_packets(Input((path,)), os.path.join(d, "ds"), "parquet",
+                                      "wireshark", scale, dataset=True)
         else:
             driver.scaled_packets(Input((path,)), io.BytesIO(), "jsonl", "wireshark", scale)
         wall, driver_cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -84,7 +91,7 @@ def scaled(path: str, what: str, workers: int, unit_mb: int, buckets: int | None
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("capture")
-    ap.add_argument("--what", choices=["conns", "packets"], default="conns")
+    ap.add_argument("--what", choices=["conns", "packets", "dataset"], default="conns")
     ap.add_argument("--unit-mb", type=int, default=64)
     ap.add_argument("--buckets", type=int, default=None)
     ap.add_argument("--repeat", type=int, default=1)

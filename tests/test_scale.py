@@ -244,6 +244,21 @@ def test_cli_parquet_rows_equal(tmp_path: Path):
     assert pq.read_table(b).equals(pq.read_table(a))
 
 
+def test_cli_parquet_dataset_rows_equal(tmp_path: Path):
+    """packets --format parquet -o DIR/ --workers: a file per bucket, written by the
+    workers; sorted by frame, the rows of one process's Parquet file."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = str(max(FIXTURES, key=lambda p: p.stat().st_size if p.suffix == ".pcap" else 0))
+    one, many = tmp_path / "one.parquet", tmp_path / "many"
+    base = [sys.executable, "-m", "tcpscope", "packets", path, "--format", "parquet"]
+    subprocess.run([*base, "-o", str(one)], check=True, timeout=120)
+    subprocess.run([*base, "-o", f"{many}/", "--workers", "2"], check=True, timeout=120)
+    parts = sorted(many.iterdir())
+    assert len(parts) > 1 and all(p.name.startswith("part-") for p in parts)
+    got = pq.read_table(many, partitioning=None).sort_by("frame")
+    assert got.equals(pq.read_table(one))
+
+
 def test_one_process_when_the_input_needs_it():
     """Standard input, -c and row selections are read by one process, with a note."""
     path = str(FIXTURES[0])

@@ -351,12 +351,17 @@ def scaled_conns(inp: Input, mode: str, scale: Scale, *, ignore_checksums: bool 
 
 
 def scaled_packets(inp: Input, out: BinaryIO | str, fmt: str, mode: str, scale: Scale, *,
-                   notes: Callable[[str], None] | None = None,
-                   ex: Executor | None = None) -> None:
-    """Write what `present.packets.write_packets` writes (one record per TCP packet)."""
+                   notes: Callable[[str], None] | None = None, ex: Executor | None = None,
+                   dataset: bool = False) -> None:
+    """Write what `present.packets.write_packets` writes (one record per TCP packet); with
+    `dataset` (Parquet), the directory `out` of one file per bucket, each in frame order,
+    written by the workers (the rows of one run, not in one order)."""
     from tcpscope.capture.writer import AtomicOutput
     from tcpscope.present import _packets
 
+    if fmt == "parquet" and dataset:
+        _dataset(inp, os.fspath(out), mode, scale, notes, ex)  # type: ignore[arg-type]
+        return
     work = Work(inp, scale, progress=notes is not None and sys.stderr.isatty(), ex=ex)
     try:
         # the streams first (the engine alone), then the text with their global numbers
@@ -405,6 +410,30 @@ def scaled_packets(inp: Input, out: BinaryIO | str, fmt: str, mode: str, scale: 
         raise
     if atomic is not None:
         atomic.commit()
+
+
+def _dataset(inp: Input, out: str, mode: str, scale: Scale,
+             notes: Callable[[str], None] | None, ex: Executor | None) -> None:
+    """The per-packet Parquet dataset: written into a new directory beside `out`, which
+    becomes `out` once complete (`out` must not exist, or be empty)."""
+    if os.path.isdir(out) and os.listdir(out):
+        raise CaptureError.for_file(out, "the Parquet dataset's directory is not empty")
+    parent = os.path.dirname(os.path.abspath(out)) or "."
+    tmp = tempfile.mkdtemp(prefix=".tcpscope-dataset-", dir=parent)
+    work = Work(inp, scale, progress=notes is not None and sys.stderr.isatty(), ex=ex)
+    try:
+        found, maps = work.run("streams", mode)
+        work.run("packets", mode, fmt="csv", dataset=tmp,
+                 streams={r["bucket"]: m for r, m in zip(found, maps)})
+        if os.path.isdir(out):
+            os.rmdir(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        work.close()
+    _tell(work, notes)
 
 
 def scaled_audit(inp: Input, mode: str, scale: Scale, *,

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import mmap
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,11 +103,13 @@ class _FirstFrames:
 
 class _Lines(PacketsWriter):
     """The packets' text, without a header, with the streams' global numbers (`streams`:
-    the bucket's local -> global), and each line's frame."""
+    the bucket's local -> global), and each line's frame; with `target` (a
+    `tables.ParquetPackets`), the rows written there instead."""
 
-    def __init__(self, fmt: str, streams: np.ndarray) -> None:
-        super().__init__(None, fmt)
+    def __init__(self, fmt: str, streams: np.ndarray, target: Any = None) -> None:
+        super().__init__(target, "parquet" if target is not None else fmt)
         self._header = False
+        self.target = target
         self.streams = streams
         self.texts: list[bytes] = []
         self.frames: list[np.ndarray] = []
@@ -121,7 +124,10 @@ class _Lines(PacketsWriter):
         self.frames.append(chunk.batch.frame_numbers[tcp])
 
     def _emit(self, text: bytes) -> None:
-        self.texts.append(text)
+        if self.target is not None:
+            super()._emit(text)
+        else:
+            self.texts.append(text)
 
     def finish(self, result: Result) -> None:
         pass
@@ -245,7 +251,14 @@ def run_bucket(task: BucketTask) -> dict[str, Any]:
         main: Any = ConnsCollector(ignore_checksums=task.options.get("ignore_checksums", False))
         options = Options(mode=task.mode, keep_transitions=False)
     elif task.what == "packets":
-        main = _Lines(task.options["fmt"], task.options["streams"])
+        target = None
+        if task.options.get("dataset"):
+            from tcpscope.present.tables import ParquetPackets
+
+            target = ParquetPackets(os.path.join(task.options["dataset"],
+                                                 f"part-{task.bucket:04d}.parquet"),
+                                    files=len(task.files) > 1)
+        main = _Lines(task.options["fmt"], task.options["streams"], target)
         options = Options(mode=task.mode, keep_transitions=False, summaries=False)
     elif task.what == "streams":
         main = first
@@ -257,9 +270,16 @@ def run_bucket(task: BucketTask) -> dict[str, Any]:
         raise ValueError(f"unknown work {task.what!r}")
     pipe = Pipeline([main] if main is first else [main, first], options)
     pipe.files, pipe.interfaces = task.files, task.interfaces
-    for i in range(0, len(order), _BATCH):
-        pipe.feed(batch.take(order[i:i + _BATCH]))
-    pipe.finish()
+    try:
+        for i in range(0, len(order), _BATCH):
+            pipe.feed(batch.take(order[i:i + _BATCH]))
+        pipe.finish()
+    except BaseException:
+        if isinstance(main, _Lines) and main.target is not None:
+            main.target.abort()
+        raise
+    if isinstance(main, _Lines) and main.target is not None:
+        main.target.close()
     out: dict[str, Any] = {"bucket": task.bucket, "first_frames": first.result()}
     if task.what == "conns":
         out["collected"] = main.collected

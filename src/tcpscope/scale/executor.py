@@ -9,6 +9,7 @@ dropped silently. `notes` collects one line per retry, for stderr.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -158,7 +159,8 @@ class DaskExecutor(Executor):
 
 
 def executor(workers: int, dask: str | None) -> Executor:
-    """The executor the options ask for."""
+    """The executor the options ask for: a pool of at most as many processes as this
+    machine has cores."""
     if dask:
         return DaskExecutor(dask, workers)
-    return PoolExecutor(workers)
+    return PoolExecutor(max(1, min(workers, os.cpu_count() or 1)))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
 from tcpscope.analysis.engine import MODES
 from tcpscope.cli.common import (
-    Inputs, examples, file_options, lang_option, one_line_errors, progress_input,
+    Inputs, examples, file_options, lang_option, note, one_line_errors, progress_input,
+    scale_options, spread,
 )
 
 
@@ -26,14 +28,22 @@ from tcpscope.cli.common import (
 @click.option("--mode", type=click.Choice(list(MODES)), default="improved", show_default=True,
               help="The analysis mode behind the retransmission counts (improved: tcpscope's "
                    "own judgement).")
+@scale_options
 @one_line_errors
-def audit_cmd(inputs: Inputs, fmt: str, lang: str, mode: str) -> None:
+def audit_cmd(inputs: Inputs, fmt: str, lang: str, mode: str, scale: Any) -> None:
     """SYN floods and cookies, scans, failed connections, storms, TIME_WAIT, weak ISNs.
 
     A capture filter, -c, --stream and -Y narrow what is audited to the packets they select.
     """
-    from tcpscope.present.audit import write_audit
+    from tcpscope.present.audit import write_audit, write_report
 
+    if spread(inputs, scale, rows=True):
+        from tcpscope.scale.driver import scaled_audit
+
+        report = scaled_audit(inputs.input, mode, scale, notes=note)
+        report.name = inputs.name
+        write_report(report, fmt, lang, sys.stdout)
+        return
     source, finish = progress_input(inputs)
     try:
         write_audit(source, fmt, lang, sys.stdout, mode=mode, name=inputs.name)

@@ -28,6 +28,7 @@ from tcpscope.capture.bpf import FilterError
 from tcpscope.capture.errors import CaptureError
 from tcpscope.kernel import KernelError
 from tcpscope.pipeline import Input, StreamNotFound, find_streams
+from tcpscope.scale.executor import ScaleError
 
 #: Files this big get a progress bar on a terminal while they are read.
 PROGRESS_MIN_BYTES = 8 << 20
@@ -60,7 +61,7 @@ def one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (CaptureError, KernelError) as exc:
+        except (CaptureError, KernelError, ScaleError) as exc:
             fail(str(exc))
         except FilterError as exc:
             fail(str(exc), 2)
@@ -277,6 +278,53 @@ def file_options(*, display: str = "packets", streams: str = "packets",
         return wrapper
 
     return deco
+
+
+def scale_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--workers N``, ``--dask ADDRESS|local`` and ``--scratch DIR`` (docs/scale.md): the
+    command gets ``scale`` (`scale.Scale`); 0 or 1 worker and no Dask: one process."""
+    func = click.option("--scratch", type=click.Path(file_okay=False), default=None,
+                        metavar="DIR",
+                        help="Where the flow buckets go (Parquet; default a temporary "
+                             "directory): with --dask on several machines, one they all "
+                             "see.")(func)
+    func = click.option("--dask", metavar="ADDRESS|local", default=None,
+                        help="Spread the work over a Dask cluster: a scheduler's address "
+                             "(tcp://HOST:8786), or local (a LocalCluster of --workers "
+                             "processes); tcpscope[dask].")(func)
+    func = click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True,
+                        metavar="N",
+                        help="Spread the work over N local processes (files and ranges of "
+                             "big pcap files; the same answers as one).")(func)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, workers: int, dask: str | None, scratch: str | None,
+                **kwargs: Any) -> Any:
+        from tcpscope.scale.driver import Scale
+
+        return func(*args, scale=Scale(workers=max(1, workers) if not dask else
+                                       max(2, workers), dask=dask, scratch=scratch), **kwargs)
+
+    return wrapper
+
+
+def spread(inputs: Inputs, scale: Any, *, rows: bool) -> bool:
+    """Run spread out (`scale` asks for it and the input allows it); a note on stderr
+    says why not when it does not."""
+    from tcpscope.scale.driver import why_not
+
+    if not scale.active:
+        return False
+    reason = why_not(inputs.input, rows=rows)
+    if reason is not None:
+        note(f"one process: {reason}")
+        return False
+    return True
+
+
+def note(text: str) -> None:
+    """``tcpscope: note: TEXT`` on stderr."""
+    click.echo(f"tcpscope: note: {text}", err=True)
 
 
 def one_stream(inputs: Inputs, mode: str) -> int:

@@ -7,14 +7,15 @@ from typing import Any
 import click
 
 from tcpscope.cli.common import (
-    Inputs, color_option, examples, file_options, mode_option, one_line_errors, terminal_width,
+    Inputs, color_option, examples, file_options, mode_option, note, one_line_errors,
+    scale_options, spread, terminal_width,
 )
 
 
 @click.command("conns",
                epilog=examples(
                    "tcpscope conns trace.pcap 'port 443' --format csv",
-                   "tcpscope conns rotated/*.pcap -Y 'tcp.analysis.retransmission && duration > 1'",
+                   "tcpscope conns rotated/ --workers 4 -Y 'tcp.analysis.retransmission && duration > 1'",
                    'tcpscope conns trace.pcap --stream 10.0.0.1:80 --format zeek -o conn.log',
                ))
 @file_options(display="conns", streams="conns")
@@ -26,10 +27,11 @@ from tcpscope.cli.common import (
               help="Write to this file (completely or not at all) instead of standard output.")
 @click.option("-C", "--ignore-checksums", is_flag=True,
               help="As zeek -C: Zeek's columns keep packets whose checksum is bad or offloaded.")
+@scale_options
 @color_option
 @one_line_errors
 def conns_cmd(inputs: Inputs, fmt: str, mode: str, output: str | None, ignore_checksums: bool,
-              color: bool) -> None:
+              color: bool, scale: Any) -> None:
     """One row per connection: roles, counts, handshake, teardown, states, Zeek's view.
 
     -Y filters the connections by their columns (handshake == "rejected",
@@ -49,9 +51,15 @@ def conns_cmd(inputs: Inputs, fmt: str, mode: str, output: str | None, ignore_ch
     if inputs.display is not None or inputs.streams:
         keep = _selector(inputs)
     width = terminal_width() if output is None and sys.stdout.isatty() else None
+    collected = None
+    if spread(inputs, scale, rows=False):
+        from tcpscope.scale.driver import scaled_conns
+
+        collected = scaled_conns(inputs.input, mode, scale, ignore_checksums=ignore_checksums,
+                                 notes=note)
     c = write_conns(inputs.input, fmt, mode=mode, out=output, stdout=sys.stdout,
                     color=color and fmt == "table", ignore_checksums=ignore_checksums, keep=keep,
-                    width=width)
+                    width=width, collected=collected)
     if c.offloaded and not ignore_checksums:
         click.echo(f"tcpscope: note: {c.offloaded} packets have offloaded checksums, which Zeek "
                    "drops ('C');\ntcpscope: -C keeps them, as zeek -C does", err=True)

@@ -398,15 +398,17 @@ def _atomic_write(path: str, write: Any) -> None:
 def write_conns(source: Source, fmt: str = "table", *,
                 mode: str = "wireshark", out: str | None = None, stdout: TextIO | None = None,
                 color: bool | None = None, ignore_checksums: bool = False,
-                keep: Any = None, width: int | None = None) -> Collected:
+                keep: Any = None, width: int | None = None,
+                collected: Collected | None = None) -> Collected:
     """Collect the connections of `source` and write them in `fmt` to `out` or `stdout`
     (`keep(collected)`: the connections a selection keeps; `width`: the terminal's, for
-    the table on it)."""
+    the table on it; `collected`: the connections, collected already)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     if fmt == "parquet" and out is None:
         raise ValueError("--format parquet needs -o FILE")
-    c = collect(source, mode, ignore_checksums=ignore_checksums)
+    c = collected if collected is not None else \
+        collect(source, mode, ignore_checksums=ignore_checksums)
     if keep is not None:
         c = keep(c)
     if out is not None:

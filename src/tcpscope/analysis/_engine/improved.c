@@ -278,3 +278,89 @@ int capture_duplicate(Engine *e, pkt_t *p, entry_t *ent, conv_t *c, flow_t *fwd,
     o->role_guessed = s->role_guessed;
     return 0;
 }
+
+/* ---- unique bytes and the signals of a segment -------------------------- */
+
+/* Payload bytes of this segment the capture shows for the first time (before
+ * the bookkeeping of this segment): everything beyond the highest sequence
+ * number so far, plus, below it, what follows the bytes already sent (those
+ * still unacknowledged, or acknowledged by the peer). A hole's first copy is
+ * new; a resend of sent bytes is not. */
+uint32_t new_payload_bytes(const pkt_t *p, const flow_t *fwd, const flow_t *rev)
+{
+    if (!p->seglen)
+        return 0;
+    uint32_t seq = p->seq, end = p->seq + p->seglen;
+    if (!fwd->nextseq || ge_seq(seq, fwd->nextseq))
+        return p->seglen;
+    uint32_t lim = lt_seq(end, fwd->nextseq) ? end : fwd->nextseq;
+    uint32_t above = end - lim;
+    uint32_t cur = seq;
+    if (rev->acked_seen && gt_seq(rev->lastack, cur))
+        cur = rev->lastack;
+    for (uint32_t pass = 0; lt_seq(cur, lim) && pass <= fwd->segs.n; pass++) {
+        int moved = 0;
+        for (uint32_t i = 0; i < fwd->segs.n; i++) {
+            const seg_t *g = &fwd->segs.v[i];
+            if (le_seq(g->seq, cur) && gt_seq(g->nextseq, cur)) {
+                cur = g->nextseq;
+                moved = 1;
+            }
+        }
+        if (!moved)
+            break;
+    }
+    return above + (lt_seq(cur, lim) ? lim - cur : 0);
+}
+
+/* D-SACK (RFC 2883 §4): the first block lies below the cumulative ack, or
+ * within the second block. */
+static int has_dsack(const pkt_t *p)
+{
+    const tcps_record *r = p->r;
+    if (!(r->opt_present & TCPS_OPT_SACK) || r->sack_count == 0 || !(p->flags & TCPS_ACK))
+        return 0;
+    uint32_t le = r->sack[0], re = r->sack[1];
+    if (le_seq(re, p->ack))
+        return 1;
+    return r->sack_count >= 2 && TCPS_MAX_SACK >= 2 && ge_seq(le, r->sack[2]) && le_seq(re, r->sack[3]);
+}
+
+/* Improved mode: what the segment itself signals (annotation.h TCPS_NOTES),
+ * counted per side in the stream's summary. After the sequence analysis. */
+void improved_signals(const pkt_t *p, summary_t *s, const flow_t *fwd, const flow_t *rev, int dir)
+{
+    const tcps_record *r = p->r;
+    uint32_t n = 0;
+    int syn = (p->flags & TCPS_SYN) != 0;
+    if ((r->ip_tos & 3) == 3)
+        n |= TCPS_NOTE_ECN_CE;
+    if (!syn && (p->flags & TCPS_ECE))
+        n |= TCPS_NOTE_ECN_ECE;
+    if (!syn && (p->flags & TCPS_CWR))
+        n |= TCPS_NOTE_ECN_CWR;
+    if (p->flags & TCPS_URG)
+        n |= TCPS_NOTE_URGENT;
+    if (s->mss[dir ^ 1] && p->seglen > s->mss[dir ^ 1])
+        n |= TCPS_NOTE_ABOVE_MSS;
+    if (has_dsack(p))
+        n |= TCPS_NOTE_DSACK;
+    /* A challenge ACK: a pure ACK that repeats this side's ack right after the
+     * peer's RST, or its SYN once this side has acknowledged the peer's SYN. */
+    int pure_ack = p->seglen == 0 && (p->flags & (TCPS_SYN | TCPS_FIN | TCPS_RST | TCPS_ACK)) == TCPS_ACK;
+    if (pure_ack && p->ack_repeated && fwd->acked_seen && rev->sig_set && rev->sig_frame > fwd->last_frame &&
+        (rev->sig_flags & (TCPS_RST | TCPS_SYN)))
+        n |= TCPS_NOTE_CHALLENGE_ACK;
+    if ((p->flags & (TCPS_RST | TCPS_ACK)) == TCPS_RST && (s->side_flags[dir ^ 1] & TCPS_SIDE_SAW_DATA))
+        n |= TCPS_NOTE_RST_NO_ACK;
+    p->out->notes = n;
+    if (!n)
+        return;
+    s->n_ce[dir] += (n & TCPS_NOTE_ECN_CE) != 0;
+    s->n_ece[dir] += (n & TCPS_NOTE_ECN_ECE) != 0;
+    s->n_cwr[dir] += (n & TCPS_NOTE_ECN_CWR) != 0;
+    s->n_urg[dir] += (n & TCPS_NOTE_URGENT) != 0;
+    s->n_above_mss[dir] += (n & TCPS_NOTE_ABOVE_MSS) != 0;
+    s->n_dsack[dir] += (n & TCPS_NOTE_DSACK) != 0;
+    s->n_challenge[dir] += (n & TCPS_NOTE_CHALLENGE_ACK) != 0;
+}

@@ -191,6 +191,8 @@ static int process_tcp(Engine *e, pkt_t *p)
     /* Improved mode: the sender model (in flight, cwnd, phase, limits, episodes). */
     if (e->mode == MODE_IMPROVED && analysed && printable && sender_packet(e, p, c, s, fwd, rev, dir) < 0)
         return -1;
+    if (e->mode == MODE_IMPROVED && analysed)
+        improved_signals(p, s, fwd, rev, dir);
     if (!fwd->first_frame)
         fwd->first_frame = p->frame;
     fwd->last_frame = p->frame;

@@ -76,6 +76,11 @@ class Teller:
         self.initial = self._initial_states()
         self.irtt: float | None = None
         self.told_dupack: tuple[int, int | None] | None = None
+        self.conn_row = conn_row
+        from .anomalies import Hindsight  # (anomalies imports this module's Teller)
+
+        #: improved mode tells each packet with what the whole connection shows
+        self.hindsight = Hindsight(self) if a.mode == "improved" else None
 
     # -- helpers ---------------------------------------------------------------
 
@@ -123,7 +128,7 @@ class Teller:
         return [self._step(k, row) for k, row in enumerate(self.rows.tolist())]
 
     def _step(self, k: int, row: int) -> Step:
-        from .anomalies import anomaly_facts
+        from .anomalies import anomaly_facts, signal_facts
 
         a = self.a
         rec = a.records[row]
@@ -184,6 +189,7 @@ class Teller:
             f = anomaly_facts(self, name, step, ann, x, y)
             if f is not None:
                 facts.extend(f)
+        facts.extend(signal_facts(self, step, ann, rec, x, y))
 
         # State changes, with their reasons and how they are known.
         for t in self.trans.get(frame, ()):
@@ -406,6 +412,17 @@ class Teller:
                                              "peer_isn": peer_isn, "rel_ack": rel_ack}))
                 teaching = True
             elif arow is not None and rtt >= 0 and self._covers(arow, rel_ack):
+                from .anomalies import DELAYED_ACK_MAX_S, match_ack
+
+                arow, answered = match_ack(self.hindsight, step, self.a.records[step.row], arow, rtt)
+                acked_frame = int(self.a.frames[arow])
+                if answered is None:
+                    aa = self.a.annotations[arow]
+                    facts.append(Fact("ack.data_karn", {
+                        "side": x, "rel_ack": rel_ack, "frame": acked_frame,
+                        "seq": int(aa["rel_seq"]), "len": int(self.a.records[arow]["payload_len"])}))
+                    return True
+                rtt = answered
                 aa = self.a.annotations[arow]
                 seq, n = int(aa["rel_seq"]), int(self.a.records[arow]["payload_len"])
                 facts.append(Fact("ack.data", {"side": x, "rel_ack": rel_ack,
@@ -416,7 +433,8 @@ class Teller:
                     told.first_ack = True
                     teaching = True
                 if (step.length == 0 and self.irtt is not None and rtt / 1e9 >= DELAYED_ACK_MIN_S
-                        and rtt / 1e9 > 10 * self.irtt):
+                        and rtt / 1e9 > 10 * self.irtt
+                        and (self.hindsight is None or rtt / 1e9 <= DELAYED_ACK_MAX_S)):
                     facts.append(Fact("ack.delayed", {"rtt": rtt / 1e9, "irtt": self.irtt}))
                     teaching = True
             elif prev < 0:

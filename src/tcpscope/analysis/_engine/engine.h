@@ -129,6 +129,8 @@ typedef struct {
     /* improved mode only */
     uint32_t sig_seq, sig_ack, sig_len;  /* this direction's previous segment, for capture duplicates */
     uint16_t sig_flags, sig_win, sig_ipid, sig_iface;
+    uint32_t sig_tsval, sig_tsecr;
+    uint8_t sig_has_ts;
     int64_t sig_ts, sig_frame;
     uint8_t sig_set;
     uint8_t acked_seen;       /* this direction has sent an ACK */
@@ -409,7 +411,7 @@ void improved_retransmission(Engine *e, pkt_t *p, conv_t *c, flow_t *fwd, flow_t
 void improved_bytes_in_flight(pkt_t *p, const flow_t *fwd, const flow_t *rev);
 void scoreboard_update(const pkt_t *p, flow_t *fwd);
 uint32_t scoreboard_bytes(const flow_t *f, uint32_t from, uint32_t to);
-int is_capture_duplicate(const pkt_t *p, const flow_t *fwd);
+int is_capture_duplicate(const pkt_t *p, const flow_t *fwd, const flow_t *rev);
 int capture_duplicate(Engine *e, pkt_t *p, entry_t *ent, conv_t *c, flow_t *fwd, flow_t *rev, int dir);
 void remember_signature(const pkt_t *p, flow_t *fwd);
 void track_ip_id(const pkt_t *p, flow_t *fwd);

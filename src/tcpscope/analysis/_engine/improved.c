@@ -222,9 +222,12 @@ void scoreboard_update(const pkt_t *p, flow_t *fwd)
 
 /* ---- capture duplicates ------------------------------------------------ */
 
-/* Improved mode: identical to this direction's previous segment, IP ID
- * included (IPv4, non-zero), within 2 ms; or seen on another interface. */
-int is_capture_duplicate(const pkt_t *p, const flow_t *fwd)
+/* Improved mode: identical to this direction's previous segment within 2 ms,
+ * IP ID included (IPv4, non-zero); or seen on another interface. Without an ID
+ * to compare (IPv4 ID 0 with DF, IPv6), the same TCP timestamps and nothing
+ * from the peer in between: no resend can be that prompt (a timeout takes
+ * 200 ms at least, a fast retransmission needs the peer's duplicate ACKs). */
+int is_capture_duplicate(const pkt_t *p, const flow_t *fwd, const flow_t *rev)
 {
     const tcps_record *r = p->r;
     if (!fwd->sig_set || p->seq != fwd->sig_seq || p->ack != fwd->sig_ack || p->seglen != fwd->sig_len ||
@@ -232,8 +235,12 @@ int is_capture_duplicate(const pkt_t *p, const flow_t *fwd)
         return 0;
     if (p->iface != fwd->sig_iface)
         return 1;
-    return r->ip_version == 4 && r->ip_id != 0 && r->ip_id == fwd->sig_ipid &&
-           (uint64_t)(p->ts - fwd->sig_ts) < (uint64_t)DUP_WINDOW_NS;
+    if ((uint64_t)(p->ts - fwd->sig_ts) >= (uint64_t)DUP_WINDOW_NS)
+        return 0;
+    if (r->ip_version == 4 && r->ip_id != 0)
+        return r->ip_id == fwd->sig_ipid;
+    return fwd->sig_has_ts && (r->opt_present & TCPS_OPT_TIMESTAMP) && r->ts_val == fwd->sig_tsval &&
+           r->ts_ecr == fwd->sig_tsecr && rev->last_frame < fwd->sig_frame;
 }
 
 void remember_signature(const pkt_t *p, flow_t *fwd)
@@ -248,6 +255,9 @@ void remember_signature(const pkt_t *p, flow_t *fwd)
     fwd->sig_iface = p->iface;
     fwd->sig_ts = p->ts;
     fwd->sig_frame = p->frame;
+    fwd->sig_has_ts = (p->r->opt_present & TCPS_OPT_TIMESTAMP) != 0;
+    fwd->sig_tsval = p->r->ts_val;
+    fwd->sig_tsecr = p->r->ts_ecr;
 }
 
 /* A capture duplicate: reported with the numbers of its original, and left

@@ -29,7 +29,7 @@ static int process_tcp(Engine *e, pkt_t *p)
 
     /* Improved mode: the same packet captured twice (two interfaces, a SPAN
      * port that copies both ways, host and bridge) is not analysed again. */
-    if (e->mode == MODE_IMPROVED && is_capture_duplicate(p, fwd))
+    if (e->mode == MODE_IMPROVED && is_capture_duplicate(p, fwd, rev))
         return capture_duplicate(e, p, ent, c, fwd, rev, dir);
 
     /* Reused ports: a pure SYN whose seq differs from the base of its

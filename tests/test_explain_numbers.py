@@ -257,7 +257,13 @@ def check_fact(f, step, story, R: Rows, life) -> None:  # noqa: C901 - one branc
         assert close(p["gap"], (R.ts(fr) - R.ts(prev[-1].frame)) / 1e9)
     if i in ("anom.persist_backoff", "anom.keep_alive_again"):
         assert close(p["gap"], (R.ts(fr) - R.ts(p["frame"])) / 1e9) and p["n"] >= 2
-    if i.startswith("sig."):
+    if i == "sig.think":
+        assert close(p["gap"], (R.ts(fr) - R.ts(p["frame"])) / 1e9) and p["think"] <= p["gap"]
+        assert R.rec(p["frame"], "payload_len") > 0 and plen > 0
+    elif i == "sig.nagle":
+        assert close(p["held"], (R.ts(fr) - R.ts(p["frame"])) / 1e9)
+        assert p["frame"] < p["ack_frame"] < fr and R.rec(p["ack_frame"], "payload_len") == 0
+    elif i.startswith("sig."):
         from tcpscope.analysis.annotation import NOTE
         assert int(ann["notes"]) & NOTE[i[4:]]
     if i == "anom.ack_lost_segment":

@@ -54,6 +54,24 @@ class Hindsight:
         self.ts_val = np.where(has_ts, rec["ts_val"].astype(np.int64), -1)
         self.ts_ecr = np.where(has_ts, rec["ts_ecr"].astype(np.int64), -1)
         self.k_of_row = {int(r): k for k, r in enumerate(rows.tolist())}
+        self.rtt_ns, self.near = self._handshake()
+
+    def _handshake(self) -> tuple[int | None, int | None]:
+        """The round trip of the handshake, and which side the capture point is near (0
+        client, 1 server): near the client the SYN-ACK comes a round trip after the SYN and
+        the ACK at once; near the server the other way round."""
+        fl = self.tcp_flags
+        syn = np.flatnonzero((fl & 0x12) == 0x02)
+        synack = np.flatnonzero((fl & 0x12) == 0x12)
+        if not syn.size or not synack.size or synack[0] < syn[0]:
+            return None, None
+        ack = np.flatnonzero(((fl & 0x12) == 0x10) & (self.side == self.side[syn[0]]))
+        ack = ack[ack > synack[0]]
+        if not ack.size:
+            return None, None
+        t0, t1, t2 = (int(self.ts[i]) for i in (syn[0], synack[0], ack[0]))
+        client = int(self.side[syn[0]])
+        return t2 - t0, client if t1 - t0 > t2 - t1 else 1 - client
 
     def copies(self, k: int, upto: int) -> np.ndarray:
         """Positions (in the connection) of the copies of packet k's bytes sent up to
@@ -308,11 +326,12 @@ _SIGNALS = ("ecn_ce", "ecn_ece", "ecn_cwr", "urgent", "above_mss", "dsack", "cha
 
 def signal_facts(t: Teller, step: Step, ann: np.void, rec: np.void, x: str,
                  y: str) -> list[Fact]:
-    """What the segment itself signals (improved mode's notes, annotation.h TCPS_NOTES)."""
+    """What the segment itself signals (improved mode's notes, annotation.h TCPS_NOTES), and
+    what its timing shows: a Nagle stall, an answer's think time."""
+    out = _timing_facts(t.hindsight, step, x, y) if t.hindsight is not None and step.length else []
     notes = int(ann["notes"])
     if not notes:
-        return []
-    out = []
+        return out
     for name in _SIGNALS:
         if not notes & NOTE[name]:
             continue
@@ -327,4 +346,45 @@ def signal_facts(t: Teller, step: Step, ann: np.void, rec: np.void, x: str,
             blocks = _sack_blocks(rec, step)
             args["block"] = blocks[0] if blocks else "?"
         out.append(Fact(f"sig.{name}", args))
+    return out
+
+
+#: An ACK later than this after the data it answers is a delayed one (a Nagle stall's cause).
+_STALL_MIN_NS = 20_000_000
+#: Data this soon after an ACK was released by it, not written then by the application.
+_PROMPT_NS = 1_000_000
+
+
+def _timing_facts(hs: Hindsight, step: Step, x: str, y: str) -> list[Fact]:
+    """A Nagle stall: a small segment sent at once after a pure ACK, delayed by the peer, of
+    the side's previous small segment (Nagle's algorithm, RFC 896, holds a small write while
+    a small one is unacknowledged; the application cannot react to a pure ACK). Think time:
+    data that answers the peer's data, later than the network's round trip explains."""
+    k = hs.k_of_row[step.row]
+    me = hs.side[k]
+    out: list[Fact] = []
+    mine = np.flatnonzero((hs.side[:k] == me) & (hs.length[:k] > 0))
+    theirs = np.flatnonzero((hs.side[:k] != me) & (hs.length[:k] > 0))
+    # "small": below a full segment (the peer's MSS less the options a segment may carry)
+    full = (int(hs.t.conn_row["mss"][1 - me]) or 536) - 40
+    if k > 0 and mine.size and hs.side[k - 1] != me and hs.length[k - 1] == 0:
+        prev, ack = int(mine[-1]), k - 1
+        end = int(hs.rel_seq[prev] + hs.length[prev])
+        held = int(hs.ts[k] - hs.ts[prev])
+        delay = int(hs.ts[ack] - hs.ts[prev])
+        if (step.length < full and hs.length[prev] < full and int(hs.rel_ack[ack]) >= end
+                and _STALL_MIN_NS <= delay <= DELAYED_ACK_MAX_S * 1e9
+                and int(hs.ts[k] - hs.ts[ack]) <= _PROMPT_NS
+                and (not theirs.size or theirs[-1] < prev)):
+            out.append(Fact("sig.nagle", {"side": x, "peer": y, "held": held / 1e9,
+                                          "frame": int(hs.frames[prev]),
+                                          "ack_frame": int(hs.frames[ack])}))
+    if hs.rtt_ns is not None and theirs.size and (not mine.size or mine[-1] < theirs[-1]):
+        req = int(theirs[-1])
+        gap = int(hs.ts[k] - hs.ts[req])
+        think = gap if hs.near == me else gap - hs.rtt_ns
+        if think > max(2 * hs.rtt_ns, _STALL_MIN_NS):
+            out.append(Fact("sig.think", {"side": x, "peer": y, "gap": gap / 1e9,
+                                          "rtt": hs.rtt_ns / 1e9, "think": think / 1e9,
+                                          "frame": int(hs.frames[req])}))
     return out

@@ -321,6 +321,9 @@ class Teller:
                 f = Fact("opt.tfo", {"side": x})
             elif tfo.is_request:
                 f = Fact("opt.tfo_request", {"side": x})
+            elif int(rec["tcp_flags"]) & ACK:
+                # in a SYN-ACK the cookie is issued, for the client's next connection
+                f = Fact("opt.tfo_issued", {"side": x, "bytes": len(tfo.cookie)})
             else:
                 f = Fact("opt.tfo_cookie", {"side": x, "bytes": len(tfo.cookie)})
             found.append(("tfo", f, f))
@@ -487,6 +490,12 @@ class Teller:
                 facts.append(Fact("rst.refuse_noack", {"side": x, "port": port}))
         elif "connection_reset" in events:
             facts.append(Fact("rst.abort", {"side": x}))
+            if self.hindsight is not None and step.ack is not None:
+                before = self.before[self.hindsight.k_of_row[step.row]]
+                me, peer = before[xi], before[yi]
+                if me.fin_seq is None and peer.data_end > 0 and me.acked >= peer.data_end:
+                    # all the peer's data acknowledged, and a RST where a FIN would close
+                    facts.append(Fact("rst.unread", {"side": x, "peer": _SIDES[yi]}))
         else:
             facts.append(Fact("rst.late", {"side": x}))
         if step.length:

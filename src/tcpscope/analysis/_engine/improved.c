@@ -10,13 +10,18 @@
  *   is_capture_duplicate, capture_duplicate, remember_signature
  *                             the same packet captured twice, reported with
  *                             its original's numbers and analysed once
+ *   new_payload_bytes         the bytes a segment shows for the first time (any
+ *                             mode: unique bytes)
+ *   improved_signals          what a segment signals (annotation.h TCPS_NOTES)
  */
 #include "engine.h"
 
 /* ---- retransmission or reordering ----------------------------------- */
 
-/* Are the bytes [seq, end) all carried by unacked segments (or already acked)? */
-static int bytes_seen_before(const flow_t *fwd, const flow_t *rev, uint32_t seq, uint32_t end)
+/* How far from seq the bytes were sent before without a break: acknowledged by
+ * the peer, or carried by unacked segments (stops at end or at the first byte
+ * never seen). */
+static uint32_t seen_until(const flow_t *fwd, const flow_t *rev, uint32_t seq, uint32_t end)
 {
     uint32_t cur = seq;
     if (rev->acked_seen && gt_seq(rev->lastack, cur))
@@ -33,7 +38,13 @@ static int bytes_seen_before(const flow_t *fwd, const flow_t *rev, uint32_t seq,
         if (!moved)
             break;
     }
-    return !lt_seq(cur, end);
+    return cur;
+}
+
+/* Are the bytes [seq, end) all carried by unacked segments (or already acked)? */
+static int bytes_seen_before(const flow_t *fwd, const flow_t *rev, uint32_t seq, uint32_t end)
+{
+    return !lt_seq(seen_until(fwd, rev, seq, end), end);
 }
 
 /* Improved mode: does this direction number its IPv4 packets one by one
@@ -304,23 +315,8 @@ uint32_t new_payload_bytes(const pkt_t *p, const flow_t *fwd, const flow_t *rev)
     if (!fwd->nextseq || ge_seq(seq, fwd->nextseq))
         return p->seglen;
     uint32_t lim = lt_seq(end, fwd->nextseq) ? end : fwd->nextseq;
-    uint32_t above = end - lim;
-    uint32_t cur = seq;
-    if (rev->acked_seen && gt_seq(rev->lastack, cur))
-        cur = rev->lastack;
-    for (uint32_t pass = 0; lt_seq(cur, lim) && pass <= fwd->segs.n; pass++) {
-        int moved = 0;
-        for (uint32_t i = 0; i < fwd->segs.n; i++) {
-            const seg_t *g = &fwd->segs.v[i];
-            if (le_seq(g->seq, cur) && gt_seq(g->nextseq, cur)) {
-                cur = g->nextseq;
-                moved = 1;
-            }
-        }
-        if (!moved)
-            break;
-    }
-    return above + (lt_seq(cur, lim) ? lim - cur : 0);
+    uint32_t cur = seen_until(fwd, rev, seq, lim);
+    return (end - lim) + (lt_seq(cur, lim) ? lim - cur : 0);
 }
 
 /* D-SACK (RFC 2883 §4): the first block lies below the cumulative ack, or

@@ -82,11 +82,10 @@ class Hindsight:
 
     def fill(self, k: int, lo: int, hi: int) -> int | None:
         """The first later packet of the same side that carries bytes of [lo, hi)."""
-        n = len(self.rows)
         m = ((self.side == self.side[k]) & (self.length > 0) & (self.rel_seq < hi)
              & (self.rel_seq + self.length > lo))
         m[:k + 1] = False
-        hit = np.flatnonzero(m[:n])
+        hit = np.flatnonzero(m)
         return int(hit[0]) if hit.size else None
 
     def reported(self, k: int, j: int, lo: int) -> bool:
@@ -273,31 +272,22 @@ def _timer_facts(hs: Hindsight, step: Step, ann: np.void) -> list[Fact]:
 
 
 def _again(hs: Hindsight, step: Step, mask: int, fact: str) -> list[Fact]:
-    """The second and later probes of a side in a row (no new data between): how long
-    after the previous one (the persist or keep-alive timer's interval)."""
+    """The second and later probes of a side in a row (no data of its own between): their
+    number and how long after the previous one (the persist or keep-alive timer's interval)."""
     k = hs.k_of_row[step.row]
-    same = np.flatnonzero((hs.side[:k] == hs.side[k]))
-    if not same.size:
+    mine = hs.side[:k] == hs.side[k]
+    probe = (hs.flags[:k] & mask) != 0
+    data = np.flatnonzero(mine & (hs.length[:k] > 0) & ~probe)
+    run = np.flatnonzero(mine & probe)
+    run = run[run > data[-1]] if data.size else run
+    if not run.size:
         return []
-    prev = [int(i) for i in same if int(hs.flags[i]) & mask]
-    if not prev:
-        return []
-    data = [int(i) for i in same if hs.length[i] > 0 and not int(hs.flags[i]) & mask
-            and i > prev[-1]]
-    if data:
-        return []
-    n = 1
-    for i in reversed(prev):
-        later = [int(j) for j in same if j > i and hs.length[j] > 0 and not int(hs.flags[j]) & mask]
-        if later and later[0] < k:
-            break
-        n += 1
-    gap = (step.ts_ns - int(hs.ts[prev[-1]])) / 1e9
-    return [Fact(fact, {"n": n, "gap": gap, "frame": int(hs.frames[prev[-1]])})]
+    prev = int(run[-1])
+    return [Fact(fact, {"n": int(run.size) + 1, "gap": (step.ts_ns - int(hs.ts[prev])) / 1e9,
+                        "frame": int(hs.frames[prev])})]
 
 
-def match_ack(hs: Hindsight | None, step: Step, rec: np.void, arow: int,
-              rtt_ns: int) -> tuple[int, int | None]:
+def match_ack(hs: Hindsight | None, step: Step, arow: int, rtt_ns: int) -> tuple[int, int | None]:
     """The copy an ACK answers, and how long after it (improved mode): the data was sent
     more than once, so the ACK answers the copy whose TSval its TSecr echoes (RFC 7323
     §4.1), else no RTT can be told (Karn's rule, RFC 6298 §3). Wireshark mode: the first

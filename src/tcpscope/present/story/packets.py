@@ -417,7 +417,7 @@ class Teller:
             elif arow is not None and rtt >= 0 and self._covers(arow, rel_ack):
                 from .anomalies import DELAYED_ACK_MAX_S, match_ack
 
-                arow, answered = match_ack(self.hindsight, step, self.a.records[step.row], arow, rtt)
+                arow, answered = match_ack(self.hindsight, step, arow, rtt)
                 acked_frame = int(self.a.frames[arow])
                 if answered is None:
                     aa = self.a.annotations[arow]

@@ -167,6 +167,13 @@ def checks_of(name: str) -> list[Check]:
                 big = int(np.count_nonzero(a.records["payload_len"][data] > mss))
                 out.append(Check("segments above the MSS (TSO)", case, int(conn["above_mss"][cl]),
                                  big))
+            if "duplicate_frames" in f:
+                # the relay's copies pass the capture downstream of it: c2s at the receiver's
+                want = sum(1 for d in f["duplicate_frames"]
+                           if (d["dir"] == "c2s") == (side == "receiver"))
+                mask = by_client if side == "receiver" else ~by_client
+                out.append(Check("duplicate frames", case,
+                                 _count(a, rows, mask, FLAG["capture_duplicate"]), want))
             if "rst_without_ack" in f:
                 out.append(Check("RST without ACK (no TCB)", case,
                                  _count(a, rows, by_client, note=NOTE["rst_no_ack"]),
@@ -332,6 +339,6 @@ def test_every_class_is_checked(checks: list[Check]) -> None:
                  "challenge ACKs", "RST without ACK (no TCB)",
                  "lost upstream (resent, first copy here)", "reordered (late originals)",
                  "ACK answers the copy its TSecr echoes", "delayed ACKs named",
-                 "Nagle x delayed-ACK stalls", "think time (network vs application)",
+                 "Nagle x delayed-ACK stalls", "duplicate frames", "think time (network vs application)",
                  "TFO cookie issued by", "RST for unread data"):
         assert want in classes, want

@@ -240,7 +240,10 @@ def check_fact(f, step, story, R: Rows, life) -> None:  # noqa: C901 - one branc
         assert p["rel_seq"] == rel_seq and p["expected"] == R.ann(p["frame"], "next_rel_seq")
         assert p["gap"] == p["rel_seq"] - p["expected"] > 0
     if i.startswith("anom.lost_segment_"):
-        assert p["rel_seq"] == rel_seq and p["expected"] == R.ann(p["frame"], "next_rel_seq")
+        # the gap starts at the end of the highest data the side sent before
+        highest = max(s.rel_seq + s.length for s in story.steps
+                      if s.sender == step.sender and s.length and s.frame < fr)
+        assert p["rel_seq"] == rel_seq and p["expected"] == highest
         assert p["gap"] == p["rel_seq"] - p["expected"] > 0 and p["last"] == p["rel_seq"] - 1
     if i in ("anom.lost_segment_reordered", "anom.lost_segment_upstream",
              "anom.lost_segment_resent"):

@@ -210,6 +210,33 @@ def loss_checks(name: str) -> list[Check]:
 STORY_KEYS = ("ack_match", "ack_delays", "nagle_stalls", "think_ms", "tfo", "rst_instead_of_fin")
 
 
+def gap_checks(name: str) -> list[Check]:
+    """Class 3 in explain: each gap in the client's data told as what the relay did (a drop
+    before the capture point, a late original) or what the capture missed."""
+    t = load(name)
+    c = t.conns[0]
+    if "lost_upstream" not in c.facts:
+        return []
+    out = []
+    for side in ("receiver", "tap"):
+        a, extra = collect(str(t.captures[side].path))
+        story = build_story(a, _stream_of(a, c)[0], extra)
+        told = defaultdict(int)
+        for step in story.steps:
+            for f in step.facts:
+                if f.id.startswith("anom.lost_segment"):
+                    told[f.id.removeprefix("anom.lost_segment").lstrip("_") or "?"] += 1
+        misses = c.facts["capture_misses"][side] if side == "tap" else []
+        drops = len({d["rule"] for d in c.facts["lost_upstream"]})  # a burst is one gap
+        out.append(Check("gaps told: lost before the capture point", f"{name}/{side}",
+                         told["upstream"], drops))
+        out.append(Check("gaps told: reordered", f"{name}/{side}", told["reordered"],
+                         len(c.facts["reordered"])))
+        out.append(Check("gaps told: missed by the capture", f"{name}/{side}", told["missed"],
+                         sum(1 for m in misses if m["dir"] == "c2s" and m["len"])))
+    return out
+
+
 def story_checks(name: str) -> list[Check]:
     """What explain tells (its facts): the copy an ACK answers (TSecr), delayed ACKs (never
     above 500 ms), Nagle stalls, think time, the TFO cookie's issuer, a RST for unread data."""
@@ -297,7 +324,7 @@ def false_claims(name: str) -> list[Check]:
 def all_checks() -> list[Check]:
     out: list[Check] = []
     for n in NAMES:
-        out += checks_of(n) + loss_checks(n) + story_checks(n) + false_claims(n)
+        out += checks_of(n) + loss_checks(n) + gap_checks(n) + story_checks(n) + false_claims(n)
     return out
 
 
@@ -339,6 +366,8 @@ def test_every_class_is_checked(checks: list[Check]) -> None:
                  "challenge ACKs", "RST without ACK (no TCB)",
                  "lost upstream (resent, first copy here)", "reordered (late originals)",
                  "ACK answers the copy its TSecr echoes", "delayed ACKs named",
-                 "Nagle x delayed-ACK stalls", "duplicate frames", "think time (network vs application)",
+                 "Nagle x delayed-ACK stalls", "duplicate frames",
+                 "gaps told: lost before the capture point", "gaps told: reordered",
+                 "gaps told: missed by the capture", "think time (network vs application)",
                  "TFO cookie issued by", "RST for unread data"):
         assert want in classes, want

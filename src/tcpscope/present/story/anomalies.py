@@ -53,6 +53,8 @@ class Hindsight:
         has_ts = (rec["opt_present"] & _OPT_TIMESTAMP) != 0
         self.ts_val = np.where(has_ts, rec["ts_val"].astype(np.int64), -1)
         self.ts_ecr = np.where(has_ts, rec["ts_ecr"].astype(np.int64), -1)
+        self.dup_or_sack = ((self.flags & FLAG["duplicate_ack"]) != 0) | (
+            (rec["opt_present"] & OPTION["SACK"]) != 0)
         self.k_of_row = {int(r): k for k, r in enumerate(rows.tolist())}
         self.rtt_ns, self.near = self._handshake()
 
@@ -80,6 +82,11 @@ class Hindsight:
         m[upto + 1:] = False
         return np.flatnonzero(m)
 
+    def highest_before(self, k: int) -> int | None:
+        """The end of the highest data packet k's side sent before it (None: none)."""
+        m = (self.side[:k] == self.side[k]) & (self.length[:k] > 0)
+        return int((self.rel_seq[:k][m] + self.length[:k][m]).max()) if m.any() else None
+
     def fill(self, k: int, lo: int, hi: int) -> int | None:
         """The first later packet of the same side that carries bytes of [lo, hi)."""
         m = ((self.side == self.side[k]) & (self.length > 0) & (self.rel_seq < hi)
@@ -89,14 +96,14 @@ class Hindsight:
         return int(hit[0]) if hit.size else None
 
     def reported(self, k: int, j: int, lo: int) -> bool:
-        """Did the peer, between positions k and j, ask for byte `lo` again (a duplicate
-        ACK at it, or SACK above it): the receiver lacked the bytes."""
+        """Did the peer, between positions k and j, report byte `lo` missing (a duplicate
+        ACK or a SACK with its ack at or below it): the receiver lacked the bytes."""
         peer = self.side != self.side[k]
         acks = (self.tcp_flags & 0x10) != 0
-        m = peer & acks & (self.rel_ack == lo)
+        m = peer & acks & (self.rel_ack <= lo) & (self.dup_or_sack != 0)
         m[:k + 1] = False
         m[j:] = False
-        return bool(np.count_nonzero(m) >= 1)
+        return bool(m.any())
 
     def acked_past(self, k: int, hi: int) -> int | None:
         """The first later ACK of the peer that covers byte hi - 1."""
@@ -235,8 +242,11 @@ def _lost_with_hindsight(hs: Hindsight, step: Step, args: dict) -> Fact:
     capture point), or the receiver acknowledged them although they never passed (missed
     by the capture)."""
     k = hs.k_of_row[step.row]
-    lo, hi = args["expected"], args["rel_seq"]
-    args = {**args, "last": hi - 1}
+    hi = args["rel_seq"]
+    lo = hs.highest_before(k)
+    if lo is None or lo >= hi:
+        return Fact("anom.lost_segment", args)
+    args = {**args, "expected": lo, "gap": hi - lo, "last": hi - 1}
     j = hs.fill(k, lo, hi)
     if j is not None:
         later = {**args, "later": int(hs.frames[j]), "dt": (int(hs.ts[j]) - step.ts_ns) / 1e9}

@@ -84,7 +84,8 @@
 #define TCPS_SIDE_FLAGS(X) \
     X(SAW_SYN, 0) X(SAW_SYNACK, 1) X(SAW_FIN, 2) X(SAW_RST, 3) \
     X(SACK_PERM, 4) X(TIMESTAMPS, 5) X(TFO, 6) X(ECN_SETUP, 7) \
-    X(SAW_DATA, 8) X(MSS_SEEN, 9) X(WSCALE_SEEN, 10)
+    X(SAW_DATA, 8) X(MSS_SEEN, 9) X(WSCALE_SEEN, 10) \
+    X(ACCECN, 11) /* improved mode: its SYN asked for AccECN (AE, CWR and ECE set) */
 
 #define TCPS_AF_ENUM(name, bit) TCPS_AF_##name = (1u << (bit)), TCPS_AFB_##name = (bit),
 enum { TCPS_AFLAGS(TCPS_AF_ENUM) };

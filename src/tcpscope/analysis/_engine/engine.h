@@ -289,7 +289,7 @@ typedef struct {
     uint32_t bif;             /* 0 = none (Wireshark mode) */
     int bif_set;              /* improved mode: bif is meaningful even when 0 */
     uint32_t push_bytes;
-    uint8_t ack_repeated;     /* the ack equals this direction's previous one (before this segment) */
+    uint8_t ack_repeated;     /* this direction had acknowledged before, and this ack is the same */
 } pkt_t;
 
 /* ------------------------------------------------------------------ */

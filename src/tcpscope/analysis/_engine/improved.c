@@ -337,13 +337,17 @@ static int has_dsack(const pkt_t *p)
 void improved_signals(const pkt_t *p, summary_t *s, const flow_t *fwd, const flow_t *rev, int dir)
 {
     const tcps_record *r = p->r;
+    if ((p->flags & (TCPS_SYN | TCPS_AE | TCPS_CWR | TCPS_ECE)) == (TCPS_SYN | TCPS_AE | TCPS_CWR | TCPS_ECE))
+        s->side_flags[dir] |= TCPS_SIDE_ACCECN;
     uint32_t n = 0;
     int syn = (p->flags & TCPS_SYN) != 0;
     if ((r->ip_tos & 3) == 3)
         n |= TCPS_NOTE_ECN_CE;
-    if (!syn && (p->flags & TCPS_ECE))
+    /* Under AccECN (its SYN sets AE, CWR and ECE) those bits count CE marks instead. */
+    int classic = !(s->side_flags[0] & TCPS_SIDE_ACCECN) && !(s->side_flags[1] & TCPS_SIDE_ACCECN);
+    if (!syn && classic && (p->flags & TCPS_ECE))
         n |= TCPS_NOTE_ECN_ECE;
-    if (!syn && (p->flags & TCPS_CWR))
+    if (!syn && classic && (p->flags & TCPS_CWR))
         n |= TCPS_NOTE_ECN_CWR;
     if (p->flags & TCPS_URG)
         n |= TCPS_NOTE_URGENT;
@@ -354,7 +358,7 @@ void improved_signals(const pkt_t *p, summary_t *s, const flow_t *fwd, const flo
     /* A challenge ACK: a pure ACK that repeats this side's ack right after the
      * peer's RST, or its SYN once this side has acknowledged the peer's SYN. */
     int pure_ack = p->seglen == 0 && (p->flags & (TCPS_SYN | TCPS_FIN | TCPS_RST | TCPS_ACK)) == TCPS_ACK;
-    if (pure_ack && p->ack_repeated && fwd->acked_seen && rev->sig_set && rev->sig_frame > fwd->last_frame &&
+    if (pure_ack && p->ack_repeated && rev->sig_set && rev->sig_frame > fwd->last_frame &&
         (rev->sig_flags & (TCPS_RST | TCPS_SYN)))
         n |= TCPS_NOTE_CHALLENGE_ACK;
     if ((p->flags & (TCPS_RST | TCPS_ACK)) == TCPS_RST && (s->side_flags[dir ^ 1] & TCPS_SIDE_SAW_DATA))

@@ -234,7 +234,7 @@ finished_fwd:
     /* Bytes the capture shows for the first time (any mode; conns' unique bytes). */
     if (!(p->ta_flags & TCPS_AF_ZERO_WINDOW_PROBE))
         p->out->new_bytes = new_payload_bytes(p, fwd, rev);
-    p->ack_repeated = p->ack == fwd->lastack;
+    p->ack_repeated = fwd->acked_seen && p->ack == fwd->lastack;
 
     /* WS-13: bookkeeping. */
     uint32_t nextseq = p->seq + p->seglen;

@@ -337,6 +337,11 @@ static int has_dsack(const pkt_t *p)
 void improved_signals(const pkt_t *p, summary_t *s, const flow_t *fwd, const flow_t *rev, int dir)
 {
     const tcps_record *r = p->r;
+    /* Most segments signal nothing: one test for all of it first. */
+    if ((r->ip_tos & 3) != 3 && !(p->flags & (TCPS_SYN | TCPS_RST | TCPS_URG | TCPS_ECE | TCPS_CWR)) &&
+        !(r->opt_present & TCPS_OPT_SACK) && (p->seglen || !p->ack_repeated) &&
+        (!s->mss[dir ^ 1] || p->seglen <= s->mss[dir ^ 1]))
+        return;
     if ((p->flags & (TCPS_SYN | TCPS_AE | TCPS_CWR | TCPS_ECE)) == (TCPS_SYN | TCPS_AE | TCPS_CWR | TCPS_ECE))
         s->side_flags[dir] |= TCPS_SIDE_ACCECN;
     uint32_t n = 0;

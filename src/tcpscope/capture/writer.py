@@ -19,6 +19,7 @@ Interface Statistics Block (`PcapngWriter.write_statistics`).
 from __future__ import annotations
 
 import os
+import stat
 import struct
 import sys
 import tempfile
@@ -74,7 +75,9 @@ class AtomicOutput:
         self._owned = False
         if isinstance(target, (str, os.PathLike)) and os.fspath(target) == "-":
             self._file: BinaryIO = sys.stdout.buffer
-        elif isinstance(target, (str, os.PathLike)) and in_place:
+        elif isinstance(target, (str, os.PathLike)) and (in_place or _special(target)):
+            # a device or a pipe (/dev/null, /dev/stdout, a FIFO) is written to, never
+            # replaced: renaming a file over /dev/null would turn it into a plain file
             self._file = open(target, "wb")  # noqa: SIM115 - closed by commit() / abort()
             self._owned = True
         elif isinstance(target, (str, os.PathLike)):
@@ -122,6 +125,14 @@ class AtomicOutput:
         except FileNotFoundError:
             pass
         self._tmp = None
+
+
+def _special(path: str | os.PathLike) -> bool:
+    """An existing path that is not a regular file (a device, a FIFO, a socket)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 class _Writer:

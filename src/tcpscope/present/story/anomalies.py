@@ -57,6 +57,23 @@ class Hindsight:
             (rec["opt_present"] & OPTION["SACK"]) != 0)
         self.k_of_row = {int(r): k for k, r in enumerate(rows.tolist())}
         self.rtt_ns, self.near = self._handshake()
+        # Per position and side, computed once (a story asks about many packets): the last
+        # data packet of each side before it, and the end of the highest data it had sent.
+        n = len(rows)
+        pos = np.arange(n)
+        data = self.length > 0
+        self._last_data = np.full((2, n + 1), -1, np.int64)
+        self._highest = np.full((2, n + 1), -1, np.int64)
+        for side in (0, 1):
+            mine = data & (self.side == side)
+            self._last_data[side, 1:] = np.maximum.accumulate(np.where(mine, pos, -1))
+            self._highest[side, 1:] = np.maximum.accumulate(
+                np.where(mine, self.rel_seq + self.length, -1))
+        self._copies: dict[tuple[int, int], np.ndarray] | None = None
+
+    def last_data(self, k: int, side: int) -> int:
+        """The last data packet of `side` before position k (-1: none)."""
+        return int(self._last_data[side, k])
 
     def _handshake(self) -> tuple[int | None, int | None]:
         """The round trip of the handshake, and which side the capture point is near (0
@@ -78,14 +95,23 @@ class Hindsight:
     def copies(self, k: int, upto: int) -> np.ndarray:
         """Positions (in the connection) of the copies of packet k's bytes sent up to
         position `upto`: same side, same first byte, some payload."""
-        m = ((self.side == self.side[k]) & (self.rel_seq == self.rel_seq[k]) & (self.length > 0))
-        m[upto + 1:] = False
-        return np.flatnonzero(m)
+        if self._copies is None:
+            data = np.flatnonzero(self.length > 0)
+            keys = self.side[data].astype(np.int64) * (1 << 62) + self.rel_seq[data]
+            order = np.argsort(keys, kind="stable")
+            groups: dict[tuple[int, int], np.ndarray] = {}
+            bounds = np.flatnonzero(np.diff(keys[order])) + 1
+            for part in np.split(data[order], bounds):
+                if part.size:
+                    groups[(int(self.side[part[0]]), int(self.rel_seq[part[0]]))] = part
+            self._copies = groups
+        part = self._copies.get((int(self.side[k]), int(self.rel_seq[k])), np.zeros(0, np.int64))
+        return part[part <= upto]
 
     def highest_before(self, k: int) -> int | None:
         """The end of the highest data packet k's side sent before it (None: none)."""
-        m = (self.side[:k] == self.side[k]) & (self.length[:k] > 0)
-        return int((self.rel_seq[:k][m] + self.length[:k][m]).max()) if m.any() else None
+        h = int(self._highest[int(self.side[k]), k])
+        return h if h >= 0 else None
 
     def fill(self, k: int, lo: int, hi: int) -> int | None:
         """The first later packet of the same side that carries bytes of [lo, hi)."""
@@ -285,11 +311,13 @@ def _again(hs: Hindsight, step: Step, mask: int, fact: str) -> list[Fact]:
     """The second and later probes of a side in a row (no data of its own between): their
     number and how long after the previous one (the persist or keep-alive timer's interval)."""
     k = hs.k_of_row[step.row]
-    mine = hs.side[:k] == hs.side[k]
-    probe = (hs.flags[:k] & mask) != 0
-    data = np.flatnonzero(mine & (hs.length[:k] > 0) & ~probe)
-    run = np.flatnonzero(mine & probe)
-    run = run[run > data[-1]] if data.size else run
+    me = int(hs.side[k])
+    # the side's last data packet that was not itself a probe starts the run
+    start = hs.last_data(k, me)
+    while start >= 0 and int(hs.flags[start]) & mask:
+        start = hs.last_data(start, me)
+    span = slice(start + 1, k)
+    run = np.flatnonzero((hs.side[span] == me) & ((hs.flags[span] & mask) != 0)) + start + 1
     if not run.size:
         return []
     prev = int(run[-1])
@@ -361,26 +389,25 @@ def _timing_facts(hs: Hindsight, step: Step, x: str, y: str) -> list[Fact]:
     a small one is unacknowledged; the application cannot react to a pure ACK). Think time:
     data that answers the peer's data, later than the network's round trip explains."""
     k = hs.k_of_row[step.row]
-    me = hs.side[k]
+    me = int(hs.side[k])
     out: list[Fact] = []
-    mine = np.flatnonzero((hs.side[:k] == me) & (hs.length[:k] > 0))
-    theirs = np.flatnonzero((hs.side[:k] != me) & (hs.length[:k] > 0))
+    mine, theirs = hs.last_data(k, me), hs.last_data(k, 1 - me)
     # "small": below a full segment (the peer's MSS less the options a segment may carry)
     full = (int(hs.t.conn_row["mss"][1 - me]) or 536) - 40
-    if k > 0 and mine.size and hs.side[k - 1] != me and hs.length[k - 1] == 0:
-        prev, ack = int(mine[-1]), k - 1
+    if k > 0 and mine >= 0 and hs.side[k - 1] != me and hs.length[k - 1] == 0:
+        prev, ack = mine, k - 1
         end = int(hs.rel_seq[prev] + hs.length[prev])
         held = int(hs.ts[k] - hs.ts[prev])
         delay = int(hs.ts[ack] - hs.ts[prev])
         if (step.length < full and hs.length[prev] < full and int(hs.rel_ack[ack]) >= end
                 and _STALL_MIN_NS <= delay <= DELAYED_ACK_MAX_S * 1e9
                 and int(hs.ts[k] - hs.ts[ack]) <= _PROMPT_NS
-                and (not theirs.size or theirs[-1] < prev)):
+                and theirs < prev):
             out.append(Fact("sig.nagle", {"side": x, "peer": y, "held": held / 1e9,
                                           "frame": int(hs.frames[prev]),
                                           "ack_frame": int(hs.frames[ack])}))
-    if hs.rtt_ns is not None and theirs.size and (not mine.size or mine[-1] < theirs[-1]):
-        req = int(theirs[-1])
+    if hs.rtt_ns is not None and theirs >= 0 and mine < theirs:
+        req = theirs
         gap = int(hs.ts[k] - hs.ts[req])
         think = gap if hs.near == me else gap - hs.rtt_ns
         if think > max(2 * hs.rtt_ns, _STALL_MIN_NS):

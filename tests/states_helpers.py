@@ -79,7 +79,7 @@ def run_file(path: Path, batch_frames: int | None = None) -> Run:
     from tcpscope.capture import open_capture
     from tcpscope.wire import dissect_batch
 
-    an = Analyzer()
+    an = Analyzer("wireshark")
     tr = LifecycleTracker()
     states, streams = [], []
     events: dict[int, tuple[str, ...]] = {}

@@ -99,7 +99,7 @@ SETTINGS = settings(max_examples=int(__import__("os").environ.get("TCPSCOPE_HYPO
 def _agrees_with_the_model(segs) -> None:
     """The engine's view of every frame is the model's."""
     recs, times, raw = build(segs)
-    ann = Analyzer().feed(recs, times, np.arange(1, len(recs) + 1))
+    ann = Analyzer("wireshark").feed(recs, times, np.arange(1, len(recs) + 1))
     expected = model_view(raw)
     for i, (a, e) in enumerate(zip(ann, expected)):
         assert engine_view(a) == e, f"frame {i + 1}"
@@ -116,8 +116,8 @@ def test_engine_agrees_with_the_model(segs):
 def test_batches_do_not_change_the_answer(segs, cuts):
     recs, times, _ = build(segs)
     frames = np.arange(1, len(recs) + 1)
-    whole = Analyzer().feed(recs, times, frames)
-    joined = feed_in_batches(Analyzer(), recs, times, frames, cuts)
+    whole = Analyzer("wireshark").feed(recs, times, frames)
+    joined = feed_in_batches(Analyzer("wireshark"), recs, times, frames, cuts)
     for name in whole.dtype.names:
         assert np.array_equal(joined[name], whole[name]), name
 
@@ -126,7 +126,7 @@ def test_batches_do_not_change_the_answer(segs, cuts):
 @given(st.lists(segment(), min_size=1, max_size=80))
 def test_invariants(segs):
     recs, times, _ = build(segs)
-    an = Analyzer()
+    an = Analyzer("wireshark")
     ann = an.feed(recs, times, np.arange(1, len(recs) + 1))
     streams = ann["stream"]
     assert (streams >= 0).all()
@@ -167,7 +167,7 @@ def test_any_record_bytes_never_crash(blob):
     if n:
         recs["kind"] = 3
         recs["ip_version"] = np.where(recs["ip_version"] & 1, 4, 6)
-    ann = Analyzer().feed(recs, np.arange(n, dtype=np.int64) * 1000, np.arange(1, n + 1))
+    ann = Analyzer("wireshark").feed(recs, np.arange(n, dtype=np.int64) * 1000, np.arange(1, n + 1))
     assert len(ann) == n
 
 

@@ -178,12 +178,6 @@ ACCEPTED = {
         "time_wait_pileup": "500 echo connections the client closes first within a second: it "
                             "holds 500 TIME_WAITs at once, exactly the rule's threshold",
     },
-    "zeek__tcp_ssh-dups.pcap": {
-        "retransmission_storm": "not a storm: each client segment (IP ID 0) was captured four "
-                                "times at one instant; the engine calls the copies "
-                                "retransmissions (its capture-duplicate rule does not trust IP "
-                                "ID 0) and the audit counts the engine's verdicts",
-    },
 }
 UNREADABLE = {"seladb__solaris.snoop"}   # Solaris snoop: not a format tcpscope reads
 

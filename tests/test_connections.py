@@ -56,7 +56,7 @@ def test_syn_with_new_isn_starts_a_new_stream_same_isn_does_not():
             rec(C, seq=ISN_C, flags="S"),               # same ISN, even after RST: same stream
             rec(C, seq=ISN_C + 12345, flags="S"),       # new ISN: new stream
             rec(S, seq=7, ack=ISN_C + 12346, flags="S.")]
-    an = Analyzer()
+    an = Analyzer("wireshark")
     ann = feed_records(recs, list(range(1, 8)), analyzer=an)
     assert list(ann["stream"]) == [0, 0, 0, 0, 0, 1, 1]
     conns = an.connections()
@@ -94,7 +94,7 @@ def _handshake_script() -> Script:
 
 def test_connection_summary():
     s = _handshake_script()
-    an = Analyzer()
+    an = Analyzer("wireshark")
     s.run(analyzer=an)
     (c,) = decode_all(an.connections())
     assert c.stream == 0 and not c.role_guessed
@@ -114,7 +114,7 @@ def test_connection_summary():
 
 def test_roles_from_syn_ack_when_syn_missing():
     recs = [rec(S, seq=ISN_S, ack=ISN_C + 1, flags="S."), rec(C, seq=ISN_C + 1, ack=ISN_S + 1, flags=".")]
-    an = Analyzer()
+    an = Analyzer("wireshark")
     ann = feed_records(recs, [1, 2], analyzer=an)
     (c,) = decode_all(an.connections())
     assert c.client.port == 40000 and not c.role_guessed
@@ -123,7 +123,7 @@ def test_roles_from_syn_ack_when_syn_missing():
 
 def test_roles_guessed_without_handshake():
     recs = [rec(S, seq=5, ack=9, flags="P.", length=10), rec(C, seq=9, ack=15, flags=".")]
-    an = Analyzer()
+    an = Analyzer("wireshark")
     ann = feed_records(recs, [1, 2], analyzer=an)
     (c,) = decode_all(an.connections())
     assert c.role_guessed and c.client.port == 80  # the first sender, marked as a guess
@@ -132,7 +132,7 @@ def test_roles_guessed_without_handshake():
 
 
 def test_connection_dicts_are_plain():
-    an = Analyzer()
+    an = Analyzer("wireshark")
     _handshake_script().run(analyzer=an)
     (d,) = an.connection_dicts()
     assert d["client"] == "10.0.0.1" and d["server_port"] == 80 and d["irtt"] == pytest.approx(0.02)
@@ -144,7 +144,7 @@ def test_connection_dicts_are_plain():
 def test_ipv6_addresses_as_tcpdump_writes_them():
     recs = [tcp_record(src="2001:db8::1", dst="::ffff:10.0.0.2", sport=40000, dport=80,
                        flags="S")]
-    an = Analyzer()
+    an = Analyzer("wireshark")
     feed_records(recs, [1], analyzer=an)
     (c,) = decode_all(an.connections())
     assert (c.client.addr, c.server.addr) == ("2001:db8::1", "::ffff:10.0.0.2")
@@ -156,7 +156,7 @@ def test_sent_by_server_follows_the_final_roles():
     recs = [rec(S, seq=ISN_S + 1, ack=ISN_C + 1, flags="."),      # guessed: S is the client
             rec(S, seq=ISN_S, ack=ISN_C + 1, flags="S."),         # S answers a SYN: the server
             rec(C, seq=ISN_C + 1, ack=ISN_S + 1, flags=".")]
-    an = Analyzer()
+    an = Analyzer("wireshark")
     ann = feed_records(recs, [1, 2, 3], analyzer=an)
     (row,) = an.connections()
     assert sent_by_server(row, np.concatenate(recs)).tolist() == [True, True, False]

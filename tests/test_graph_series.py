@@ -144,7 +144,8 @@ def test_throughput_counts_every_byte(figs):
 
 
 def test_sliding_window_at_a_frame(capture):
-    (fig,) = graphs(capture, 0, ["slidingwindow"], frames=[8])
+    # wireshark mode: no sender model, so only the receiver's window bounds what may be sent
+    (fig,) = graphs(capture, 0, ["slidingwindow"], frames=[8], mode="wireshark")
     bands = {ly.key: rows(ly.cols, "lo", "hi", "row") for ly in fig.layers if ly.draw == "band"}
     # after frame 8: SND.UNA 101, SND.NXT 301, SND.WND 4000; 201..301 SACKed
     assert bands["sent"] == [(101, 301, 0)]
@@ -154,6 +155,14 @@ def test_sliding_window_at_a_frame(capture):
     edges = [ly.text for ly in fig.layers if ly.draw == "edge"]
     assert edges == ["SND.UNA = 101", "SND.NXT = 301", "SND.UNA+SND.WND = 4101"]
     assert any("3800" in n for n in fig.notes)    # the sender may send 3800 more bytes
+
+
+def test_sliding_window_is_bounded_by_the_cwnd_estimate_in_improved_mode(capture):
+    (fig,) = graphs(capture, 0, ["slidingwindow"], frames=[8])
+    bands = {ly.key: rows(ly.cols, "lo", "hi", "row") for ly in fig.layers if ly.draw == "band"}
+    # the sender model's cwnd (10 segments of 100 bytes from SND.UNA 101) is below the rwnd edge
+    assert bands["usable"] == [(301, 1101, 0)]
+    assert any("800" in n for n in fig.notes)
 
 
 def test_sliding_window_zero_and_the_ack_frame_shows_the_data_it_acknowledges(capture):

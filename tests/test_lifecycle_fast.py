@@ -26,7 +26,7 @@ CAPTURES = [*fixture_files(), ROOT / "src" / "tcpscope" / "data" / "demo.pcap"]
 
 def both(path: Path, batch_frames: int | None = None) -> tuple[tuple, tuple]:
     """(states, events, lifecycles) of the reference and of the fast tracker."""
-    an = Analyzer()
+    an = Analyzer("wireshark")
     trackers = (ReferenceTracker(), LifecycleTracker())
     out = [([], [], {}) for _ in trackers]
     row0 = 0

@@ -18,7 +18,7 @@ from tests.conftest import CORPUS
 KEYS = ["frame", "ts", "stream", "src", "sport", "dst", "dport", "flags", "seq", "ack", "rel_seq",
         "rel_ack", "len", "win", "win_scaled", "options", "checksum", "analysis", "dup_ack_num",
         "bytes_in_flight", "ack_rtt", "acks_frame", "irtt", "state", "events", "rules",
-        "cwnd_est", "ssthresh_est", "in_flight", "cc_phase", "limited_by", "cc_events"]
+        "cwnd_est", "ssthresh_est", "in_flight", "cc_phase", "limited_by", "cc_events", "signals"]
 
 
 def scenario(tmp_path):
@@ -50,7 +50,7 @@ def test_jsonl_records(tmp_path):
     assert synack["ack_rtt"] == pytest.approx(0.01) and synack["acks_frame"] == 1
     assert data["bytes_in_flight"] == 100 and data["len"] == 100
     assert retx["analysis"] == ["retransmission"]
-    assert retx["rules"] == {"retransmission": {"rule": "retx.seq_below_next", "evidence": [4]}}
+    assert retx["rules"] == {"retransmission": {"rule": "retx.bytes_seen_before", "evidence": [4]}}
     assert sackack["options"][0].startswith("sack 1 {")
     assert all(r["checksum"] == "ok" for r in rows)
     states = [(r["state"]["client"], r["state"]["server"]) for r in rows]
@@ -68,7 +68,7 @@ def test_csv_has_the_same_rows(tmp_path):
     rows = list(csv.DictReader(io.StringIO(out.getvalue().decode())))
     assert len(rows) == 7
     assert rows[4]["analysis"] == "retransmission"
-    assert rows[4]["rules"] == "retransmission=retx.seq_below_next@4"
+    assert rows[4]["rules"] == "retransmission=retx.bytes_seen_before@4"
     assert rows[0]["options"] == "mss 1460;wscale 7;sackOK;TS val 7 ecr 0;eol"
     assert rows[0]["rel_ack"] == "" and rows[1]["rel_ack"] == "1"
     assert (rows[0]["client_state"], rows[0]["server_state"]) == ("SYN_SENT", "SYN_RECEIVED")

@@ -131,7 +131,7 @@ def build(segs):
 
 
 def states(recs, times, split, tracker=LifecycleTracker):
-    an, tr = Analyzer(), tracker()
+    an, tr = Analyzer("wireshark"), tracker()
     frames = np.arange(1, len(recs) + 1, dtype=np.int64)
     out_c, out_s, events, anns = [], [], {}, []
     for i in range(0, len(recs), split):

@@ -280,7 +280,7 @@ def capture(draw):
         times.append(1_700_000_000 * 10**9 + t)
     recs = np.concatenate(recs)
     times = np.array(times, dtype=np.int64)
-    ann = Analyzer().feed(recs, times, np.arange(1, len(recs) + 1))
+    ann = Analyzer("wireshark").feed(recs, times, np.arange(1, len(recs) + 1))
     cuts = draw(st.lists(st.integers(1, 200), min_size=1, max_size=8))
     batches, i, k = [], 0, 0
     while i < len(recs):

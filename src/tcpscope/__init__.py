@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from tcpscope.present.report import ReportData
 
 
-def analyze(source, mode: str = "wireshark") -> CaptureAnalysis:
+def analyze(source, mode: str = "improved") -> CaptureAnalysis:
     """Read, dissect and analyse a whole capture (a path, "-", a binary file, or a
     `tcpscope.pipeline.Input`: several files, filters) into one `CaptureAnalysis`, with
     ``.packets_df()``, ``.conns_df()`` and ``.to_arrow()``: see tcpscope/api.py."""

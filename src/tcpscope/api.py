@@ -19,7 +19,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from .analysis.engine import Analysis
+from .analysis.engine import DEFAULT_MODE, Analysis
 from .pipeline import Input, Source, analyze as analyze_rows
 
 __all__ = ["CaptureAnalysis", "analyze"]
@@ -94,7 +94,7 @@ def _pandas(table: Any) -> Any:
     return table.to_pandas(types_mapper=ints.get)
 
 
-def analyze(source: Source, mode: str = "wireshark") -> CaptureAnalysis:
+def analyze(source: Source, mode: str = DEFAULT_MODE) -> CaptureAnalysis:
     """Read, dissect and analyse a whole capture (a path, ``-``, a binary file, or a
     `pipeline.Input`: several files, a capture filter, a selection) into memory."""
     a = analyze_rows(source, mode)

@@ -49,7 +49,7 @@ from typing import Any, BinaryIO, Protocol
 import numpy as np
 
 from .analysis.annotation import ANNOTATION_DTYPE
-from .analysis.engine import Analysis, Analyzer
+from .analysis.engine import DEFAULT_MODE, Analysis, Analyzer
 from .analysis.lifecycle import LifecycleBatch, LifecycleTracker
 from .capture.batch import FrameBatch, Interface
 from .capture.errors import Damage
@@ -114,7 +114,7 @@ class StreamNotFound(LookupError):
 class Options:
     """How far each batch goes, and in which analysis mode."""
 
-    mode: str = "wireshark"
+    mode: str = DEFAULT_MODE
     analyse: bool = True       #: run the engine (annotations, connections)
     states: bool = True        #: run the lifecycle tracker (needs analyse)
     #: the tracker counts packets, bytes and flags per connection (its `lifecycles()`)
@@ -360,7 +360,7 @@ class Collect:
         )
 
 
-def find_streams(source: Source, mode: str = "wireshark") -> list[int]:
+def find_streams(source: Source, mode: str = DEFAULT_MODE) -> list[int]:
     """The streams that have a row the input's selection keeps (in stream order): what a
     per-stream command is told when a stream is named by address or by a display filter.
     Reads the input once more; standard input cannot be read twice (see the CLI)."""
@@ -382,7 +382,7 @@ def find_streams(source: Source, mode: str = "wireshark") -> list[int]:
     return sorted(found)
 
 
-def analyze(source: Source, mode: str = "wireshark") -> Analysis:
+def analyze(source: Source, mode: str = DEFAULT_MODE) -> Analysis:
     """Read, dissect and analyse a whole capture into one `Analysis` (it holds every row:
     for notebooks and tests; commands stream with `run`).
 

@@ -84,7 +84,8 @@
 #define TCPS_SIDE_FLAGS(X) \
     X(SAW_SYN, 0) X(SAW_SYNACK, 1) X(SAW_FIN, 2) X(SAW_RST, 3) \
     X(SACK_PERM, 4) X(TIMESTAMPS, 5) X(TFO, 6) X(ECN_SETUP, 7) \
-    X(SAW_DATA, 8) X(MSS_SEEN, 9) X(WSCALE_SEEN, 10)
+    X(SAW_DATA, 8) X(MSS_SEEN, 9) X(WSCALE_SEEN, 10) \
+    X(ACCECN, 11) /* improved mode: its SYN asked for AccECN (AE, CWR and ECE set) */
 
 #define TCPS_AF_ENUM(name, bit) TCPS_AF_##name = (1u << (bit)), TCPS_AFB_##name = (bit),
 enum { TCPS_AFLAGS(TCPS_AF_ENUM) };
@@ -135,6 +136,23 @@ enum { TCPS_CC_EVENTS(TCPS_EVENT_ENUM) };
 enum { TCPS_CC_TRIGGERS(TCPS_TRIGGER_ENUM) };
 enum { TCPS_CC_FAMILIES(TCPS_FAMILY_ENUM) };
 #define TCPS_CC_LIMIT_COUNT 4  /* cwnd, rwnd, app, unknown: the buckets of time_limited_ms */
+
+/* Improved mode's signals on a frame (tcps_annotation.notes), one bit each: what
+ * the segment itself shows beyond the analysis flags (docs/analysis.md "Signals"). */
+#define TCPS_NOTES(X) \
+    X(ECN_CE, 0)        /* the IP header carries Congestion Experienced (RFC 3168 §5) */ \
+    X(ECN_ECE, 1)       /* ECE on a segment after the handshake: the receiver echoes a CE */ \
+    X(ECN_CWR, 2)       /* CWR after the handshake: the sender reduced its window */ \
+    X(URGENT, 3)        /* URG set: urgent data up to the urgent pointer (RFC 9293 §3.8.5) */ \
+    X(ABOVE_MSS, 4)     /* more payload than the peer's MSS: captured before TSO/GSO split it,
+                           or after GRO merged segments */ \
+    X(DSACK, 5)         /* the first SACK block reports bytes received twice (RFC 2883) */ \
+    X(CHALLENGE_ACK, 6) /* an ACK repeating its ack right after the peer's RST or SYN on a
+                           synchronized connection (RFC 5961 §3, §4) */ \
+    X(RST_NO_ACK, 7)    /* a RST without ACK after the handshake: its sender has no TCB (RFC 9293
+                           §3.10.7.1) */
+#define TCPS_NOTE_ENUM(name, bit) TCPS_NOTE_##name = (1u << (bit)),
+enum { TCPS_NOTES(TCPS_NOTE_ENUM) };
 
 /* Endpoint states (RFC 9293 §3.3.2, plus the observer's UNKNOWN = 0), as
  * analysis/states.py's State enum numbers them; _format.c prints these names
@@ -192,6 +210,8 @@ typedef struct {
     uint8_t  cc_trigger;      /* TCPS_TRIGGER_* of that event */
     uint8_t  cc_episode_end;  /* TCPS_EVENT_RECOVERY_END or _UNDO: an episode ended before this segment */
     uint8_t  cc_episode_trigger; /* ... and what had begun it */
+    uint32_t notes;           /* TCPS_NOTE_* bits (improved mode; 0 elsewhere) */
+    uint32_t new_bytes;       /* payload bytes the capture shows for the first time (any mode) */
 } tcps_annotation;
 
 typedef struct {
@@ -229,6 +249,18 @@ typedef struct {
     uint8_t  cc_guess[2];     /* TCPS_FAMILY_* */
     uint8_t  cc_confidence[2];/* 0..100 */
     uint8_t  _pad2[4];
+    /* Bytes and signals, per side (index 0 the client) */
+    uint64_t unique_bytes[2]; /* payload bytes, each sequence byte counted once (what the
+                                 application wrote, as far as the capture shows it) */
+    uint64_t retrans_bytes[2];/* payload bytes of the segments flagged retransmission */
+    uint32_t ecn_ce[2];       /* frames marked CE (improved mode, as all of these) */
+    uint32_t ecn_ece[2];      /* non-SYN segments with ECE */
+    uint32_t ecn_cwr[2];      /* non-SYN segments with CWR */
+    uint32_t urgent[2];       /* segments with URG */
+    uint32_t above_mss[2];    /* segments larger than the peer's MSS (TSO / GRO at the capture point) */
+    uint32_t dsack[2];        /* ACKs carrying a D-SACK block */
+    uint32_t challenge_acks[2];
+    uint32_t tlp_count[2];    /* tail loss probes (the sender model's TLP events) */
 } tcps_conn;
 
 #endif

@@ -25,6 +25,8 @@ __all__ = [
     "SIDE",
     "ANN_KIND",
     "MAX_EVIDENCE",
+    "NOTE",
+    "note_names",
     "flag_names",
 ]
 
@@ -56,6 +58,9 @@ SIDE = MappingProxyType({k.lower(): 1 << v for k, v in _ENUMS["side"].items()})
 #: What the engine did with a row (``not_tcp``, ``analysed``, ``no_seglen``).
 ANN_KIND = MappingProxyType({k.removeprefix("ANN_").lower(): v for k, v in _ENUMS["kind"].items()})
 MAX_EVIDENCE: int = _ENUMS["max_evidence"]
+#: Bit mask of each improved-mode signal of a frame (``notes``), by name (``ecn_ce``, ...).
+NOTE = MappingProxyType({k.lower(): 1 << v for k, v in _ENUMS["note"].items()})
+_NOTE_ORDER = tuple(sorted(NOTE, key=NOTE.__getitem__))
 
 # Wireshark's display order of the flags in a packet's analysis, for lists shown to people.
 _DISPLAY_ORDER = (
@@ -66,6 +71,11 @@ _DISPLAY_ORDER = (
 )
 _DISPLAY = tuple((name, FLAG[name]) for name in _DISPLAY_ORDER)
 assert set(_DISPLAY_ORDER) == set(FLAG_BIT), "annotation.h and _DISPLAY_ORDER disagree"
+
+
+def note_names(notes: int) -> list[str]:
+    """The names of the signals set in `notes`, in bit order."""
+    return [name for name in _NOTE_ORDER if notes & NOTE[name]]
 
 
 def flag_names(flags: int) -> list[str]:

@@ -26,7 +26,7 @@ from .annotation import FLAG
 __all__ = [
     "PHASES", "LIMITS", "EVENTS", "TRIGGERS", "FAMILIES", "ROUND_DTYPE", "Episode",
     "SenderState", "sender_state", "episodes", "rounds", "sender_side", "conn_facts",
-    "CONN_KEYS", "data_sender_facts",
+    "CONN_COLUMNS", "CONN_KEYS", "data_sender_columns", "data_sender_facts",
 ]
 
 _ENUMS = _engine.enums()
@@ -222,6 +222,7 @@ def conn_facts(row: np.void) -> dict[str, dict[str, Any]]:
             "cc_confidence": int(row["cc_confidence"][i]),
             "loss_episodes": int(row["loss_episodes"][i]),
             "rto_count": int(row["rto_count"][i]),
+            "tlp_count": int(row["tlp_count"][i]),
             "max_cwnd_est": int(row["max_cwnd_est"][i]) or None,
             "time_limited_by": {name: int(ms[b]) / 1000 for b, name in enumerate(LIMITS[1:5])},
         }
@@ -229,8 +230,11 @@ def conn_facts(row: np.void) -> dict[str, dict[str, Any]]:
 
 
 #: The connection record's keys for the sender model (DESIGN.md "Connection record").
-CONN_KEYS = ("cc_guess", "cc_confidence", "loss_episodes", "rto_count", "max_cwnd_est",
-             "time_limited_by")
+CONN_KEYS = ("cc_guess", "cc_confidence", "loss_episodes", "rto_count", "tlp_count",
+             "max_cwnd_est", "time_limited_by")
+#: The same as flat columns (``conns``): ``time_limited_by`` becomes one column per limit.
+CONN_COLUMNS = tuple(k for k in CONN_KEYS if k != "time_limited_by") + tuple(
+    f"time_limited_by_{name}" for name in LIMITS[1:5])
 
 
 def data_sender_facts(row: np.void) -> dict[str, Any]:
@@ -238,3 +242,12 @@ def data_sender_facts(row: np.void) -> dict[str, Any]:
     payload bytes (the client on a tie)."""
     side = "server" if int(row["bytes"][1]) > int(row["bytes"][0]) else "client"
     return conn_facts(row)[side]
+
+
+def data_sender_columns(row: np.void) -> dict[str, Any]:
+    """`CONN_COLUMNS` of a connection row: `data_sender_facts` with ``time_limited_by``
+    flattened (seconds per limit)."""
+    facts = data_sender_facts(row)
+    limited = facts.pop("time_limited_by")
+    facts.update({f"time_limited_by_{name}": v for name, v in limited.items()})
+    return facts

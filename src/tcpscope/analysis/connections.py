@@ -20,7 +20,13 @@ import numpy as np
 from ..wire.text import format_address
 from .annotation import FLAG_NAMES, SIDE
 
-__all__ = ["Side", "Connection", "decode", "decode_all", "connection_dicts", "sent_by_server"]
+__all__ = ["Side", "Connection", "SIGNALS", "decode", "decode_all", "connection_dicts",
+           "sent_by_server"]
+
+#: Per-side counts of improved mode's signals (CONN_DTYPE fields of the same names; 0 in
+#: wireshark mode; docs/analysis.md "Signals").
+SIGNALS = ("ecn_ce", "ecn_ece", "ecn_cwr", "urgent", "above_mss", "dsack", "challenge_acks",
+           "tlp_count", "rto_count")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +36,9 @@ class Side:
     addr: str
     port: int
     packets: int
-    bytes: int              #: TCP payload bytes sent
+    bytes: int              #: TCP payload bytes sent, every copy counted
+    unique_bytes: int       #: payload bytes counted once each (what the application wrote)
+    retrans_bytes: int      #: payload bytes of the segments flagged retransmission
     isn: int | None         #: from its SYN / SYN-ACK; None when no SYN was seen
     mss: int | None         #: offered on its SYN
     wscale: int | None      #: window scale shift offered on its SYN
@@ -42,6 +50,7 @@ class Side:
     saw_synack: bool
     saw_fin: bool
     saw_rst: bool
+    signals: dict[str, int]  #: improved mode's counts (`SIGNALS`): ECN, URG, D-SACK, ...
 
     @property
     def saw_handshake(self) -> bool:
@@ -75,11 +84,12 @@ class Connection:
         """Plain values for people and JSON: index 0 / ``client_side`` is the client."""
         def side(s: Side) -> dict[str, Any]:
             return {
-                "packets": s.packets, "bytes": s.bytes, "isn": s.isn, "mss": s.mss,
+                "packets": s.packets, "bytes": s.bytes, "unique_bytes": s.unique_bytes,
+                "retrans_bytes": s.retrans_bytes, "isn": s.isn, "mss": s.mss,
                 "wscale": s.wscale, "sack_permitted": s.sack_permitted,
                 "timestamps": s.timestamps, "tfo": s.tfo, "ecn_setup": s.ecn_setup,
                 "saw_syn": s.saw_syn, "saw_synack": s.saw_synack, "saw_fin": s.saw_fin,
-                "saw_rst": s.saw_rst,
+                "saw_rst": s.saw_rst, "signals": dict(s.signals),
             }
 
         return {
@@ -106,6 +116,8 @@ def _side(row: np.void, i: int, version: int) -> Side:
         port=int(port),
         packets=int(row["pkts"][i]),
         bytes=int(row["bytes"][i]),
+        unique_bytes=int(row["unique_bytes"][i]),
+        retrans_bytes=int(row["retrans_bytes"][i]),
         isn=int(row["isn"][i]) if row["isn_known"][i] else None,
         mss=int(row["mss"][i]) if bits & SIDE["mss_seen"] else None,
         wscale=int(row["wscale"][i]) if row["wscale"][i] >= 0 else None,
@@ -117,6 +129,7 @@ def _side(row: np.void, i: int, version: int) -> Side:
         saw_synack=bool(bits & SIDE["saw_synack"]),
         saw_fin=bool(bits & SIDE["saw_fin"]),
         saw_rst=bool(bits & SIDE["saw_rst"]),
+        signals={name: int(row[name][i]) for name in SIGNALS},
     )
 
 

@@ -7,7 +7,7 @@ file is fed batch by batch and a live capture in small batches; time comes
 only from the capture timestamps passed in, never from the clock. The work is
 done by the native ``_engine`` module::
 
-    an = Analyzer(mode="wireshark")
+    an = Analyzer(mode="improved")
     for batch in capture:
         records = dissect_batch(batch)
         ann = an.feed(records, batch.ts_ns, batch.frame_numbers, batch.iface)
@@ -18,13 +18,14 @@ Reading files is the pipeline's job (tcpscope/pipeline.py); for notebooks,
 docs/analysis.md.
 
 Modes:
+  ``"improved"`` (the default): tcpscope's own judgement from the whole
+      evidence (resent vs. reordered by IP ID and the peer's reports, SACK-aware
+      bytes in flight, capture duplicates, probes vs. keep-alives, the sender
+      model); each difference is listed in docs/differences.md. Where no rule of
+      its own applies it answers as the Wireshark mode does.
   ``"wireshark"``: exactly what tshark 4.0 prints (tcp.stream, tcp.seq/ack,
       tcp.window_size, tcp.analysis.*), its quirks included; measured by
       tests/test_tshark_agreement.py.
-  ``"improved"``: the hook for tcpscope's own judgement (SACK-aware
-      out-of-order and bytes in flight, capture duplicates, ...); each
-      difference is listed in docs/differences.md. Until a rule of its own
-      applies it answers as the Wireshark mode does.
 """
 from __future__ import annotations
 
@@ -41,17 +42,19 @@ from .connections import connection_dicts
 if TYPE_CHECKING:
     from .lifecycle import Lifecycle
 
-__all__ = ["Analyzer", "Analysis", "MODES"]
+__all__ = ["Analyzer", "Analysis", "DEFAULT_MODE", "MODES"]
 
 #: The analysis modes and their engine numbers.
-MODES = {"wireshark": _engine.MODE_WIRESHARK, "improved": _engine.MODE_IMPROVED}
+MODES = {"improved": _engine.MODE_IMPROVED, "wireshark": _engine.MODE_WIRESHARK}
+#: tcpscope's own judgement is the default everywhere; "wireshark" is the tshark-compatible mode.
+DEFAULT_MODE = "improved"
 
 
 class Analyzer:
     """Stateful TCP analysis over a stream of dissected records.
 
     Args:
-        mode: ``"wireshark"`` (default) or ``"improved"``.
+        mode: ``"improved"`` (default, `DEFAULT_MODE`) or ``"wireshark"``.
         close_timeout: seconds of capture time a closed connection (RST, or FIN
             both ways) keeps its full analysis state after its last frame
             (default 60, Linux's TIME_WAIT); then only its stream, base
@@ -60,7 +63,7 @@ class Analyzer:
             (the oldest give it up first).
     """
 
-    def __init__(self, mode: str = "wireshark", *, close_timeout: float = 60.0,
+    def __init__(self, mode: str = DEFAULT_MODE, *, close_timeout: float = 60.0,
                  max_closed: int = 10000) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown analysis mode {mode!r}; expected one of {sorted(MODES)}")

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 import click
 
-from tcpscope.analysis.engine import MODES
+from tcpscope.analysis.engine import DEFAULT_MODE, MODES
 from tcpscope.capture.bpf import FilterError
 from tcpscope.capture.errors import CaptureError
 from tcpscope.kernel import KernelError
@@ -35,8 +35,8 @@ PROGRESS_MIN_BYTES = 8 << 20
 
 
 def mode_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``--mode wireshark|improved`` (default wireshark)."""
-    return click.option("--mode", type=click.Choice(list(MODES)), default="wireshark",
+    """``--mode improved|wireshark`` (default improved: tcpscope's own judgement)."""
+    return click.option("--mode", type=click.Choice(list(MODES)), default=DEFAULT_MODE,
                         show_default=True, help=help_text)
 
 

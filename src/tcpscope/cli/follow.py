@@ -6,7 +6,7 @@ import sys
 import click
 
 from tcpscope.cli.common import (
-    Inputs, color_option, examples, file_options, one_line_errors, one_stream,
+    Inputs, color_option, examples, file_options, mode_option, one_line_errors, one_stream,
 )
 
 
@@ -20,8 +20,7 @@ from tcpscope.cli.common import (
 @click.option("--format", "fmt", type=click.Choice(["ascii", "hex", "raw"]), default="ascii",
               show_default=True,
               help="ascii: the text; hex: a hex dump per chunk; raw: tshark's follow,tcp,raw hex lines.")
-@click.option("--mode", type=click.Choice(["wireshark", "improved"]), default="wireshark",
-              show_default=True, help="The analysis mode behind the stream numbers.")
+@mode_option("The analysis mode behind the stream numbers.")
 @color_option
 @one_line_errors
 def follow_cmd(inputs: Inputs, fmt: str, mode: str, color: bool) -> None:

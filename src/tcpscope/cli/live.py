@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from tcpscope.cli.common import examples, fail, one_line_errors
+from tcpscope.cli.common import examples, fail, mode_option, one_line_errors
 
 
 @click.command("live", context_settings={"show_default": True},
@@ -27,8 +27,7 @@ from tcpscope.cli.common import examples, fail, one_line_errors
               help="Stop after S seconds.")
 @click.option("-w", "write", type=click.Path(dir_okay=False), default=None,
               help="Also save every packet read to FILE (pcapng).")
-@click.option("--mode", type=click.Choice(["wireshark", "improved"]), default="wireshark",
-              help="Analysis mode, as for `packets`.")
+@mode_option("Analysis mode, as for `packets`.")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text",
               help="Event lines for people, or one JSON object per event (and a summary).")
 @click.option("--sockets", "show_sockets", is_flag=True,

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..analysis.annotation import flag_names
 from ..analysis.connections import connection_dicts
+from ..analysis.engine import DEFAULT_MODE
 from ..analysis.lifecycle import Lifecycle
 from ..analysis.states import STATE_NAMES
 from ..pipeline import Chunk, Options, Result, run
@@ -164,7 +165,7 @@ class Facts:
     kernel: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_capture(cls, path: Path | str, mode: str = "wireshark") -> Facts:
+    def from_capture(cls, path: Path | str, mode: str = DEFAULT_MODE) -> Facts:
         lab = LabCollector()
         run(path, [lab], Options(mode=mode))
         return cls(Path(path), lab.packets, lab.connections, lab.t0 or 0.0, lab.lifecycles,

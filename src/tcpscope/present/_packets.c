@@ -117,6 +117,8 @@ static const char *rule_id[256];
 
 /* The sender model's names (annotation.h), lower case. */
 static char phase_name[8][32], limit_name[8][32], event_name[8][32];
+/* Improved mode's signals of a frame (annotation.h TCPS_NOTES), lower case, by bit. */
+static char note_name[32][32];
 
 #define LOWER_INTO(table, name, value) { \
         const char *s = #name; size_t i = 0; \
@@ -125,6 +127,7 @@ static char phase_name[8][32], limit_name[8][32], event_name[8][32];
 #define SET_PHASE(name, value) LOWER_INTO(phase_name, name, value)
 #define SET_LIMIT(name, value) LOWER_INTO(limit_name, name, value)
 #define SET_EVENT(name, value) LOWER_INTO(event_name, name, value)
+#define SET_NOTE(name, bit) LOWER_INTO(note_name, name, bit)
 
 
 static void format_init(void)
@@ -134,6 +137,7 @@ static void format_init(void)
     TCPS_CC_PHASES(SET_PHASE)
     TCPS_CC_LIMITS(SET_LIMIT)
     TCPS_CC_EVENTS(SET_EVENT)
+    TCPS_NOTES(SET_NOTE)
 }
 
 /* Wireshark's display order of the flags (as analysis/annotation.py). */
@@ -246,6 +250,29 @@ static void put_cc(buf_t *b, const tcps_annotation *a, int json)
 #undef NAME
 #undef NUM
 #undef KEY
+}
+
+/* The signals of a frame (improved mode): a list, as the analysis flags. */
+static void put_signals(buf_t *b, const tcps_annotation *a, int json)
+{
+    if (json)
+        PUTS(b, ",\"signals\":[");
+    else
+        PUTS(b, ",");
+    int n = 0;
+    for (int bit = 0; bit < 32; bit++) {
+        if (!(a->notes & (1u << bit)) || !note_name[bit][0])
+            continue;
+        if (n++)
+            put(b, json ? "," : ";", 1);
+        if (json)
+            PUTS(b, "\"");
+        put_str(b, note_name[bit]);
+        if (json)
+            PUTS(b, "\"");
+    }
+    if (json)
+        PUTS(b, "]");
 }
 
 static const char *csum_name(uint8_t s)
@@ -460,13 +487,14 @@ static void row_jsonl(buf_t *b, const tcps_record *r, const tcps_annotation *a, 
     put_rules(b, a, 1);
     PUTS(b, "}");
     put_cc(b, a, 1);
+    put_signals(b, a, 1);
     PUTS(b, "}\n");
 }
 
 static const char CSV_HEADER[] =
     "frame,ts,stream,src,sport,dst,dport,flags,seq,ack,rel_seq,rel_ack,len,win,win_scaled,options,"
     "checksum,analysis,dup_ack_num,bytes_in_flight,ack_rtt,acks_frame,irtt,client_state,server_state,"
-    "events,rules,cwnd_est,ssthresh_est,in_flight,cc_phase,limited_by,cc_events\n";
+    "events,rules,cwnd_est,ssthresh_est,in_flight,cc_phase,limited_by,cc_events,signals\n";
 
 static void row_csv(buf_t *b, const tcps_record *r, const tcps_annotation *a, int64_t ts,
                     addr_cache_t cache[2], int *next, life_t *L, Py_ssize_t i)
@@ -533,6 +561,7 @@ static void row_csv(buf_t *b, const tcps_record *r, const tcps_annotation *a, in
     PUTS(b, ",");
     put_rules(b, a, 0);
     put_cc(b, a, 0);
+    put_signals(b, a, 0);
     PUTS(b, "\n");
 }
 

@@ -24,7 +24,9 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from ..analysis.annotation import FLAG_NAMES
+from ..analysis.congestion import CONN_COLUMNS, data_sender_columns
 from ..analysis.connections import Connection, decode_all
+from ..analysis.engine import DEFAULT_MODE
 from ..analysis.lifecycle import Lifecycle
 from ..analysis.states import State
 from ..analysis.zeek import ZeekConn, ZeekTracker
@@ -41,12 +43,12 @@ ANOMALIES: tuple[str, ...] = FLAG_NAMES
 #: Keys of a record, in output order (``anomalies`` is a dict in JSON, one column each in CSV).
 RECORD_KEYS = (
     "stream", "client", "client_port", "server", "server_port", "role_guessed", "first_ts",
-    "duration", "packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c", "handshake",
-    "syn_retries", "synack_retries", "irtt", "mss_client", "mss_server", "wscale_client",
-    "wscale_server", "sack", "timestamps", "ecn", "tfo", "teardown", "time_wait_side",
-    "client_state", "server_state", "anomalies", "conn_state", "history", "zeek_orig",
-    "zeek_uid", "zeek_rows", "missed_bytes",
-)
+    "duration", "packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c", "retrans_bytes_c2s",
+    "retrans_bytes_s2c", "handshake", "syn_retries", "synack_retries", "irtt", "mss_client",
+    "mss_server", "wscale_client", "wscale_server", "sack", "timestamps", "ecn", "ecn_ce",
+    "ecn_ece", "ecn_cwr", "tfo", "teardown", "time_wait_side", "client_state", "server_state",
+    "anomalies", "conn_state", "history", "zeek_orig", "zeek_uid", "zeek_rows", "missed_bytes",
+) + CONN_COLUMNS
 
 
 @dataclass
@@ -80,12 +82,13 @@ class ConnsCollector:
     def finish(self, result: Result) -> None:
         lifes = result.tracker.lifecycles()
         zf = self.zeek.fields()
-        recs = [ConnRecord(_record(c, zf.get(c.stream), lifes[c.stream]))
-                for c in decode_all(result.analyzer.connections())]
+        rows = result.analyzer.connections()
+        recs = [ConnRecord(_record(c, zf.get(c.stream), lifes[c.stream], row))
+                for c, row in zip(decode_all(rows), rows)]
         self.collected = Collected(recs, self.zeek.rows(), self.zeek.offloaded)
 
 
-def collect(source: Source, mode: str = "wireshark", *,
+def collect(source: Source, mode: str = DEFAULT_MODE, *,
             ignore_checksums: bool = False) -> Collected:
     """Read `source` once and build every connection record."""
     conns = ConnsCollector(ignore_checksums=ignore_checksums)
@@ -98,9 +101,10 @@ def _state_name(s: State) -> str | None:
     return None if s == State.UNKNOWN else s.name
 
 
-def _record(c: Connection, z: ZeekConn | None, lc: Lifecycle) -> dict[str, Any]:
-    """DESIGN.md's connection record: the engine's counts, the lifecycle's kinds and
-    negotiated options, Zeek's conn_state and history."""
+def _record(c: Connection, z: ZeekConn | None, lc: Lifecycle, row: Any) -> dict[str, Any]:
+    """DESIGN.md's connection record: the engine's counts (bytes each counted once, and
+    the retransmitted bytes apart), the lifecycle's kinds and negotiated options, Zeek's
+    conn_state and history, and the sender model's facts of the data sender."""
     neg = lc.negotiated
     ws = neg["wscale"]
     rec: dict[str, Any] = {
@@ -111,20 +115,24 @@ def _record(c: Connection, z: ZeekConn | None, lc: Lifecycle) -> dict[str, Any]:
         "first_ts": c.first_ts_ns / 1e9,
         "duration": c.duration_ns / 1e9,
         "packets_c2s": c.client.packets, "packets_s2c": c.server.packets,
-        "bytes_c2s": c.client.bytes, "bytes_s2c": c.server.bytes,
+        "bytes_c2s": c.client.unique_bytes, "bytes_s2c": c.server.unique_bytes,
+        "retrans_bytes_c2s": c.client.retrans_bytes, "retrans_bytes_s2c": c.server.retrans_bytes,
         "handshake": lc.handshake, "syn_retries": lc.syn_retries,
         "synack_retries": lc.synack_retries,
         "irtt": None if c.irtt_ns is None else c.irtt_ns / 1e9,
         "mss_client": c.client.mss, "mss_server": c.server.mss,
         "wscale_client": ws[0] if ws else None, "wscale_server": ws[1] if ws else None,
         "sack": bool(neg["sack"]), "timestamps": bool(neg["timestamps"]),
-        "ecn": bool(neg["ecn"]), "tfo": bool(neg["tfo"]),
+        "ecn": bool(neg["ecn"]),
+        **{k: c.client.signals[k] + c.server.signals[k] for k in ("ecn_ce", "ecn_ece", "ecn_cwr")},
+        "tfo": bool(neg["tfo"]),
         "teardown": lc.teardown, "time_wait_side": lc.time_wait_side,
         "client_state": _state_name(lc.client_final),
         "server_state": _state_name(lc.server_final),
         "anomalies": dict(c.flag_counts),
         "conn_state": None, "history": None, "zeek_orig": None, "zeek_uid": None,
         "zeek_rows": 0, "missed_bytes": None,
+        **data_sender_columns(row),
     }
     if z is not None:
         zeek_client = (z.orig_h, z.orig_p) == (c.client.addr, c.client.port)
@@ -226,15 +234,21 @@ def parquet_schema() -> Any:
         "server": pa.string(), "server_port": pa.uint16(), "role_guessed": pa.bool_(),
         "first_ts": pa.float64(), "duration": pa.float64(), "packets_c2s": pa.int64(),
         "packets_s2c": pa.int64(), "bytes_c2s": pa.int64(), "bytes_s2c": pa.int64(),
+        "retrans_bytes_c2s": pa.int64(), "retrans_bytes_s2c": pa.int64(),
         "handshake": pa.string(), "syn_retries": pa.int32(), "synack_retries": pa.int32(),
         "irtt": pa.float64(), "mss_client": pa.int32(), "mss_server": pa.int32(),
         "wscale_client": pa.int8(), "wscale_server": pa.int8(), "sack": pa.bool_(),
-        "timestamps": pa.bool_(), "ecn": pa.bool_(), "tfo": pa.bool_(),
+        "timestamps": pa.bool_(), "ecn": pa.bool_(), "ecn_ce": pa.int64(),
+        "ecn_ece": pa.int64(), "ecn_cwr": pa.int64(), "tfo": pa.bool_(),
         "teardown": pa.string(), "time_wait_side": pa.string(), "client_state": pa.string(),
         "server_state": pa.string(),
         "anomalies": pa.struct([pa.field(a, pa.int64()) for a in ANOMALIES]),
         "conn_state": pa.string(), "history": pa.string(), "zeek_orig": pa.string(),
         "zeek_uid": pa.string(), "zeek_rows": pa.int32(), "missed_bytes": pa.int64(),
+        "cc_guess": pa.string(),
+        "cc_confidence": pa.int32(), "loss_episodes": pa.int64(), "rto_count": pa.int64(),
+        "tlp_count": pa.int64(), "max_cwnd_est": pa.int64(),
+        **{k: pa.float64() for k in CONN_COLUMNS if k.startswith("time_limited_by_")},
     }
     return pa.schema([pa.field(k, types[k]) for k in RECORD_KEYS])
 
@@ -396,7 +410,7 @@ def _atomic_write(path: str, write: Any) -> None:
 
 
 def write_conns(source: Source, fmt: str = "table", *,
-                mode: str = "wireshark", out: str | None = None, stdout: TextIO | None = None,
+                mode: str = DEFAULT_MODE, out: str | None = None, stdout: TextIO | None = None,
                 color: bool | None = None, ignore_checksums: bool = False,
                 keep: Any = None, width: int | None = None,
                 collected: Collected | None = None) -> Collected:

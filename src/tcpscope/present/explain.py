@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import IO, Any, BinaryIO
 
+from ..analysis.engine import DEFAULT_MODE
 from ..pipeline import Chunk, Options, Result, StreamNotFound, run
 from .i18n import Catalogue, catalogue, dwidth, truncate, wrap
 from .ladder import build_ladder, label, render_text_rows
@@ -165,7 +166,7 @@ def render_lines(lines: Iterable[Line], out: IO[str], *, color: bool = False) ->
 
 def write_explain(source: str | os.PathLike | BinaryIO, out: IO[str], *,
                   streams: list[int] | None = None, lang: str = "en", color: bool = False,
-                  mode: str = "wireshark", group_min: int | None = GROUP_MIN,
+                  mode: str = DEFAULT_MODE, group_min: int | None = GROUP_MIN,
                   max_streams: int = MAX_STREAMS, frames: tuple[int, int] | None = None,
                   on_batch: Callable[[int], None] | None = None) -> int:
     """Explain `streams` of a capture; None: every connection if there are at most

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..analysis.annotation import ANN_KIND, FLAG
 from ..analysis.connections import decode
+from ..analysis.engine import DEFAULT_MODE
 from ..analysis.reassembly import (
     Chunk, Gap, Item, KeepaliveSkipped, OverlapConflict, Reassembler, RetransmissionDropped,
     RstPayload, Segment, SideTotals,
@@ -167,7 +168,7 @@ class Follower:
 
 
 def follow_streams(source: str | os.PathLike | BinaryIO, streams: Iterable[int] | None = None,
-                   mode: str = "wireshark") -> dict[int, StreamFollow]:
+                   mode: str = DEFAULT_MODE) -> dict[int, StreamFollow]:
     """Reassemble the given streams (None: all) of a capture."""
     follower = Follower(streams)
     run(source, [follower], Options(mode=mode, states=False))
@@ -175,7 +176,7 @@ def follow_streams(source: str | os.PathLike | BinaryIO, streams: Iterable[int] 
 
 
 def follow_stream(source: str | os.PathLike | BinaryIO, stream: int,
-                  mode: str = "wireshark") -> StreamFollow:
+                  mode: str = DEFAULT_MODE) -> StreamFollow:
     """One stream of a capture, reassembled; StreamNotFound if there is none."""
     got = follow_streams(source, [stream], mode)
     if stream not in got:
@@ -491,7 +492,7 @@ def render(sf: StreamFollow, fmt: str, out: IO[str], color: bool = False) -> Non
 
 
 def write_follow(source: str | os.PathLike | BinaryIO, stream: int, fmt: str, out: IO[str],
-                 color: bool = False, mode: str = "wireshark") -> StreamFollow:
+                 color: bool = False, mode: str = DEFAULT_MODE) -> StreamFollow:
     """Reassemble stream `stream` of `source` and write it in format `fmt`."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")

@@ -31,7 +31,7 @@ import numpy as np
 
 from tcpscope.analysis.annotation import FLAG_BIT, FLAG_NAMES, flag_names
 from tcpscope.analysis.connections import Connection, decode, decode_all
-from tcpscope.analysis.engine import Analyzer
+from tcpscope.analysis.engine import DEFAULT_MODE, Analyzer
 from tcpscope.analysis.lifecycle import LifecycleBatch
 from tcpscope.analysis.rules import rule as rule_of
 from tcpscope.analysis.states import STATE_NAMES
@@ -134,7 +134,7 @@ class LiveSession:
         emit: called with each `LiveEvent` instead of writing it (rich display).
     """
 
-    def __init__(self, out: IO[str], *, mode: str = "wireshark", fmt: str = "text",
+    def __init__(self, out: IO[str], *, mode: str = DEFAULT_MODE, fmt: str = "text",
                  max_events_per_tick: int = 0, emit: Any | None = None) -> None:
         self.out = out
         self.fmt = fmt

@@ -37,7 +37,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..analysis.engine import Analyzer
+from ..analysis.engine import DEFAULT_MODE, Analyzer
 from ..pipeline import Chunk, Options, Result, run
 from . import _packets
 
@@ -170,7 +170,7 @@ def _with_files(text: bytes, fmt: str, header: bool, chunk: Chunk, ann: np.ndarr
 
 
 def write_packets(source: Any, out: BinaryIO | str, fmt: str = "jsonl",
-                  mode: str = "wireshark", *, write: str | None = None) -> Analyzer:
+                  mode: str = DEFAULT_MODE, *, write: str | None = None) -> Analyzer:
     """Read `source` (a capture or a `pipeline.Input`), write one record per TCP packet to
     the binary stream or the path `out` (a path is written completely or not at all);
     `write`: also the selected frames to that capture (-w).

@@ -4,7 +4,7 @@ The columns are those of ``tcpscope packets --format csv`` and ``tcpscope conns`
 with their types: the packets' text is made by the one native formatter
 (_packets.c) and read by Arrow's CSV reader with a fixed schema, so a table
 holds exactly what the command prints. Lists (``options``, ``analysis``,
-``events``) are list<string> columns. `wireshark_names` (filter/fields.py)
+``events``, ``cc_events``, ``signals``) are list<string> columns. `wireshark_names` (filter/fields.py)
 maps a column to its Wireshark field, for ``packets_df(names="wireshark")``:
 ``tcp.seq`` is the relative ``rel_seq``, ``tcp.seq_raw`` the raw ``seq``.
 
@@ -33,10 +33,10 @@ PACKET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("irtt", "float64"), ("client_state", "string"), ("server_state", "string"),
     ("events", "list"), ("rules", "string"), ("cwnd_est", "int64"), ("ssthresh_est", "int64"),
     ("in_flight", "int64"), ("cc_phase", "string"), ("limited_by", "string"),
-    ("cc_events", "list"),
+    ("cc_events", "list"), ("signals", "list"),
 )
 FILE_COLUMNS: tuple[tuple[str, str], ...] = (("file", "string"), ("file_frame", "int64"))
-_LISTS = ("options", "analysis", "events", "cc_events")
+_LISTS = ("options", "analysis", "events", "cc_events", "signals")
 
 
 def require(module: str) -> Any:

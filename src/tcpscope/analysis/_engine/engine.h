@@ -29,7 +29,8 @@
  *   seglist.c   the unacknowledged segments of one direction
  *   sequence.c  tcp_analyze_sequence_number, step by step (WS-0 ... WS-15)
  *   improved.c  improved-mode verdicts: retransmission vs. reordering, the SACK
- *               scoreboard, IPv4-ID order, capture duplicates
+ *               scoreboard, IPv4-ID order, capture duplicates, unique bytes and the
+ *               signals of a segment (ECN, URG, D-SACK, challenge ACK, ...)
  *   summary.c   per-stream summaries and the connection rows (tcps_conn)
  *   sender.c    improved mode: the sender model (in flight, cwnd, phase, limits, episodes)
  *   senderack.c ... the ACKs its sender gets: delivery, undo, PRR, the ends of reductions
@@ -128,6 +129,8 @@ typedef struct {
     /* improved mode only */
     uint32_t sig_seq, sig_ack, sig_len;  /* this direction's previous segment, for capture duplicates */
     uint16_t sig_flags, sig_win, sig_ipid, sig_iface;
+    uint32_t sig_tsval, sig_tsecr;
+    uint8_t sig_has_ts;
     int64_t sig_ts, sig_frame;
     uint8_t sig_set;
     uint8_t acked_seen;       /* this direction has sent an ACK */
@@ -182,6 +185,10 @@ typedef struct {
     uint32_t cc_limited_ms[2][TCPS_CC_LIMIT_COUNT];
     uint16_t cc_loss_episodes[2], cc_rto_count[2];
     uint8_t cc_guess[2], cc_confidence[2];
+    /* bytes and signals, per flow index (improved.c, summary.c) */
+    uint64_t uniq_bytes[2], retx_bytes[2];
+    uint32_t n_ce[2], n_ece[2], n_cwr[2], n_urg[2], n_above_mss[2], n_dsack[2], n_challenge[2];
+    uint32_t n_tlp[2];
     conv_key_t key;
     struct entry *ent;        /* the table entry while this is its 4-tuple's newest stream */
 } summary_t;
@@ -282,6 +289,7 @@ typedef struct {
     uint32_t bif;             /* 0 = none (Wireshark mode) */
     int bif_set;              /* improved mode: bif is meaningful even when 0 */
     uint32_t push_bytes;
+    uint8_t ack_repeated;     /* this direction had acknowledged before, and this ack is the same */
 } pkt_t;
 
 /* ------------------------------------------------------------------ */
@@ -403,10 +411,12 @@ void improved_retransmission(Engine *e, pkt_t *p, conv_t *c, flow_t *fwd, flow_t
 void improved_bytes_in_flight(pkt_t *p, const flow_t *fwd, const flow_t *rev);
 void scoreboard_update(const pkt_t *p, flow_t *fwd);
 uint32_t scoreboard_bytes(const flow_t *f, uint32_t from, uint32_t to);
-int is_capture_duplicate(const pkt_t *p, const flow_t *fwd);
+int is_capture_duplicate(const pkt_t *p, const flow_t *fwd, const flow_t *rev);
 int capture_duplicate(Engine *e, pkt_t *p, entry_t *ent, conv_t *c, flow_t *fwd, flow_t *rev, int dir);
 void remember_signature(const pkt_t *p, flow_t *fwd);
 void track_ip_id(const pkt_t *p, flow_t *fwd);
+uint32_t new_payload_bytes(const pkt_t *p, const flow_t *fwd, const flow_t *rev);
+void improved_signals(const pkt_t *p, summary_t *s, const flow_t *fwd, const flow_t *rev, int dir);
 
 /* summary.c */
 summary_t *summary_new(Engine *e);

@@ -10,13 +10,18 @@
  *   is_capture_duplicate, capture_duplicate, remember_signature
  *                             the same packet captured twice, reported with
  *                             its original's numbers and analysed once
+ *   new_payload_bytes         the bytes a segment shows for the first time (any
+ *                             mode: unique bytes)
+ *   improved_signals          what a segment signals (annotation.h TCPS_NOTES)
  */
 #include "engine.h"
 
 /* ---- retransmission or reordering ----------------------------------- */
 
-/* Are the bytes [seq, end) all carried by unacked segments (or already acked)? */
-static int bytes_seen_before(const flow_t *fwd, const flow_t *rev, uint32_t seq, uint32_t end)
+/* How far from seq the bytes were sent before without a break: acknowledged by
+ * the peer, or carried by unacked segments (stops at end or at the first byte
+ * never seen). */
+static uint32_t seen_until(const flow_t *fwd, const flow_t *rev, uint32_t seq, uint32_t end)
 {
     uint32_t cur = seq;
     if (rev->acked_seen && gt_seq(rev->lastack, cur))
@@ -33,7 +38,13 @@ static int bytes_seen_before(const flow_t *fwd, const flow_t *rev, uint32_t seq,
         if (!moved)
             break;
     }
-    return !lt_seq(cur, end);
+    return cur;
+}
+
+/* Are the bytes [seq, end) all carried by unacked segments (or already acked)? */
+static int bytes_seen_before(const flow_t *fwd, const flow_t *rev, uint32_t seq, uint32_t end)
+{
+    return !lt_seq(seen_until(fwd, rev, seq, end), end);
 }
 
 /* Improved mode: does this direction number its IPv4 packets one by one
@@ -222,9 +233,12 @@ void scoreboard_update(const pkt_t *p, flow_t *fwd)
 
 /* ---- capture duplicates ------------------------------------------------ */
 
-/* Improved mode: identical to this direction's previous segment, IP ID
- * included (IPv4, non-zero), within 2 ms; or seen on another interface. */
-int is_capture_duplicate(const pkt_t *p, const flow_t *fwd)
+/* Improved mode: identical to this direction's previous segment within 2 ms,
+ * IP ID included (IPv4, non-zero); or seen on another interface. Without an ID
+ * to compare (IPv4 ID 0 with DF, IPv6), the same TCP timestamps and nothing
+ * from the peer in between: no resend can be that prompt (a timeout takes
+ * 200 ms at least, a fast retransmission needs the peer's duplicate ACKs). */
+int is_capture_duplicate(const pkt_t *p, const flow_t *fwd, const flow_t *rev)
 {
     const tcps_record *r = p->r;
     if (!fwd->sig_set || p->seq != fwd->sig_seq || p->ack != fwd->sig_ack || p->seglen != fwd->sig_len ||
@@ -232,8 +246,12 @@ int is_capture_duplicate(const pkt_t *p, const flow_t *fwd)
         return 0;
     if (p->iface != fwd->sig_iface)
         return 1;
-    return r->ip_version == 4 && r->ip_id != 0 && r->ip_id == fwd->sig_ipid &&
-           (uint64_t)(p->ts - fwd->sig_ts) < (uint64_t)DUP_WINDOW_NS;
+    if ((uint64_t)(p->ts - fwd->sig_ts) >= (uint64_t)DUP_WINDOW_NS)
+        return 0;
+    if (r->ip_version == 4 && r->ip_id != 0)
+        return r->ip_id == fwd->sig_ipid;
+    return fwd->sig_has_ts && (r->opt_present & TCPS_OPT_TIMESTAMP) && r->ts_val == fwd->sig_tsval &&
+           r->ts_ecr == fwd->sig_tsecr && rev->last_frame < fwd->sig_frame;
 }
 
 void remember_signature(const pkt_t *p, flow_t *fwd)
@@ -248,6 +266,9 @@ void remember_signature(const pkt_t *p, flow_t *fwd)
     fwd->sig_iface = p->iface;
     fwd->sig_ts = p->ts;
     fwd->sig_frame = p->frame;
+    fwd->sig_has_ts = (p->r->opt_present & TCPS_OPT_TIMESTAMP) != 0;
+    fwd->sig_tsval = p->r->ts_val;
+    fwd->sig_tsecr = p->r->ts_ecr;
 }
 
 /* A capture duplicate: reported with the numbers of its original, and left
@@ -277,4 +298,84 @@ int capture_duplicate(Engine *e, pkt_t *p, entry_t *ent, conv_t *c, flow_t *fwd,
     o->from_server = (uint8_t)(dir != s->client);
     o->role_guessed = s->role_guessed;
     return 0;
+}
+
+/* ---- unique bytes and the signals of a segment -------------------------- */
+
+/* Payload bytes of this segment the capture shows for the first time (before
+ * the bookkeeping of this segment): everything beyond the highest sequence
+ * number so far, plus, below it, what follows the bytes already sent (those
+ * still unacknowledged, or acknowledged by the peer). A hole's first copy is
+ * new; a resend of sent bytes is not. */
+uint32_t new_payload_bytes(const pkt_t *p, const flow_t *fwd, const flow_t *rev)
+{
+    if (!p->seglen)
+        return 0;
+    uint32_t seq = p->seq, end = p->seq + p->seglen;
+    if (!fwd->nextseq || ge_seq(seq, fwd->nextseq))
+        return p->seglen;
+    uint32_t lim = lt_seq(end, fwd->nextseq) ? end : fwd->nextseq;
+    uint32_t cur = seen_until(fwd, rev, seq, lim);
+    return (end - lim) + (lt_seq(cur, lim) ? lim - cur : 0);
+}
+
+/* D-SACK (RFC 2883 §4): the first block lies below the cumulative ack, or
+ * within the second block. */
+static int has_dsack(const pkt_t *p)
+{
+    const tcps_record *r = p->r;
+    if (!(r->opt_present & TCPS_OPT_SACK) || r->sack_count == 0 || !(p->flags & TCPS_ACK))
+        return 0;
+    uint32_t le = r->sack[0], re = r->sack[1];
+    if (le_seq(re, p->ack))
+        return 1;
+    return r->sack_count >= 2 && TCPS_MAX_SACK >= 2 && ge_seq(le, r->sack[2]) && le_seq(re, r->sack[3]);
+}
+
+/* Improved mode: what the segment itself signals (annotation.h TCPS_NOTES),
+ * counted per side in the stream's summary. After the sequence analysis. */
+void improved_signals(const pkt_t *p, summary_t *s, const flow_t *fwd, const flow_t *rev, int dir)
+{
+    const tcps_record *r = p->r;
+    /* Most segments signal nothing: one test for all of it first. */
+    if ((r->ip_tos & 3) != 3 && !(p->flags & (TCPS_SYN | TCPS_RST | TCPS_URG | TCPS_ECE | TCPS_CWR)) &&
+        !(r->opt_present & TCPS_OPT_SACK) && (p->seglen || !p->ack_repeated) &&
+        (!s->mss[dir ^ 1] || p->seglen <= s->mss[dir ^ 1]))
+        return;
+    if ((p->flags & (TCPS_SYN | TCPS_AE | TCPS_CWR | TCPS_ECE)) == (TCPS_SYN | TCPS_AE | TCPS_CWR | TCPS_ECE))
+        s->side_flags[dir] |= TCPS_SIDE_ACCECN;
+    uint32_t n = 0;
+    int syn = (p->flags & TCPS_SYN) != 0;
+    if ((r->ip_tos & 3) == 3)
+        n |= TCPS_NOTE_ECN_CE;
+    /* Under AccECN (its SYN sets AE, CWR and ECE) those bits count CE marks instead. */
+    int classic = !(s->side_flags[0] & TCPS_SIDE_ACCECN) && !(s->side_flags[1] & TCPS_SIDE_ACCECN);
+    if (!syn && classic && (p->flags & TCPS_ECE))
+        n |= TCPS_NOTE_ECN_ECE;
+    if (!syn && classic && (p->flags & TCPS_CWR))
+        n |= TCPS_NOTE_ECN_CWR;
+    if (p->flags & TCPS_URG)
+        n |= TCPS_NOTE_URGENT;
+    if (s->mss[dir ^ 1] && p->seglen > s->mss[dir ^ 1])
+        n |= TCPS_NOTE_ABOVE_MSS;
+    if (has_dsack(p))
+        n |= TCPS_NOTE_DSACK;
+    /* A challenge ACK: a pure ACK that repeats this side's ack right after the
+     * peer's RST, or its SYN once this side has acknowledged the peer's SYN. */
+    int pure_ack = p->seglen == 0 && (p->flags & (TCPS_SYN | TCPS_FIN | TCPS_RST | TCPS_ACK)) == TCPS_ACK;
+    if (pure_ack && p->ack_repeated && rev->sig_set && rev->sig_frame > fwd->last_frame &&
+        (rev->sig_flags & (TCPS_RST | TCPS_SYN)))
+        n |= TCPS_NOTE_CHALLENGE_ACK;
+    if ((p->flags & (TCPS_RST | TCPS_ACK)) == TCPS_RST && (s->side_flags[dir ^ 1] & TCPS_SIDE_SAW_DATA))
+        n |= TCPS_NOTE_RST_NO_ACK;
+    p->out->notes = n;
+    if (!n)
+        return;
+    s->n_ce[dir] += (n & TCPS_NOTE_ECN_CE) != 0;
+    s->n_ece[dir] += (n & TCPS_NOTE_ECN_ECE) != 0;
+    s->n_cwr[dir] += (n & TCPS_NOTE_ECN_CWR) != 0;
+    s->n_urg[dir] += (n & TCPS_NOTE_URGENT) != 0;
+    s->n_above_mss[dir] += (n & TCPS_NOTE_ABOVE_MSS) != 0;
+    s->n_dsack[dir] += (n & TCPS_NOTE_DSACK) != 0;
+    s->n_challenge[dir] += (n & TCPS_NOTE_CHALLENGE_ACK) != 0;
 }

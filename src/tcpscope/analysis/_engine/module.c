@@ -232,6 +232,7 @@ static const field_desc ANN_FIELDS[] = {
     AFIELD(cc_episode_lost, "u2"), AFIELD(cc_episode_retx, "u2"), AFIELD(cc_phase, "u1"),
     AFIELD(limited_by, "u1"), AFIELD(cc_event, "u1"), AFIELD(cc_trigger, "u1"),
     AFIELD(cc_episode_end, "u1"), AFIELD(cc_episode_trigger, "u1"),
+    AFIELD(notes, "u4"), AFIELD(new_bytes, "u4"),
 };
 
 #define CFIELD(name, ctype) { #name, offsetof(tcps_conn, name), ctype }
@@ -246,6 +247,10 @@ static const field_desc CONN_FIELDS[] = {
     CFIELD(ecn_setup, "u1"), CFIELD(reused_ports, "u1"), CFIELD(max_cwnd_est, "(2,)u4"),
     CFIELD(loss_episodes, "(2,)u4"), CFIELD(rto_count, "(2,)u4"), CFIELD(time_limited_ms, "(2,4)u4"),
     CFIELD(cc_guess, "(2,)u1"), CFIELD(cc_confidence, "(2,)u1"),
+    CFIELD(unique_bytes, "(2,)u8"), CFIELD(retrans_bytes, "(2,)u8"), CFIELD(ecn_ce, "(2,)u4"),
+    CFIELD(ecn_ece, "(2,)u4"), CFIELD(ecn_cwr, "(2,)u4"), CFIELD(urgent, "(2,)u4"),
+    CFIELD(above_mss, "(2,)u4"), CFIELD(dsack, "(2,)u4"), CFIELD(challenge_acks, "(2,)u4"),
+    CFIELD(tlp_count, "(2,)u4"),
 };
 
 static PyObject *fields_list(const field_desc *f, size_t n, size_t itemsize)
@@ -286,9 +291,12 @@ static PyObject *enums(PyObject *self, PyObject *unused)
 {
     PyObject *flags = PyDict_New(), *sides = PyDict_New(), *kinds = PyDict_New(), *rules = PyList_New(0);
     PyObject *phases = PyDict_New(), *limits = PyDict_New(), *events = PyDict_New();
-    PyObject *triggers = PyDict_New(), *families = PyDict_New();
-    if (!flags || !sides || !kinds || !rules || !phases || !limits || !events || !triggers || !families)
+    PyObject *triggers = PyDict_New(), *families = PyDict_New(), *notes = PyDict_New();
+    if (!flags || !sides || !kinds || !rules || !phases || !limits || !events || !triggers || !families ||
+        !notes)
         goto fail;
+#define ADD_NOTE(name, bit) if (add_pair(notes, #name, bit) < 0) goto fail;
+    TCPS_NOTES(ADD_NOTE)
 #define ADD_TO(d, name, value) if (add_pair(d, #name, value) < 0) goto fail;
 #define ADD_PHASE(name, value) ADD_TO(phases, name, value)
     TCPS_CC_PHASES(ADD_PHASE)
@@ -311,11 +319,12 @@ static PyObject *enums(PyObject *self, PyObject *unused)
         if (!t || PyList_Append(rules, t) < 0) { Py_XDECREF(t); goto fail; } \
         Py_DECREF(t); }
     TCPS_RULES(ADD_RULE)
-    return Py_BuildValue("{s:N,s:N,s:N,s:N,s:i,s:N,s:N,s:N,s:N,s:N}", "flag", flags, "side", sides,
+    return Py_BuildValue("{s:N,s:N,s:N,s:N,s:i,s:N,s:N,s:N,s:N,s:N,s:N}", "flag", flags, "side", sides,
                          "kind", kinds, "rules", rules, "max_evidence", TCPS_MAX_EVIDENCE,
                          "cc_phase", phases, "limited_by", limits, "cc_event", events,
-                         "cc_trigger", triggers, "cc_family", families);
+                         "cc_trigger", triggers, "cc_family", families, "note", notes);
 fail:
+    Py_XDECREF(notes);
     Py_XDECREF(phases);
     Py_XDECREF(limits);
     Py_XDECREF(events);

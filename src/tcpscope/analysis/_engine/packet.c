@@ -29,7 +29,7 @@ static int process_tcp(Engine *e, pkt_t *p)
 
     /* Improved mode: the same packet captured twice (two interfaces, a SPAN
      * port that copies both ways, host and bridge) is not analysed again. */
-    if (e->mode == MODE_IMPROVED && is_capture_duplicate(p, fwd))
+    if (e->mode == MODE_IMPROVED && is_capture_duplicate(p, fwd, rev))
         return capture_duplicate(e, p, ent, c, fwd, rev, dir);
 
     /* Reused ports: a pure SYN whose seq differs from the base of its
@@ -191,6 +191,8 @@ static int process_tcp(Engine *e, pkt_t *p)
     /* Improved mode: the sender model (in flight, cwnd, phase, limits, episodes). */
     if (e->mode == MODE_IMPROVED && analysed && printable && sender_packet(e, p, c, s, fwd, rev, dir) < 0)
         return -1;
+    if (e->mode == MODE_IMPROVED && analysed)
+        improved_signals(p, s, fwd, rev, dir);
     if (!fwd->first_frame)
         fwd->first_frame = p->frame;
     fwd->last_frame = p->frame;

@@ -230,6 +230,19 @@ static int rto_firings(const sender_t *m, int64_t now, int slack_pct, int unseen
     return n;
 }
 
+/* A first timeout that is a tail loss probe, not the retransmission timer
+ * (RFC 8985 §7; Linux tcp_schedule_loss_probe): with SACK on, in the open
+ * state, no probe out yet, the timer not backed off, a resend of the last
+ * segment sent. Its probe timeout (2 SRTT + the delayed-ACK allowance for one
+ * segment in flight) is about the minimum RTO on a short path, so the timing
+ * alone does not tell them apart; after it the RTO restarts at its base. */
+static int tail_probe_first(const sender_t *m, const summary_t *s, uint32_t end, int firings)
+{
+    int sack = (s->side_flags[0] & s->side_flags[1] & TCPS_SIDE_SACK_PERM) != 0;
+    return firings == 1 && sack && !m->backoff && (m->ca_state == CA_OPEN || m->ca_state == CA_DISORDER) &&
+           !m->tlp_high_seq && end == m->nxt && !m->sacked;
+}
+
 /* The retransmission timer fired `n` times (RFC 6298 §5.4-5.6, RFC 5681 §3.1:
  * ssthresh from the flight, cwnd 1; Linux tcp_enter_loss, with F-RTO armed). */
 static void enter_loss(sender_t *m, summary_t *s, int dir, int64_t frame, int64_t now, int n)
@@ -282,6 +295,8 @@ static void on_retransmission(sender_t *m, const pkt_t *p, const flow_t *acker, 
     if (tail && m->ca_state != CA_CWR) {
         /* a tail loss probe (RFC 8985 §7): no reduction unless it repairs a loss */
         m->tlp_high_seq = m->nxt;
+        m->timer_start = p->ts; /* the RTO is re-armed at its base after a probe */
+        s->n_tlp[dir]++;
         m->ev_start = TCPS_EVENT_TLP;
         m->ev_trigger = TCPS_TRIGGER_TLP;
         m->ep_start = p->frame;
@@ -340,6 +355,8 @@ static void on_segment(sender_t *m, pkt_t *p, const flow_t *acker, summary_t *s,
      * the sequence or in its IPv4 IDs shows data was outstanding all along. */
     int unseen = m->pos == POS_REMOTE && (ipid_skipped || gt_seq(p->seq, m->nxt));
     int firings = rto_firings(m, now, 20, unseen);
+    if (firings && retx && tail_probe_first(m, s, end, firings))
+        firings = 0;
     if (firings)
         enter_loss(m, s, dir, p->frame, now, firings);
     if (retx) {

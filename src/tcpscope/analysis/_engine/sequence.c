@@ -231,6 +231,11 @@ finished_fwd:
     ack_lost_segment(e, p, fwd, rev);
     retransmission_family(e, p, c, fwd, rev);
 
+    /* Bytes the capture shows for the first time (any mode; conns' unique bytes). */
+    if (!(p->ta_flags & TCPS_AF_ZERO_WINDOW_PROBE))
+        p->out->new_bytes = new_payload_bytes(p, fwd, rev);
+    p->ack_repeated = fwd->acked_seen && p->ack == fwd->lastack;
+
     /* WS-13: bookkeeping. */
     uint32_t nextseq = p->seq + p->seglen;
     if ((p->seglen || (p->flags & (TCPS_SYN | TCPS_FIN))) && fwd->segs.n < MAX_UNACKED_SEGMENTS) {

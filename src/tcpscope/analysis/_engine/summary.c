@@ -1,8 +1,9 @@
 /*
  * summary.c -- one compact summary per stream, kept for connections(): roles,
  * first and last frames, packets and bytes per side, ISNs, handshake options
- * (MSS, window scale, SACK, timestamps, TFO, ECN setup), the iRTT and how
- * often each analysis flag was set; and its export as a tcps_conn row
+ * (MSS, window scale, SACK, timestamps, TFO, ECN setup), the iRTT, how
+ * often each analysis flag was set, unique and retransmitted bytes and the
+ * signals improved mode counts (improved.c); and its export as a tcps_conn row
  * (annotation.h). Summaries live in blocks that never move, so a stream's
  * summary stays where it is while the engine runs.
  */
@@ -43,6 +44,9 @@ void update_summary(summary_t *s, conv_t *c, const pkt_t *p, int dir)
     s->last_frame = p->frame;
     s->pkts[dir]++;
     s->bytes[dir] += p->seglen;
+    s->uniq_bytes[dir] += p->out->new_bytes;
+    if (p->ta_flags & TCPS_AF_RETRANSMISSION)
+        s->retx_bytes[dir] += p->seglen;
     uint32_t *sf = &s->side_flags[dir];
     if (p->seglen)
         *sf |= TCPS_SIDE_SAW_DATA;
@@ -125,6 +129,16 @@ void export_conn(const summary_t *s, tcps_conn *c)
         memcpy(c->time_limited_ms[i], s->cc_limited_ms[d], sizeof(c->time_limited_ms[i]));
         c->cc_guess[i] = s->cc_guess[d];
         c->cc_confidence[i] = s->cc_confidence[d];
+        c->unique_bytes[i] = s->uniq_bytes[d];
+        c->retrans_bytes[i] = s->retx_bytes[d];
+        c->ecn_ce[i] = s->n_ce[d];
+        c->ecn_ece[i] = s->n_ece[d];
+        c->ecn_cwr[i] = s->n_cwr[d];
+        c->urgent[i] = s->n_urg[d];
+        c->above_mss[i] = s->n_above_mss[d];
+        c->dsack[i] = s->n_dsack[d];
+        c->challenge_acks[i] = s->n_challenge[d];
+        c->tlp_count[i] = s->n_tlp[d];
     }
     memcpy(c->flag_counts, s->flag_counts, sizeof(c->flag_counts));
     /* flow 0 is a -> b: the client is a when flow 0 is the client's. */

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ...analysis.connections import decode_all
+from ...analysis.engine import DEFAULT_MODE
 from ...pipeline import Options, Result, Source, StreamNotFound, run
 from ..i18n import catalogue
 from . import sliding
@@ -113,7 +114,7 @@ class GraphSet:
 
 
 def graphs(source: Source, stream: int, kinds: Sequence[str], *, direction: str | None = None,
-           lang: str = "en", frames: Sequence[int] = (), mode: str = "wireshark",
+           lang: str = "en", frames: Sequence[int] = (), mode: str = DEFAULT_MODE,
            width: int = 1400, window: float | None = None) -> list[Figure]:
     """Read `source` once and return the figures of `stream` (see `GraphSet.figures`)."""
     g = GraphSet(stream, kinds, frames=frames, window=window)
@@ -130,7 +131,7 @@ def render(fig: Figure, fmt: str) -> bytes:
 
 def write_graph(source: Source, stream: int, kind: str, out: str | os.PathLike, *,
                 direction: str | None = None, lang: str = "en", frame: int | None = None,
-                mode: str = "wireshark") -> None:
+                mode: str = DEFAULT_MODE) -> None:
     """`tcpscope graph`: one graph of `stream` to `out`, PNG, SVG or HTML by its extension
     (the sliding window at `frame`)."""
     fmt = os.path.splitext(os.fspath(out))[1].lower().lstrip(".")

@@ -57,6 +57,6 @@ def build_story(analysis: Analysis, stream: int, extra: Extra | None = None, *,
         client=format_endpoint(conn.client.addr, conn.client.port),
         server=format_endpoint(conn.server.addr, conn.server.port),
         initial=teller.initial, intro=intro_facts(stream, conn, teller.initial, steps),
-        steps=steps, items=fold(steps, group_min), summary=summary_facts(life, steps),
+        steps=steps, items=fold(steps, group_min), summary=summary_facts(life, steps, conn),
         lifecycle=life,
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ...analysis.engine import Analysis
+from ...analysis.engine import DEFAULT_MODE, Analysis
 from ...pipeline import Chunk, Collect, Options, Source, run
 from ...wire.record import SYN
 from .model import PREVIEW_BYTES, Extra
@@ -56,7 +56,7 @@ class StoryCollector(Collect):
         return idx
 
 
-def collect(source: Source, streams: Iterable[int] | None = None, *, mode: str = "wireshark",
+def collect(source: Source, streams: Iterable[int] | None = None, *, mode: str = DEFAULT_MODE,
             max_streams: int | None = None,
             on_batch: Callable[[int], None] | None = None) -> tuple[Analysis, Extra]:
     """Read a capture once; keep the rows of `streams` (None: all streams, or the first

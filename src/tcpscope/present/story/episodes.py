@@ -32,7 +32,7 @@ from numpy.lib import recfunctions as rfn
 
 from ...analysis import congestion
 from ...analysis.annotation import flag_names
-from ...analysis.engine import Analysis, Analyzer
+from ...analysis.engine import DEFAULT_MODE, Analysis, Analyzer
 from ...pipeline import Chunk, Options, Result, Source, run
 from ...wire.text import format_endpoint, tcp_flags_text
 from .collect import StoryCollector
@@ -121,7 +121,7 @@ class ModelRows:
         self.model = Model(ann, rec, ts)
 
 
-def collect_long(source: Source, streams: Iterable[int] | None, *, mode: str = "wireshark",
+def collect_long(source: Source, streams: Iterable[int] | None, *, mode: str = DEFAULT_MODE,
                  on_batch: Callable[[int], None] | None = None
                  ) -> tuple[Analysis, Extra, Model | None]:
     """`collect` (the rows of `streams`, None: all), with the sender model's rows of
@@ -190,7 +190,7 @@ def build_long_story(analysis: Analysis, stream: int, extra: Extra | None, model
         server=format_endpoint(conn.server.addr, conn.server.port), initial=teller.initial,
         intro=intro_facts(stream, conn, teller.initial, briefs),  # type: ignore[arg-type]
         steps=briefs, items=[],  # type: ignore[arg-type]
-        summary=summary_facts(life, briefs), lifecycle=life)  # type: ignore[arg-type]
+        summary=summary_facts(life, briefs, conn), lifecycle=life)  # type: ignore[arg-type]
     if frames is not None:
         story.items = frame_items(story, frames[0], frames[1], group_min, tell)
     else:

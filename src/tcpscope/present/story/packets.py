@@ -77,6 +77,11 @@ class Teller:
         self.initial = self._initial_states()
         self.irtt: float | None = None
         self.told_dupack: tuple[int, int | None] | None = None
+        self.conn_row = conn_row
+        from .anomalies import Hindsight  # (anomalies imports this module's Teller)
+
+        #: improved mode tells each packet with what the whole connection shows
+        self.hindsight = Hindsight(self) if a.mode == "improved" else None
 
     # -- helpers ---------------------------------------------------------------
 
@@ -129,7 +134,7 @@ class Teller:
         return self._step(k, int(self.rows[k]))
 
     def _step(self, k: int, row: int) -> Step:
-        from .anomalies import anomaly_facts
+        from .anomalies import anomaly_facts, signal_facts
 
         a = self.a
         rec = a.records[row]
@@ -190,6 +195,7 @@ class Teller:
             f = anomaly_facts(self, name, step, ann, x, y)
             if f is not None:
                 facts.extend(f)
+        facts.extend(signal_facts(self, step, ann, rec, x, y))
 
         # State changes, with their reasons and how they are known.
         for t in self.trans.get(frame, ()):
@@ -321,6 +327,9 @@ class Teller:
                 f = Fact("opt.tfo", {"side": x})
             elif tfo.is_request:
                 f = Fact("opt.tfo_request", {"side": x})
+            elif int(rec["tcp_flags"]) & ACK:
+                # in a SYN-ACK the cookie is issued, for the client's next connection
+                f = Fact("opt.tfo_issued", {"side": x, "bytes": len(tfo.cookie)})
             else:
                 f = Fact("opt.tfo_cookie", {"side": x, "bytes": len(tfo.cookie)})
             found.append(("tfo", f, f))
@@ -412,6 +421,17 @@ class Teller:
                                              "peer_isn": peer_isn, "rel_ack": rel_ack}))
                 teaching = True
             elif arow is not None and rtt >= 0 and self._covers(arow, rel_ack):
+                from .anomalies import DELAYED_ACK_MAX_S, match_ack
+
+                arow, answered = match_ack(self.hindsight, step, arow, rtt)
+                acked_frame = int(self.a.frames[arow])
+                if answered is None:
+                    aa = self.a.annotations[arow]
+                    facts.append(Fact("ack.data_karn", {
+                        "side": x, "rel_ack": rel_ack, "frame": acked_frame,
+                        "seq": int(aa["rel_seq"]), "len": int(self.a.records[arow]["payload_len"])}))
+                    return True
+                rtt = answered
                 aa = self.a.annotations[arow]
                 seq, n = int(aa["rel_seq"]), int(self.a.records[arow]["payload_len"])
                 facts.append(Fact("ack.data", {"side": x, "rel_ack": rel_ack,
@@ -422,7 +442,8 @@ class Teller:
                     told.first_ack = True
                     teaching = True
                 if (step.length == 0 and self.irtt is not None and rtt / 1e9 >= DELAYED_ACK_MIN_S
-                        and rtt / 1e9 > 10 * self.irtt):
+                        and rtt / 1e9 > 10 * self.irtt
+                        and (self.hindsight is None or rtt / 1e9 <= DELAYED_ACK_MAX_S)):
                     facts.append(Fact("ack.delayed", {"rtt": rtt / 1e9, "irtt": self.irtt}))
                     teaching = True
             elif prev < 0:
@@ -475,6 +496,12 @@ class Teller:
                 facts.append(Fact("rst.refuse_noack", {"side": x, "port": port}))
         elif "connection_reset" in events:
             facts.append(Fact("rst.abort", {"side": x}))
+            if self.hindsight is not None and step.ack is not None:
+                before = self.before[self.hindsight.k_of_row[step.row]]
+                me, peer = before[xi], before[yi]
+                if me.fin_seq is None and peer.data_end > 0 and me.acked >= peer.data_end:
+                    # all the peer's data acknowledged, and a RST where a FIN would close
+                    facts.append(Fact("rst.unread", {"side": x, "peer": _SIDES[yi]}))
         else:
             facts.append(Fact("rst.late", {"side": x}))
         if step.length:

@@ -36,8 +36,9 @@ def intro_facts(stream: int, conn: Connection, initial: tuple[State, State],
     return facts
 
 
-def summary_facts(life: Lifecycle, steps: list[Step]) -> list[Fact]:
-    """How it opened, what it carried, what went wrong, how it closed (the lifecycle's kinds)."""
+def summary_facts(life: Lifecycle, steps: list[Step], conn: Connection) -> list[Fact]:
+    """How it opened, what it carried (each byte counted once, the resent bytes apart), what
+    went wrong, how it closed (the lifecycle's kinds)."""
     out: list[Fact] = []
     kind = life.handshake
     if kind == "rejected":
@@ -62,8 +63,13 @@ def summary_facts(life: Lifecycle, steps: list[Step]) -> list[Fact]:
         out.append(Fact("sum.features", {"features": feats}))
     for i, side in enumerate(("client", "server")):
         segs = sum(1 for s in steps if s.length and s.sender == side)
-        if life.bytes[i]:
-            out.append(Fact("sum.data", {"side": side, "bytes": life.bytes[i],
+        sent = (conn.client, conn.server)[i]
+        if life.bytes[i] and sent.retrans_bytes:
+            out.append(Fact("sum.data_resent", {
+                "side": side, "bytes": sent.unique_bytes, "resent": sent.retrans_bytes,
+                "segments": segs, "packets": life.packets[i]}))
+        elif life.bytes[i]:
+            out.append(Fact("sum.data", {"side": side, "bytes": sent.unique_bytes or life.bytes[i],
                                          "segments": segs, "packets": life.packets[i]}))
         elif life.packets[i]:
             out.append(Fact("sum.nodata", {"side": side, "packets": life.packets[i]}))

@@ -19,6 +19,11 @@
  *   dissect_ip     -> dissect_ipv4 (RFC 791) / dissect_ipv6 (RFC 8200)
  *   dissect_transport -> dissect_tcp (RFC 9293) + tcp_options, udp, icmp
  *   checksums (RFC 1071 arithmetic, RFC 1624 "should be" value).
+ *
+ * Length: about 1,200 lines, over the project's 900, because the walk from link
+ * to TCP options is the bulk path of every command: kept as static functions of
+ * one translation unit, the compiler inlines the whole walk into one loop per
+ * batch; split into units, each layer would become a call per frame.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

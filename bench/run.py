@@ -78,11 +78,12 @@ print(n, sack)
 
 TCPSCOPE_ANALYSIS = """
 import sys
+MODE = "wireshark"
 from tcpscope.analysis.engine import Analyzer
 from tcpscope.capture import open_capture
 from tcpscope.wire.dissect import dissect_batch
 n = 0
-analyzer = Analyzer(mode="wireshark")
+analyzer = Analyzer(mode=MODE)
 with open_capture(sys.argv[1]) as reader:
     for batch in reader:
         records = dissect_batch(batch)
@@ -150,9 +151,23 @@ ROWS: list[Row] = [
         code=TCPSCOPE_BULK, needs_import="tcpscope.wire.dissect"),
     Row("tcpscope analysis", "read + dissect + every tcp.analysis verdict + connection table",
         code=TCPSCOPE_ANALYSIS, needs_import="tcpscope.analysis.engine"),
-    Row("tcpscope packets", "tcpscope packets FILE --format jsonl > /dev/null (what tshark's row does, as JSON)",
+    Row("tcpscope analysis improved", "the same in improved mode (the default): hindsight "
+        "verdicts, signals and the sender model (cwnd, phase)",
+        code=TCPSCOPE_ANALYSIS.replace('MODE = "wireshark"', 'MODE = "improved"'),
+        needs_import="tcpscope.analysis.engine"),
+    Row("tcpscope packets", "tcpscope packets FILE --mode wireshark --format jsonl > /dev/null "
+        "(what tshark's row does, as JSON)",
+        argv=[str(Path(PY).with_name("tcpscope")), "packets", "{file}", "--mode", "wireshark",
+              "--format", "jsonl"],
+        needs_import="tcpscope.present.packets"),
+    Row("tcpscope packets improved", "tcpscope packets FILE --format jsonl > /dev/null (the "
+        "default, improved mode: every column of the sender model too)",
         argv=[str(Path(PY).with_name("tcpscope")), "packets", "{file}", "--format", "jsonl"],
         needs_import="tcpscope.present.packets"),
+    Row("tcpscope conns", "tcpscope conns FILE --format csv > /dev/null (states, Zeek's view, "
+        "the sender model's columns)",
+        argv=[str(Path(PY).with_name("tcpscope")), "conns", "{file}", "--format", "csv"],
+        needs_import="tcpscope.present.conns"),
     Row("tshark analysis", "tshark -r FILE -T fields -e tcp.stream -e tcp.analysis.* ... > /dev/null",
         argv=["tshark", "-n", "-r", "{file}", "-T", "fields",
               *[arg for f in TSHARK_FIELDS for arg in ("-e", f)]],

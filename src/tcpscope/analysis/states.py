@@ -451,6 +451,16 @@ EXTRA_REASONS: dict[str, str] = {
                             "its state arrived: that segment was lost after the capture point",
     "revise.crossed": "it sent its segment before the peer's reached it (they crossed on the "
                       "way); the peer's segment takes effect afterwards",
+    "revise.syn_resent": "the peer sent its SYN again with no answer in between: the earlier "
+                         "copy did not arrive (had it arrived, a SYN-ACK would have answered it, "
+                         "§3.10.7.2)",
+    "revise.rejected": "it answered the SYN with a RST: nothing listened on that port "
+                       "(§3.10.7.1), so it was CLOSED throughout, never LISTEN or SYN-RECEIVED",
+    "revise.no_tcb": "it answered the SYN-ACK with a RST without ACK, the answer of a host that "
+                     "has no connection (§3.10.7.1): the SYN-ACK did not make it ESTABLISHED",
+    "revise.unanswered": "nothing in the rest of the capture answers the segment: taken as not "
+                         "arrived (a SYN never answered by a SYN-ACK, a SYN-ACK never "
+                         "acknowledged)",
 }
 
 
@@ -477,6 +487,9 @@ class Transition(NamedTuple):
     sentence: str       #: the reason in words, with its RFC 9293 section
     confidence: str     #: "observed", "assumed" or "inferred"
     event: str          #: the endpoint-relative event ("recv_fin"), or "" for a correction
+    #: taken back by later evidence: what a live view showed at the time, not part of the
+    #: side's path (an assumption withdrawn, or the correction that withdrew it)
+    revised: bool = False
 
 
 class StateAnomaly(NamedTuple):

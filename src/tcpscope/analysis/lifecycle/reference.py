@@ -19,7 +19,7 @@ from ..states import Segment
 from .connection import ConnectionLife, Rows, seglen
 from .model import Lifecycle, LifecycleBatch
 
-__all__ = ["TrackerBase", "ReferenceTracker", "Keep"]
+__all__ = ["TrackerBase", "ReferenceTracker", "Keep", "correct_rows"]
 
 #: Which streams keep their transitions: all (True), none (False), a set, or a predicate.
 Keep = bool | Collection[int] | Callable[[int], bool]
@@ -66,6 +66,8 @@ class TrackerBase:
         self._flag_counts = np.zeros((1, len(FLAG_NAMES)), np.int64)
         self._irtt = np.full(1, -1, np.int64)    # the engine's iRTT, once a row carries it
         self._flips: list[tuple[int, int]] = []  # (stream, row) where roles swapped, this batch
+        # (stream, side, first frame, end frame, state): earlier rows corrected, this batch
+        self._fixes: list[tuple[int, int, int, int, int]] = []
 
     def _reserve(self, n: int) -> None:
         self._pkts = grow(self._pkts, n, 0, 0)
@@ -91,7 +93,10 @@ class TrackerBase:
         ts_all = np.asarray(ts_ns, dtype=np.int64)
         length = seglen(records)
         self._flips = []
+        self._fixes = []
         out = self._states(records, annotations, ts_all, s, length)
+        if self._fixes:
+            correct_rows(self._fixes, s, annotations["frame"], out.client, out.server)
         fs = annotations["from_server"].astype(np.int64)
         for stream, row in self._flips:
             # Rows before the engine swapped the roles count for the other side.
@@ -154,6 +159,22 @@ class TrackerBase:
             self._check_roles(lc, index, seg, records)
         return lc.on_row(seg)
 
+    def _take_fixes(self, lc: ConnectionLife) -> None:
+        """The machine's new corrections of earlier rows, for this batch's rows."""
+        cors = lc.cs.corrections
+        self._fixes += [(lc.stream, *c) for c in cors[lc.ncorr:]]
+        lc.ncorr = len(cors)
+
+    def corrections(self) -> dict[int, list[tuple[int, int, int, int]]]:
+        """Per stream, the rows the whole capture so far corrects (`ConnectionLife.corrections`):
+        what a consumer that kept rows of earlier batches applies (`correct_rows`)."""
+        out = {}
+        for st, lc in self._lives.items():
+            cors = lc.corrections()
+            if cors:
+                out[st] = cors
+        return out
+
     def _check_roles(self, lc: ConnectionLife, index: int, seg: Segment,
                      records: np.ndarray) -> None:
         """The engine fixes guessed roles when a handshake appears: follow it."""
@@ -181,6 +202,20 @@ class TrackerBase:
                              int(self._last_ts[st]), self._flag_counts[st], int(self._irtt[st]))
             for st, lc in sorted(self._lives.items())
         }
+
+
+def correct_rows(fixes: list[tuple[int, int, int, int, int]], stream: np.ndarray,
+                 frames: np.ndarray, client: np.ndarray, server: np.ndarray) -> None:
+    """Apply corrections (stream, side, first frame, end frame or -1, state) to rows."""
+    rows = np.flatnonzero(np.isin(stream, np.unique([f[0] for f in fixes])))
+    if not rows.size:
+        return
+    st, fr = stream[rows], frames[rows]
+    for s, side, f0, f1, state in fixes:
+        m = (st == s) & (fr >= f0)
+        if f1 >= 0:
+            m &= fr < f1
+        (server if side else client)[rows[m]] = state
 
 
 def _identity(records: np.ndarray, index: int, seg: Segment) -> tuple[bytes, int]:
@@ -213,6 +248,8 @@ class ReferenceTracker(TrackerBase):
                 ev = self._apply(lc, seg, index, records)
                 if ev:
                     events[index] = ev
+                if len(lc.cs.corrections) != lc.ncorr:
+                    self._take_fixes(lc)
             client[index] = lc.cs.client.state
             server[index] = lc.cs.server.state
         return LifecycleBatch(client, server, events)

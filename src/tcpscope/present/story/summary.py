@@ -31,6 +31,8 @@ def intro_facts(stream: int, conn: Connection, initial: tuple[State, State],
     ci, si = initial
     if ci == State.UNKNOWN and si == State.UNKNOWN:
         facts.append(Fact("conn.initial_unknown"))
+    elif si == State.CLOSED and ci != State.UNKNOWN:
+        facts.append(Fact("conn.initial_closed", {"client": ci.name, "server": si.name}))
     else:
         facts.append(Fact("conn.initial", {"client": ci.name, "server": si.name}))
     return facts

@@ -20,9 +20,42 @@ from tcpscope.analysis.states import State
 
 __all__ = ["Comparison", "compare", "DIFFERENCES"]
 
-#: (fixture, capture side, side, kernel state, tcpscope state): deliberate differences, each
-#: in docs/differences.md ("Endpoint states a capture cannot show").
-DIFFERENCES: dict[tuple[str, str, str, str, str], str] = {}
+_STREAM_SPLIT = ("the injected in-window SYN starts a new stream (Wireshark's rule for a SYN "
+                 "with a new ISN, which the engine follows); the kernel answered it with a "
+                 "challenge ACK and kept the connection, tcpscope tells two")
+_HELD_FIN = ("the relay holds a FIN after the capture point: the capture shows neither when it "
+             "arrived nor that its sender had sent it")
+_NO_PACKET = "a change no packet shows (a timer expired)"
+_RAW_SYN = ("the scanner's SYN came from a raw socket: its kernel had no connection, while a "
+            "captured SYN is a connection's SYN_SENT")
+#: Deliberate differences, by (fixture, capture side, side, kernel state, tcpscope state):
+#: why the capture cannot show the kernel's state. docs/differences.md ("The kernel's endpoint
+#: states") lists them.
+DIFFERENCES: dict[tuple[str, str, str, str, str], str] = {
+    **{("hs_challenge_ack", cap, side, k, v): _STREAM_SPLIT
+       for cap in ("sender", "receiver")
+       for side, k, v in (("client", "ESTABLISHED", "CLOSED"), ("client", "FIN_WAIT_2", "CLOSED"),
+                          ("client", "FIN_WAIT_2", "ESTABLISHED"), ("client", "TIME_WAIT", "CLOSED"),
+                          ("client", "TIME_WAIT", "ESTABLISHED"), ("server", "CLOSED", "ESTABLISHED"),
+                          ("server", "CLOSE_WAIT", "ESTABLISHED"),
+                          ("server", "ESTABLISHED", "SYN_RECEIVED"))},
+    ("hs_simclose", "receiver", "client", "CLOSING", "ESTABLISHED"): _HELD_FIN,
+    ("hs_simclose", "receiver", "client", "FIN_WAIT_1", "ESTABLISHED"): _HELD_FIN,
+    ("hs_simclose", "receiver", "client", "CLOSING", "TIME_WAIT"): _HELD_FIN,
+    ("hs_simclose", "sender", "server", "CLOSING", "TIME_WAIT"): _HELD_FIN,
+    ("hs_simclose", "sender", "server", "FIN_WAIT_1", "TIME_WAIT"): _HELD_FIN,
+    ("hs_finwait2_rst", "sender", "client", "CLOSED", "FIN_WAIT_2"): _NO_PACKET + (
+        ": tcp_fin_timeout ended FIN_WAIT_2; its bare RST later shows only that it had by then"),
+    ("hs_finwait2_rst", "receiver", "client", "CLOSED", "FIN_WAIT_2"): _NO_PACKET + (
+        ": tcp_fin_timeout ended FIN_WAIT_2; its bare RST later shows only that it had by then"),
+    ("hs_syn_unanswered", "sender", "client", "CLOSED", "SYN_SENT"): _NO_PACKET + (
+        ": connect() gave up silently after its last SYN"),
+    ("hs_syn_scan", "sender", "client", "CLOSED", "SYN_SENT"): _RAW_SYN,
+    ("hs_syn_scan", "receiver", "client", "CLOSED", "SYN_SENT"): _RAW_SYN,
+    ("hs_ack_lost", "sender", "server", "SYN_RECEIVED", "ESTABLISHED"): (
+        "the client's ACK of the resent SYN-ACK was dropped after the capture point, and nothing "
+        "the server sent afterwards shows it (its data completed the handshake first)"),
+}
 
 
 @dataclass(frozen=True)

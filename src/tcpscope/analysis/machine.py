@@ -334,15 +334,22 @@ class ConnectionStates:
         if x.state != before:
             x.pending = Pending(before, p.events, p.frame, p.covers, p.is_rst, True, tstart)
 
-    def hindsight(self) -> tuple[list[int], list[tuple[int, int, int, int]], list[int]]:
+    def hindsight(self, stateless_server: bool = False
+                  ) -> tuple[list[int], list[tuple[int, int, int, int]], list[int]]:
         """What the end of the capture proves, without changing the machine (more segments
         may come): an assumed receive nothing ever answered did not happen. A SYN the peer
         never answered (it sent nothing), a SYN-ACK never acknowledged (its receiver sent
         nothing after it). Returns each side's final state, the corrections of the rows
-        since (to the end: frame -1) and the indexes of the transitions it revises."""
+        since (to the end: frame -1) and the indexes of the transitions it revises.
+        `stateless_server`: the server answered with a SYN cookie (the caller judges it
+        from the listener's other connections): it kept no connection, it was LISTEN."""
         finals = [self.client.state, self.server.state]
         fixes: list[tuple[int, int, int, int]] = []
         revised: list[int] = []
+        if stateless_server and self.server.state == S.SYN_RECEIVED:
+            finals[1] = S.LISTEN
+            fixes.append((1, 0, -1, S.LISTEN))
+            revised += [i for i, t in enumerate(self.transitions) if t.side == "server"]
         for ep, peer in ((self.client, self.server), (self.server, self.client)):
             p = ep.pending
             if p is None:

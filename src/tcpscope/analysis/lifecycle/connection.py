@@ -96,7 +96,7 @@ class ConnectionLife:
         "opts", "rejected", "rejected_by", "data_on_syn", "synack_acked_data",
         "handshake_frame", "fins", "fin_frames", "first_fin_side", "first_fin_by_fin",
         "fin_acked", "half_close", "closing", "rst_side", "rst_frame", "rst_before_close",
-        "closed_emitted", "teardown_inferred", "ncorr",
+        "closed_emitted", "teardown_inferred", "ncorr", "server_id", "syn_cookie",
     )
 
     def __init__(self, stream: int, first: Segment, *, keep: bool) -> None:
@@ -130,6 +130,10 @@ class ConnectionLife:
         self.closed_emitted = False
         self.teardown_inferred: str | None = None
         self.ncorr = 0   # corrections of the machine the tracker has applied to its rows
+        #: (address, port) of the listener a first SYN went to (set by the tracker)
+        self.server_id: tuple[bytes, int] | None = None
+        #: the listener answered with a SYN cookie and kept no state (the tracker judges it)
+        self.syn_cookie = False
 
     def swap_roles(self) -> None:
         """The engine swapped the guessed roles: what each side did changes hands."""
@@ -296,7 +300,7 @@ class ConnectionLife:
             "ecn": both and copt.ecn and sopt.ecn,
             "tfo": (copt.tfo and sopt.tfo) or (self.data_on_syn and self.synack_acked_data),
         }
-        finals, fixes, withdrawn = cs.hindsight()
+        finals, fixes, withdrawn = cs.hindsight(self.syn_cookie)
         c_final, s_final = State(finals[0]), State(finals[1])
         transitions = list(cs.transitions)
         for i in withdrawn:
@@ -346,13 +350,21 @@ class ConnectionLife:
             closer=("client", "server")[closer] if closer >= 0 else None,
             rst_frame=self.rst_frame,
             initial=(State(cs.initial[0]), State(cs.initial[1])),
+            syn_cookie=self.syn_cookie,
             corrections=self.corrections(),
         )
 
     def corrections(self) -> list[tuple[int, int, int, int]]:
         """Rows whose states the whole capture corrects: (side index, first frame, frame it
         ends before or -1 for the end, state), in the order to apply them."""
-        return self.cs.corrections + self.cs.hindsight()[1]
+        return self.cs.corrections + self.cs.hindsight(self.syn_cookie)[1]
+
+    def half_open_synacks(self) -> list[int]:
+        """The times of the server's SYN-ACKs while the handshake is not complete (none
+        after it, or when refused)."""
+        if self.handshake_frame is not None or self.rejected:
+            return []
+        return [t for _, t in self._copies(1, 1)]
 
     def _copies(self, synack: int, side: int) -> list[tuple[int, int]]:
         """(frame, ts_ns) of a side's SYNs (synack=0) or SYN-ACKs (1)."""

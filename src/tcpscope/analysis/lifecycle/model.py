@@ -102,6 +102,9 @@ class Lifecycle:
     #: the side whose FIN (or, for a reset, whose RST) began the teardown, if any
     closer: str | None = None
     rst_frame: int | None = None    #: the first RST that changed a state
+    #: the listener answered the SYN with a SYN cookie: its SYN-ACK was never sent again
+    #: while the same listener resent those of the requests it queued (it kept no state)
+    syn_cookie: bool = False
     #: each side's state before the first packet, as the whole capture shows it
     initial: Pair = (State.UNKNOWN, State.UNKNOWN)
     #: rows whose states the whole capture corrects (the per-row states a stream showed
@@ -132,7 +135,7 @@ class Lifecycle:
             "synack_frames": [list(f) for f in self.synack_frames],
             "fin_frames": list(self.fin_frames), "handshake_frame": self.handshake_frame,
             "closer": self.closer, "rst_frame": self.rst_frame,
-            "initial": [s.name for s in self.initial],
+            "initial": [s.name for s in self.initial], "syn_cookie": self.syn_cookie,
             "transitions": [
                 {"frame": t.frame, "ts": t.ts_ns / 1e9, "side": t.side, "old": t.old.name,
                  "new": t.new.name, "reason": t.reason, "sentence": t.sentence,

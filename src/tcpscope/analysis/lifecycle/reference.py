@@ -21,6 +21,9 @@ from .model import Lifecycle, LifecycleBatch
 
 __all__ = ["TrackerBase", "ReferenceTracker", "Keep", "correct_rows"]
 
+_SYN, _SYN_ACK = 0x02, 0x12
+_SECOND = 1_000_000_000
+
 #: Which streams keep their transitions: all (True), none (False), a set, or a predicate.
 Keep = bool | Collection[int] | Callable[[int], bool]
 
@@ -149,6 +152,10 @@ class TrackerBase:
         lc = ConnectionLife(stream, first, keep=keep)
         if lc.guessed:
             lc.client_id = _identity(records, index, first)
+        if first.flags & _SYN_ACK == _SYN:   # a first SYN: the listener it went to
+            r = records[index]
+            lc.server_id = ((bytes(r["src"]), int(r["sport"])) if first.from_server
+                            else (bytes(r["dst"]), int(r["dport"])))
         self._lives[stream] = lc
         return lc
 
@@ -165,9 +172,26 @@ class TrackerBase:
         self._fixes += [(lc.stream, *c) for c in cors[lc.ncorr:]]
         lc.ncorr = len(cors)
 
+    def _judge_cookies(self) -> None:
+        """SYN cookies (the listener keeps no state): a listener that resent the SYN-ACKs of
+        the requests it queued, more than a second after it answered another SYN whose
+        SYN-ACK it never resent and nobody acknowledged, answered that one with a cookie."""
+        lives: dict[tuple[bytes, int], list[tuple[ConnectionLife, list[int]]]] = {}
+        for lc in self._lives.values():
+            if lc.server_id is not None:
+                sa = lc.half_open_synacks()
+                if sa:
+                    lives.setdefault(lc.server_id, []).append((lc, sa))
+        for group in lives.values():
+            resent = [t for _, sa in group for t in sa[1:]]
+            last = max(resent, default=-1)
+            for lc, sa in group:
+                lc.syn_cookie = len(sa) == 1 and last > sa[0] + _SECOND
+
     def corrections(self) -> dict[int, list[tuple[int, int, int, int]]]:
         """Per stream, the rows the whole capture so far corrects (`ConnectionLife.corrections`):
         what a consumer that kept rows of earlier batches applies (`correct_rows`)."""
+        self._judge_cookies()
         out = {}
         for st, lc in self._lives.items():
             cors = lc.corrections()
@@ -196,6 +220,7 @@ class TrackerBase:
         if not self.summaries:
             raise ValueError("a tracker with summaries=False keeps no per-connection counts; "
                              "lifecycles() needs summaries=True")
+        self._judge_cookies()
         return {
             st: lc.lifecycle((int(self._pkts[st, 0]), int(self._pkts[st, 1])),
                              (int(self._bytes[st, 0]), int(self._bytes[st, 1])),

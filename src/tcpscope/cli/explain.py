@@ -23,9 +23,14 @@ from tcpscope.cli.common import (
 @mode_option("The analysis mode behind the anomalies.")
 @click.option("--all", "show_all", is_flag=True,
               help="Narrate every packet (do not fold runs of ordinary data and ACKs).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True,
+              help="text: the story in words; json: one object per connection and line, its "
+                   "states, transitions and facts (ids in docs/explain.md).")
 @color_option
 @one_line_errors
-def explain_cmd(inputs: Inputs, lang: str, mode: str, show_all: bool, color: bool) -> None:
+def explain_cmd(inputs: Inputs, lang: str, mode: str, show_all: bool, color: bool,
+                fmt: str) -> None:
     """The story of a connection: ladder, states, every packet explained, a summary.
 
     Without --stream or -Y, every connection (up to 20); -Y picks the connections
@@ -38,6 +43,6 @@ def explain_cmd(inputs: Inputs, lang: str, mode: str, show_all: bool, color: boo
     source, finish = progress_input(inputs)
     try:
         write_explain(source, sys.stdout, streams=streams, lang=lang, color=color, mode=mode,
-                      group_min=None if show_all else GROUP_MIN)
+                      group_min=None if show_all else GROUP_MIN, fmt=fmt)
     finally:
         finish()

@@ -13,6 +13,7 @@ Every line fits in 100 columns (CJK characters count two).
 """
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from ..pipeline import StreamNotFound
 from .i18n import Catalogue, catalogue, dwidth, truncate, wrap
 from .ladder import build_ladder, label, render_text_rows
 from .story import GROUP_MIN, ConnectionStory, Fact, Run, Step, build_story, collect
+from .story.facts import story_object
 
 __all__ = ["Span", "Line", "explain_story", "write_explain", "render_lines", "ProgressFile",
            "WIDTH", "MAX_STREAMS"]
@@ -149,8 +151,10 @@ def write_explain(source: str | os.PathLike | BinaryIO, out: IO[str], *,
                   streams: list[int] | None = None, lang: str = "en", color: bool = False,
                   mode: str = "wireshark", group_min: int | None = GROUP_MIN,
                   max_streams: int = MAX_STREAMS,
-                  on_batch: Callable[[int], None] | None = None) -> int:
+                  on_batch: Callable[[int], None] | None = None, fmt: str = "text") -> int:
     """Explain `streams` (None: every connection, up to `max_streams`) of a capture.
+
+    `fmt` "json": one JSON object per connection and line, its facts (story/facts.py).
 
     Returns the number of connections told. StreamNotFound if a chosen stream is absent.
     """
@@ -160,7 +164,8 @@ def write_explain(source: str | os.PathLike | BinaryIO, out: IO[str], *,
     total = int(analysis.connections.shape[0])
     chosen = sorted(set(streams)) if streams else list(range(min(total, max_streams)))
     if not chosen:
-        render_lines([[(cat.render("explain.no_tcp"), None)]], out, color=color)
+        if fmt != "json":
+            render_lines([[(cat.render("explain.no_tcp"), None)]], out, color=color)
         return 0
     for s in chosen:
         if s >= total:
@@ -170,12 +175,16 @@ def write_explain(source: str | os.PathLike | BinaryIO, out: IO[str], *,
     told = 0
     for k, s in enumerate(chosen):
         story = build_story(analysis, s, extra, group_min=group_min)
+        if fmt == "json":
+            out.write(json.dumps(story_object(story), ensure_ascii=False) + "\n")
+            told += 1
+            continue
         lines = explain_story(story, lang)
         if k:
             lines = [[("─" * WIDTH, "dim")], []] + lines
         render_lines(lines, out, color=color)
         told += 1
-    if not streams and total > len(chosen):
+    if not streams and total > len(chosen) and fmt != "json":
         render_lines([[], [(cat.render("explain.more_streams",
                                        {"count": total - len(chosen)}), "dim")]], out,
                      color=color)

@@ -88,7 +88,8 @@ def test_syn_retransmissions_and_their_backoff(gaps, verdict):
     # each SYN sent again unanswered shows the copy before it did not arrive: the server
     # was still listening; the last copy is the one the SYN-ACK answers
     assert r.states[: n + 1] == [("SYN_SENT", "LISTEN")] * n + [("SYN_SENT", "SYN_RECEIVED")]
-    assert all(r.events[f] == ("syn_retransmit", "state_inferred") for f in range(2, n + 2))
+    assert all(r.events[f] == ("syn_retransmit", "state_revised", "state_inferred")
+               for f in range(2, n + 2))
     assert r.path("server") == ["LISTEN", "SYN_RECEIVED", "ESTABLISHED"]
     assert [t.reason for t in r.transitions("server") if t.revised].count(
         "revise.syn_resent") == n
@@ -113,7 +114,8 @@ def test_rejected():
     r = run(s)
     # nothing listened: the server side was CLOSED throughout (not LISTEN, not SYN-RECEIVED)
     assert r.states == [("SYN_SENT", "CLOSED"), ("CLOSED", "CLOSED")]
-    assert r.events[2] == ("rejected", "connection_closed", "state_inferred")
+    assert r.events[2] == ("rejected", "connection_closed", "state_revised",
+                          "state_inferred")
     assert r.path("server") == [] and r.life.initial[1].name == "CLOSED"
     assert {t.reason for t in r.transitions("server")} == {"open.syn_received",
                                                            "revise.rejected"}
@@ -224,7 +226,7 @@ def test_synack_retransmissions():
     # each resent SYN-ACK shows the ACK before it was lost: SYN-RECEIVED until the last
     assert [st[1] for st in r.states] == ["SYN_RECEIVED"] * 6 + ["ESTABLISHED"]
     assert r.path("server") == ["LISTEN", "SYN_RECEIVED", "ESTABLISHED"]
-    assert r.events[4] == ("synack_retransmit", "state_inferred")
+    assert r.events[4] == ("synack_retransmit", "state_revised", "state_inferred")
     life = r.life
     assert (life.synack_retries, life.synack_backoff) == (2, "doubling")
     assert life.synack_intervals == pytest.approx([1.001, 2.001])

@@ -186,14 +186,16 @@ class ConnectionLife:
                 self.rst_side = xe.index
                 self.rst_frame = frame
                 self.rst_before_close = not (self.fin_acked[0] and self.fin_acked[1])
-        inferred = False
+        inferred = revised = False
         fin_ack_missed = False
         for side, _old, new, conf, reason in changes:
             if conf == _INFERRED:
                 inferred = True
-                if reason.startswith("revise.") and new not in _SYNC:
-                    # the change that completed the handshake is taken back: a later one will
-                    self.handshake_frame = None
+                if reason.startswith("revise."):
+                    revised = True
+                    if new not in _SYNC:
+                        # the change that completed the handshake is taken back: a later one
+                        self.handshake_frame = None
                 if reason == "infer.fin_not_captured" and side == yi:
                     self._saw_fin(yi, ev)
                 elif reason == _FIN_ACK_MISSED:
@@ -229,6 +231,8 @@ class ConnectionLife:
         if changes and not self.closed_emitted and c in _DONE and s in _DONE:
             self.closed_emitted = True
             ev.append("connection_closed")
+        if revised:
+            ev.append("state_revised")
         if inferred:
             ev.append("state_inferred")
         if cs.anomaly_count:

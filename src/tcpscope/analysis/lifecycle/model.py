@@ -18,7 +18,7 @@ LIFECYCLE_EVENTS: tuple[str, ...] = (
     "handshake_started", "syn_retransmit", "synack_retransmit", "data_on_syn",
     "handshake_complete", "rejected", "teardown_started", "half_close", "fin_acked",
     "simultaneous_close", "time_wait_entered", "connection_reset", "connection_closed",
-    "state_inferred", "state_anomaly",
+    "state_revised", "state_inferred", "state_anomaly",
 )
 HANDSHAKE_KINDS = ("3way", "3way+retries", "simultaneous", "rejected", "unanswered", "half_open",
                    "midstream")

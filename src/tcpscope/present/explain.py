@@ -13,7 +13,6 @@ Every line fits in 100 columns (CJK characters count two).
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from ..pipeline import StreamNotFound
 from .i18n import Catalogue, catalogue, dwidth, truncate, wrap
 from .ladder import build_ladder, label, render_text_rows
 from .story import GROUP_MIN, ConnectionStory, Fact, Run, Step, build_story, collect
-from .story.facts import story_object
 
 __all__ = ["Span", "Line", "explain_story", "write_explain", "render_lines", "ProgressFile",
            "WIDTH", "MAX_STREAMS"]
@@ -176,7 +174,10 @@ def write_explain(source: str | os.PathLike | BinaryIO, out: IO[str], *,
     for k, s in enumerate(chosen):
         story = build_story(analysis, s, extra, group_min=group_min)
         if fmt == "json":
-            out.write(json.dumps(story_object(story), ensure_ascii=False) + "\n")
+            # imported here: json's regular expressions would cost every command that
+            # imports this module (packets takes ProgressFile from it)
+            from .story.facts import story_line
+            out.write(story_line(story))
             told += 1
             continue
         lines = explain_story(story, lang)

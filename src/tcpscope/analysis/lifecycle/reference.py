@@ -231,16 +231,27 @@ class TrackerBase:
 
 def correct_rows(fixes: list[tuple[int, int, int, int, int]], stream: np.ndarray,
                  frames: np.ndarray, client: np.ndarray, server: np.ndarray) -> None:
-    """Apply corrections (stream, side, first frame, end frame or -1, state) to rows."""
-    rows = np.flatnonzero(np.isin(stream, np.unique([f[0] for f in fixes])))
+    """Apply corrections (stream, side, first frame, end frame or -1, state) to rows, in
+    order (rows in frame order)."""
+    if not stream.size:
+        return
+    by_stream: dict[int, list[tuple[int, int, int, int]]] = {}
+    for st, side, f0, f1, state in fixes:
+        by_stream.setdefault(st, []).append((side, f0, f1, state))
+    mark = np.zeros(int(stream.max()) + 2, bool)   # stream -1 reads the last slot: False
+    mark[[st for st in by_stream if st < mark.size - 1]] = True
+    rows = np.flatnonzero(mark[stream])
     if not rows.size:
         return
-    st, fr = stream[rows], frames[rows]
-    for s, side, f0, f1, state in fixes:
-        m = (st == s) & (fr >= f0)
-        if f1 >= 0:
-            m &= fr < f1
-        (server if side else client)[rows[m]] = state
+    rows = rows[np.argsort(stream[rows], kind="stable")]
+    sts = stream[rows]
+    cuts = np.flatnonzero(sts[1:] != sts[:-1]) + 1
+    for part in np.split(rows, cuts):
+        fr = frames[part]
+        for side, f0, f1, state in by_stream[int(stream[part[0]])]:
+            a = int(fr.searchsorted(f0))
+            b = fr.size if f1 < 0 else int(fr.searchsorted(f1))
+            (server if side else client)[part[a:b]] = state
 
 
 def _identity(records: np.ndarray, index: int, seg: Segment) -> tuple[bytes, int]:

@@ -8,11 +8,12 @@ side) for the introduction, each packet and the summary.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .model import ConnectionStory
 
-__all__ = ["story_object"]
+__all__ = ["story_object", "story_line"]
 
 _SIDES = ("client", "server")
 
@@ -48,6 +49,11 @@ def story_object(story: ConnectionStory) -> dict[str, Any]:
     facts += [_fact(f, None, None) for f in story.summary]
     out["facts"] = facts
     return out
+
+
+def story_line(story: ConnectionStory) -> str:
+    """The story as one line of JSON (JSON Lines)."""
+    return json.dumps(story_object(story), ensure_ascii=False) + "\n"
 
 
 def _fact(f: Any, frame: int | None, side: str | None) -> dict[str, Any]:

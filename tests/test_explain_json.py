@@ -78,3 +78,25 @@ def test_revisions_are_facts() -> None:
     revised = [f for f in conn["facts"] if f["id"] == "state.revised"]
     assert [(f["frame"], f["params"]["side"], f["params"]["state"], f["params"]["since"])
             for f in revised] == [(4, "server", "SYN_RECEIVED", 3)]
+
+
+@pytest.mark.parametrize("name,side", [("hs_tw_reuse_server", "server"),
+                                       ("hs_tw_reuse_client", "client")])
+def test_time_wait_reuse(name: str, side: str) -> None:
+    """A new SYN on a 4-tuple still in TIME_WAIT (RFC 6191): the side that held it starts the
+    new connection in TIME_WAIT, and the story says so."""
+    for cap in ("sender", "receiver"):
+        old, new = explain_json(load(name).captures[cap].path)
+        assert old["states"][side]["final"] == "TIME_WAIT"
+        path = new["states"][side]["path"]
+        assert path[:2] == ["TIME_WAIT", "SYN_RECEIVED" if side == "server" else "SYN_SENT"]
+        reuse = [t for t in new["transitions"] if t["reason"] == "open.time_wait_reuse"]
+        assert [t["side"] for t in reuse] == [side]
+        (intro,) = [f for f in new["facts"] if f["id"] == "conn.initial_time_wait"]
+        assert intro["params"]["side"] == side and intro["params"]["stream"] == old["stream"]
+
+
+def test_tfo_cookie_issued_by_the_server() -> None:
+    conns = explain_json(load("hs_tfo").captures["sender"].path)
+    ids = [(f["id"], f["side"]) for f in conns[0]["facts"] if f["id"].startswith("opt.tfo")]
+    assert ids == [("opt.tfo_request", "client"), ("opt.tfo_issued", "server")]

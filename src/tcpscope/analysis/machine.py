@@ -392,7 +392,8 @@ class ConnectionStates:
             verdict = guard(ep, self._seg, self)
             if not verdict.change:
                 if verdict.reason is not None:
-                    self._anomaly(ep, e, verdict.reason, GUARD_ANOMALIES[verdict.reason])
+                    self._anomaly(ep, e, verdict.reason, GUARD_ANOMALIES.get(verdict.reason)
+                                  or table_anomaly_sentence(st, e))
                 return True
             reason = verdict.reason or reason
         if new == st:

@@ -97,6 +97,7 @@ class ConnectionLife:
         "handshake_frame", "fins", "fin_frames", "first_fin_side", "first_fin_by_fin",
         "fin_acked", "half_close", "closing", "rst_side", "rst_frame", "rst_before_close",
         "closed_emitted", "teardown_inferred", "ncorr", "server_id", "syn_cookie",
+        "time_wait_reused", "reused_from",
     )
 
     def __init__(self, stream: int, first: Segment, *, keep: bool) -> None:
@@ -134,6 +135,10 @@ class ConnectionLife:
         self.server_id: tuple[bytes, int] | None = None
         #: the listener answered with a SYN cookie and kept no state (the tracker judges it)
         self.syn_cookie = False
+        #: the side that held this 4-tuple in TIME-WAIT when the SYN reused it (RFC 6191), and
+        #: the connection it held it for (set by the tracker)
+        self.time_wait_reused: str | None = None
+        self.reused_from: int | None = None
 
     def swap_roles(self) -> None:
         """The engine swapped the guessed roles: what each side did changes hands."""
@@ -355,6 +360,8 @@ class ConnectionLife:
             rst_frame=self.rst_frame,
             initial=(State(cs.initial[0]), State(cs.initial[1])),
             syn_cookie=self.syn_cookie,
+            time_wait_reused=self.time_wait_reused,
+            reused_from=self.reused_from,
             corrections=self.corrections(),
         )
 

@@ -105,6 +105,10 @@ class Lifecycle:
     #: the listener answered the SYN with a SYN cookie: its SYN-ACK was never sent again
     #: while the same listener resent those of the requests it queued (it kept no state)
     syn_cookie: bool = False
+    #: the side that held this 4-tuple in TIME-WAIT when the SYN reused it (RFC 6191), and
+    #: the stream it held it for; it starts this connection in TIME-WAIT
+    time_wait_reused: str | None = None
+    reused_from: int | None = None
     #: each side's state before the first packet, as the whole capture shows it
     initial: Pair = (State.UNKNOWN, State.UNKNOWN)
     #: rows whose states the whole capture corrects (the per-row states a stream showed
@@ -136,6 +140,7 @@ class Lifecycle:
             "fin_frames": list(self.fin_frames), "handshake_frame": self.handshake_frame,
             "closer": self.closer, "rst_frame": self.rst_frame,
             "initial": [s.name for s in self.initial], "syn_cookie": self.syn_cookie,
+            "time_wait_reused": self.time_wait_reused, "reused_from": self.reused_from,
             "transitions": [
                 {"frame": t.frame, "ts": t.ts_ns / 1e9, "side": t.side, "old": t.old.name,
                  "new": t.new.name, "reason": t.reason, "sentence": t.sentence,

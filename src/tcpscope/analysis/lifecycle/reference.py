@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..annotation import FLAG_NAMES
-from ..states import Segment
+from ..states import Segment, State
 from .connection import ConnectionLife, Rows, seglen
 from .model import Lifecycle, LifecycleBatch
 
@@ -71,6 +71,8 @@ class TrackerBase:
         self._flips: list[tuple[int, int]] = []  # (stream, row) where roles swapped, this batch
         # (stream, side, first frame, end frame, state): earlier rows corrected, this batch
         self._fixes: list[tuple[int, int, int, int, int]] = []
+        # the last connection of each 4-tuple, and its endpoints (client's, server's)
+        self._tuples: dict[frozenset, tuple[ConnectionLife, tuple, tuple]] = {}
 
     def _reserve(self, n: int) -> None:
         self._pkts = grow(self._pkts, n, 0, 0)
@@ -152,10 +154,16 @@ class TrackerBase:
         lc = ConnectionLife(stream, first, keep=keep)
         if lc.guessed:
             lc.client_id = _identity(records, index, first)
+        r = records[index]
+        src, dst = (bytes(r["src"]), int(r["sport"])), (bytes(r["dst"]), int(r["dport"]))
+        ends = (dst, src) if first.from_server else (src, dst)   # (client's, server's)
+        key = frozenset(ends)
+        prev = self._tuples.get(key)
+        self._tuples[key] = (lc, *ends)
         if first.flags & _SYN_ACK == _SYN:   # a first SYN: the listener it went to
-            r = records[index]
-            lc.server_id = ((bytes(r["src"]), int(r["sport"])) if first.from_server
-                            else (bytes(r["dst"]), int(r["dport"])))
+            lc.server_id = ends[1]
+            if prev is not None:
+                _reuse_time_wait(lc, ends, prev)
         self._lives[stream] = lc
         return lc
 
@@ -227,6 +235,19 @@ class TrackerBase:
                              int(self._last_ts[st]), self._flag_counts[st], int(self._irtt[st]))
             for st, lc in sorted(self._lives.items())
         }
+
+
+def _reuse_time_wait(lc: ConnectionLife, ends: tuple, prev: tuple) -> None:
+    """A new connection's SYN on a 4-tuple an endpoint still holds in TIME-WAIT (RFC 6191):
+    that endpoint starts the new connection in TIME-WAIT, not CLOSED or LISTEN."""
+    old, *old_ends = prev
+    for ep, end in zip((old.cs.client, old.cs.server), old_ends):
+        if ep.state == State.TIME_WAIT:
+            side = 0 if end == ends[0] else 1
+            new = (lc.cs.client, lc.cs.server)[side]
+            new.state = lc.cs.initial[side] = int(State.TIME_WAIT)
+            lc.time_wait_reused = ("client", "server")[side]
+            lc.reused_from = old.stream
 
 
 def correct_rows(fixes: list[tuple[int, int, int, int, int]], stream: np.ndarray,

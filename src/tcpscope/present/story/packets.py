@@ -329,6 +329,8 @@ class Teller:
                 f = Fact("opt.tfo", {"side": x})
             elif tfo.is_request:
                 f = Fact("opt.tfo_request", {"side": x})
+            elif int(rec["tcp_flags"]) & ACK:   # on a SYN-ACK the server issues a cookie
+                f = Fact("opt.tfo_issued", {"side": x, "bytes": len(tfo.cookie)})
             else:
                 f = Fact("opt.tfo_cookie", {"side": x, "bytes": len(tfo.cookie)})
             found.append(("tfo", f, f))

@@ -34,9 +34,12 @@ _RAW_SYN = ("the scanner's SYN came from a raw socket: its kernel had no connect
 DIFFERENCES: dict[tuple[str, str, str, str, str], str] = {
     **{("hs_challenge_ack", cap, side, k, v): _STREAM_SPLIT
        for cap in ("sender", "receiver")
-       for side, k, v in (("client", "ESTABLISHED", "CLOSED"), ("client", "FIN_WAIT_2", "CLOSED"),
-                          ("client", "FIN_WAIT_2", "ESTABLISHED"), ("client", "TIME_WAIT", "CLOSED"),
-                          ("client", "TIME_WAIT", "ESTABLISHED"), ("server", "CLOSED", "ESTABLISHED"),
+       for side, k, v in (("client", "ESTABLISHED", "CLOSED"),
+                          ("client", "FIN_WAIT_2", "CLOSED"),
+                          ("client", "FIN_WAIT_2", "ESTABLISHED"),
+                          ("client", "TIME_WAIT", "CLOSED"),
+                          ("client", "TIME_WAIT", "ESTABLISHED"),
+                          ("server", "CLOSED", "ESTABLISHED"),
                           ("server", "CLOSE_WAIT", "ESTABLISHED"),
                           ("server", "ESTABLISHED", "SYN_RECEIVED"))},
     ("hs_simclose", "receiver", "client", "CLOSING", "ESTABLISHED"): _HELD_FIN,

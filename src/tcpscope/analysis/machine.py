@@ -11,8 +11,8 @@ outside the table is recorded as a `StateAnomaly`. Sans-IO: `lifecycle` drives i
 from __future__ import annotations
 
 from .states import (
-    EVENT_NAMES, EXTRA_REASONS, GUARD_ANOMALIES, SYNCHRONIZED, TABLE, Confidence, Edge, Event, Segment, State,
-    StateAnomaly, Transition, anomaly_id, table_anomaly_sentence,
+    EVENT_NAMES, EXTRA_REASONS, GUARD_ANOMALIES, SYNCHRONIZED, TABLE, Confidence, Edge, Event,
+    Segment, State, StateAnomaly, Transition, anomaly_id, table_anomaly_sentence,
 )
 
 __all__ = ["Pending", "Endpoint", "ConnectionStates"]

@@ -96,7 +96,7 @@ class ConnectionLife:
         "opts", "rejected", "rejected_by", "data_on_syn", "synack_acked_data",
         "handshake_frame", "fins", "fin_frames", "first_fin_side", "first_fin_by_fin",
         "fin_acked", "half_close", "closing", "rst_side", "rst_frame", "rst_before_close",
-        "closed_emitted", "teardown_inferred", "ncorr", "server_id", "syn_cookie",
+        "closed_emitted", "teardown_inferred", "server_id", "syn_cookie",
         "time_wait_reused", "reused_from",
     )
 
@@ -130,7 +130,6 @@ class ConnectionLife:
         self.rst_before_close = False
         self.closed_emitted = False
         self.teardown_inferred: str | None = None
-        self.ncorr = 0   # corrections of the machine the tracker has applied to its rows
         #: (address, port) of the listener a first SYN went to (set by the tracker)
         self.server_id: tuple[bytes, int] | None = None
         #: the listener answered with a SYN cookie and kept no state (the tracker judges it)

@@ -229,8 +229,6 @@ class LifecycleTracker(TrackerBase):
                     if ev:
                         events[index] = ev
                     cs = lc.cs
-                    if len(cs.corrections) != lc.ncorr:
-                        self._take_fixes(lc)
                     # the mode changes only with a state, a FIN, the half-close or the roles
                     if ev or cs.changes or seg.flags & _CONTROL or roles:
                         mode = steady_mode(lc)

@@ -69,8 +69,6 @@ class TrackerBase:
         self._flag_counts = np.zeros((1, len(FLAG_NAMES)), np.int64)
         self._irtt = np.full(1, -1, np.int64)    # the engine's iRTT, once a row carries it
         self._flips: list[tuple[int, int]] = []  # (stream, row) where roles swapped, this batch
-        # (stream, side, first frame, end frame, state): earlier rows corrected, this batch
-        self._fixes: list[tuple[int, int, int, int, int]] = []
         # the last connection of each 4-tuple, and its endpoints (client's, server's)
         self._tuples: dict[frozenset, tuple[ConnectionLife, tuple, tuple]] = {}
 
@@ -89,7 +87,10 @@ class TrackerBase:
 
     def feed(self, records: np.ndarray, annotations: np.ndarray,
              ts_ns: np.ndarray) -> LifecycleBatch:
-        """The next batch, in capture order: the states after each row and the events it caused."""
+        """The next batch, in capture order: the states after each row and the events it caused,
+        as each row showed them when it came (what a live view shows; the same whatever the
+        batches). Later rows may prove some wrong: `corrections()` says which, for a
+        consumer that keeps rows (`pipeline.Collect`)."""
         n = int(annotations.shape[0])
         if n == 0:
             return LifecycleBatch(np.zeros(0, np.uint8), np.zeros(0, np.uint8), {})
@@ -98,10 +99,7 @@ class TrackerBase:
         ts_all = np.asarray(ts_ns, dtype=np.int64)
         length = seglen(records)
         self._flips = []
-        self._fixes = []
         out = self._states(records, annotations, ts_all, s, length)
-        if self._fixes:
-            correct_rows(self._fixes, s, annotations["frame"], out.client, out.server)
         fs = annotations["from_server"].astype(np.int64)
         for stream, row in self._flips:
             # Rows before the engine swapped the roles count for the other side.
@@ -173,12 +171,6 @@ class TrackerBase:
         if lc.guessed and not seg.role_guessed:
             self._check_roles(lc, index, seg, records)
         return lc.on_row(seg)
-
-    def _take_fixes(self, lc: ConnectionLife) -> None:
-        """The machine's new corrections of earlier rows, for this batch's rows."""
-        cors = lc.cs.corrections
-        self._fixes += [(lc.stream, *c) for c in cors[lc.ncorr:]]
-        lc.ncorr = len(cors)
 
     def _judge_cookies(self) -> None:
         """SYN cookies (the listener keeps no state): a listener that resent the SYN-ACKs of
@@ -305,8 +297,6 @@ class ReferenceTracker(TrackerBase):
                 ev = self._apply(lc, seg, index, records)
                 if ev:
                     events[index] = ev
-                if len(lc.cs.corrections) != lc.ncorr:
-                    self._take_fixes(lc)
             client[index] = lc.cs.client.state
             server[index] = lc.cs.server.state
         return LifecycleBatch(client, server, events)

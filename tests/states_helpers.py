@@ -22,6 +22,7 @@ import numpy as np
 
 from tcpscope.analysis.engine import Analyzer
 from tcpscope.analysis.lifecycle import Lifecycle, LifecycleTracker
+from tcpscope.analysis.lifecycle.reference import correct_rows
 from tcpscope.analysis.states import State, Transition
 
 
@@ -39,13 +40,30 @@ class Run:
         (only,) = self.lifecycles.values()
         return only
 
-    def transitions(self, side: str | None = None) -> list[Transition]:
-        return [t for t in self.life.transitions if side is None or t.side == side]
+    def transitions(self, side: str | None = None, *, revised: bool = True) -> list[Transition]:
+        """The connection's transitions (without those later evidence took back, when
+        `revised` is False)."""
+        return [t for t in self.life.transitions
+                if (side is None or t.side == side) and (revised or not t.revised)]
 
     def path(self, side: str) -> list[str]:
-        """The states one side went through, in order (start state first)."""
-        ts = self.transitions(side)
+        """The states one side went through, as the whole capture shows them (start state
+        first; revised transitions are not on it)."""
+        ts = self.transitions(side, revised=False)
         return [ts[0].old.name] + [t.new.name for t in ts] if ts else []
+
+
+def hindsight(tr: LifecycleTracker, streams: list[int], frames: list[int],
+              states: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Per-row states as the whole capture shows them: the tracker's corrections of rows of
+    earlier batches applied (what `tcpscope.analyze`, explain and the ladder show)."""
+    fixes = [(st, *c) for st, cors in tr.corrections().items() for c in cors]
+    if not fixes:
+        return states
+    client = np.array([State[c] for c, _ in states], np.uint8)
+    server = np.array([State[s] for _, s in states], np.uint8)
+    correct_rows(fixes, np.array(streams, np.int64), np.array(frames, np.int64), client, server)
+    return [(State(int(c)).name, State(int(s)).name) for c, s in zip(client, server)]
 
 
 def run(script, *, batch: int | None = None, mode: str = "wireshark",
@@ -71,6 +89,7 @@ def run(script, *, batch: int | None = None, mode: str = "wireshark",
             streams.append(int(ann["stream"][k]))
         for k, ev in out.events.items():
             events[i + k + 1] = ev
+    states = hindsight(tr, streams, frames.tolist(), states)
     return Run(states, events, tr.lifecycles(), tr, streams)
 
 
@@ -81,7 +100,7 @@ def run_file(path: Path, batch_frames: int | None = None) -> Run:
 
     an = Analyzer("wireshark")
     tr = LifecycleTracker()
-    states, streams = [], []
+    states, streams, frames = [], [], []
     events: dict[int, tuple[str, ...]] = {}
     kw = {"batch_frames": batch_frames} if batch_frames else {}
     with open_capture(path, **kw) as cap:
@@ -92,6 +111,8 @@ def run_file(path: Path, batch_frames: int | None = None) -> Run:
             for k in range(len(ann)):
                 states.append((State(int(out.client[k])).name, State(int(out.server[k])).name))
                 streams.append(int(ann["stream"][k]))
+            frames += ann["frame"].tolist()
             for k, ev in out.events.items():
                 events[int(b.frame_numbers[k])] = ev
+    states = hindsight(tr, streams, frames, states)
     return Run(states, events, tr.lifecycles(), tr, streams, an.connection_dicts())

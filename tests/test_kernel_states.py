@@ -80,24 +80,16 @@ SS_TO_STATE = {
     "CLOSING": "CLOSING", "LAST-ACK": "LAST_ACK", "TIME-WAIT": "TIME_WAIT", "CLOSED": "CLOSED",
 }
 
-_SYN_LOST = ("the SYN was dropped by nft in the server's input hook, after the capture "
-             "point (client side): no packet shows that it never reached the server's TCP, "
-             "so tcpscope assumes delivery")
 #: (fixture, sample index, side) -> (tcpscope's state there, why the capture cannot show
 #: the kernel's). Each is a place where the capture point hides the kernel's state.
 CAPTURE_LIMITS: dict[tuple[str, int, str], tuple[str, str]] = {
-    ("life_syn_retry", 0, "server"): ("SYN_RECEIVED", _SYN_LOST),
-    ("life_syn_retry", 1, "server"): ("SYN_RECEIVED", _SYN_LOST),
-    **{("life_unanswered", i, "server"): ("SYN_RECEIVED", _SYN_LOST) for i in range(5)},
     ("life_unanswered", 4, "client"): (
         "SYN_SENT", "the kernel gives up silently (no RST, no packet at all): nothing in a "
         "capture shows that the client's connect() failed"),
     ("life_simopen", 0, "server"): (
-        "SYN_RECEIVED", "the client's SYN is held by the relay, after the capture point "
-        "(client side); B had not called connect() yet (a bound socket is not in ss)"),
-    ("life_simclose", 1, "server"): (
-        "CLOSE_WAIT", "the client's FIN is held by the relay, after the capture point "
-        "(client side): the server has not received it yet"),
+        "LISTEN", "the client's SYN is held by the relay, after the capture point (client "
+        "side); B had not called connect() yet (a bound socket is not in ss); a first SYN "
+        "opens as a connection to a listener"),
     ("life_simclose", 2, "server"): (
         "TIME_WAIT", "the client's ACK of the server's FIN is held by the relay, after the "
         "capture point: the server is still CLOSING"),
@@ -341,24 +333,35 @@ def tcpscope_lifecycle():
     from tcpscope.analysis.states import State
     from tcpscope.pipeline import run as run_pipeline
 
+    from tcpscope.analysis.lifecycle.reference import correct_rows
+
     class States:
+        """The states per row as the whole capture shows them (the tracker's corrections of
+        earlier rows applied, as `tcpscope.analyze`, explain and the ladder show them)."""
+
         def __init__(self) -> None:
-            self.ts, self.client, self.server = [], [], []
+            self.ts, self.client, self.server, self.stream, self.frame = [], [], [], [], []
             self.lifecycles = {}
 
         def feed(self, chunk) -> None:
             self.ts.append(chunk.ts_ns)
             self.client.append(np.asarray(chunk.life.client))
             self.server.append(np.asarray(chunk.life.server))
+            self.stream.append(chunk.annotations["stream"])
+            self.frame.append(chunk.annotations["frame"])
 
         def finish(self, result) -> None:
             self.lifecycles = result.tracker.lifecycles()
+            self.client, self.server = np.concatenate(self.client), np.concatenate(self.server)
+            fixes = [(st, *c) for st, cors in result.tracker.corrections().items() for c in cors]
+            if fixes:
+                correct_rows(fixes, np.concatenate(self.stream), np.concatenate(self.frame),
+                             self.client, self.server)
 
     def run(path: Path):
         got = States()
         run_pipeline(path, [got])
-        return (np.concatenate(got.ts), np.concatenate(got.client), np.concatenate(got.server),
-                got.lifecycles, State)
+        return np.concatenate(got.ts), got.client, got.server, got.lifecycles, State
 
     return run
 

@@ -82,11 +82,14 @@ def test_simultaneous_close():
     s.c(".", 12, 10)
     s.s(".", 10, 12)
     r = run(s)
-    assert r.states[6:] == [("FIN_WAIT_1", "CLOSE_WAIT"), ("CLOSING", "CLOSING"),
+    # the server's FIN shows the client's had not arrived: never CLOSE_WAIT -> CLOSING
+    assert r.states[6:] == [("FIN_WAIT_1", "ESTABLISHED"), ("CLOSING", "CLOSING"),
                             ("CLOSING", "TIME_WAIT"), ("TIME_WAIT", "TIME_WAIT")]
-    assert r.events[8] == ("simultaneous_close", "state_inferred")
+    assert r.events[8] == ("simultaneous_close", "state_revised", "state_inferred")
     crossed = [t for t in r.transitions("server") if t.reason == "revise.crossed"]
-    assert [(t.old.name, t.new.name) for t in crossed] == [("CLOSE_WAIT", "ESTABLISHED")]
+    assert [(t.old.name, t.new.name, t.revised) for t in crossed] == [
+        ("CLOSE_WAIT", "ESTABLISHED", True)]
+    assert r.path("server")[-4:] == ["ESTABLISHED", "FIN_WAIT_1", "CLOSING", "TIME_WAIT"]
     life = r.life
     assert (life.teardown, life.time_wait_side) == ("simultaneous", "both")
     assert not life.state_anomalies
@@ -138,11 +141,13 @@ def test_fin_resent_after_the_last_ack_was_lost():
     s.s("F.", 9, 12, ms=200)           # ...so the server sends its FIN again
     s.c(".", 12, 10)
     r = run(s)
-    assert r.states[-3:] == [("TIME_WAIT", "CLOSED"), ("TIME_WAIT", "LAST_ACK"),
+    # the resent FIN shows the last ACK never arrived: LAST-ACK until the second one
+    assert r.states[-3:] == [("TIME_WAIT", "LAST_ACK"), ("TIME_WAIT", "LAST_ACK"),
                              ("TIME_WAIT", "CLOSED")]
     revise = [t for t in r.transitions("server") if t.reason == "revise.not_delivered"]
-    assert [(t.old.name, t.new.name, t.confidence) for t in revise] == [
-        ("CLOSED", "LAST_ACK", "inferred")]
+    assert [(t.old.name, t.new.name, t.confidence, t.revised) for t in revise] == [
+        ("CLOSED", "LAST_ACK", "inferred", True)]
+    assert r.path("server")[-2:] == ["LAST_ACK", "CLOSED"]
     assert not r.life.state_anomalies
 
 
@@ -340,7 +345,9 @@ def test_data_crossing_a_rst():
     s.s("R.", 9, 11, ms=100)
     s.c("P.", 11, 9, length=10)        # sent before the RST arrived
     r = run(s)
-    assert r.states[-2:] == [("CLOSED", "CLOSED"), ("CLOSED", "CLOSED")]
+    # the data shows the RST had not arrived when the client sent it
+    assert r.states[-2:] == [("ESTABLISHED", "CLOSED"), ("CLOSED", "CLOSED")]
+    assert r.path("client")[-2:] == ["ESTABLISHED", "CLOSED"]
     crossed = [t.reason for t in r.transitions("client")][-2:]
     assert crossed == ["revise.crossed", "reset.received"]
     assert not r.life.state_anomalies

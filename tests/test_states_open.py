@@ -85,8 +85,14 @@ def test_syn_retransmissions_and_their_backoff(gaps, verdict):
     s.c(".", 1, 1)
     r = run(s)
     n = len(gaps)
-    assert r.states[: n + 1] == [("SYN_SENT", "SYN_RECEIVED")] * (n + 1)
-    assert all(r.events[f] == ("syn_retransmit",) for f in range(2, n + 2))
+    # each SYN sent again unanswered shows the copy before it did not arrive: the server
+    # was still listening; the last copy is the one the SYN-ACK answers
+    assert r.states[: n + 1] == [("SYN_SENT", "LISTEN")] * n + [("SYN_SENT", "SYN_RECEIVED")]
+    assert all(r.events[f] == ("syn_retransmit", "state_revised", "state_inferred")
+               for f in range(2, n + 2))
+    assert r.path("server") == ["LISTEN", "SYN_RECEIVED", "ESTABLISHED"]
+    assert [t.reason for t in r.transitions("server") if t.revised].count(
+        "revise.syn_resent") == n
     life = r.life
     assert (life.handshake, life.syn_retries, life.syn_backoff) == ("3way+retries", n, verdict)
     assert life.syn_intervals == pytest.approx([g / 1000 for g in gaps])
@@ -106,10 +112,14 @@ def test_rejected():
     s.c("S", 0, 0)
     s.s("R.", 0, 1, abs_seq=False)     # RST/ACK acknowledging the SYN
     r = run(s)
-    assert r.states == [("SYN_SENT", "SYN_RECEIVED"), ("CLOSED", "CLOSED")]
-    assert r.events[2] == ("rejected", "connection_closed")
-    reject = r.transitions("server")[-1]
-    assert (reject.reason, reject.confidence) == ("reset.reject", "observed")
+    # nothing listened: the server side was CLOSED throughout (not LISTEN, not SYN-RECEIVED)
+    assert r.states == [("SYN_SENT", "CLOSED"), ("CLOSED", "CLOSED")]
+    assert r.events[2] == ("rejected", "connection_closed", "state_revised",
+                          "state_inferred")
+    assert r.path("server") == [] and r.life.initial[1].name == "CLOSED"
+    assert {t.reason for t in r.transitions("server")} == {"open.syn_received",
+                                                           "revise.rejected"}
+    assert all(t.revised for t in r.transitions("server"))
     assert r.transitions("client")[-1].reason == "reset.refused"
     life = r.life
     assert (life.handshake, life.teardown, life.rejected_by) == ("rejected", "rst_server", "server")
@@ -123,7 +133,7 @@ def test_rejected_twice():
     s.c("S", 0, 0, ms=1000)            # the same ISN: the same stream (tshark's rule)
     s.s("R.", 0, 1)
     r = run(s)
-    assert r.states == [("SYN_SENT", "SYN_RECEIVED"), ("CLOSED", "CLOSED"),
+    assert r.states == [("SYN_SENT", "CLOSED"), ("CLOSED", "CLOSED"),
                         ("SYN_SENT", "CLOSED"), ("CLOSED", "CLOSED")]
     assert r.life.handshake == "rejected" and r.events[4][0] == "rejected"
 
@@ -147,10 +157,12 @@ def test_unanswered():
     life = r.life
     assert (life.handshake, life.teardown, life.syn_retries, life.syn_backoff) == (
         "unanswered", "none", 2, "constant")
-    # the server's SYN-RECEIVED is only assumed: the capture cannot tell a SYN lost before
-    # the server from a SYN-ACK lost after it
-    assert (life.client_final.name, life.server_final.name) == ("SYN_SENT", "SYN_RECEIVED")
+    # no SYN-ACK ever: the best explanation of the whole capture is that no SYN arrived,
+    # the server kept listening (every assumed SYN-RECEIVED is revised)
+    assert (life.client_final.name, life.server_final.name) == ("SYN_SENT", "LISTEN")
+    assert r.states == [("SYN_SENT", "LISTEN")] * 3
     assert r.transitions("server")[0].confidence == "assumed"
+    assert all(t.revised for t in r.transitions("server")) and r.path("server") == []
 
 
 def test_synack_with_a_bad_ack_is_an_anomaly():
@@ -184,11 +196,14 @@ def test_synack_lost_after_the_capture_point():
     s.s("S.", 0, 1)
     s.c(".", 1, 1)
     r = run(s)
-    assert r.states == [("SYN_SENT", "SYN_RECEIVED"), ("ESTABLISHED", "SYN_RECEIVED"),
+    # the SYN-ACK of frame 2 never arrived: the client was SYN-SENT until frame 4
+    assert r.states == [("SYN_SENT", "SYN_RECEIVED"), ("SYN_SENT", "SYN_RECEIVED"),
                         ("SYN_SENT", "SYN_RECEIVED"), ("ESTABLISHED", "SYN_RECEIVED"), EST]
     revise = r.transitions("client")[2]
-    assert (revise.old.name, revise.new.name, revise.reason, revise.confidence) == (
-        "ESTABLISHED", "SYN_SENT", "revise.not_delivered", "inferred")
+    assert (revise.old.name, revise.new.name, revise.reason, revise.confidence,
+            revise.revised) == ("ESTABLISHED", "SYN_SENT", "revise.not_delivered", "inferred",
+                                True)
+    assert r.path("client") == ["CLOSED", "SYN_SENT", "ESTABLISHED"]
     life = r.life
     assert (life.syn_retries, life.synack_retries, life.handshake) == (1, 1, "3way+retries")
     assert not life.state_anomalies
@@ -208,10 +223,10 @@ def test_synack_retransmissions():
     s.s("S.", 0, 1, ms=2000)
     s.c(".", 1, 1)
     r = run(s)
-    assert [st[1] for st in r.states] == ["SYN_RECEIVED", "SYN_RECEIVED", "ESTABLISHED",
-                                          "SYN_RECEIVED", "ESTABLISHED", "SYN_RECEIVED",
-                                          "ESTABLISHED"]
-    assert r.events[4] == ("synack_retransmit", "state_inferred")
+    # each resent SYN-ACK shows the ACK before it was lost: SYN-RECEIVED until the last
+    assert [st[1] for st in r.states] == ["SYN_RECEIVED"] * 6 + ["ESTABLISHED"]
+    assert r.path("server") == ["LISTEN", "SYN_RECEIVED", "ESTABLISHED"]
+    assert r.events[4] == ("synack_retransmit", "state_revised", "state_inferred")
     life = r.life
     assert (life.synack_retries, life.synack_backoff) == (2, "doubling")
     assert life.synack_intervals == pytest.approx([1.001, 2.001])
@@ -265,10 +280,11 @@ def test_simultaneous_open():
     s.c(".", 1, 1)
     s.s(".", 1, 1)
     r = run(s)
-    assert r.states == [("SYN_SENT", "SYN_RECEIVED"), ("SYN_RECEIVED", "SYN_RECEIVED"),
-                        ("SYN_RECEIVED", "ESTABLISHED"), EST, EST, EST]
-    assert r.path("server") == ["LISTEN", "SYN_RECEIVED", "LISTEN", "SYN_SENT", "SYN_RECEIVED",
-                                "ESTABLISHED", "SYN_RECEIVED", "ESTABLISHED"]
+    # the crossings taken back, each side's path is the RFC's simultaneous open
+    assert r.states == [("SYN_SENT", "LISTEN"), ("SYN_RECEIVED", "SYN_RECEIVED"),
+                        ("SYN_RECEIVED", "SYN_RECEIVED"), EST, EST, EST]
+    assert r.path("server") == ["LISTEN", "SYN_SENT", "SYN_RECEIVED", "ESTABLISHED"]
+    assert r.path("client") == ["CLOSED", "SYN_SENT", "SYN_RECEIVED", "ESTABLISHED"]
     assert [t.reason for t in r.transitions("server")][2:4] == ["open.active_from_listen",
                                                                  "open.simultaneous"]
     assert r.life.handshake == "simultaneous" and r.life.handshake_complete
@@ -285,7 +301,8 @@ def test_synack_captured_before_the_syn():
     s.c("S", 0, 0)
     s.c(".", 1, 1)
     r = run(s)
-    assert r.states[0] == ("ESTABLISHED", "SYN_RECEIVED")
+    # the client's SYN, captured after, shows it had not taken the SYN-ACK yet
+    assert r.states[0] == ("UNKNOWN", "SYN_RECEIVED")
     assert r.states[-1] == EST
     assert r.transitions("client")[0].confidence == "inferred"
     assert not r.life.state_anomalies

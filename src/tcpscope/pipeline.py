@@ -51,6 +51,7 @@ import numpy as np
 from .analysis.annotation import ANNOTATION_DTYPE
 from .analysis.engine import DEFAULT_MODE, Analysis, Analyzer
 from .analysis.lifecycle import LifecycleBatch, LifecycleTracker
+from .analysis.lifecycle.reference import correct_rows
 from .capture.batch import FrameBatch, Interface
 from .capture.errors import Damage
 from .capture.inputs import open_inputs
@@ -349,12 +350,17 @@ class Collect:
             return np.concatenate(parts).astype(dtype, copy=False) if parts else \
                 np.empty(0, dtype=dtype)
 
+        client, server = cat("client", np.uint8), cat("server", np.uint8)
+        ann = cat("annotations", ANNOTATION_DTYPE)
+        fixes = [(st, *c) for st, cors in tracker.corrections().items() for c in cors]
+        if fixes:   # what the whole capture shows about rows of earlier batches
+            correct_rows(fixes, ann["stream"], ann["frame"], client, server)
         self.analysis = Analysis(
             path=result.name, mode=an.mode,
-            records=cat("records", RECORD_DTYPE), annotations=cat("annotations", ANNOTATION_DTYPE),
+            records=cat("records", RECORD_DTYPE), annotations=ann,
             ts_ns=cat("ts_ns", np.int64), frames=cat("frames", np.int64),
             iface=cat("iface", np.uint16), connections=an.connections().copy(), stats=an.stats(),
-            client_state=cat("client", np.uint8), server_state=cat("server", np.uint8),
+            client_state=client, server_state=server,
             events=self._events,
             lifecycles=tracker.lifecycles() if tracker.summaries else {},
         )

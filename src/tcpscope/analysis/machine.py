@@ -11,8 +11,8 @@ outside the table is recorded as a `StateAnomaly`. Sans-IO: `lifecycle` drives i
 from __future__ import annotations
 
 from .states import (
-    EVENT_NAMES, EXTRA_REASONS, GUARD_ANOMALIES, TABLE, Confidence, Edge, Event, Segment, State,
-    StateAnomaly, Transition, anomaly_id, table_anomaly_sentence,
+    EVENT_NAMES, EXTRA_REASONS, GUARD_ANOMALIES, SYNCHRONIZED, TABLE, Confidence, Edge, Event,
+    Segment, State, StateAnomaly, Transition, anomaly_id, table_anomaly_sentence,
 )
 
 __all__ = ["Pending", "Endpoint", "ConnectionStates"]
@@ -56,16 +56,17 @@ _CAN_FIN = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.SYN_RECEIVED})
 class Pending:
     """An assumed receive not yet confirmed by its receiver's own segments."""
 
-    __slots__ = ("before", "events", "frame", "covers", "is_rst", "reapplied")
+    __slots__ = ("before", "events", "frame", "covers", "is_rst", "reapplied", "tstart")
 
     def __init__(self, before: int, events: tuple[int, ...], frame: int, covers: int | None,
-                 is_rst: bool, reapplied: bool) -> None:
+                 is_rst: bool, reapplied: bool, tstart: int) -> None:
         self.before = before      # the state before the segment's receive events
         self.events = events      # those events, to apply again if the segment was in flight
         self.frame = frame
         self.covers = covers      # the ACK value that acknowledges it (a SYN or FIN), else None
         self.is_rst = is_rst
         self.reapplied = reapplied
+        self.tstart = tstart      # its first transition's index in `transitions` (when kept)
 
     def settled_by(self, acks: bool, rel_ack: int) -> bool:
         """Whether a segment of the receiver that does not contradict the assumption
@@ -105,7 +106,7 @@ class ConnectionStates:
     """
 
     __slots__ = ("client", "server", "keep", "transitions", "anomalies", "changes",
-                 "anomaly_count", "data_on_syn", "_seg")
+                 "anomaly_count", "data_on_syn", "corrections", "initial", "_seg")
 
     def __init__(self, client_state: int = State.UNKNOWN, server_state: int = State.UNKNOWN, *,
                  keep: bool = True) -> None:
@@ -117,6 +118,11 @@ class ConnectionStates:
         self.changes: list[tuple[int, int, int, str, str]] = []
         self.anomaly_count = 0
         self.data_on_syn = False
+        #: earlier rows whose states later evidence corrects: (side index, first frame, frame
+        #: it ends before, the state those rows had); kept whether transitions are or not
+        self.corrections: list[tuple[int, int, int, int]] = []
+        #: each side's state before the first segment, as the whole capture shows it
+        self.initial = [int(client_state), int(server_state)]
         self._seg = _NO_SEGMENT   # the segment being applied
 
     @classmethod
@@ -139,6 +145,8 @@ class ConnectionStates:
         self.client, self.server = self.server, self.client
         self.client.side, self.client.index = "client", 0
         self.server.side, self.server.index = "server", 1
+        self.initial.reverse()
+        # `corrections` keep their sides: they correct rows given with the roles of their time
 
     # ------------------------------------------------------------------
     # The segment
@@ -188,6 +196,21 @@ class ConnectionStates:
             recv = _RECV[(8 if acks_syn else 0) | (4 if acks_fin else 0)
                          | (2 if length else 0) | (1 if fin else 0)]
 
+        # Hindsight from this segment on an assumption not yet confirmed.
+        p = y.pending
+        if p is not None and syn and not has_ack and x.sent_syn and _RECV_SYN in p.events:
+            # a SYN sent again while the peer has not answered the last copy: it never arrived
+            self._revert(y, p, "revise.syn_resent")
+        p = x.pending
+        if p is not None and rst:
+            if not x.sent_any and _RECV_SYN in p.events:
+                # a RST is the first answer to a SYN: nothing listened, CLOSED throughout
+                self._revert(x, p, "revise.rejected")
+                self._reinitialise(x, S.CLOSED, "revise.rejected")
+            elif not has_ack and _RECV_SYNACK in p.events and x.state == S.ESTABLISHED:
+                # a bare RST answers the SYN-ACK: no connection took it (§3.10.7.1)
+                self._revert(x, p, "revise.no_tcb")
+
         # The sender: a contradiction with an assumed receive comes first.
         reapply = (self._check_pending(x, send, syn, fin, has_ack, analysed, rel_ack)
                    if x.pending is not None else None)
@@ -218,6 +241,7 @@ class ConnectionStates:
 
         # The receiver, assuming delivery.
         before = y.state
+        tstart = len(self.transitions)
         quiet = _QUIET[before]
         for e in recv:
             if not quiet[e]:
@@ -228,7 +252,7 @@ class ConnectionStates:
                 quiet = _QUIET[y.state]
         if y.state != before:
             covers = nxt if (syn or fin) and analysed and not rst else None
-            y.pending = Pending(before, recv, frame, covers, bool(rst), False)
+            y.pending = Pending(before, recv, frame, covers, bool(rst), False, tstart)
         self._seg = _NO_SEGMENT   # a connection keeps no segment between segments
 
     # ------------------------------------------------------------------
@@ -279,16 +303,65 @@ class ConnectionStates:
         return None
 
     def _revert(self, x: Endpoint, p: Pending, reason: str) -> None:
+        """Take an assumed receive back: its transitions are revised (kept, marked, off the
+        side's path), and the rows since its segment had the state before it."""
         x.pending = None
         if x.state != p.before:
-            self._set_state(x, p.before, reason, EXTRA_REASONS[reason], _INFC, "")
+            self._withdraw(x.side, p.tstart)
+            self._set_state(x, p.before, reason, EXTRA_REASONS[reason], _INFC, "", True)
+            self.corrections.append((x.index, p.frame, self._seg.frame, p.before))
+
+    def _withdraw(self, side: str, start: int) -> None:
+        """Mark the side's transitions from index `start` on as revised."""
+        tr = self.transitions
+        for i in range(start, len(tr)):
+            if tr[i].side == side and not tr[i].revised:
+                tr[i] = tr[i]._replace(revised=True)
+
+    def _reinitialise(self, x: Endpoint, state: int, reason: str) -> None:
+        """The side was in `state` from the start (every row so far, its initial state)."""
+        self._withdraw(x.side, 0)
+        if x.state != state:
+            self._set_state(x, state, reason, EXTRA_REASONS[reason], _INFC, "", True)
+        self.initial[x.index] = state
+        self.corrections.append((x.index, 0, self._seg.frame, state))
 
     def _reapply(self, x: Endpoint, p: Pending) -> None:
         before = x.state
+        tstart = len(self.transitions)
         for e in p.events:
             self._apply(x, e)
         if x.state != before:
-            x.pending = Pending(before, p.events, p.frame, p.covers, p.is_rst, True)
+            x.pending = Pending(before, p.events, p.frame, p.covers, p.is_rst, True, tstart)
+
+    def hindsight(self, stateless_server: bool = False
+                  ) -> tuple[list[int], list[tuple[int, int, int, int]], list[int]]:
+        """What the end of the capture proves, without changing the machine (more segments
+        may come): an assumed receive nothing ever answered did not happen. A SYN the peer
+        never answered (it sent nothing), a SYN-ACK never acknowledged (its receiver sent
+        nothing after it). Returns each side's final state, the corrections of the rows
+        since (to the end: frame -1) and the indexes of the transitions it revises.
+        `stateless_server`: the server answered with a SYN cookie (the caller judges it
+        from the listener's other connections): it kept no connection, it was LISTEN."""
+        finals = [self.client.state, self.server.state]
+        fixes: list[tuple[int, int, int, int]] = []
+        revised: list[int] = []
+        if stateless_server and self.server.state == S.SYN_RECEIVED:
+            finals[1] = S.LISTEN
+            fixes.append((1, 0, -1, S.LISTEN))
+            revised += [i for i, t in enumerate(self.transitions) if t.side == "server"]
+        for ep, peer in ((self.client, self.server), (self.server, self.client)):
+            p = ep.pending
+            if p is None:
+                continue
+            if (_RECV_SYN in p.events and not ep.sent_any and ep.state == S.SYN_RECEIVED) or \
+                    (_RECV_SYNACK in p.events and ep.state == S.ESTABLISHED
+                     and peer.state not in SYNCHRONIZED):
+                finals[ep.index] = p.before
+                fixes.append((ep.index, p.frame, -1, p.before))
+                revised += [i for i in range(p.tstart, len(self.transitions))
+                            if self.transitions[i].side == ep.side]
+        return finals, fixes, revised
 
     # ------------------------------------------------------------------
     # One event through the table
@@ -319,7 +392,8 @@ class ConnectionStates:
             verdict = guard(ep, self._seg, self)
             if not verdict.change:
                 if verdict.reason is not None:
-                    self._anomaly(ep, e, verdict.reason, GUARD_ANOMALIES[verdict.reason])
+                    self._anomaly(ep, e, verdict.reason, GUARD_ANOMALIES.get(verdict.reason)
+                                  or table_anomaly_sentence(st, e))
                 return True
             reason = verdict.reason or reason
         if new == st:
@@ -333,7 +407,7 @@ class ConnectionStates:
         return True
 
     def _set_state(self, ep: Endpoint, new: int, reason: str, sentence: str, confidence: str,
-                   event: str) -> None:
+                   event: str, revised: bool = False) -> None:
         """Every change of state goes through here."""
         old = ep.state
         ep.state = new
@@ -341,7 +415,8 @@ class ConnectionStates:
         if self.keep:
             seg = self._seg
             self.transitions.append(Transition(seg.frame, seg.ts_ns, ep.side, State(old),
-                                               State(new), reason, sentence, confidence, event))
+                                               State(new), reason, sentence, confidence, event,
+                                               revised))
 
     def _anomaly(self, ep: Endpoint, e: int, aid: str, sentence: str) -> None:
         self.anomaly_count += 1

@@ -202,6 +202,18 @@ def reject(ep: Endpoint, seg: Segment, conn: ConnectionStates) -> Verdict:
     return PASS
 
 
+def new_connection(ep: Endpoint, seg: Segment, conn: ConnectionStates) -> Verdict:
+    """§3.10.7.4 fourth, RFC 6191: a SYN may reuse a 4-tuple still in TIME-WAIT for a new
+    connection (Linux accepts one at the server, and `tcp_tw_reuse` lets a client send one).
+    Only a new connection's first SYN does (the tracker starts it in TIME-WAIT); on the same
+    connection a SYN in TIME-WAIT is answered by an ACK, and sending one is the table's
+    anomaly (``send_syn_in_time_wait``)."""
+    if ep.sent_any:
+        sending = bool(seg.from_server) == (ep.index == 1)
+        return Verdict(False, anomaly_id(S.TIME_WAIT, E.SEND_SYN) if sending else None)
+    return PASS
+
+
 def data_before_fin(ep: Endpoint, seg: Segment, conn: ConnectionStates) -> Verdict:
     """§3.10.4: after CLOSE no new data is sent; bytes before the FIN may be resent."""
     if seg.analysed and ep.fin_next is not None and seg.rel_seq + seg.length > ep.fin_next - 1:
@@ -419,6 +431,12 @@ TABLE: tuple[Edge, ...] = (
     _edge(S.LAST_ACK, E.RECV_RST, S.CLOSED, "§3.10.7.4", "reset.received",
           "it receives a RST (§3.10.7.4)"),
     # -- TIME-WAIT -------------------------------------------------------------
+    _edge(S.TIME_WAIT, E.SEND_SYN, S.SYN_SENT, "§3.10.7.4", "open.time_wait_reuse",
+          "it sent a SYN for a new connection on the 4-tuple it held in TIME-WAIT (§3.10.7.4, "
+          "RFC 6191; Linux tcp_tw_reuse)", guard=new_connection),
+    _edge(S.TIME_WAIT, E.RECV_SYN, S.SYN_RECEIVED, "§3.10.7.4", "open.time_wait_reuse",
+          "it receives a new connection's SYN on the 4-tuple it holds in TIME-WAIT and accepts it "
+          "(§3.10.7.4 fourth, RFC 6191)", guard=new_connection),
     _edge(S.TIME_WAIT, E.SEND_RST, S.CLOSED, "§3.10.5", "reset.sent",
           "it sent a RST from TIME-WAIT (§3.10.5)"),
     _same(S.TIME_WAIT, E.RECV_ACK_OF_FIN, "§3.10.7.4", "its FIN acknowledged again"),
@@ -428,7 +446,8 @@ TABLE: tuple[Edge, ...] = (
           "it receives a RST in TIME-WAIT and closes at once (§3.10.7.4; RFC 1337 describes the "
           "hazard)"),
     # -- in every synchronized state -------------------------------------------
-    *(_same(s, e, rfc, note) for s in sorted(SYNCHRONIZED) for e, rfc, note in _SAME_IN_SYNC),
+    *(_same(s, e, rfc, note) for s in sorted(SYNCHRONIZED) for e, rfc, note in _SAME_IN_SYNC
+      if (s, e) != (S.TIME_WAIT, E.RECV_SYN)),
     *(_same(s, E.SEND_DATA, "§3.10.4", "bytes before its FIN (sent again)", guard=data_before_fin)
       for s in _AFTER_CLOSE),
 )
@@ -451,6 +470,16 @@ EXTRA_REASONS: dict[str, str] = {
                             "its state arrived: that segment was lost after the capture point",
     "revise.crossed": "it sent its segment before the peer's reached it (they crossed on the "
                       "way); the peer's segment takes effect afterwards",
+    "revise.syn_resent": "the peer sent its SYN again with no answer in between: the earlier "
+                         "copy did not arrive (had it arrived, a SYN-ACK would have answered it, "
+                         "§3.10.7.2)",
+    "revise.rejected": "it answered the SYN with a RST: nothing listened on that port "
+                       "(§3.10.7.1), so it was CLOSED throughout, never LISTEN or SYN-RECEIVED",
+    "revise.no_tcb": "it answered the SYN-ACK with a RST without ACK, the answer of a host that "
+                     "has no connection (§3.10.7.1): the SYN-ACK did not make it ESTABLISHED",
+    "revise.unanswered": "nothing in the rest of the capture answers the segment: taken as not "
+                         "arrived (a SYN never answered by a SYN-ACK, a SYN-ACK never "
+                         "acknowledged)",
 }
 
 
@@ -477,6 +506,9 @@ class Transition(NamedTuple):
     sentence: str       #: the reason in words, with its RFC 9293 section
     confidence: str     #: "observed", "assumed" or "inferred"
     event: str          #: the endpoint-relative event ("recv_fin"), or "" for a correction
+    #: taken back by later evidence: what a live view showed at the time, not part of the
+    #: side's path (an assumption withdrawn, or the correction that withdrew it)
+    revised: bool = False
 
 
 class StateAnomaly(NamedTuple):

@@ -41,10 +41,14 @@ def _frame_range(ctx: click.Context, param: click.Parameter,
 @click.option("--frames", "frames", default=None, metavar="A-B", callback=_frame_range,
               help="Tell frames A to B packet by packet (a long connection is otherwise "
                    "told by episodes).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True,
+              help="text: the story in words; json: one object per connection and line, its "
+                   "states, transitions and facts (ids in docs/explain.md).")
 @color_option
 @one_line_errors
 def explain_cmd(inputs: Inputs, lang: str, mode: str, show_all: bool,
-                frames: tuple[int, int] | None, color: bool) -> None:
+                frames: tuple[int, int] | None, color: bool, fmt: str) -> None:
     """The story of a connection: ladder, states, every packet explained, a summary.
 
     A long connection is told by episodes (slow start, recoveries, zero windows, idle
@@ -59,6 +63,6 @@ def explain_cmd(inputs: Inputs, lang: str, mode: str, show_all: bool,
     source, finish = progress_input(inputs)
     try:
         write_explain(source, sys.stdout, streams=streams, lang=lang, color=color, mode=mode,
-                      group_min=None if show_all else GROUP_MIN, frames=frames)
+                      group_min=None if show_all else GROUP_MIN, frames=frames, fmt=fmt)
     finally:
         finish()

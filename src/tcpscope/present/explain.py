@@ -168,13 +168,14 @@ def write_explain(source: str | os.PathLike | BinaryIO, out: IO[str], *,
                   streams: list[int] | None = None, lang: str = "en", color: bool = False,
                   mode: str = DEFAULT_MODE, group_min: int | None = GROUP_MIN,
                   max_streams: int = MAX_STREAMS, frames: tuple[int, int] | None = None,
-                  on_batch: Callable[[int], None] | None = None) -> int:
+                  on_batch: Callable[[int], None] | None = None, fmt: str = "text") -> int:
     """Explain `streams` of a capture; None: every connection if there are at most
     `max_streams`, else the capture overview (present/overview.py).
 
     A connection of more than `episodes.LONG_MIN` packets is told by episodes, unless
     `group_min` is None (every packet); `frames` (first, last) tells just those frames,
-    packet by packet. Returns the number of connections told. StreamNotFound if a
+    packet by packet. `fmt` "json": one JSON object per connection and line, its facts
+    (story/facts.py). Returns the number of connections told. StreamNotFound if a
     chosen stream is absent.
     """
     from .overview import OverviewCollector, overview_lines
@@ -192,6 +193,9 @@ def write_explain(source: str | os.PathLike | BinaryIO, out: IO[str], *,
         on_batch=on_batch)
     if gate is not None and gate.over:
         assert overview is not None
+        if fmt == "json":
+            raise StreamNotFound(f"JSON facts are per connection and the capture has more than "
+                                 f"{max_streams}: choose them with --stream or -Y")
         render_lines(overview_lines(overview.overview(), lang), out, color=color)
         return 0
     analysis, extra = story.analysis, story.extra
@@ -199,12 +203,19 @@ def write_explain(source: str | os.PathLike | BinaryIO, out: IO[str], *,
     total = int(analysis.connections.shape[0])
     chosen = wanted or list(range(total))
     if not chosen:
-        render_lines([[(cat.render("explain.no_tcp"), None)]], out, color=color)
+        if fmt != "json":
+            render_lines([[(cat.render("explain.no_tcp"), None)]], out, color=color)
         return 0
     for s in chosen:
         if s >= total:
             raise StreamNotFound.number(s, total)
     for k, s in enumerate(chosen):
+        if fmt == "json":
+            # imported here: json's regular expressions would cost every command that
+            # imports this module (packets takes ProgressFile from it)
+            from .story.facts import story_line
+            out.write(story_line(build_story(analysis, s, extra, group_min=group_min)))
+            continue
         if long_stream(analysis, s) and (group_min is not None or frames is not None):
             st = build_long_story(analysis, s, extra, model.model, group_min=group_min,
                                   frames=frames)

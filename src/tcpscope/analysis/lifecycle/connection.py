@@ -96,7 +96,8 @@ class ConnectionLife:
         "opts", "rejected", "rejected_by", "data_on_syn", "synack_acked_data",
         "handshake_frame", "fins", "fin_frames", "first_fin_side", "first_fin_by_fin",
         "fin_acked", "half_close", "closing", "rst_side", "rst_frame", "rst_before_close",
-        "closed_emitted", "teardown_inferred",
+        "closed_emitted", "teardown_inferred", "server_id", "syn_cookie",
+        "time_wait_reused", "reused_from",
     )
 
     def __init__(self, stream: int, first: Segment, *, keep: bool) -> None:
@@ -129,6 +130,14 @@ class ConnectionLife:
         self.rst_before_close = False
         self.closed_emitted = False
         self.teardown_inferred: str | None = None
+        #: (address, port) of the listener a first SYN went to (set by the tracker)
+        self.server_id: tuple[bytes, int] | None = None
+        #: the listener answered with a SYN cookie and kept no state (the tracker judges it)
+        self.syn_cookie = False
+        #: the side that held this 4-tuple in TIME-WAIT when the SYN reused it (RFC 6191), and
+        #: the connection it held it for (set by the tracker)
+        self.time_wait_reused: str | None = None
+        self.reused_from: int | None = None
 
     def swap_roles(self) -> None:
         """The engine swapped the guessed roles: what each side did changes hands."""
@@ -181,11 +190,16 @@ class ConnectionLife:
                 self.rst_side = xe.index
                 self.rst_frame = frame
                 self.rst_before_close = not (self.fin_acked[0] and self.fin_acked[1])
-        inferred = False
+        inferred = revised = False
         fin_ack_missed = False
         for side, _old, new, conf, reason in changes:
             if conf == _INFERRED:
                 inferred = True
+                if reason.startswith("revise."):
+                    revised = True
+                    if new not in _SYNC:
+                        # the change that completed the handshake is taken back: a later one
+                        self.handshake_frame = None
                 if reason == "infer.fin_not_captured" and side == yi:
                     self._saw_fin(yi, ev)
                 elif reason == _FIN_ACK_MISSED:
@@ -221,6 +235,8 @@ class ConnectionLife:
         if changes and not self.closed_emitted and c in _DONE and s in _DONE:
             self.closed_emitted = True
             ev.append("connection_closed")
+        if revised:
+            ev.append("state_revised")
         if inferred:
             ev.append("state_inferred")
         if cs.anomaly_count:
@@ -292,7 +308,11 @@ class ConnectionLife:
             "ecn": both and copt.ecn and sopt.ecn,
             "tfo": (copt.tfo and sopt.tfo) or (self.data_on_syn and self.synack_acked_data),
         }
-        c_final, s_final = State(cs.client.state), State(cs.server.state)
+        finals, fixes, withdrawn = cs.hindsight(self.syn_cookie)
+        c_final, s_final = State(finals[0]), State(finals[1])
+        transitions = list(cs.transitions)
+        for i in withdrawn:
+            transitions[i] = transitions[i]._replace(revised=True)
         tw = [c_final == State.TIME_WAIT, s_final == State.TIME_WAIT]
         teardown = self.teardown_kind()
         done = self.handshake_frame is not None
@@ -325,7 +345,7 @@ class ConnectionLife:
             handshake_rtt=irtt_ns / 1e9 if irtt_ns >= 0 and done else None,
             anomalies={FLAG_NAMES[b]: int(c) for b, c in enumerate(flag_counts) if c},
             role_guessed=self.guessed,
-            transitions=list(cs.transitions),
+            transitions=transitions,
             state_anomalies=list(cs.anomalies),
             first_frame=self.first_frame,
             rejected_by=self.rejected_by,
@@ -337,7 +357,24 @@ class ConnectionLife:
             handshake_frame=self.handshake_frame,
             closer=("client", "server")[closer] if closer >= 0 else None,
             rst_frame=self.rst_frame,
+            initial=(State(cs.initial[0]), State(cs.initial[1])),
+            syn_cookie=self.syn_cookie,
+            time_wait_reused=self.time_wait_reused,
+            reused_from=self.reused_from,
+            corrections=self.corrections(),
         )
+
+    def corrections(self) -> list[tuple[int, int, int, int]]:
+        """Rows whose states the whole capture corrects: (side index, first frame, frame it
+        ends before or -1 for the end, state), in the order to apply them."""
+        return self.cs.corrections + self.cs.hindsight(self.syn_cookie)[1]
+
+    def half_open_synacks(self) -> list[int]:
+        """The times of the server's SYN-ACKs while the handshake is not complete (none
+        after it, or when refused)."""
+        if self.handshake_frame is not None or self.rejected:
+            return []
+        return [t for _, t in self._copies(1, 1)]
 
     def _copies(self, synack: int, side: int) -> list[tuple[int, int]]:
         """(frame, ts_ns) of a side's SYNs (synack=0) or SYN-ACKs (1)."""
@@ -351,6 +388,8 @@ class ConnectionLife:
             return "simultaneous"
         if not synacks:
             return "rejected" if self.rejected else "unanswered"
+        if self.handshake_frame is None and not self.data_on_syn:
+            return "half_open"
         if len(syns) > 1 or len(synacks) > 1:
             return "3way+retries"
         return "3way"

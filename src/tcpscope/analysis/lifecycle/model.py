@@ -18,9 +18,10 @@ LIFECYCLE_EVENTS: tuple[str, ...] = (
     "handshake_started", "syn_retransmit", "synack_retransmit", "data_on_syn",
     "handshake_complete", "rejected", "teardown_started", "half_close", "fin_acked",
     "simultaneous_close", "time_wait_entered", "connection_reset", "connection_closed",
-    "state_inferred", "state_anomaly",
+    "state_revised", "state_inferred", "state_anomaly",
 )
-HANDSHAKE_KINDS = ("3way", "3way+retries", "simultaneous", "rejected", "unanswered", "midstream")
+HANDSHAKE_KINDS = ("3way", "3way+retries", "simultaneous", "rejected", "unanswered", "half_open",
+                   "midstream")
 TEARDOWN_KINDS = ("4way", "3way", "simultaneous", "half_close", "rst_client", "rst_server", "none")
 BACKOFF_VERDICTS = ("single", "constant", "doubling", "constant_then_doubling", "irregular")
 
@@ -101,6 +102,19 @@ class Lifecycle:
     #: the side whose FIN (or, for a reset, whose RST) began the teardown, if any
     closer: str | None = None
     rst_frame: int | None = None    #: the first RST that changed a state
+    #: the listener answered the SYN with a SYN cookie: its SYN-ACK was never sent again
+    #: while the same listener resent those of the requests it queued (it kept no state)
+    syn_cookie: bool = False
+    #: the side that held this 4-tuple in TIME-WAIT when the SYN reused it (RFC 6191), and
+    #: the stream it held it for; it starts this connection in TIME-WAIT
+    time_wait_reused: str | None = None
+    reused_from: int | None = None
+    #: each side's state before the first packet, as the whole capture shows it
+    initial: Pair = (State.UNKNOWN, State.UNKNOWN)
+    #: rows whose states the whole capture corrects (the per-row states a stream showed
+    #: before the evidence came): (side index, first frame, frame it ends before or -1 for
+    #: the end of the capture, state)
+    corrections: list[tuple[int, int, int, int]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values (state names as text), for JSON."""
@@ -125,10 +139,12 @@ class Lifecycle:
             "synack_frames": [list(f) for f in self.synack_frames],
             "fin_frames": list(self.fin_frames), "handshake_frame": self.handshake_frame,
             "closer": self.closer, "rst_frame": self.rst_frame,
+            "initial": [s.name for s in self.initial], "syn_cookie": self.syn_cookie,
+            "time_wait_reused": self.time_wait_reused, "reused_from": self.reused_from,
             "transitions": [
                 {"frame": t.frame, "ts": t.ts_ns / 1e9, "side": t.side, "old": t.old.name,
                  "new": t.new.name, "reason": t.reason, "sentence": t.sentence,
-                 "confidence": t.confidence, "event": t.event}
+                 "confidence": t.confidence, "event": t.event, "revised": t.revised}
                 for t in self.transitions],
             "state_anomalies": [
                 {"frame": a.frame, "side": a.side, "state": a.state.name, "event": a.event,

@@ -15,11 +15,14 @@ from typing import Any
 import numpy as np
 
 from ..annotation import FLAG_NAMES
-from ..states import Segment
+from ..states import Segment, State
 from .connection import ConnectionLife, Rows, seglen
 from .model import Lifecycle, LifecycleBatch
 
-__all__ = ["TrackerBase", "ReferenceTracker", "Keep"]
+__all__ = ["TrackerBase", "ReferenceTracker", "Keep", "correct_rows"]
+
+_SYN, _SYN_ACK = 0x02, 0x12
+_SECOND = 1_000_000_000
 
 #: Which streams keep their transitions: all (True), none (False), a set, or a predicate.
 Keep = bool | Collection[int] | Callable[[int], bool]
@@ -66,6 +69,8 @@ class TrackerBase:
         self._flag_counts = np.zeros((1, len(FLAG_NAMES)), np.int64)
         self._irtt = np.full(1, -1, np.int64)    # the engine's iRTT, once a row carries it
         self._flips: list[tuple[int, int]] = []  # (stream, row) where roles swapped, this batch
+        # the last connection of each 4-tuple, and its endpoints (client's, server's)
+        self._tuples: dict[frozenset, tuple[ConnectionLife, tuple, tuple]] = {}
 
     def _reserve(self, n: int) -> None:
         self._pkts = grow(self._pkts, n, 0, 0)
@@ -82,7 +87,10 @@ class TrackerBase:
 
     def feed(self, records: np.ndarray, annotations: np.ndarray,
              ts_ns: np.ndarray) -> LifecycleBatch:
-        """The next batch, in capture order: the states after each row and the events it caused."""
+        """The next batch, in capture order: the states after each row and the events it caused,
+        as each row showed them when it came (what a live view shows; the same whatever the
+        batches). Later rows may prove some wrong: `corrections()` says which, for a
+        consumer that keeps rows (`pipeline.Collect`)."""
         n = int(annotations.shape[0])
         if n == 0:
             return LifecycleBatch(np.zeros(0, np.uint8), np.zeros(0, np.uint8), {})
@@ -144,6 +152,16 @@ class TrackerBase:
         lc = ConnectionLife(stream, first, keep=keep)
         if lc.guessed:
             lc.client_id = _identity(records, index, first)
+        r = records[index]
+        src, dst = (bytes(r["src"]), int(r["sport"])), (bytes(r["dst"]), int(r["dport"]))
+        ends = (dst, src) if first.from_server else (src, dst)   # (client's, server's)
+        key = frozenset(ends)
+        prev = self._tuples.get(key)
+        self._tuples[key] = (lc, *ends)
+        if first.flags & _SYN_ACK == _SYN:   # a first SYN: the listener it went to
+            lc.server_id = ends[1]
+            if prev is not None:
+                _reuse_time_wait(lc, ends, prev)
         self._lives[stream] = lc
         return lc
 
@@ -153,6 +171,33 @@ class TrackerBase:
         if lc.guessed and not seg.role_guessed:
             self._check_roles(lc, index, seg, records)
         return lc.on_row(seg)
+
+    def _judge_cookies(self) -> None:
+        """SYN cookies (the listener keeps no state): a listener that resent the SYN-ACKs of
+        the requests it queued, more than a second after it answered another SYN whose
+        SYN-ACK it never resent and nobody acknowledged, answered that one with a cookie."""
+        lives: dict[tuple[bytes, int], list[tuple[ConnectionLife, list[int]]]] = {}
+        for lc in self._lives.values():
+            if lc.server_id is not None:
+                sa = lc.half_open_synacks()
+                if sa:
+                    lives.setdefault(lc.server_id, []).append((lc, sa))
+        for group in lives.values():
+            resent = [t for _, sa in group for t in sa[1:]]
+            last = max(resent, default=-1)
+            for lc, sa in group:
+                lc.syn_cookie = len(sa) == 1 and last > sa[0] + _SECOND
+
+    def corrections(self) -> dict[int, list[tuple[int, int, int, int]]]:
+        """Per stream, the rows the whole capture so far corrects (`ConnectionLife.corrections`):
+        what a consumer that kept rows of earlier batches applies (`correct_rows`)."""
+        self._judge_cookies()
+        out = {}
+        for st, lc in self._lives.items():
+            cors = lc.corrections()
+            if cors:
+                out[st] = cors
+        return out
 
     def _check_roles(self, lc: ConnectionLife, index: int, seg: Segment,
                      records: np.ndarray) -> None:
@@ -175,12 +220,51 @@ class TrackerBase:
         if not self.summaries:
             raise ValueError("a tracker with summaries=False keeps no per-connection counts; "
                              "lifecycles() needs summaries=True")
+        self._judge_cookies()
         return {
             st: lc.lifecycle((int(self._pkts[st, 0]), int(self._pkts[st, 1])),
                              (int(self._bytes[st, 0]), int(self._bytes[st, 1])),
                              int(self._last_ts[st]), self._flag_counts[st], int(self._irtt[st]))
             for st, lc in sorted(self._lives.items())
         }
+
+
+def _reuse_time_wait(lc: ConnectionLife, ends: tuple, prev: tuple) -> None:
+    """A new connection's SYN on a 4-tuple an endpoint still holds in TIME-WAIT (RFC 6191):
+    that endpoint starts the new connection in TIME-WAIT, not CLOSED or LISTEN."""
+    old, *old_ends = prev
+    for ep, end in zip((old.cs.client, old.cs.server), old_ends):
+        if ep.state == State.TIME_WAIT:
+            side = 0 if end == ends[0] else 1
+            new = (lc.cs.client, lc.cs.server)[side]
+            new.state = lc.cs.initial[side] = int(State.TIME_WAIT)
+            lc.time_wait_reused = ("client", "server")[side]
+            lc.reused_from = old.stream
+
+
+def correct_rows(fixes: list[tuple[int, int, int, int, int]], stream: np.ndarray,
+                 frames: np.ndarray, client: np.ndarray, server: np.ndarray) -> None:
+    """Apply corrections (stream, side, first frame, end frame or -1, state) to rows, in
+    order (rows in frame order)."""
+    if not stream.size:
+        return
+    by_stream: dict[int, list[tuple[int, int, int, int]]] = {}
+    for st, side, f0, f1, state in fixes:
+        by_stream.setdefault(st, []).append((side, f0, f1, state))
+    mark = np.zeros(int(stream.max()) + 2, bool)   # stream -1 reads the last slot: False
+    mark[[st for st in by_stream if st < mark.size - 1]] = True
+    rows = np.flatnonzero(mark[stream])
+    if not rows.size:
+        return
+    rows = rows[np.argsort(stream[rows], kind="stable")]
+    sts = stream[rows]
+    cuts = np.flatnonzero(sts[1:] != sts[:-1]) + 1
+    for part in np.split(rows, cuts):
+        fr = frames[part]
+        for side, f0, f1, state in by_stream[int(stream[part[0]])]:
+            a = int(fr.searchsorted(f0))
+            b = fr.size if f1 < 0 else int(fr.searchsorted(f1))
+            (server if side else client)[part[a:b]] = state
 
 
 def _identity(records: np.ndarray, index: int, seg: Segment) -> tuple[bytes, int]:

@@ -56,7 +56,7 @@ def build_story(analysis: Analysis, stream: int, extra: Extra | None = None, *,
         stream=stream,
         client=format_endpoint(conn.client.addr, conn.client.port),
         server=format_endpoint(conn.server.addr, conn.server.port),
-        initial=teller.initial, intro=intro_facts(stream, conn, teller.initial, steps),
+        initial=teller.initial, intro=intro_facts(stream, conn, teller.initial, steps, life),
         steps=steps, items=fold(steps, group_min), summary=summary_facts(life, steps, conn),
         lifecycle=life,
     )

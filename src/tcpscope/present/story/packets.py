@@ -68,8 +68,23 @@ class Teller:
         self.by_frame = {int(a.frames[r]): int(r) for r in rows.tolist()}
         self.trans: dict[int, list[Any]] = {}
         self.sanom: dict[int, list[Any]] = {}
+        # the transitions the whole capture keeps; per frame and side, what its revisions
+        # took back: (the state it stayed in, since which frame, the reason)
+        self.revisions: dict[int, dict[str, tuple[State, int, str]]] = {}
+        withdrawn: dict[str, int] = {}
         for t in life.transitions:
-            self.trans.setdefault(t.frame, []).append(t)
+            if not t.revised:
+                self.trans.setdefault(t.frame, []).append(t)
+            elif t.reason.startswith("revise."):
+                at = self.revisions.setdefault(t.frame, {})
+                since = withdrawn.pop(t.side, t.frame)
+                if t.reason == "revise.rejected":
+                    since = life.first_frame     # CLOSED from the start
+                if t.side in at:
+                    since = min(since, at[t.side][1])
+                at[t.side] = (t.new, since, t.reason)
+            else:
+                withdrawn.setdefault(t.side, t.frame)   # the first change a revision takes back
         for an in life.state_anomalies:
             self.sanom.setdefault(an.frame, []).append(an)
         self.told = (_Told(), _Told())
@@ -86,13 +101,8 @@ class Teller:
     # -- helpers ---------------------------------------------------------------
 
     def _initial_states(self) -> tuple[State, State]:
-        """Each side's state before the first packet: the first transition's old state."""
-        c = State(int(self.a.client_state[self.rows[0]]))
-        s = State(int(self.a.server_state[self.rows[0]]))
-        firsts: dict[str, State] = {}
-        for t in self.life.transitions:
-            firsts.setdefault(t.side, t.old)
-        return firsts.get("client", c), firsts.get("server", s)
+        """Each side's state before the first packet, as the whole capture shows it."""
+        return self.life.initial
 
     def row_of(self, frame: int) -> int | None:
         return self.by_frame.get(frame)
@@ -197,7 +207,11 @@ class Teller:
                 facts.extend(f)
         facts.extend(signal_facts(self, step, ann, rec, x, y))
 
-        # State changes, with their reasons and how they are known.
+        # What this packet proves about earlier ones, then the state changes, with their
+        # reasons and how they are known.
+        for side, (state, since, reason) in self.revisions.get(frame, {}).items():
+            facts.append(Fact("state.revised", {"side": side, "state": state.name,
+                                                "since": since, "reason": reason}))
         for t in self.trans.get(frame, ()):
             facts.append(Fact("state.change", {"side": t.side, "old": t.old.name,
                                                "new": t.new.name, "reason": t.reason,

@@ -15,7 +15,7 @@ __all__ = ["intro_facts", "summary_facts", "fold", "run_facts"]
 
 
 def intro_facts(stream: int, conn: Connection, initial: tuple[State, State],
-                steps: list[Step]) -> list[Fact]:
+                steps: list[Step], life: Lifecycle | None = None) -> list[Fact]:
     """Who talks to whom, when, for how long, and the states before the first packet."""
     first, last = steps[0], steps[-1]
     start = datetime.fromtimestamp(first.ts_ns // 1_000_000_000, timezone.utc)
@@ -31,6 +31,12 @@ def intro_facts(stream: int, conn: Connection, initial: tuple[State, State],
     ci, si = initial
     if ci == State.UNKNOWN and si == State.UNKNOWN:
         facts.append(Fact("conn.initial_unknown"))
+    elif life is not None and life.time_wait_reused is not None:
+        facts.append(Fact("conn.initial_time_wait", {
+            "client": ci.name, "server": si.name, "side": life.time_wait_reused,
+            "stream": life.reused_from}))
+    elif si == State.CLOSED and ci != State.UNKNOWN:
+        facts.append(Fact("conn.initial_closed", {"client": ci.name, "server": si.name}))
     else:
         facts.append(Fact("conn.initial", {"client": ci.name, "server": si.name}))
     return facts

@@ -415,7 +415,7 @@ class AttemptTable:
             t = int(mix(k[:1], k[1:], np.array([sp]), np.array([dp]))[0])
             slot = where.get(t)
             if slot is not None and ring["icmp_frame"][slot] == 0:
-                ring["icmp_frame"][slot] = chunk.batch.first_frame + row
+                ring["icmp_frame"][slot] = int(batch.frame_numbers[row])
                 ring["icmp_code"][slot] = int(rec["dport"][row])
         return self.ring[:0].copy()
 

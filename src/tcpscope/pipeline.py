@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -58,8 +59,8 @@ from .wire.dissect import dissect_batch
 from .wire.record import RECORD_DTYPE
 
 __all__ = ["Chunk", "Collect", "Consumer", "Input", "Options", "Pipeline", "Result", "Selection",
-           "Source", "StopRun", "StreamNotFound", "analyze", "find_streams", "run", "source_name",
-           "take_rows"]
+           "Source", "StopRun", "StreamNotFound", "analyze", "collect", "find_streams", "run",
+           "source_name", "take_rows", "watch_results"]
 
 #: One capture: a path, ``"-"`` for standard input, or an open binary file.
 File = str | os.PathLike | BinaryIO
@@ -173,6 +174,21 @@ def source_name(source: Source) -> str:
     return os.fspath(source)
 
 
+#: Functions told each run's `Result` once its consumers finished (`watch_results`).
+_watchers: list[Callable[[Result], None]] = []
+
+
+@contextmanager
+def watch_results(watcher: Callable[[Result], None]) -> Iterator[None]:
+    """Tell `watcher` the result of every run that finishes inside the ``with``: the CLI
+    reports each run's damage this way, whichever presenter ran it."""
+    _watchers.append(watcher)
+    try:
+        yield
+    finally:
+        _watchers.remove(watcher)
+
+
 class Pipeline:
     """The loop's body, for input that arrives as batches (live capture):
     `feed` each `FrameBatch`, then `finish` once. `run` drives it over a capture."""
@@ -228,6 +244,8 @@ class Pipeline:
         res.counters = dict(counters or {})
         for c in self.consumers:
             c.finish(res)
+        for w in list(_watchers):
+            w(res)
         return res
 
     def read(self, source: Source) -> Iterator[Chunk]:
@@ -248,7 +266,9 @@ class Pipeline:
                 yield self.feed(batch)
                 if self.stopped:
                     break
-            damages, counters = cap.damages, cap.counters
+            # a consumer that stopped the run had all it wanted: damage past it does not count
+            damages = [] if self.stopped else cap.damages
+            counters = cap.counters
         self.finish(counters=counters, damages=damages)
 
 
@@ -370,6 +390,14 @@ def find_streams(source: Source, mode: str = "wireshark") -> list[int]:
     return sorted(found)
 
 
+def collect(source: Source, mode: str = "wireshark") -> tuple[Analysis, Result]:
+    """Every row of `source` in one `Analysis`, and the run's `Result` (its damage)."""
+    c = Collect()
+    result = run(source, [c], Options(mode=mode))
+    assert c.analysis is not None
+    return c.analysis, result
+
+
 def analyze(source: Source, mode: str = "wireshark") -> Analysis:
     """Read, dissect and analyse a whole capture into one `Analysis` (it holds every row:
     for notebooks and tests; commands stream with `run`).
@@ -381,7 +409,4 @@ def analyze(source: Source, mode: str = "wireshark") -> Analysis:
         a.client_state, a.server_state, a.events   # endpoint states after each row
         a.lifecycles[0].handshake, a.lifecycles[0].transitions
     """
-    collect = Collect()
-    run(source, [collect], Options(mode=mode))
-    assert collect.analysis is not None
-    return collect.analysis
+    return collect(source, mode)[0]

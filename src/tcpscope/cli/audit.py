@@ -2,13 +2,12 @@
 (docs/audit.md)."""
 from __future__ import annotations
 
-import sys
-
 import click
 
 from tcpscope.analysis.engine import MODES
 from tcpscope.cli.common import (
-    Inputs, examples, file_options, lang_option, one_line_errors, progress_input,
+    Inputs, examples, file_options, lang_option, one_line_errors, output_option, output_stream,
+    progress_input,
 )
 
 
@@ -26,8 +25,9 @@ from tcpscope.cli.common import (
 @click.option("--mode", type=click.Choice(list(MODES)), default="improved", show_default=True,
               help="The analysis mode behind the retransmission counts (improved: tcpscope's "
                    "own judgement).")
+@output_option
 @one_line_errors
-def audit_cmd(inputs: Inputs, fmt: str, lang: str, mode: str) -> None:
+def audit_cmd(inputs: Inputs, fmt: str, lang: str, mode: str, output: str | None) -> None:
     """SYN floods and cookies, scans, failed connections, storms, TIME_WAIT, weak ISNs.
 
     A capture filter, -c, --stream and -Y narrow what is audited to the packets they select.
@@ -36,6 +36,7 @@ def audit_cmd(inputs: Inputs, fmt: str, lang: str, mode: str) -> None:
 
     source, finish = progress_input(inputs)
     try:
-        write_audit(source, fmt, lang, sys.stdout, mode=mode, name=inputs.name)
+        with output_stream(output) as out:
+            write_audit(source, fmt, lang, out, mode=mode, name=inputs.name)
     finally:
         finish()

@@ -17,8 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TextIO
@@ -28,6 +26,7 @@ from ..analysis.connections import Connection, decode_all
 from ..analysis.lifecycle import Lifecycle
 from ..analysis.states import State
 from ..analysis.zeek import ZeekConn, ZeekTracker
+from ..capture.writer import AtomicOutput
 from ..pipeline import Chunk, Options, Result, Source, run
 from ..wire.text import format_endpoint
 
@@ -239,7 +238,7 @@ def parquet_schema() -> Any:
     return pa.schema([pa.field(k, types[k]) for k in RECORD_KEYS])
 
 
-def write_parquet(c: Collected, path: str) -> None:
+def write_parquet(c: Collected, path: Any) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -379,22 +378,6 @@ def render(c: Collected, fmt: str) -> str:
     raise ValueError(f"unknown format {fmt!r}")
 
 
-def _atomic_write(path: str, write: Any) -> None:
-    """Write through a temporary file beside `path`, renamed over it only when complete."""
-    d = os.path.dirname(os.path.abspath(path)) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tcpscope-", suffix=".part", dir=d)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def write_conns(source: Source, fmt: str = "table", *,
                 mode: str = "wireshark", out: str | None = None, stdout: TextIO | None = None,
                 color: bool | None = None, ignore_checksums: bool = False,
@@ -410,16 +393,11 @@ def write_conns(source: Source, fmt: str = "table", *,
     if keep is not None:
         c = keep(c)
     if out is not None:
-        if fmt == "parquet":
-            _atomic_write(out, lambda p: write_parquet(c, p))
-        else:
-            text = render(c, fmt)
-
-            def w(p: str) -> None:
-                with open(p, "w", encoding="utf-8", newline="") as f:
-                    f.write(text)
-
-            _atomic_write(out, w)
+        with AtomicOutput(out, text=fmt != "parquet") as f:
+            if f.text is None:
+                write_parquet(c, f.file)
+            else:
+                f.text.write(render(c, fmt))
         return c
     assert stdout is not None
     if fmt == "table" and color:

@@ -179,7 +179,7 @@ def write_packets(source: Any, out: BinaryIO | str, fmt: str = "jsonl",
     was seen.
     """
     from ..capture.subset import SubsetWriter
-    from ..capture.writer import AtomicOutput
+    from ..capture.writer import AtomicOutput, export_error
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
@@ -206,10 +206,13 @@ def write_packets(source: Any, out: BinaryIO | str, fmt: str = "jsonl",
         # The per-row states and events need neither transitions nor per-connection counts.
         result = run(source, consumers, Options(mode=mode, keep_transitions=False,
                                                 summaries=False))
-    except BaseException:
+    except BaseException as exc:
         for t in (target, frames):
             if t is not None:
                 t.abort()
+        if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError) and \
+                target is not None:
+            raise export_error(os.fspath(out), exc) from None  # type: ignore[arg-type]
         raise
     if target is not None:
         target.close() if fmt == "parquet" else target.commit()

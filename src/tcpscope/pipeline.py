@@ -42,6 +42,7 @@ CLI turns into one line and exit code 1. A consumer that has all it wants
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -53,14 +54,14 @@ from .analysis.annotation import ANNOTATION_DTYPE
 from .analysis.engine import Analysis, Analyzer
 from .analysis.lifecycle import LifecycleBatch, LifecycleTracker
 from .capture.batch import FrameBatch, Interface
-from .capture.errors import Damage
+from .capture.errors import CaptureDamageWarning, Damage
 from .capture.inputs import open_inputs
 from .wire.dissect import dissect_batch
 from .wire.record import RECORD_DTYPE
 
 __all__ = ["Chunk", "Collect", "Consumer", "Input", "Options", "Pipeline", "Result", "Selection",
            "Source", "StopRun", "StreamNotFound", "analyze", "collect", "find_streams", "run",
-           "source_name", "take_rows", "watch_results"]
+           "source_name", "take_rows", "warn_damage", "watch_results"]
 
 #: One capture: a path, ``"-"`` for standard input, or an open binary file.
 File = str | os.PathLike | BinaryIO
@@ -388,6 +389,13 @@ def find_streams(source: Source, mode: str = "wireshark") -> list[int]:
     run(inp, [_Streams()], Options(mode=mode, states=states, summaries=False,
                                    keep_transitions=False))
     return sorted(found)
+
+
+def warn_damage(result: Result) -> None:
+    """A `CaptureDamageWarning` per damaged file of a run (the Python API's report; the
+    CLI prints its own lines)."""
+    for name, damage in result.damages:
+        warnings.warn(f"{name}: {damage}", CaptureDamageWarning, stacklevel=3)
 
 
 def collect(source: Source, mode: str = "wireshark") -> tuple[Analysis, Result]:

@@ -38,6 +38,10 @@ class ExportError(FileError):
     ``"<path>: cannot write: <reason>"``, one line, exit 1; nothing is left at the path."""
 
 
+class CaptureDamageWarning(UserWarning):
+    """The Python API read a damaged capture: what was before the damage is analysed."""
+
+
 @dataclass(frozen=True, slots=True)
 class Damage:
     """Where and why reading stopped inside an otherwise good capture.

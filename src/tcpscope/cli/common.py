@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import click
 
 from tcpscope.analysis.engine import MODES
 from tcpscope.capture.bpf import FilterError
-from tcpscope.capture.errors import CaptureError, ExportError
+from tcpscope.capture.errors import CaptureDamageWarning, CaptureError, ExportError
 from tcpscope.capture.writer import AtomicOutput
 from tcpscope.kernel import KernelError
 from tcpscope.pipeline import Input, Result, StreamNotFound, find_streams, watch_results
@@ -65,7 +66,8 @@ def one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         report = DamageReport()
-        with watch_results(report.add):
+        with watch_results(report.add), warnings.catch_warnings():
+            warnings.simplefilter("ignore", CaptureDamageWarning)  # the report says it
             try:
                 value = func(*args, **kwargs)
                 sys.stdout.flush()  # a full disk behind standard output fails here, not at exit

@@ -40,10 +40,10 @@ def audit_file(source: str | os.PathLike | BinaryIO, mode: str = "improved") -> 
     `mode` is the engine's (its retransmission verdicts feed the storm finding);
     tcpscope's own judgement, ``improved``, is the default.
     """
-    from ..pipeline import Options, run
+    from ..pipeline import Options, run, warn_damage
 
     audit = Audit()
-    run(source, [audit], Options(mode=mode, states=False))
+    warn_damage(run(source, [audit], Options(mode=mode, states=False)))
     assert audit.report is not None
     return audit.report
 

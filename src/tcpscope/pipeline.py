@@ -19,7 +19,9 @@ engine's annotations and connection table) and `Options.states` (both
 endpoints' states and the lifecycle) can be switched off for consumers that
 only list frames, and `Options.summaries` (the lifecycle's per-connection
 counts) for consumers that need only the per-row states. Memory is one batch
-plus the state of active connections.
+plus the state of the connections the engine tracks; with `Options.retire`
+finished connections are handed to the consumers (`Chunk.finished`) and freed,
+so that it follows the active connections (docs/architecture.md, "Resources").
 
 Three ways to drive the loop, all the same loop (`Pipeline.feed`):
 
@@ -113,6 +115,10 @@ class Options:
     summaries: bool = True
     #: which streams keep their full list of transitions (True: all; a set; a predicate)
     keep_transitions: Any = True
+    #: hand finished connections to the consumers as they end (`Chunk.finished`) and free
+    #: them: memory follows the active connections, and at the end the analyzer's
+    #: ``connections()`` and the tracker's ``lifecycles()`` hold only the rest
+    retire: bool = False
 
 
 @dataclass
@@ -128,6 +134,11 @@ class Chunk:
     interfaces: list[Interface] = field(default_factory=list)
     #: the input files (`batch.source` indexes them when there are several)
     files: list[str] = field(default_factory=list)
+    #: with `Options.retire`: the connections (CONN_DTYPE rows) that ended with this batch
+    #: or before (no row reaches them again), and their lifecycles when the tracker keeps
+    #: summaries; the pipeline has freed them
+    finished: np.ndarray | None = None
+    finished_lifecycles: dict[int, Any] = field(default_factory=dict)
 
     @property
     def ts_ns(self) -> np.ndarray:
@@ -224,6 +235,10 @@ class Pipeline:
             if res.tracker is not None:
                 life = res.tracker.feed(records, ann, np.asarray(batch.ts_ns, dtype=np.int64))
         chunk = Chunk(batch, records, ann, life, res.rows, self.interfaces, self.files)
+        if self.options.retire and res.analyzer is not None:
+            chunk.finished = res.analyzer.drain()
+            if res.tracker is not None and chunk.finished.size:
+                chunk.finished_lifecycles = res.tracker.retire(chunk.finished["stream"].tolist())
         if self.select is not None:
             chunk = take_rows(chunk, np.flatnonzero(self.select.mask(chunk)))
         for c in self.consumers:
@@ -285,7 +300,8 @@ def take_rows(chunk: Chunk, rows: np.ndarray) -> Chunk:
                               {pos[r]: ev for r, ev in life.events.items() if r in pos})
     return Chunk(chunk.batch.take(rows), _take(chunk.records, rows),
                  None if chunk.annotations is None else _take(chunk.annotations, rows), life,
-                 chunk.row0, chunk.interfaces, chunk.files)
+                 chunk.row0, chunk.interfaces, chunk.files, chunk.finished,
+                 chunk.finished_lifecycles)
 
 
 def _take(rows_of: np.ndarray, rows: np.ndarray) -> np.ndarray:

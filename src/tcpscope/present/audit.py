@@ -43,7 +43,8 @@ def audit_file(source: str | os.PathLike | BinaryIO, mode: str = "improved") -> 
     from ..pipeline import Options, run, warn_damage
 
     audit = Audit()
-    warn_damage(run(source, [audit], Options(mode=mode, states=False)))
+    # the audit keeps its own per-host tables: finished connections are freed as they end
+    warn_damage(run(source, [audit], Options(mode=mode, states=False, retire=True)))
     assert audit.report is not None
     return audit.report
 

@@ -68,6 +68,8 @@ class TrackerBase:
         self._flips: list[tuple[int, int]] = []  # (stream, row) where roles swapped, this batch
 
     def _reserve(self, n: int) -> None:
+        if not self.summaries:   # no per-connection counts: nothing per stream to keep
+            return
         self._pkts = grow(self._pkts, n, 0, 0)
         self._bytes = grow(self._bytes, n, 0, 0)
         self._last_ts = grow(self._last_ts, n, np.iinfo(np.int64).min, 0)
@@ -76,7 +78,7 @@ class TrackerBase:
 
     def _sided(self) -> list[np.ndarray]:
         """The per-stream arrays indexed [stream, way], which a role swap turns round."""
-        return [self._pkts, self._bytes]
+        return [self._pkts, self._bytes] if self.summaries else []
 
     # ------------------------------------------------------------------
 
@@ -170,17 +172,27 @@ class TrackerBase:
     # Summaries
     # ------------------------------------------------------------------
 
+    def retire(self, streams: Collection[int]) -> dict[int, Lifecycle]:
+        """Forget these streams (the engine made them final: no row reaches them again);
+        their lifecycles, when the tracker keeps summaries."""
+        out = {}
+        for st in streams:
+            lc = self._lives.pop(st, None)
+            if lc is not None and self.summaries:
+                out[st] = self._lifecycle(st, lc)
+        return out
+
+    def _lifecycle(self, st: int, lc: ConnectionLife) -> Lifecycle:
+        return lc.lifecycle((int(self._pkts[st, 0]), int(self._pkts[st, 1])),
+                            (int(self._bytes[st, 0]), int(self._bytes[st, 1])),
+                            int(self._last_ts[st]), self._flag_counts[st], int(self._irtt[st]))
+
     def lifecycles(self) -> dict[int, Lifecycle]:
         """One `Lifecycle` per stream seen so far (at any time; later batches update them)."""
         if not self.summaries:
             raise ValueError("a tracker with summaries=False keeps no per-connection counts; "
                              "lifecycles() needs summaries=True")
-        return {
-            st: lc.lifecycle((int(self._pkts[st, 0]), int(self._pkts[st, 1])),
-                             (int(self._bytes[st, 0]), int(self._bytes[st, 1])),
-                             int(self._last_ts[st]), self._flag_counts[st], int(self._irtt[st]))
-            for st, lc in sorted(self._lives.items())
-        }
+        return {st: self._lifecycle(st, lc) for st, lc in sorted(self._lives.items())}
 
 
 def _identity(records: np.ndarray, index: int, seg: Segment) -> tuple[bytes, int]:

@@ -328,7 +328,9 @@ def run(source: Source, consumers: Iterable[Consumer], options: Options = Option
 class Collect:
     """A consumer that keeps rows in one `Analysis`: every row, or those `select(chunk)`
     picks (row indexes into the chunk). Needs the analysis and the states; the
-    lifecycles are there when the tracker keeps summaries."""
+    lifecycles are there when the tracker keeps summaries. With `Options.retire`, of
+    the connections that finish during the run it keeps those it has rows of (their
+    connection row and lifecycle): ``stats["streams"]`` counts them all."""
 
     def __init__(self, select: Callable[[Chunk], np.ndarray] | None = None) -> None:
         self.select = select
@@ -338,6 +340,21 @@ class Collect:
                             "server")}
         self._events: dict[int, tuple[str, ...]] = {}
         self._kept = 0
+        self._streams: set[int] = set()      # streams with kept rows (with a selection)
+        self._finished: list[np.ndarray] = []
+        self._lifecycles: dict[int, Any] = {}
+
+    def _keep_finished(self, chunk: Chunk) -> None:
+        """The finished connections this consumer has rows of (all, without a selection)."""
+        rows = chunk.finished
+        if rows is None or not rows.size:
+            return
+        if self.select is not None:
+            rows = rows[np.isin(rows["stream"], np.fromiter(self._streams, np.int64))]
+        self._finished.append(rows.copy())
+        kept = set(rows["stream"].tolist())
+        self._lifecycles.update((st, lc) for st, lc in chunk.finished_lifecycles.items()
+                                if st in kept)
 
     def feed(self, chunk: Chunk) -> None:
         if chunk.annotations is None or chunk.life is None:
@@ -354,15 +371,18 @@ class Collect:
                 self._parts[key].append(col)
             self._events.update((self._kept + row, ev) for row, ev in sorted(life.events.items()))
             self._kept += len(chunk.records)
+            self._keep_finished(chunk)
             return
-        if not idx.size:
-            return
-        for key, col in columns.items():
-            self._parts[key].append(col[idx])
-        pos = {int(row): self._kept + k for k, row in enumerate(idx.tolist())}
-        self._events.update((pos[row], ev) for row, ev in sorted(life.events.items())
-                            if row in pos)
-        self._kept += int(idx.size)
+        if idx.size:
+            for key, col in columns.items():
+                self._parts[key].append(col[idx])
+            pos = {int(row): self._kept + k for k, row in enumerate(idx.tolist())}
+            self._events.update((pos[row], ev) for row, ev in sorted(life.events.items())
+                                if row in pos)
+            self._kept += int(idx.size)
+            s = chunk.annotations["stream"][idx]
+            self._streams.update(np.unique(s[s >= 0]).tolist())
+        self._keep_finished(chunk)
 
     def finish(self, result: Result) -> None:
         an, tracker = result.analyzer, result.tracker
@@ -374,14 +394,19 @@ class Collect:
             return np.concatenate(parts).astype(dtype, copy=False) if parts else \
                 np.empty(0, dtype=dtype)
 
+        conns = an.connections()
+        lifecycles = tracker.lifecycles() if tracker.summaries else {}
+        if self._finished:   # the connections that finished during the run, then the rest
+            conns = np.concatenate(self._finished + [conns])
+            conns = conns[np.argsort(conns["stream"], kind="stable")]
+            lifecycles = dict(sorted({**self._lifecycles, **lifecycles}.items()))
         self.analysis = Analysis(
             path=result.name, mode=an.mode,
             records=cat("records", RECORD_DTYPE), annotations=cat("annotations", ANNOTATION_DTYPE),
             ts_ns=cat("ts_ns", np.int64), frames=cat("frames", np.int64),
-            iface=cat("iface", np.uint16), connections=an.connections().copy(), stats=an.stats(),
+            iface=cat("iface", np.uint16), connections=conns.copy(), stats=an.stats(),
             client_state=cat("client", np.uint8), server_state=cat("server", np.uint8),
-            events=self._events,
-            lifecycles=tracker.lifecycles() if tracker.summaries else {},
+            events=self._events, lifecycles=lifecycles,
         )
 
 

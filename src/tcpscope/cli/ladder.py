@@ -51,7 +51,7 @@ def ladder_cmd(inputs: Inputs, fmt: str, output: str | None, lang: str, fold: bo
         analysis, extra = collect(source, list(streams) or None, mode=mode)
     finally:
         finish()
-    total = int(analysis.connections.shape[0])
+    total = int(analysis.stats["streams"])
     chosen = sorted(set(streams)) if streams else list(range(total))
     missing = [s for s in chosen if s >= total]
     if missing or not chosen:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
+import numpy as np
+
 from ..analysis.annotation import FLAG_NAMES
 from ..analysis.connections import Connection, decode_all
 from ..analysis.lifecycle import Lifecycle
@@ -67,28 +69,41 @@ class Collected:
 
 class ConnsCollector:
     """Pipeline consumer: Zeek's view of every connection beside the engine's and the
-    lifecycle's; after the run, `collected` holds one record per connection."""
+    lifecycle's; after the run, `collected` holds one record per connection. With
+    `Options.retire` each connection's record is made when it finishes, and the
+    engine's, the lifecycle's and Zeek's state of it are freed."""
 
     def __init__(self, *, ignore_checksums: bool = False) -> None:
         self.zeek = ZeekTracker(ignore_checksums=ignore_checksums)
         self.collected: Collected | None = None
+        self._records: list[ConnRecord] = []
+        self._zeek_rows: list[ZeekConn] = []
 
     def feed(self, chunk: Chunk) -> None:
         self.zeek.feed(chunk.records, chunk.annotations, chunk.ts_ns)
+        if chunk.finished is not None and chunk.finished.size:
+            rows = self.zeek.retire(chunk.finished["stream"].tolist())
+            self._add(chunk.finished, chunk.finished_lifecycles, rows)
+
+    def _add(self, conns: np.ndarray, lifes: dict[int, Lifecycle], zrows: list[ZeekConn]) -> None:
+        zf = self.zeek.fields(zrows)
+        self._records += [ConnRecord(_record(c, zf.get(c.stream), lifes[c.stream]))
+                          for c in decode_all(conns)]
+        self._zeek_rows += zrows
 
     def finish(self, result: Result) -> None:
-        lifes = result.tracker.lifecycles()
-        zf = self.zeek.fields()
-        recs = [ConnRecord(_record(c, zf.get(c.stream), lifes[c.stream]))
-                for c in decode_all(result.analyzer.connections())]
-        self.collected = Collected(recs, self.zeek.rows(), self.zeek.offloaded)
+        self._add(result.analyzer.connections(), result.tracker.lifecycles(), self.zeek.rows())
+        self._records.sort(key=lambda r: r.values["stream"])
+        self._zeek_rows.sort(key=lambda z: (z.stream, z.part))
+        self.collected = Collected(self._records, self._zeek_rows, self.zeek.offloaded)
 
 
 def collect(source: Source, mode: str = "wireshark", *,
             ignore_checksums: bool = False) -> Collected:
-    """Read `source` once and build every connection record."""
+    """Read `source` once and build every connection record (each as its connection
+    finishes: the state behind it is freed then)."""
     conns = ConnsCollector(ignore_checksums=ignore_checksums)
-    run(source, [conns], Options(mode=mode, keep_transitions=False))
+    run(source, [conns], Options(mode=mode, keep_transitions=False, retire=True))
     assert conns.collected is not None
     return conns.collected
 

@@ -157,7 +157,7 @@ def write_explain(source: str | os.PathLike | BinaryIO, out: IO[str], *,
     cat = catalogue(lang)
     analysis, extra = collect(source, streams, mode=mode,
                               max_streams=None if streams else max_streams, on_batch=on_batch)
-    total = int(analysis.connections.shape[0])
+    total = int(analysis.stats["streams"])
     chosen = sorted(set(streams)) if streams else list(range(min(total, max_streams)))
     if not chosen:
         render_lines([[(cat.render("explain.no_tcp"), None)]], out, color=color)

@@ -65,7 +65,10 @@ class TrackerBase:
         self._last_ts = np.zeros(1, np.int64)
         self._flag_counts = np.zeros((1, len(FLAG_NAMES)), np.int64)
         self._irtt = np.full(1, -1, np.int64)    # the engine's iRTT, once a row carries it
-        self._flips: list[tuple[int, int]] = []  # (stream, row) where roles swapped, this batch
+        self._flips: list[tuple[int, int]] = []  # (index, row) where roles swapped, this batch
+        # The per-stream arrays hold streams base, base + 1, ...: `retire` moves the base up
+        # to the oldest stream still tracked, so that they follow the active connections.
+        self._base = 0
 
     def _reserve(self, n: int) -> None:
         if not self.summaries:   # no per-connection counts: nothing per stream to keep
@@ -80,6 +83,11 @@ class TrackerBase:
         """The per-stream arrays indexed [stream, way], which a role swap turns round."""
         return [self._pkts, self._bytes] if self.summaries else []
 
+    def _fills(self) -> dict[str, Any]:
+        """Each per-stream array (by attribute) and what a stream not seen yet holds."""
+        return {"_pkts": 0, "_bytes": 0, "_last_ts": np.iinfo(np.int64).min,
+                "_flag_counts": 0, "_irtt": -1}
+
     # ------------------------------------------------------------------
 
     def feed(self, records: np.ndarray, annotations: np.ndarray,
@@ -88,16 +96,19 @@ class TrackerBase:
         n = int(annotations.shape[0])
         if n == 0:
             return LifecycleBatch(np.zeros(0, np.uint8), np.zeros(0, np.uint8), {})
+        # streams as indexes of the per-stream arrays (-1, not TCP: the dummy slot)
         s = annotations["stream"]
+        if self._base:
+            s = np.where(s >= 0, s - self._base, -1)
         self._reserve(int(s.max()) + 1)
         ts_all = np.asarray(ts_ns, dtype=np.int64)
         length = seglen(records)
         self._flips = []
         out = self._states(records, annotations, ts_all, s, length)
         fs = annotations["from_server"].astype(np.int64)
-        for stream, row in self._flips:
+        for index, row in self._flips:
             # Rows before the engine swapped the roles count for the other side.
-            fs[:row][s[:row] == stream] ^= 1
+            fs[:row][s[:row] == index] ^= 1
         key = s * 2 + fs                       # stream -1 lands on the dummy slot
         self._count(records, annotations, ts_all, s, key, length)
         return out
@@ -162,7 +173,7 @@ class TrackerBase:
         lc.guessed = False
         if lc.client_id is not None and _identity(records, index, seg) != lc.client_id:
             lc.swap_roles()
-            st = lc.stream
+            st = lc.stream - self._base
             for arr in self._sided():
                 arr[st] = arr[st][::-1].copy()
             self._flips.append((st, index))
@@ -180,9 +191,25 @@ class TrackerBase:
             lc = self._lives.pop(st, None)
             if lc is not None and self.summaries:
                 out[st] = self._lifecycle(st, lc)
+        if self._lives:
+            self._rebase(min(self._lives))
         return out
 
+    def _rebase(self, base: int) -> None:
+        """Index 0 of the per-stream arrays is stream `base` from now on (it only grows:
+        the streams below it were retired, and no row reaches them again)."""
+        d = base - self._base
+        if d <= 0:
+            return
+        for name, fill in self._fills().items():
+            body = getattr(self, name)[:-1]      # the last slot is the dummy's
+            keep = max(body.shape[0] - d, 0)
+            body[:keep] = body[body.shape[0] - keep:]
+            body[keep:] = fill
+        self._base = base
+
     def _lifecycle(self, st: int, lc: ConnectionLife) -> Lifecycle:
+        st -= self._base
         return lc.lifecycle((int(self._pkts[st, 0]), int(self._pkts[st, 1])),
                             (int(self._bytes[st, 0]), int(self._bytes[st, 1])),
                             int(self._last_ts[st]), self._flag_counts[st], int(self._irtt[st]))
@@ -214,9 +241,9 @@ class ReferenceTracker(TrackerBase):
         events: dict[int, tuple[str, ...]] = {}
         tcp = np.flatnonzero(s >= 0)
         rows = Rows(records, annotations, ts_all, length, tcp)
-        lives = self._lives
+        lives, base = self._lives, self._base
         for k, (stream, index, duplicate) in enumerate(zip(
-                s[tcp].tolist(), tcp.tolist(), rows.duplicate.tolist())):
+                (s[tcp] + base).tolist(), tcp.tolist(), rows.duplicate.tolist())):
             seg = rows.segment(k)
             lc = lives.get(stream)
             if lc is None:

@@ -150,10 +150,10 @@ def test_output_is_atomic(tmp_path, monkeypatch):
     good = out.read_text()
     assert good and good == run("-C", "--format", "jsonl", str(DEMO))
 
-    def boom(c, fmt):
+    def boom(r):   # JSON Lines are written a record at a time, as connections finish
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(C, "render", boom)
+    monkeypatch.setattr(C, "jsonl_line", boom)
     with pytest.raises(RuntimeError):
         C.write_conns(str(DEMO), "jsonl", out=str(out), ignore_checksums=True)
     assert out.read_text() == good  # the old file is untouched

@@ -81,8 +81,7 @@ PROFILES = {"standard": ("5001", 1.0, 20.0), "lossy": ("5000-5003", 15.0, 120.0)
 def topology(lab: Lab, loss_ports: str, loss: float) -> tuple[str, str, str]:
     a, r, b = lab.netns("a"), lab.netns("r"), lab.netns("b")
     for ns in (a, r, b):
-        lab.sysctl(ns, "net.ipv6.conf.all.disable_ipv6", 1)
-        lab.sysctl(ns, "net.ipv6.conf.default.disable_ipv6", 1)
+        lab.no_ipv6(ns)
         # thousands of short connections from one client: let TIME_WAIT ports be reused
         lab.sysctl(ns, "net.ipv4.tcp_tw_reuse", 1)
         lab.sysctl(ns, "net.ipv4.ip_local_port_range", "10000 65000")
@@ -94,7 +93,7 @@ def topology(lab: Lab, loss_ports: str, loss: float) -> tuple[str, str, str]:
         lab.addr(ns, ifname, cidr)
     for ns, ip, peer, dev in ((a, RA4, "ra", "a0"), (r, A4, "a0", "ra"),
                               (r, B4, "b0", "rb"), (b, RB4, "rb", "b0")):
-        run("ip", "-n", ns, "neigh", "add", ip, "lladdr", MAC[peer], "dev", dev, "nud", "permanent")
+        lab.neigh(ns, ip, MAC[peer], dev)
     run("ip", "-n", a, "route", "add", "default", "via", RA4)
     run("ip", "-n", b, "route", "add", "default", "via", RB4)
 
@@ -168,6 +167,16 @@ def bulk_client(port: int, budget: int, ready: threading.Event, stop_at: float) 
             sent += n
 
 
+def recv_upto(s: socket.socket, n: int) -> None:
+    """Read `n` bytes, or up to the end of the stream if it comes first."""
+    got = 0
+    while got < n:
+        chunk = s.recv(n - got)
+        if not chunk:
+            break
+        got += len(chunk)
+
+
 def short_server(ready: threading.Event, stop: threading.Event, stats: Stats) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as ls:
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -184,12 +193,7 @@ def short_server(ready: threading.Event, stop: threading.Event, stats: Stats) ->
             with conn:
                 conn.settimeout(TIMEOUT)
                 try:
-                    got = 0
-                    while got < 64:
-                        chunk = conn.recv(64 - got)
-                        if not chunk:
-                            break
-                        got += len(chunk)
+                    recv_upto(conn, 64)
                     conn.sendall(response)
                     while conn.recv(1024):  # until the client's FIN
                         pass
@@ -207,12 +211,7 @@ def short_clients(count: int, ready: threading.Event, stop_at: float, stats: Sta
         try:
             with socket.create_connection((B4, SHORT_PORT), timeout=TIMEOUT) as s:
                 s.sendall(request)
-                got = 0
-                while got < 256:
-                    chunk = s.recv(256 - got)
-                    if not chunk:
-                        break
-                    got += len(chunk)
+                recv_upto(s, 256)
             stats.add("short_done")
         except OSError:
             stats.add("short_client_errors")

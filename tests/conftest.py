@@ -34,3 +34,13 @@ def require_tool(name: str) -> str:
     if path is None:
         pytest.skip(f"{name} is not installed (scripts/setup --test installs it)")
     return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (tests/chromium.py), one per test module; skips without it."""
+    from chromium import Browser
+
+    require_tool("chromium")
+    with Browser(width=1280, height=900) as b:
+        yield b

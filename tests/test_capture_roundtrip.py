@@ -525,3 +525,27 @@ def test_capture_error_names_the_file(tmp_path):
     assert info.value.name == str(path)
     assert info.value.reason == "not a capture file (pcap or pcapng): starts with 23 20 74 63"
     assert str(info.value) == f"{path}: not a capture file (pcap or pcapng): starts with 23 20 74 63"
+
+
+def test_atomic_output_writes_into_devices_and_fifos_never_over_them(tmp_path):
+    """-o /dev/null must not turn /dev/null into a plain file (as root a rename would)."""
+    import stat
+    import threading
+
+    from tcpscope.capture.writer import AtomicOutput
+
+    out = AtomicOutput("/dev/null")
+    out.write(b"x" * 100)
+    out.commit()
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    out = AtomicOutput(fifo)
+    out.write(b"through the pipe")
+    out.commit()
+    reader.join(10)
+    assert got == [b"through the pipe"] and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert os.listdir(tmp_path) == ["fifo"]

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from chromium import Browser
-from conftest import require_tool
 from graph_synth import bulk_pcap
 from tcpscope.present.graph import graphs, html_page, render
 
@@ -20,13 +18,6 @@ KINDS = ["stevens", "tcptrace", "throughput", "rtt", "window", "slidingwindow"]
 def png_size(data: bytes) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     return struct.unpack(">II", data[16:24])
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_tool("chromium")
-    with Browser(width=1280, height=900) as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

@@ -68,3 +68,17 @@ def test_parquet_is_the_arrow_table(tmp_path: Path) -> None:
 
 def test_the_notebook_runs() -> None:
     runpy.run_path(str(ROOT / "docs" / "examples" / "pandas_notebook.py"), run_name="__main__")
+
+
+def test_rounds_df_is_the_timeline_csv() -> None:
+    src = FIXTURES / "hindsight" / "hs_bulk_loss_sender.pcap.gz"
+    df = tcpscope.analyze(src, mode="improved").rounds_df(0)
+    rows = list(csv.DictReader(io.StringIO(_cli("timeline", str(src), "--stream", "0",
+                                                "--format", "csv").decode())))
+    assert list(df.columns) == list(rows[0]) and len(df) == len(rows) > 3
+    for got, want in zip(df.to_dict("records"), rows):
+        got = {k: ";".join(v) if k == "events" else "" if pd.isna(v) else str(v)
+               for k, v in got.items()}
+        assert got == want
+    with pytest.raises(ValueError, match="improved"):
+        tcpscope.analyze(src, mode="wireshark").rounds_df(0)

@@ -6,6 +6,7 @@ The Python API mirrors the command line:
     >>> a = tcpscope.analyze("trace.pcap")       # every row: records, annotations, states
     >>> a.packets_df(), a.conns_df()             # pandas (tcpscope[pandas]); a.to_arrow()
     >>> r = tcpscope.audit("trace.pcap")         # findings across all connections
+    >>> tcpscope.report("trace.pcap", "r.html")  # one self-contained HTML page
     >>> from tcpscope.pipeline import Options, Pipeline
     >>> pipe = Pipeline([], Options(mode="improved"))
     >>> for chunk in pipe.read("big.pcap"):      # a batch at a time: bounded memory
@@ -20,11 +21,12 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "analyze", "audit"]
+__all__ = ["__version__", "analyze", "audit", "report"]
 
 if TYPE_CHECKING:
     from tcpscope.analysis.audit import AuditReport
     from tcpscope.api import CaptureAnalysis
+    from tcpscope.present.report import ReportData
 
 
 def analyze(source, mode: str = "wireshark") -> CaptureAnalysis:
@@ -43,3 +45,13 @@ def audit(source, mode: str = "improved") -> AuditReport:
     from tcpscope.present.audit import audit_file
 
     return audit_file(source, mode)
+
+
+def report(source, out, *, lang: str = "en", mode: str = "improved",
+           details: int = 8) -> ReportData:
+    """Write the HTML report of a capture to `out` (as ``tcpscope report``): the overview,
+    the connection table, the `details` most interesting connections in detail; returns
+    what it shows. See tcpscope.present.report and docs/report.md."""
+    from tcpscope.present.report import write_report
+
+    return write_report(source, out, lang=lang, mode=mode, details=details)

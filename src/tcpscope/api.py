@@ -5,6 +5,7 @@
     a.packets_df(names="wireshark")                    # tcp.stream, tcp.seq (relative)...
     a.conns_df()                                       # the columns of `conns`
     a.to_arrow(), a.to_arrow("conns")                  # pyarrow Tables
+    tcpscope.analyze("trace.pcap", mode="improved").rounds_df(0)   # `timeline`'s rows
 
 Column names are those of ``tcpscope packets --format csv`` and ``tcpscope
 conns --format csv``; ``names="wireshark"`` renames the packet columns that
@@ -57,6 +58,19 @@ class CaptureAnalysis(Analysis):
         """The connections as a pandas DataFrame (the columns of ``conns --format csv``)."""
         return _pandas(self._conns_table())
 
+    def rounds_df(self, stream: int, sender: str | None = None) -> Any:
+        """One row per round trip of `stream`'s data sender (`sender`: "client" or
+        "server", default the side that sent more): the columns of ``tcpscope timeline
+        --format csv``, ``events`` a list. Needs an analysis in improved mode."""
+        from .present.timeline import COLUMNS, timeline_of
+
+        if self.mode != "improved":
+            raise ValueError("round trips come from the sender model: analyze(..., mode='improved')")
+        rows = timeline_of(self.records, self.annotations, self.ts_ns, stream, sender).rows()
+        pd = _pandas_module()
+        return pd.DataFrame(rows, columns=list(COLUMNS)).astype(
+            {"ssthresh": "Int64", "rwnd": "Int64"})
+
     def _conns_table(self) -> Any:
         from .present.conns import collect, format_csv
         from .present.tables import require
@@ -69,11 +83,17 @@ class CaptureAnalysis(Analysis):
         return pcsv.read_csv(pa.py_buffer(text))
 
 
+def _pandas_module() -> Any:
+    from .present.tables import require
+
+    return require("pandas")
+
+
 def _pandas(table: Any) -> Any:
     """A DataFrame whose integer columns stay integers where values are absent (Int64)."""
     from .present.tables import require
 
-    pd, pa = require("pandas"), require("pyarrow")
+    pd, pa = _pandas_module(), require("pyarrow")
     ints = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype()}
     return table.to_pandas(types_mapper=ints.get)
 

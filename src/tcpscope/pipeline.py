@@ -103,6 +103,16 @@ def as_input(source: Source) -> Input:
 class StreamNotFound(LookupError):
     """The input has no TCP stream with the number asked for (the message says which)."""
 
+    @classmethod
+    def number(cls, stream: int | None, total: int | None = None) -> StreamNotFound:
+        """No stream `stream` (None: no TCP stream at all) among `total` (None: unknown)."""
+        if stream is None or total == 0:
+            return cls("no TCP stream in the capture")
+        if total is None:
+            return cls(f"no TCP stream {stream} in the capture")
+        return cls(f"no TCP stream {stream} in the capture "
+                   f"({total} stream{'s' if total != 1 else ''}: 0-{total - 1})")
+
 
 @dataclass(frozen=True)
 class Options:
@@ -390,7 +400,9 @@ class Collect:
             raise ValueError("Collect needs Options(analyse=True, states=True)")
 
         def cat(key: str, dtype: Any) -> np.ndarray:
-            parts = self._parts[key]
+            # each column's parts are let go as soon as they are joined: the peak is the
+            # kept rows and one column's copy, not twice the kept rows
+            parts, self._parts[key] = self._parts[key], []
             return np.concatenate(parts).astype(dtype, copy=False) if parts else \
                 np.empty(0, dtype=dtype)
 

@@ -107,15 +107,6 @@ def _install_cleanup() -> None:
         signal.signal(sig, handler)
 
 
-def _special(path: str) -> bool:
-    """Is `path` an existing file that is not a regular file (a device, a FIFO)? It is
-    written in place: a rename would replace it."""
-    try:
-        return not stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return False
-
-
 def export_error(path: str, exc: OSError) -> ExportError:
     """The one line of an output that cannot be written: its name and the reason."""
     return ExportError.for_file(path, f"cannot write: {exc.strerror or exc}")
@@ -248,6 +239,14 @@ class AtomicOutput:
         if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError) and \
                 (self._path is not None or self._owned):
             raise export_error(self.name, exc) from None
+
+
+def _special(path: str | os.PathLike) -> bool:
+    """An existing path that is not a regular file (a device, a FIFO, a socket)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 class _Writer:

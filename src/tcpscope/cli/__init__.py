@@ -27,6 +27,7 @@ from tcpscope.cli.ladder import ladder_cmd
 from tcpscope.cli.live import live_cmd
 from tcpscope.cli.packets import packets_cmd
 from tcpscope.cli.read import read_cmd
+from tcpscope.cli.report import report_cmd
 from tcpscope.cli.sockets import sockets_cmd
 from tcpscope.cli.timeline import timeline_cmd
 
@@ -63,5 +64,5 @@ def main() -> None:
 
 for _command in (read_cmd, demo_cmd, packets_cmd, conns_cmd, follow_cmd, explain_cmd,
                  ladder_cmd, graph_cmd, timeline_cmd, live_cmd, sockets_cmd, lab_group,
-                 audit_cmd):
+                 audit_cmd, report_cmd):
     main.add_command(_command)

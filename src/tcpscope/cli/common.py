@@ -198,7 +198,7 @@ class Inputs:
         if self.display is None and all(s.number is not None for s in self.streams):
             return sorted({s.number for s in self.streams})
         sel = RowSelection(self.display, self.streams)
-        inp = _rereadable(self.input)
+        inp = rereadable(self.input)
         self.input = inp
         found = find_streams(Input(inp.files, inp.capture_filter, inp.count, sel), mode)
         if not found:
@@ -208,7 +208,7 @@ class Inputs:
         return found
 
 
-def _rereadable(inp: Input) -> Input:
+def rereadable(inp: Input) -> Input:
     """The input with standard input saved to a temporary file (it is read twice)."""
     if "-" not in inp.files:
         return inp

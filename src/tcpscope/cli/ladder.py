@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import click
 
@@ -29,11 +30,14 @@ MAX_LANES = 6
 @lang_option("Language of the words (headers, tags, legend).")
 @click.option("--fold", is_flag=True,
               help="Draw runs of ordinary data and ACKs as one row (one connection only).")
+@click.option("--all", "every", is_flag=True,
+              help="A connection of more than 1000 packets: draw every packet (by default, "
+                   "those its story tells: the handshake, an event or two, the teardown).")
 @mode_option("The analysis mode behind the tags.")
 @color_option
 @one_line_errors
-def ladder_cmd(inputs: Inputs, fmt: str, output: str | None, lang: str, fold: bool, mode: str,
-               color: bool) -> None:
+def ladder_cmd(inputs: Inputs, fmt: str, output: str | None, lang: str, fold: bool,
+               every: bool, mode: str, color: bool) -> None:
     """The ladder (flow) diagram of a connection: an arrow per packet, states beside it.
 
     --stream is repeatable: several connections share the lanes of their endpoints;
@@ -43,22 +47,28 @@ def ladder_cmd(inputs: Inputs, fmt: str, output: str | None, lang: str, fold: bo
     from tcpscope.present.ladder import (
         build_ladder, render_mermaid, render_svg, render_text_rows,
     )
-    from tcpscope.present.story import build_story, collect
+    from tcpscope.present.story import build_story
+    from tcpscope.present.story.episodes import (
+        build_long_story, collect_long, long_stream, told_items,
+    )
 
     streams = inputs.stream_numbers(mode) or []
     source, finish = progress_input(inputs)
     try:
-        analysis, extra = collect(source, list(streams) or None, mode=mode)
+        analysis, extra, model = collect_long(source, list(streams) or None, mode=mode)
     finally:
         finish()
     total = int(analysis.stats["streams"])
     chosen = sorted(set(streams)) if streams else list(range(total))
     missing = [s for s in chosen if s >= total]
     if missing or not chosen:
-        raise StreamNotFound(f"no TCP stream {missing[0]} in the capture" if missing
-                             else "no TCP stream in the capture")
-    stories = [build_story(analysis, s, extra) for s in chosen]
-    lad = build_ladder(stories, lang, fold=fold)
+        raise StreamNotFound.number(missing[0] if missing else None)
+    if len(chosen) == 1 and not every and long_stream(analysis, chosen[0]):
+        # a long connection: the packets its story tells (handshake, events, teardown)
+        st = build_long_story(analysis, chosen[0], extra, model)
+        lad = build_ladder([replace(st, items=told_items(st))], lang, fold=True)
+    else:
+        lad = build_ladder([build_story(analysis, s, extra) for s in chosen], lang, fold=fold)
     if len(lad.lanes) > MAX_LANES:
         raise click.UsageError(f"{len(chosen)} streams have {len(lad.lanes)} endpoints; a ladder "
                                f"draws at most {MAX_LANES}: choose streams with --stream N")

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis.annotation import ANN_KIND, FLAG, FLAG_NAMES
+from ..analysis.congestion import EVENTS, LIMITS, PHASES
 from ..analysis.rules import RULES_BY_CODE
 from ..analysis.states import State
 from ..wire.record import ACK, AE, CSUM, CWR, ECE, FIN, KIND, OPTION, PSH, REASON, RST, SYN, URG
@@ -263,6 +264,23 @@ def _ann_value(name: str, col: str, column: str | None, doc: str = "", *, absent
     return Field(name, "float" if scale else type_, get, layer="analysis", column=column, doc=doc)
 
 
+def _sender(name: str, col: str, doc: str, choices: tuple[str | None, ...] = ()) -> Field:
+    """A value of the sender model (--mode improved): present on a data sender's segments
+    (those with a congestion-window estimate), as the packets column of the same name."""
+    def get(c: Columns) -> Occurrences:
+        v = c.ann[col].astype(np.int64)
+        present = c.tracked & (c.ann["cwnd_est"] > 0) & ((v > 0) if choices else (v >= 0))
+        return _one(v, present)
+    return Field(f"tcpscope.{name}", "enum" if choices else "uint", get, layer="analysis",
+                 column=name, choices=tuple(x or "" for x in choices), doc=doc)
+
+
+def _cc_events(c: Columns) -> Occurrences:
+    a = c.ann
+    have = c.tracked & (a["cwnd_est"] > 0)
+    return [(a[k].astype(np.int64), have & (a[k] > 0)) for k in ("cc_episode_end", "cc_event")]
+
+
 def _analysis_flag(flag: str) -> Field:
     bit = FLAG[flag]
     return Field(f"tcp.analysis.{flag}", "none",
@@ -466,6 +484,16 @@ PACKET_FIELDS = FieldTable([
     _state("server"),
     Field("tcpscope.event", "enum", _events, layer="states", column="events",
           choices=_EVENT_NAMES, doc="a lifecycle event this packet caused"),
+    _sender("cwnd_est", "cwnd_est", "the sender's congestion window estimate (segments)"),
+    _sender("ssthresh_est", "ssthresh_est", "the sender's slow-start threshold estimate (segments)"),
+    _sender("in_flight", "in_flight", "data in flight as the sender counts it (RFC 6675 pipe)"),
+    _sender("cc_phase", "cc_phase", "the sender's phase: slow_start, congestion_avoidance, "
+            "fast_recovery, rto_recovery, cwr", PHASES),
+    _sender("limited_by", "limited_by", "what held the sender back: cwnd, rwnd, app, unknown",
+            LIMITS),
+    Field("tcpscope.cc_event", "enum", _cc_events, layer="analysis", column="cc_events",
+          choices=tuple(x or "" for x in EVENTS),
+          doc="a congestion episode this segment began or ended (fast_recovery, rto, tlp...)"),
 ], aliases={"tcp.flags.ns": "tcp.flags.ae", "tcpscope.state.client_state": "tcpscope.state.client"})
 
 

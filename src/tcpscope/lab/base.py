@@ -28,7 +28,7 @@ from .topology import LabError, Threads, Topology
 __all__ = [
     "Expectation", "Outcome", "Experiment", "Context", "Place", "EXPERIMENTS", "register",
     "get", "SOCKET_TIMEOUT", "PROGRAM_DEADLINE", "accept_one", "answer_once",
-    "connect_when_ready", "wait_ready",
+    "connect_when_ready", "serve_until", "wait_ready",
 ]
 
 #: Every socket operation of an experiment's programs is bounded by this (seconds).
@@ -258,6 +258,26 @@ def listener(host: str, port: int, *, backlog: int = 8, rcvbuf: int | None = Non
     s.listen(backlog)
     s.settimeout(SOCKET_TIMEOUT)
     return s
+
+
+def serve_until(host: str, port: int, ready: threading.Event, stop: threading.Event,
+                answer: Callable[[socket.socket], Any], *, backlog: int = 128,
+                seconds: float | None = None, timeout: float = SOCKET_TIMEOUT) -> None:
+    """Listen on host:port, set `ready`, and hand every connection to `answer` (with
+    `timeout` on it; closed after) until `stop` is set or, if given, `seconds` have passed.
+    The listener wakes every 0.1 s to look at `stop`."""
+    with listener(host, port, backlog=backlog) as ls:
+        ls.settimeout(0.1)
+        ready.set()
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            try:
+                conn, _ = ls.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(timeout)
+                answer(conn)
 
 
 def wait_ready(ready: threading.Event, what: str = "server") -> None:

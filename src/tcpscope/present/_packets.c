@@ -207,6 +207,14 @@ static void put_cc(buf_t *b, const tcps_annotation *a, int json)
 {
     const char *sep = json ? ",\"" : ",";
     int have = a->cwnd_est > 0;
+    if (!have) {  /* not a data sender's segment (every row in wireshark mode): one copy */
+        if (json)
+            PUTS(b, ",\"cwnd_est\":null,\"ssthresh_est\":null,\"in_flight\":null,"
+                    "\"cc_phase\":null,\"limited_by\":null,\"cc_events\":[]");
+        else
+            PUTS(b, ",,,,,,");
+        return;
+    }
 #define KEY(k) do { put_str(b, sep); if (json) { PUTS(b, k); PUTS(b, "\":"); } } while (0)
 #define NUM(k, v) do { KEY(k); if (have && (v) >= 0) put_i64(b, (v)); else if (json) PUTS(b, "null"); } while (0)
 #define NAME(k, table, v) do { KEY(k); \

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any, BinaryIO
 
-from ..pipeline import StreamNotFound
+from ..pipeline import Chunk, Options, Result, StreamNotFound, run
 from .i18n import Catalogue, catalogue, dwidth, truncate, wrap
 from .ladder import build_ladder, label, render_text_rows
-from .story import GROUP_MIN, ConnectionStory, Fact, Run, Step, build_story, collect
+from .story import GROUP_MIN, ConnectionStory, Fact, Run, Step, StoryCollector, build_story
+from .story.episodes import (
+    Chapter, ModelRows, build_long_story, frame_items, long_stream, told_items,
+)
 
 __all__ = ["Span", "Line", "explain_story", "write_explain", "render_lines", "ProgressFile",
            "WIDTH", "MAX_STREAMS"]
@@ -66,7 +69,8 @@ def _fact_lines(cat: Catalogue, fact: Fact, prefix: str, style: str | None,
 
 def explain_story(story: ConnectionStory, lang: str = "en", *, width: int = WIDTH,
                   ladder: bool = True) -> list[Line]:
-    """One connection told as styled lines."""
+    """One connection told as styled lines (its `items`: packets, folded runs, and the
+    chapters of a long story, present/story/episodes.py)."""
     cat = catalogue(lang)
     out: list[Line] = []
     title, *rest = story.intro
@@ -75,7 +79,7 @@ def explain_story(story: ConnectionStory, lang: str = "en", *, width: int = WIDT
         out.extend([[(ln, None)] for ln in wrap(cat.render(f.id, f.params), width)])
     if ladder:
         out.append([])
-        lad = build_ladder([story], lang, fold=True)
+        lad = build_ladder([replace(story, items=told_items(story))], lang, fold=True)
         for text, r in render_text_rows(lad, width):
             style = None
             if r is not None and r.kind == "packet":
@@ -85,6 +89,8 @@ def explain_story(story: ConnectionStory, lang: str = "en", *, width: int = WIDT
     for item in story.items:
         if isinstance(item, Run):
             out.extend(_run_lines(cat, item, width))
+        elif isinstance(item, Chapter):
+            out.extend(_chapter_lines(cat, story, item, width))
         else:
             out.extend(_step_lines(cat, story, item, width))
         out.append([])
@@ -108,6 +114,18 @@ def _step_lines(cat: Catalogue, story: ConnectionStory, step: Step, width: int) 
     for f in step.facts:
         style, prefix = _style_of(f)
         lines.extend(_fact_lines(cat, f, prefix, style, width))
+    return lines
+
+
+def _chapter_lines(cat: Catalogue, story: ConnectionStory, ch: Chapter,
+                   width: int) -> list[Line]:
+    head, *rest = ch.facts
+    lines: list[Line] = [[(ln, "head" if k == 0 else None)] for k, ln in
+                         enumerate(wrap(cat.render(head.id, head.params), width, "• ", "  "))]
+    for f in rest:
+        lines.extend([[(ln, None)] for ln in wrap(cat.render(f.id, f.params), width, "  ", "  ")])
+    for step in ch.steps:
+        lines.extend(_step_lines(cat, story, step, width))
     return lines
 
 
@@ -148,38 +166,81 @@ def render_lines(lines: Iterable[Line], out: IO[str], *, color: bool = False) ->
 def write_explain(source: str | os.PathLike | BinaryIO, out: IO[str], *,
                   streams: list[int] | None = None, lang: str = "en", color: bool = False,
                   mode: str = "wireshark", group_min: int | None = GROUP_MIN,
-                  max_streams: int = MAX_STREAMS,
+                  max_streams: int = MAX_STREAMS, frames: tuple[int, int] | None = None,
                   on_batch: Callable[[int], None] | None = None) -> int:
-    """Explain `streams` (None: every connection, up to `max_streams`) of a capture.
+    """Explain `streams` of a capture; None: every connection if there are at most
+    `max_streams`, else the capture overview (present/overview.py).
 
-    Returns the number of connections told. StreamNotFound if a chosen stream is absent.
+    A connection of more than `episodes.LONG_MIN` packets is told by episodes, unless
+    `group_min` is None (every packet); `frames` (first, last) tells just those frames,
+    packet by packet. Returns the number of connections told. StreamNotFound if a
+    chosen stream is absent.
     """
+    from .overview import OverviewCollector, overview_lines
+
     cat = catalogue(lang)
-    analysis, extra = collect(source, streams, mode=mode,
-                              max_streams=None if streams else max_streams, on_batch=on_batch)
-    total = int(analysis.stats["streams"])
-    chosen = sorted(set(streams)) if streams else list(range(min(total, max_streams)))
+    wanted = sorted(set(streams)) if streams else None
+    story = StoryCollector(wanted, max_streams=None if wanted else max_streams)
+    model = ModelRows(wanted if wanted else range(max_streams), mode)
+    gate = overview = None
+    consumers: list[Any] = [story, model]
+    if wanted is None:
+        gate, overview = _Gate(consumers, max_streams), OverviewCollector()
+        consumers = [gate, overview]
+    run(source, consumers, Options(mode=mode, keep_transitions=story.keep_transitions()),
+        on_batch=on_batch)
+    if gate is not None and gate.over:
+        assert overview is not None
+        render_lines(overview_lines(overview.overview(), lang), out, color=color)
+        return 0
+    analysis, extra = story.analysis, story.extra
+    assert analysis is not None
+    total = int(analysis.connections.shape[0])
+    chosen = wanted or list(range(total))
     if not chosen:
         render_lines([[(cat.render("explain.no_tcp"), None)]], out, color=color)
         return 0
     for s in chosen:
         if s >= total:
-            raise StreamNotFound(f"no TCP stream {s} in the capture ({total} "
-                                 f"stream{'s' if total != 1 else ''}: 0-{total - 1})"
-                                 if total else "no TCP stream in the capture")
-    told = 0
+            raise StreamNotFound.number(s, total)
     for k, s in enumerate(chosen):
-        story = build_story(analysis, s, extra, group_min=group_min)
-        lines = explain_story(story, lang)
+        if long_stream(analysis, s) and (group_min is not None or frames is not None):
+            st = build_long_story(analysis, s, extra, model.model, group_min=group_min,
+                                  frames=frames)
+        else:
+            st = build_story(analysis, s, extra, group_min=group_min)
+            if frames is not None:
+                st.items = frame_items(st, frames[0], frames[1], group_min)
+        lines = explain_story(st, lang)
         if k:
             lines = [[("─" * WIDTH, "dim")], []] + lines
         render_lines(lines, out, color=color)
-        told += 1
-    if not streams and total > len(chosen):
-        render_lines([[], [(cat.render("explain.more_streams",
-                                       {"count": total - len(chosen)}), "dim")]], out,
-                     color=color)
-    return told
+    return len(chosen)
+
+
+class _Gate:
+    """Feeds `consumers` while the capture has at most `limit` connections; past that
+    (`over`), drops them and what they kept: the capture gets an overview instead."""
+
+    def __init__(self, consumers: list[Any], limit: int) -> None:
+        self.consumers = consumers
+        self.limit = limit
+        self.over = False
+
+    def feed(self, chunk: Chunk) -> None:
+        if self.over:
+            return
+        assert chunk.annotations is not None
+        if chunk.annotations["stream"].max(initial=-1) >= self.limit:
+            self.over = True
+            self.consumers = []
+            return
+        for c in self.consumers:
+            c.feed(chunk)
+
+    def finish(self, result: Result) -> None:
+        for c in self.consumers:
+            c.finish(result)
 
 
 # ---------------------------------------------------------------------------

@@ -179,7 +179,7 @@ def follow_stream(source: str | os.PathLike | BinaryIO, stream: int,
     """One stream of a capture, reassembled; StreamNotFound if there is none."""
     got = follow_streams(source, [stream], mode)
     if stream not in got:
-        raise StreamNotFound(f"no TCP stream {stream} in the capture")
+        raise StreamNotFound.number(stream)
     return got[stream]
 
 

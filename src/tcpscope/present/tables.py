@@ -31,10 +31,12 @@ PACKET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("checksum", "string"), ("analysis", "list"), ("dup_ack_num", "int64"),
     ("bytes_in_flight", "int64"), ("ack_rtt", "float64"), ("acks_frame", "int64"),
     ("irtt", "float64"), ("client_state", "string"), ("server_state", "string"),
-    ("events", "list"), ("rules", "string"),
+    ("events", "list"), ("rules", "string"), ("cwnd_est", "int64"), ("ssthresh_est", "int64"),
+    ("in_flight", "int64"), ("cc_phase", "string"), ("limited_by", "string"),
+    ("cc_events", "list"),
 )
 FILE_COLUMNS: tuple[tuple[str, str], ...] = (("file", "string"), ("file_frame", "int64"))
-_LISTS = ("options", "analysis", "events")
+_LISTS = ("options", "analysis", "events", "cc_events")
 
 
 def require(module: str) -> Any:

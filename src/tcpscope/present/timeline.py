@@ -26,8 +26,8 @@ import numpy as np
 from ..analysis.congestion import EVENTS, LIMITS, PHASES, rounds, sender_side
 from ..pipeline import Collect, Options, StreamNotFound, run
 
-__all__ = ["FORMATS", "COLUMNS", "StreamNotFound", "Timeline", "timeline", "render",
-           "write_timeline"]
+__all__ = ["FORMATS", "COLUMNS", "StreamNotFound", "Timeline", "timeline", "timeline_of",
+           "render", "write_timeline"]
 
 FORMATS = ("table", "jsonl", "csv")
 #: The columns of every format, in order.
@@ -72,12 +72,23 @@ def timeline(source: str | os.PathLike | BinaryIO, stream: int, sender: str | No
     run(source, [keep], Options(mode="improved", keep_transitions=False, summaries=False))
     a = keep.analysis
     if a is None or not len(a):
-        raise StreamNotFound(f"no TCP stream {stream}")
-    records, annotations, ts = a.records, a.annotations, a.ts_ns
-    side = SIDES.index(sender) if sender else sender_side(annotations)
-    if not np.any((annotations["from_server"] == side) & (annotations["cwnd_est"] >= 0)):
+        raise StreamNotFound.number(stream)
+    return timeline_of(a.records, a.annotations, a.ts_ns, stream, sender)
+
+
+def timeline_of(records: np.ndarray, annotations: np.ndarray, ts_ns: np.ndarray, stream: int,
+                sender: str | None = None) -> Timeline:
+    """The timeline of `stream` from rows analysed in improved mode (other streams' rows
+    may be among them)."""
+    rows = np.flatnonzero(annotations["stream"] == stream)
+    if not rows.size:
+        raise StreamNotFound.number(stream)
+    mine = annotations[rows]
+    side = SIDES.index(sender) if sender else sender_side(mine)
+    if not np.any((mine["from_server"] == side) & (mine["cwnd_est"] >= 0)):
         raise StreamNotFound(f"the {SIDES[side]} of stream {stream} sent no data")
-    return Timeline(stream, SIDES[side], int(ts[0]), rounds(records, annotations, ts, stream, side))
+    return Timeline(stream, SIDES[side], int(ts_ns[rows[0]]),
+                    rounds(records, annotations, ts_ns, stream, side))
 
 
 _TABLE = (("round", 5), ("time", 8), ("rtt", 7), ("cwnd", 5), ("ssth", 5), ("flight", 8),

@@ -9,7 +9,9 @@ ones. This is the one place Python does serial arithmetic; C code uses
 """
 from __future__ import annotations
 
-__all__ = ["MOD", "seq_diff", "seq_lt", "seq_le", "seq_gt", "seq_ge", "Unwrapper"]
+import numpy as np
+
+__all__ = ["MOD", "seq_diff", "seq_diff_array", "seq_lt", "seq_le", "seq_gt", "seq_ge", "Unwrapper"]
 
 MOD = 1 << 32
 
@@ -18,6 +20,11 @@ def seq_diff(a: int, b: int) -> int:
     """a - b as a signed 32-bit serial difference (in [-2^31, 2^31))."""
     d = (a - b) & (MOD - 1)
     return d - MOD if d >= 1 << 31 else d
+
+
+def seq_diff_array(d: np.ndarray) -> np.ndarray:
+    """Plain int64 differences of 32-bit numbers as signed 32-bit serial differences."""
+    return ((d + 0x80000000) & (MOD - 1)) - 0x80000000
 
 
 def seq_lt(a: int, b: int) -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ...wire.record import ACK, FIN, RST, SYN
-from ...wire.seq import seq_diff
+from ...wire.seq import seq_diff, seq_diff_array
 from .conn_log import ESTABLISHED, INACTIVE, PARTIAL, ZeekConn
 from .connection import H_ACK, H_DATA, M32, Connection, Endpoint, Reassembler
 from .model import Columns, ZeekModel
@@ -527,18 +527,13 @@ class _Events:
         ep.seq_wraps, ep.last_seq = top >> 32, top & M32
 
 
-def _s32v(x: np.ndarray) -> np.ndarray:
-    """_s32 for an int64 array."""
-    return ((x + 0x80000000) & M32) - 0x80000000
-
-
 def _unwrap(vals: np.ndarray, last32: int, last64: int) -> np.ndarray:
     """32-bit numbers as 64-bit ones: the first against (last32, last64), each next one
     against the one before (the nearest unwrapping, as TCP_Endpoint's wrap counting)."""
     out = np.empty(len(vals), dtype=np.int64)
     out[0] = last64 + seq_diff(int(vals[0]), last32)
     if len(vals) > 1:
-        np.cumsum(_s32v(np.diff(vals)), out=out[1:])
+        np.cumsum(seq_diff_array(np.diff(vals)), out=out[1:])
         out[1:] += out[0]
     return out
 

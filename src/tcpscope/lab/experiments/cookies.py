@@ -2,25 +2,18 @@
 from __future__ import annotations
 
 import random
-import socket
-import threading
 import time
 from functools import lru_cache
 from typing import Any
 
-from ..base import (
-    PROGRAM_DEADLINE, SOCKET_TIMEOUT, Context, Expectation, Experiment, recv_exactly, register,
-    wait_ready,
-)
+from ..base import Context, Expectation, Experiment, register
 from ..facts import Facts
 from ..setups import CLIENT_IP, MAC_C, MAC_S, SERVER_IP, two_hosts
-from .flood import FAKE_GW, FAKE_GW_MAC, send_frames
+from .flood import BACKLOG, COUNTERS, FAKE_GW, FAKE_GW_MAC, QUEUE, flood_phase
 
 __all__ = ["SynCookies", "spoofed_syns", "audited", "PHASES", "FLOOD", "QUEUE", "COUNTERS"]
 
 SPOOF_NET = "10.201"  #: spoofed sources: 10.201.0.1 ... (exist nowhere)
-BACKLOG = 8
-QUEUE = BACKLOG + 1  #: Linux calls the SYN queue full when it holds more than the backlog
 FLOOD = 300          #: spoofed SYNs per phase
 GAP = 0.001          #: seconds between them: 1000 SYNs/s, ten times the audit's threshold
 PHASE = 2.0          #: seconds per phase: queued SYN-ACKs are retransmitted at ~1 s
@@ -28,9 +21,6 @@ CLIENT_AFTER = 0.2   #: the real client connects this long after the flood begin
 CLIENT_TIMEOUT = 1.5  #: ... and gives up after this (two SYNs when nobody answers)
 #: name, net.ipv4.tcp_syncookies, port, net.ipv4.tcp_timestamps on the server
 PHASES = (("cookies 0", 0, 5000, 1), ("cookies 1", 1, 5001, 1), ("cookies 2", 2, 5002, 2))
-COUNTERS = ("TcpExt.SyncookiesSent", "TcpExt.SyncookiesRecv", "TcpExt.SyncookiesFailed",
-            "TcpExt.TCPReqQFullDrop", "TcpExt.TCPReqQFullDoCookies", "TcpExt.ListenDrops",
-            "TcpExt.ListenOverflows")
 
 
 def spoofed_syns(port: int, count: int, seed: int, stamped: bool = False) -> list[bytes]:
@@ -130,61 +120,12 @@ class SynCookies(Experiment):
                 res: dict[str, Any] = {"port": port, "cookies": cookies, "timestamps": stamps,
                                        "start": time.time()}
                 results[name] = res
-                before = topo.netstat_counters(h.server)
-                self._phase(ctx, h, port, res)
-                after = topo.netstat_counters(h.server)
-                res["counters"] = {k: after.get(k, 0) - before.get(k, 0) for k in COUNTERS}
-                res["end"] = time.time()
-                shown = ", ".join(f"{k.split('.')[1]} +{v}" for k, v in res["counters"].items()
-                                  if v)
+                frames = spoofed_syns(port, FLOOD, seed=port, stamped=stamps == 2)
+                shown = flood_phase(ctx, h, res, frames, gap=GAP, client_after=CLIENT_AFTER,
+                                    client_timeout=CLIENT_TIMEOUT, seconds=PHASE)
                 ctx.kernel_notes.append(f"{name}: {shown or 'counters unchanged'}; real client: "
                                         f"{res.get('client', '?')}")
         ctx.kernel["phases"] = results
-
-    def _phase(self, ctx: Context, h, port: int, res: dict) -> None:
-        ready, stop = threading.Event(), threading.Event()
-        frames = spoofed_syns(port, FLOOD, seed=port, stamped=res["timestamps"] == 2)
-
-        def server() -> None:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as ls:
-                ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                ls.bind((h.server_ip, port))
-                ls.listen(BACKLOG)
-                ls.settimeout(0.1)
-                ready.set()
-                deadline = time.monotonic() + PHASE + 1
-                while not stop.is_set() and time.monotonic() < deadline:
-                    try:
-                        conn, _ = ls.accept()
-                    except TimeoutError:
-                        continue
-                    with conn:
-                        conn.settimeout(SOCKET_TIMEOUT)
-                        conn.sendall(recv_exactly(conn, 6))
-
-        def client() -> None:
-            time.sleep(CLIENT_AFTER)
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.settimeout(CLIENT_TIMEOUT)
-            try:
-                s.connect((h.server_ip, port))
-                s.settimeout(SOCKET_TIMEOUT)
-                s.sendall(b"hello\n")
-                recv_exactly(s, 6)
-                res["client"] = "connected and got its echo"
-            except (TimeoutError, OSError) as exc:
-                res["client"] = f"could not connect ({exc.__class__.__name__})"
-            finally:
-                s.close()
-
-        t = ctx.threads()
-        t.start(h.server, server)
-        wait_ready(ready)
-        t.start(h.client, send_frames, "c0", frames, GAP)
-        t.start(h.client, client)
-        time.sleep(PHASE)
-        stop.set()
-        t.join(PROGRAM_DEADLINE)
 
     def expectations(self, ctx: Context) -> list[Expectation]:
         phases = ctx.params.get("phases", {})

@@ -5,14 +5,15 @@ import random
 import socket
 import threading
 import time
+from typing import Any
 
 from ..base import (
     PROGRAM_DEADLINE, SOCKET_TIMEOUT, Context, Expectation, Experiment, recv_exactly, register,
-    wait_ready,
+    serve_until, wait_ready,
 )
 from ..checks import handshake
 from ..facts import Facts
-from ..setups import MAC_C, MAC_S, SERVER_IP, two_hosts
+from ..setups import MAC_C, MAC_S, SERVER_IP, Hosts, two_hosts
 
 SPOOF_NET = "10.200.66"  #: the flood's source addresses: 10.200.66.1 ... (exist nowhere)
 FAKE_GW, FAKE_GW_MAC = "10.200.1.66", "02:00:00:00:66:66"
@@ -52,6 +53,55 @@ def send_frames(iface: str, frames: list[bytes], gap: float = 0.001) -> None:
         for frame in frames:
             s.send(frame)
             time.sleep(gap)
+
+
+def flood_phase(ctx: Context, h: Hosts, res: dict[str, Any], frames: list[bytes], *,
+                gap: float, client_after: float, client_timeout: float, seconds: float) -> str:
+    """One phase of a SYN flood on port ``res["port"]``, `seconds` long.
+
+    The server (its namespace) listens with backlog BACKLOG, accepts whoever completes and
+    echoes 6 bytes; the client's namespace sends `frames` on c0, `gap` seconds apart, and
+    `client_after` seconds after the flood begins a real client connects (giving up after
+    `client_timeout`), sends b'hello\\n' and reads the echo; how that went is
+    ``res["client"]``. COUNTERS are read before and after: their changes go to
+    ``res["counters"]``, the end time to ``res["end"]``; returns the changes in a line.
+    """
+    topo = ctx.need_topo()
+    port = res["port"]
+    ready, stop = threading.Event(), threading.Event()
+
+    def echo(conn: socket.socket) -> None:
+        conn.sendall(recv_exactly(conn, 6))
+
+    def client() -> None:
+        time.sleep(client_after)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(client_timeout)
+        try:
+            s.connect((h.server_ip, port))
+            s.settimeout(SOCKET_TIMEOUT)
+            s.sendall(b"hello\n")
+            recv_exactly(s, 6)
+            res["client"] = "connected and got its echo"
+        except (TimeoutError, OSError) as exc:
+            res["client"] = f"could not connect ({exc.__class__.__name__})"
+        finally:
+            s.close()
+
+    before = topo.netstat_counters(h.server)
+    t = ctx.threads()
+    t.start(h.server, serve_until, h.server_ip, port, ready, stop, echo, backlog=BACKLOG,
+            seconds=seconds + 1)
+    wait_ready(ready)
+    t.start(h.client, send_frames, "c0", frames, gap)
+    t.start(h.client, client)
+    time.sleep(seconds)
+    stop.set()
+    t.join(PROGRAM_DEADLINE)
+    after = topo.netstat_counters(h.server)
+    res["counters"] = {k: after.get(k, 0) - before.get(k, 0) for k in COUNTERS}
+    res["end"] = time.time()
+    return ", ".join(f"{k.split('.')[1]} +{v}" for k, v in res["counters"].items() if v)
 
 
 def _syn_recv(text: str, port: int) -> int:
@@ -122,62 +172,11 @@ class SynFlood(Experiment):
                 topo.sysctl(h.server, "net.ipv4.tcp_syncookies", cookies)
                 res = {"port": port, "cookies": cookies, "start": time.time()}
                 results[name] = res
-                before = topo.netstat_counters(h.server)
-                self._phase(ctx, h, port, first, res)
-                after = topo.netstat_counters(h.server)
-                res["counters"] = {k: after.get(k, 0) - before.get(k, 0) for k in COUNTERS}
-                res["end"] = time.time()
-                shown = ", ".join(f"{k.split('.')[1]} +{v}" for k, v in res["counters"].items()
-                                  if v)
+                shown = flood_phase(ctx, h, res, spoofed_syns(port, first, FLOOD, seed=port),
+                                    gap=0.001, client_after=0.2, client_timeout=1.2,
+                                    seconds=PHASE)
                 ctx.kernel_notes.append(f"cookies {name}: counters {shown or 'unchanged'}; real "
                                         f"client: {res.get('client', '?')}")
-
-    def _phase(self, ctx: Context, h, port: int, first: int, res: dict) -> None:
-        ready = threading.Event()
-        stop = threading.Event()
-        frames = spoofed_syns(port, first, FLOOD, seed=port)
-
-        def server() -> None:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as ls:
-                ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                ls.bind((h.server_ip, port))
-                ls.listen(BACKLOG)
-                ls.settimeout(0.1)
-                ready.set()
-                deadline = time.monotonic() + PHASE + 1
-                while not stop.is_set() and time.monotonic() < deadline:
-                    try:
-                        conn, _ = ls.accept()
-                    except TimeoutError:
-                        continue
-                    with conn:
-                        conn.settimeout(SOCKET_TIMEOUT)
-                        conn.sendall(recv_exactly(conn, 6))
-
-        def client() -> None:
-            time.sleep(0.2)
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.settimeout(1.2)
-            try:
-                s.connect((h.server_ip, port))
-                s.settimeout(SOCKET_TIMEOUT)
-                s.sendall(b"hello\n")
-                recv_exactly(s, 6)
-                res["client"] = "connected and got its echo"
-            except (TimeoutError, OSError) as exc:
-                res["client"] = f"could not connect ({exc.__class__.__name__})"
-            finally:
-                s.close()
-
-        t = ctx.threads()
-        t.start(h.server, server)
-        wait_ready(ready)
-        res["flood_at"] = time.time()
-        t.start(h.client, send_frames, "c0", frames)
-        t.start(h.client, client)
-        time.sleep(PHASE)
-        stop.set()
-        t.join(PROGRAM_DEADLINE)
 
     def expectations(self, ctx: Context) -> list[Expectation]:
         phases = ctx.params.get("phases", {})

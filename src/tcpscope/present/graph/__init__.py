@@ -81,7 +81,7 @@ class GraphSet:
         rows = res.analyzer.connections(self.stream)[:1] if res and res.analyzer else []
         conn = decode_all(rows)[0] if len(rows) else None
         if conn is None:
-            raise StreamNotFound(f"no TCP stream {self.stream} in the capture")
+            raise StreamNotFound.number(self.stream)
         if direction is None:
             d = 0 if conn.client.bytes >= conn.server.bytes else 1
         else:

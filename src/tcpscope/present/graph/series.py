@@ -24,6 +24,7 @@ from ...analysis.annotation import ANN_KIND, FLAG
 from ...analysis.connections import Connection
 from ...pipeline import Chunk, Result, StopRun
 from ...wire.record import ACK, CWR, ECE, FIN, RECORD_DTYPE, RST, SYN
+from ...wire.text import format_endpoint
 from ..i18n import Catalogue
 from .decimate import Marks, Points, Spans
 from .figure import Layer
@@ -148,12 +149,13 @@ class Context:
     @property
     def sender(self) -> str:
         side = (self.conn.client, self.conn.server) if self.conn else None
-        return f"{side[self.direction].addr}:{side[self.direction].port}" if side else "?"
+        return format_endpoint(side[self.direction].addr, side[self.direction].port) if side else "?"
 
     @property
     def receiver(self) -> str:
         side = (self.conn.client, self.conn.server) if self.conn else None
-        return f"{side[1 - self.direction].addr}:{side[1 - self.direction].port}" if side else "?"
+        end = side[1 - self.direction] if side else None
+        return format_endpoint(end.addr, end.port) if end else "?"
 
     def text(self, key: str, **params) -> str:
         return self.cat.render(f"graph.{key}", params)

@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...analysis.connections import decode
 from ...analysis.engine import Analysis
-from ...pipeline import StreamNotFound
 from ...wire.text import format_endpoint
 from .collect import StoryCollector, collect
 from .model import GROUP_MIN, PREVIEW_BYTES, ConnectionStory, Extra, Fact, Run, Step
-from .packets import Teller
+from .packets import teller_for
 from .summary import fold, intro_facts, summary_facts
 
 __all__ = [
@@ -51,13 +49,8 @@ def build_stories(analysis: Analysis, extra: Extra | None = None, *,
 def build_story(analysis: Analysis, stream: int, extra: Extra | None = None, *,
                 group_min: int | None = GROUP_MIN) -> ConnectionStory:
     """The story of one connection (StreamNotFound if the analysis has no such stream)."""
-    rows = analysis.stream(stream)
-    if not rows.size:
-        raise StreamNotFound(f"no TCP stream {stream} in the capture")
-    conn_row = analysis.connections[analysis.connections["stream"] == stream][0]
-    conn = decode(conn_row)
-    life = analysis.lifecycles[stream]
-    teller = Teller(analysis, stream, rows, conn_row, life, extra or Extra())
+    teller, conn = teller_for(analysis, stream, extra)
+    life = teller.life
     steps = teller.steps()
     return ConnectionStory(
         stream=stream,

@@ -16,18 +16,19 @@ from typing import Any
 import numpy as np
 
 from ...analysis.annotation import ANN_KIND, flag_names
-from ...analysis.connections import sent_by_server
+from ...analysis.connections import Connection, decode, sent_by_server
 from ...analysis.engine import Analysis
 from ...analysis.lifecycle import Lifecycle, SideOptions
 from ...analysis.progress import SoFar, progress
 from ...analysis.states import State
+from ...pipeline import StreamNotFound
 from ...wire.options import FastOpen, parse_options
 from ...wire.record import ACK, CWR, ECE, FIN, OPTION, RST, SYN
 from ...wire.seq import MOD
 from ...wire.text import tcp_flags_text
 from .model import PREVIEW_BYTES, Extra, Fact, Step
 
-__all__ = ["Teller", "ORDINARY", "FIN_ACK_MISSED"]
+__all__ = ["Teller", "ORDINARY", "FIN_ACK_MISSED", "teller_for"]
 
 #: A pure ACK this much later than the handshake's round trip is called delayed (a hint).
 DELAYED_ACK_MIN_S = 0.02
@@ -121,6 +122,11 @@ class Teller:
 
     def steps(self) -> list[Step]:
         return [self._step(k, row) for k, row in enumerate(self.rows.tolist())]
+
+    def step(self, k: int) -> Step:
+        """The `k`-th packet alone (a long story tells a few, in order: what was
+        taught before them is what this teller told)."""
+        return self._step(k, int(self.rows[k]))
 
     def _step(self, k: int, row: int) -> Step:
         from .anomalies import anomaly_facts
@@ -473,6 +479,16 @@ class Teller:
             facts.append(Fact("rst.late", {"side": x}))
         if step.length:
             facts.append(Fact("rst.data", {"len": step.length}))
+
+
+def teller_for(a: Analysis, stream: int, extra: Extra | None = None) -> tuple[Teller, Connection]:
+    """The teller of `stream` of `a`, and its connection (StreamNotFound if absent)."""
+    rows = a.stream(stream)
+    if not rows.size:
+        raise StreamNotFound.number(stream)
+    conn_row = a.connections[a.connections["stream"] == stream][0]
+    teller = Teller(a, stream, rows, conn_row, a.lifecycles[stream], extra or Extra())
+    return teller, decode(conn_row)
 
 
 def _offered_names(o: SideOptions) -> set[str]:

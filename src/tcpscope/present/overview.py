@@ -1,0 +1,221 @@
+"""A capture at a glance: how many connections, how they opened and closed, what went wrong.
+
+`OverviewCollector` is a pipeline consumer (with an `Audit` inside, for the scans,
+floods and failures across connections); once the run has ended, `overview()`
+gives an `Overview`: counts of handshake and teardown kinds, failed handshakes
+grouped by destination, the anomalies summed over connections, the biggest
+transfers, the audit's findings and the most interesting connections, each with
+its reasons. It keeps no packet: its memory is one row per connection (the
+engine's and the tracker's) and the audit's bounded tables.
+
+`overview_lines(ov, lang)` tells it as text (``tcpscope explain FILE`` without
+``--stream`` on a capture of many connections); the HTML report
+(present/report/) draws the same `Overview`.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..analysis.audit import Audit, Finding
+from ..analysis.connections import decode_all
+from ..analysis.lifecycle import Lifecycle
+from ..pipeline import Chunk, Result
+from ..wire.text import format_endpoint
+from .i18n import catalogue, wrap
+from .story import Fact
+
+__all__ = ["ConnRow", "Overview", "OverviewCollector", "overview_lines", "TOP"]
+
+#: How many of each list the overview names (destinations, anomalies, transfers, streams).
+TOP = 5
+#: Findings of the audit the overview quotes.
+FINDINGS = 8
+#: Anomalies that say little on their own: they do not make a connection interesting.
+_QUIET = frozenset({"window_update", "keep_alive", "keep_alive_ack", "duplicate_ack"})
+
+
+@dataclass
+class ConnRow:
+    """One connection as the overview and the report's table show it."""
+
+    stream: int
+    client: str
+    server: str
+    first_ts: float
+    duration: float
+    packets: int
+    bytes: tuple[int, int]
+    handshake: str
+    teardown: str
+    client_final: str
+    server_final: str
+    anomalies: dict[str, int]
+    score: float = 0.0
+
+    @property
+    def anomaly_count(self) -> int:
+        return sum(self.anomalies.values())
+
+
+@dataclass
+class Overview:
+    name: str
+    packets: int
+    first_ts: float
+    last_ts: float
+    rows: list[ConnRow]
+    handshakes: Counter = field(default_factory=Counter)
+    teardowns: Counter = field(default_factory=Counter)
+    #: (destination, handshake kind, connections), most first
+    failed: list[tuple[str, str, int]] = field(default_factory=list)
+    #: (flag, frames, connections), most frames first
+    anomalies: list[tuple[str, int, int]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    damaged: bool = False
+
+    @property
+    def connections(self) -> int:
+        return len(self.rows)
+
+    def biggest(self, n: int = TOP) -> list[ConnRow]:
+        return sorted(self.rows, key=lambda r: (-sum(r.bytes), r.stream))[:n]
+
+    def interesting(self, n: int = TOP) -> list[ConnRow]:
+        """The connections most worth reading: more kinds of trouble, then more of it;
+        one per server first (a capture's twenty alike transfers are told by one)."""
+        ranked = [r for r in sorted(self.rows, key=lambda r: (-r.score, r.stream)) if r.score > 0]
+        seen: set[str] = set()
+        first = [r for r in ranked if not (r.server in seen or seen.add(r.server))]
+        rest = [r for r in ranked if r not in first[:n]]
+        return (first[:n] + rest)[:n]
+
+
+def _score(life: Lifecycle, nbytes: int) -> float:
+    loud = {k: v for k, v in life.anomalies.items() if k not in _QUIET}
+    trouble = len(loud) * 1000 + min(sum(loud.values()), 999)
+    if life.teardown.startswith("rst") and life.handshake not in ("rejected", "unanswered"):
+        trouble += 500
+    return trouble + math.log10(1 + nbytes) / 10
+
+
+class OverviewCollector:
+    """Pipeline consumer: the audit of every chunk; the connections at the end."""
+
+    def __init__(self) -> None:
+        self.audit = Audit()
+        self.packets = 0
+        self.result: Result | None = None
+
+    def feed(self, chunk: Chunk) -> None:
+        self.audit.feed(chunk)
+        self.packets += len(chunk.records)
+
+    def finish(self, result: Result) -> None:
+        self.audit.finish(result)
+        self.result = result
+
+    def overview(self) -> Overview:
+        res = self.result
+        assert res is not None and res.analyzer is not None and res.tracker is not None
+        conns = decode_all(res.analyzer.connections())
+        lives = res.tracker.lifecycles()
+        rows: list[ConnRow] = []
+        failed: Counter = Counter()
+        frames: Counter = Counter()
+        with_flag: Counter = Counter()
+        for c in conns:
+            life = lives.get(c.stream)
+            if life is None:
+                continue
+            client = format_endpoint(c.client.addr, c.client.port)
+            server = format_endpoint(c.server.addr, c.server.port)
+            nbytes = life.bytes[0] + life.bytes[1]
+            rows.append(ConnRow(c.stream, client, server, life.first_ts, life.duration,
+                                sum(life.packets), life.bytes, life.handshake, life.teardown,
+                                life.client_final.name, life.server_final.name,
+                                dict(life.anomalies), _score(life, nbytes)))
+            if life.handshake in ("rejected", "unanswered"):
+                failed[(server, life.handshake)] += 1
+            for flag, n in life.anomalies.items():
+                frames[flag] += n
+                with_flag[flag] += 1
+        report = self.audit.report
+        return Overview(
+            name=res.name, packets=self.packets,
+            first_ts=min((r.first_ts for r in rows), default=0.0),
+            last_ts=max((r.first_ts + r.duration for r in rows), default=0.0),
+            rows=rows, handshakes=Counter(r.handshake for r in rows),
+            teardowns=Counter(r.teardown for r in rows),
+            failed=[(d, k, n) for (d, k), n in failed.most_common()],
+            anomalies=[(f, n, with_flag[f]) for f, n in frames.most_common()],
+            findings=list(report.findings) if report is not None else [],
+            damaged=bool(res.damages))
+
+
+def overview_facts(ov: Overview) -> list[tuple[str, list[Fact]]]:
+    """The overview as (section heading id, facts), in the order they are told."""
+    out: list[tuple[str, list[Fact]]] = []
+    out.append(("overview.title", [Fact("overview.counts", {
+        "connections": ov.connections, "packets": ov.packets,
+        "duration": max(ov.last_ts - ov.first_ts, 0.0)})]))
+    out.append(("overview.opened", [Fact("overview.kind_handshake", {"kind": k, "count": n})
+                                    for k, n in ov.handshakes.most_common()]))
+    out.append(("overview.closed", [Fact("overview.kind_teardown", {"kind": k, "count": n})
+                                    for k, n in ov.teardowns.most_common()]))
+    if ov.failed:
+        facts = [Fact("overview.failed", {"dest": d, "kind": k, "count": n})
+                 for d, k, n in ov.failed[:TOP]]
+        if len(ov.failed) > TOP:
+            facts.append(Fact("overview.failed_more", {
+                "count": len(ov.failed) - TOP, "conns": sum(n for _, _, n in ov.failed[TOP:])}))
+        out.append(("overview.failed_title", facts))
+    if ov.anomalies:
+        out.append(("overview.anomalies", [
+            Fact("overview.anomaly", {"flag": f, "frames": n, "count": c})
+            for f, n, c in ov.anomalies[:TOP + 1]]))
+    out.append(("overview.biggest", [
+        Fact("overview.transfer", {"stream": r.stream, "client": r.client, "server": r.server,
+                                   "bytes": sum(r.bytes), "packets": r.packets,
+                                   "duration": r.duration})
+        for r in ov.biggest()]))
+    if ov.findings:
+        out.append(("overview.findings", [Fact("overview.finding", {"finding": f})
+                                          for f in ov.findings[:FINDINGS]]))
+    picks = ov.interesting()
+    if picks:
+        out.append(("overview.interesting", [
+            _pick(r) for r in picks]))
+    return out
+
+
+def _pick(r: ConnRow) -> Fact:
+    params = {"stream": r.stream, "client": r.client, "server": r.server, "teardown": r.teardown}
+    flags = sorted(k for k in r.anomalies if k not in _QUIET)
+    return Fact("overview.pick", {**params, "flags": flags}) if flags else \
+        Fact("overview.pick_plain", params)
+
+
+def overview_lines(ov: Overview, lang: str = "en", width: int = 100) -> list[list[tuple[str, Any]]]:
+    """The overview as styled lines (present/explain.py's `Line`)."""
+    from .audit import sentence
+
+    cat = catalogue(lang)
+    lines: list[list[tuple[str, Any]]] = []
+    for head, facts in overview_facts(ov):
+        if lines:
+            lines.append([])
+        lines.append([(cat.render(head), "head")])
+        for f in facts:
+            text = sentence(f.params["finding"], lang) if f.id == "overview.finding" \
+                else cat.render(f.id, f.params)
+            style = "anom" if f.id in ("overview.anomaly", "overview.failed") else None
+            lines.extend([[(ln, style)] for ln in wrap(text, width, "  - ", "    ")])
+    if ov.findings and len(ov.findings) > FINDINGS:
+        lines.append([(cat.render("overview.findings_more",
+                                  {"count": len(ov.findings) - FINDINGS}), "dim")])
+    lines.append([])
+    lines.append([(cat.render("overview.choose"), "dim")])
+    return lines

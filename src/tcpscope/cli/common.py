@@ -113,6 +113,7 @@ class DamageReport:
 
     def add(self, result: Result) -> None:
         for name, damage in result.damages:
+            name = "-" if name in STDIN_COPIES else name
             self.lines.setdefault(f"tcpscope: {name}: {damage}")
 
     def emit(self) -> None:
@@ -208,6 +209,10 @@ class Inputs:
         return found
 
 
+#: Temporary copies of standard input (`rereadable`): their damage is named ``-``.
+STDIN_COPIES: set[str] = set()
+
+
 def rereadable(inp: Input) -> Input:
     """The input with standard input saved to a temporary file (it is read twice)."""
     if "-" not in inp.files:
@@ -218,6 +223,7 @@ def rereadable(inp: Input) -> Input:
     import atexit
 
     atexit.register(os.unlink, tmp.name)
+    STDIN_COPIES.add(tmp.name)
     files = tuple(tmp.name if f == "-" else f for f in inp.files)
     return Input(files, inp.capture_filter, inp.count, inp.select)
 

@@ -28,7 +28,7 @@ def measure(path: str, queue: mp.Queue, trace: bool) -> None:
         tracemalloc.start()
     t0, c0 = time.perf_counter(), time.process_time()
     audit = Audit()
-    result = run(path, [audit], Options(mode="improved", states=False))
+    result = run(path, [audit], Options(mode="improved", states=False, retire=True))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak_py = tracemalloc.get_traced_memory()[1] if trace else None
     rep = audit.report

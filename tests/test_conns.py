@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tcpscope.capture.errors import ExportError
 from tcpscope.cli import main
 from tcpscope.present import conns as C
 
@@ -149,22 +150,22 @@ def test_output_is_atomic(tmp_path, monkeypatch):
     good = out.read_text()
     assert good and good == run("-C", "--format", "jsonl", str(DEMO))
 
-    def boom(c, fmt):
+    def boom(r):   # JSON Lines are written a record at a time, as connections finish
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(C, "render", boom)
+    monkeypatch.setattr(C, "jsonl_line", boom)
     with pytest.raises(RuntimeError):
         C.write_conns(str(DEMO), "jsonl", out=str(out), ignore_checksums=True)
     assert out.read_text() == good  # the old file is untouched
     assert [p.name for p in tmp_path.iterdir()] == ["conns.jsonl"]  # no temporary left
 
-    def half(c, path):
-        Path(path).write_bytes(b"PAR1 half")
-        raise OSError("no space left")
+    def half(c, file):
+        file.write(b"PAR1 half")
+        raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(C, "write_parquet", half)
     pq_out = tmp_path / "c.parquet"
-    with pytest.raises(OSError):
+    with pytest.raises(ExportError, match="c.parquet: cannot write: No space left on device"):
         C.write_conns(str(DEMO), "parquet", out=str(pq_out))
     assert not pq_out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["conns.jsonl"]

@@ -20,16 +20,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from .analysis.engine import DEFAULT_MODE, Analysis
-from .pipeline import Input, Source, analyze as analyze_rows
+from .capture.errors import CaptureDamageWarning, Damage
+from .pipeline import Input, Source, collect, warn_damage
 
-__all__ = ["CaptureAnalysis", "analyze"]
+__all__ = ["CaptureAnalysis", "CaptureDamageWarning", "analyze"]
 
 
 @dataclass
 class CaptureAnalysis(Analysis):
-    """An `Analysis` that remembers its source, with table views of its rows."""
+    """An `Analysis` that remembers its source, with table views of its rows, and the
+    damage met reading it: ``damages`` is ``[(file, Damage)]``, one per damaged file
+    (the frames before ``damage.frame`` were read)."""
 
     source: Any = None
+    damages: list[tuple[str, Damage]] = dataclasses.field(default_factory=list)
 
     def to_arrow(self, kind: str = "packets", *, names: str = "tcpscope") -> Any:
         """A pyarrow Table: ``packets`` (one row per TCP packet) or ``conns``."""
@@ -96,7 +100,9 @@ def _pandas(table: Any) -> Any:
 
 def analyze(source: Source, mode: str = DEFAULT_MODE) -> CaptureAnalysis:
     """Read, dissect and analyse a whole capture (a path, ``-``, a binary file, or a
-    `pipeline.Input`: several files, a capture filter, a selection) into memory."""
-    a = analyze_rows(source, mode)
+    `pipeline.Input`: several files, a capture filter, a selection) into memory. Damage
+    inside a file is in ``.damages`` and warned about (`CaptureDamageWarning`)."""
+    a, result = collect(source, mode)
+    warn_damage(result)
     fields = {f.name: getattr(a, f.name) for f in dataclasses.fields(Analysis)}
-    return CaptureAnalysis(**fields, source=source)
+    return CaptureAnalysis(**fields, source=source, damages=list(result.damages))

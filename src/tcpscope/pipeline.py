@@ -19,7 +19,9 @@ engine's annotations and connection table) and `Options.states` (both
 endpoints' states and the lifecycle) can be switched off for consumers that
 only list frames, and `Options.summaries` (the lifecycle's per-connection
 counts) for consumers that need only the per-row states. Memory is one batch
-plus the state of active connections.
+plus the state of the connections the engine tracks; with `Options.retire`
+finished connections are handed to the consumers (`Chunk.finished`) and freed,
+so that it follows the active connections (docs/architecture.md, "Resources").
 
 Three ways to drive the loop, all the same loop (`Pipeline.feed`):
 
@@ -42,7 +44,9 @@ CLI turns into one line and exit code 1. A consumer that has all it wants
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -53,14 +57,14 @@ from .analysis.engine import DEFAULT_MODE, Analysis, Analyzer
 from .analysis.lifecycle import LifecycleBatch, LifecycleTracker
 from .analysis.lifecycle.reference import correct_rows
 from .capture.batch import FrameBatch, Interface
-from .capture.errors import Damage
+from .capture.errors import CaptureDamageWarning, Damage
 from .capture.inputs import open_inputs
 from .wire.dissect import dissect_batch
 from .wire.record import RECORD_DTYPE
 
 __all__ = ["Chunk", "Collect", "Consumer", "Input", "Options", "Pipeline", "Result", "Selection",
-           "Source", "StopRun", "StreamNotFound", "analyze", "find_streams", "run", "source_name",
-           "take_rows"]
+           "Source", "StopRun", "StreamNotFound", "analyze", "collect", "find_streams", "run",
+           "source_name", "take_rows", "warn_damage", "watch_results"]
 
 #: One capture: a path, ``"-"`` for standard input, or an open binary file.
 File = str | os.PathLike | BinaryIO
@@ -122,6 +126,10 @@ class Options:
     summaries: bool = True
     #: which streams keep their full list of transitions (True: all; a set; a predicate)
     keep_transitions: Any = True
+    #: hand finished connections to the consumers as they end (`Chunk.finished`) and free
+    #: them: memory follows the active connections, and at the end the analyzer's
+    #: ``connections()`` and the tracker's ``lifecycles()`` hold only the rest
+    retire: bool = False
 
 
 @dataclass
@@ -137,6 +145,11 @@ class Chunk:
     interfaces: list[Interface] = field(default_factory=list)
     #: the input files (`batch.source` indexes them when there are several)
     files: list[str] = field(default_factory=list)
+    #: with `Options.retire`: the connections (CONN_DTYPE rows) that ended with this batch
+    #: or before (no row reaches them again), and their lifecycles when the tracker keeps
+    #: summaries; the pipeline has freed them
+    finished: np.ndarray | None = None
+    finished_lifecycles: dict[int, Any] = field(default_factory=dict)
 
     @property
     def ts_ns(self) -> np.ndarray:
@@ -184,6 +197,21 @@ def source_name(source: Source) -> str:
     return os.fspath(source)
 
 
+#: Functions told each run's `Result` once its consumers finished (`watch_results`).
+_watchers: list[Callable[[Result], None]] = []
+
+
+@contextmanager
+def watch_results(watcher: Callable[[Result], None]) -> Iterator[None]:
+    """Tell `watcher` the result of every run that finishes inside the ``with``: the CLI
+    reports each run's damage this way, whichever presenter ran it."""
+    _watchers.append(watcher)
+    try:
+        yield
+    finally:
+        _watchers.remove(watcher)
+
+
 class Pipeline:
     """The loop's body, for input that arrives as batches (live capture):
     `feed` each `FrameBatch`, then `finish` once. `run` drives it over a capture."""
@@ -218,6 +246,10 @@ class Pipeline:
             if res.tracker is not None:
                 life = res.tracker.feed(records, ann, np.asarray(batch.ts_ns, dtype=np.int64))
         chunk = Chunk(batch, records, ann, life, res.rows, self.interfaces, self.files)
+        if self.options.retire and res.analyzer is not None:
+            chunk.finished = res.analyzer.drain()
+            if res.tracker is not None and chunk.finished.size:
+                chunk.finished_lifecycles = res.tracker.retire(chunk.finished["stream"].tolist())
         if self.select is not None:
             chunk = take_rows(chunk, np.flatnonzero(self.select.mask(chunk)))
         for c in self.consumers:
@@ -239,6 +271,8 @@ class Pipeline:
         res.counters = dict(counters or {})
         for c in self.consumers:
             c.finish(res)
+        for w in list(_watchers):
+            w(res)
         return res
 
     def read(self, source: Source) -> Iterator[Chunk]:
@@ -259,7 +293,9 @@ class Pipeline:
                 yield self.feed(batch)
                 if self.stopped:
                     break
-            damages, counters = cap.damages, cap.counters
+            # a consumer that stopped the run had all it wanted: damage past it does not count
+            damages = [] if self.stopped else cap.damages
+            counters = cap.counters
         self.finish(counters=counters, damages=damages)
 
 
@@ -275,7 +311,8 @@ def take_rows(chunk: Chunk, rows: np.ndarray) -> Chunk:
                               {pos[r]: ev for r, ev in life.events.items() if r in pos})
     return Chunk(chunk.batch.take(rows), _take(chunk.records, rows),
                  None if chunk.annotations is None else _take(chunk.annotations, rows), life,
-                 chunk.row0, chunk.interfaces, chunk.files)
+                 chunk.row0, chunk.interfaces, chunk.files, chunk.finished,
+                 chunk.finished_lifecycles)
 
 
 def _take(rows_of: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -302,7 +339,9 @@ def run(source: Source, consumers: Iterable[Consumer], options: Options = Option
 class Collect:
     """A consumer that keeps rows in one `Analysis`: every row, or those `select(chunk)`
     picks (row indexes into the chunk). Needs the analysis and the states; the
-    lifecycles are there when the tracker keeps summaries."""
+    lifecycles are there when the tracker keeps summaries. With `Options.retire`, of
+    the connections that finish during the run it keeps those it has rows of (their
+    connection row and lifecycle): ``stats["streams"]`` counts them all."""
 
     def __init__(self, select: Callable[[Chunk], np.ndarray] | None = None) -> None:
         self.select = select
@@ -312,6 +351,21 @@ class Collect:
                             "server")}
         self._events: dict[int, tuple[str, ...]] = {}
         self._kept = 0
+        self._streams: set[int] = set()      # streams with kept rows (with a selection)
+        self._finished: list[np.ndarray] = []
+        self._lifecycles: dict[int, Any] = {}
+
+    def _keep_finished(self, chunk: Chunk) -> None:
+        """The finished connections this consumer has rows of (all, without a selection)."""
+        rows = chunk.finished
+        if rows is None or not rows.size:
+            return
+        if self.select is not None:
+            rows = rows[np.isin(rows["stream"], np.fromiter(self._streams, np.int64))]
+        self._finished.append(rows.copy())
+        kept = set(rows["stream"].tolist())
+        self._lifecycles.update((st, lc) for st, lc in chunk.finished_lifecycles.items()
+                                if st in kept)
 
     def feed(self, chunk: Chunk) -> None:
         if chunk.annotations is None or chunk.life is None:
@@ -328,15 +382,18 @@ class Collect:
                 self._parts[key].append(col)
             self._events.update((self._kept + row, ev) for row, ev in sorted(life.events.items()))
             self._kept += len(chunk.records)
+            self._keep_finished(chunk)
             return
-        if not idx.size:
-            return
-        for key, col in columns.items():
-            self._parts[key].append(col[idx])
-        pos = {int(row): self._kept + k for k, row in enumerate(idx.tolist())}
-        self._events.update((pos[row], ev) for row, ev in sorted(life.events.items())
-                            if row in pos)
-        self._kept += int(idx.size)
+        if idx.size:
+            for key, col in columns.items():
+                self._parts[key].append(col[idx])
+            pos = {int(row): self._kept + k for k, row in enumerate(idx.tolist())}
+            self._events.update((pos[row], ev) for row, ev in sorted(life.events.items())
+                                if row in pos)
+            self._kept += int(idx.size)
+            s = chunk.annotations["stream"][idx]
+            self._streams.update(np.unique(s[s >= 0]).tolist())
+        self._keep_finished(chunk)
 
     def finish(self, result: Result) -> None:
         an, tracker = result.analyzer, result.tracker
@@ -355,14 +412,19 @@ class Collect:
         fixes = [(st, *c) for st, cors in tracker.corrections().items() for c in cors]
         if fixes:   # what the whole capture shows about rows of earlier batches
             correct_rows(fixes, ann["stream"], ann["frame"], client, server)
+        conns = an.connections()
+        lifecycles = tracker.lifecycles() if tracker.summaries else {}
+        if self._finished:   # the connections that finished during the run, then the rest
+            conns = np.concatenate(self._finished + [conns])
+            conns = conns[np.argsort(conns["stream"], kind="stable")]
+            lifecycles = dict(sorted({**self._lifecycles, **lifecycles}.items()))
         self.analysis = Analysis(
             path=result.name, mode=an.mode,
             records=cat("records", RECORD_DTYPE), annotations=ann,
             ts_ns=cat("ts_ns", np.int64), frames=cat("frames", np.int64),
-            iface=cat("iface", np.uint16), connections=an.connections().copy(), stats=an.stats(),
+            iface=cat("iface", np.uint16), connections=conns.copy(), stats=an.stats(),
             client_state=client, server_state=server,
-            events=self._events,
-            lifecycles=tracker.lifecycles() if tracker.summaries else {},
+            events=self._events, lifecycles=lifecycles,
         )
 
 
@@ -388,6 +450,21 @@ def find_streams(source: Source, mode: str = DEFAULT_MODE) -> list[int]:
     return sorted(found)
 
 
+def warn_damage(result: Result) -> None:
+    """A `CaptureDamageWarning` per damaged file of a run (the Python API's report; the
+    CLI prints its own lines)."""
+    for name, damage in result.damages:
+        warnings.warn(f"{name}: {damage}", CaptureDamageWarning, stacklevel=3)
+
+
+def collect(source: Source, mode: str = DEFAULT_MODE) -> tuple[Analysis, Result]:
+    """Every row of `source` in one `Analysis`, and the run's `Result` (its damage)."""
+    c = Collect()
+    result = run(source, [c], Options(mode=mode))
+    assert c.analysis is not None
+    return c.analysis, result
+
+
 def analyze(source: Source, mode: str = DEFAULT_MODE) -> Analysis:
     """Read, dissect and analyse a whole capture into one `Analysis` (it holds every row:
     for notebooks and tests; commands stream with `run`).
@@ -399,7 +476,4 @@ def analyze(source: Source, mode: str = DEFAULT_MODE) -> Analysis:
         a.client_state, a.server_state, a.events   # endpoint states after each row
         a.lifecycles[0].handshake, a.lifecycles[0].transitions
     """
-    collect = Collect()
-    run(source, [collect], Options(mode=mode))
-    assert collect.analysis is not None
-    return collect.analysis
+    return collect(source, mode)[0]

@@ -61,14 +61,24 @@ class Analyzer:
             sequence numbers and summary are kept.
         max_closed: at most this many closed connections keep their full state
             (the oldest give it up first).
+        attempt_timeout: seconds of capture time an attempt (only one side has
+            sent: an unanswered SYN) keeps its full state (default 120, longer
+            than Linux's SYN retries); at most `max_attempts` attempts keep it.
+        max_evicted: at most this many connections that gave up their state stay
+            in the table (for port reuse and relative numbers); beyond, the oldest
+            leaves it and its stream is final: `drain` hands its row out once, and
+            a later frame of that 4-tuple starts a new stream.
     """
 
     def __init__(self, mode: str = DEFAULT_MODE, *, close_timeout: float = 60.0,
-                 max_closed: int = 10000) -> None:
+                 max_closed: int = 10000, attempt_timeout: float = 120.0,
+                 max_attempts: int = 4096, max_evicted: int = 16384) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown analysis mode {mode!r}; expected one of {sorted(MODES)}")
         self.mode = mode
-        self._engine = _engine.Engine(MODES[mode], int(close_timeout * 1e9), int(max_closed))
+        self._engine = _engine.Engine(MODES[mode], int(close_timeout * 1e9), int(max_closed),
+                                      int(attempt_timeout * 1e9), int(max_attempts),
+                                      int(max_evicted))
 
     def feed(
         self,
@@ -107,8 +117,16 @@ class Analyzer:
         return np.frombuffer(out, dtype=ANNOTATION_DTYPE)
 
     def connections(self, start: int = 0) -> np.ndarray:
-        """One ``CONN_DTYPE`` row per stream seen so far (streams ``start`` and later)."""
+        """One ``CONN_DTYPE`` row per stream seen so far (streams ``start`` and later),
+        but those `drain` handed out."""
         return np.frombuffer(self._engine.connections(start), dtype=CONN_DTYPE)
+
+    def drain(self) -> np.ndarray:
+        """The rows of the streams that became final since the last call (no frame can
+        reach them any more), in that order; the engine frees their summaries. A caller
+        that drains keeps memory bounded by the active connections; `connections` no
+        longer has the drained rows."""
+        return np.frombuffer(self._engine.drain(), dtype=CONN_DTYPE)
 
     def connection_dicts(self, start: int = 0) -> list[dict[str, Any]]:
         """The connections as plain dicts (addresses as text), for people and JSON."""

@@ -376,6 +376,22 @@ all_zero(const uint8_t *p, Py_ssize_t n)
     return 1;
 }
 
+/* Do these four bytes start a pcap file (any byte order, µs, ns or modified pcap) or a
+ * pcapng section? */
+static int
+capture_magic(const uint8_t *p)
+{
+    static const uint8_t magics[7][4] = {
+        {0xd4, 0xc3, 0xb2, 0xa1}, {0xa1, 0xb2, 0xc3, 0xd4}, {0x4d, 0x3c, 0xb2, 0xa1},
+        {0xa1, 0xb2, 0x3c, 0x4d}, {0x34, 0xcd, 0xb2, 0xa1}, {0xa1, 0xb2, 0xcd, 0x34},
+        {0x0a, 0x0d, 0x0d, 0x0a},
+    };
+    for (int i = 0; i < 7; i++)
+        if (memcmp(p, magics[i], 4) == 0)
+            return 1;
+    return 0;
+}
+
 static void
 scan_pcap_records(struct scan *s, const struct pcap_params *pp)
 {
@@ -394,6 +410,13 @@ scan_pcap_records(struct scan *s, const struct pcap_params *pp)
          * bomb): stop there rather than deliver one empty frame per 16 bytes. */
         if (r.caplen == 0 && r.origlen == 0 && all_zero(p, pp->header_size)) {
             set_damage(s, "record header is all zeros (zero-filled data from here on?)");
+            return;
+        }
+        /* Another file's header read as a record (`cat a.pcap b.pcap`): its magic
+         * where the seconds are, its zone and accuracy (zero) as the lengths. */
+        if (r.caplen == 0 && r.origlen == 0 && capture_magic(p)) {
+            set_damage(s, "another capture file starts here (files joined with cat?): "
+                          "give each file to tcpscope, it merges them");
             return;
         }
         if (r.caplen > pp->caplen_limit) {

@@ -86,6 +86,7 @@ class Inputs:
         self._swapped = np.array([_swapped(r) for r in readers], dtype=bool)
         self.count = count
         self.passed = 0  #: frames that passed the filter so far
+        self.counted = False  #: ``count`` frames passed: damage read past them does not count
 
     @property
     def interfaces(self) -> list[Interface]:
@@ -93,6 +94,8 @@ class Inputs:
 
     @property
     def damages(self) -> list[tuple[str, Damage]]:
+        if self.counted:
+            return []
         if self._single is not None:
             d = self._single.damage
             return [(self._single.name, d)] if d is not None else []
@@ -122,6 +125,7 @@ class Inputs:
             if self.count is not None and self.passed + len(batch) >= self.count:
                 batch = batch.take(slice(0, self.count - self.passed))
                 self.passed += len(batch)
+                self.counted = True
                 if len(batch):
                     yield batch
                 return

@@ -26,7 +26,7 @@ from tcpscope.capture.source import Source
 
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
 # At most this many frames per batch (several batches may share one chunk).
-DEFAULT_BATCH_FRAMES = 65536
+DEFAULT_BATCH_FRAMES = 16384
 MIN_CHUNK_SIZE = 64
 # The first read is this small (then reads double up to chunk_size), so that
 # opening a tiny capture does not cost a chunk-sized allocation.

@@ -18,17 +18,22 @@ Interface Statistics Block (`PcapngWriter.write_statistics`).
 """
 from __future__ import annotations
 
+import atexit
+import io
 import os
+import signal
 import stat
 import struct
 import sys
 import tempfile
+import threading
 from types import TracebackType
-from typing import BinaryIO, Iterable
+from typing import Any, BinaryIO, Iterable, TextIO
 
 import numpy as np
 
 from tcpscope.capture.batch import FrameBatch
+from tcpscope.capture.errors import ExportError
 
 NS_PER_SEC = 1_000_000_000
 
@@ -63,68 +68,177 @@ def _pad4(data: bytes) -> bytes:
     return data + b"\x00" * (-len(data) % 4)
 
 
+#: Temporary files of exports in progress: removed on SIGINT, SIGTERM and at exit.
+_PENDING: set[str] = set()
+_handlers_installed = False
+
+
+def _remove_pending() -> None:
+    for tmp in list(_PENDING):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        _PENDING.discard(tmp)
+
+
+def _install_cleanup() -> None:
+    """On SIGINT and SIGTERM remove the temporary files first, then do what the signal
+    did before (SIGINT: KeyboardInterrupt; SIGTERM: end the process). Only the main
+    thread can set handlers; elsewhere the ``with`` blocks and atexit still clean up."""
+    global _handlers_installed
+    if _handlers_installed or threading.current_thread() is not threading.main_thread():
+        return
+    _handlers_installed = True
+    atexit.register(_remove_pending)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+        if previous == signal.SIG_IGN:
+            continue
+
+        def handler(signum: int, frame: object, previous: object = previous) -> None:
+            _remove_pending()
+            if callable(previous):
+                previous(signum, frame)
+                return
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+        signal.signal(sig, handler)
+
+
+def export_error(path: str, exc: OSError) -> ExportError:
+    """The one line of an output that cannot be written: its name and the reason."""
+    return ExportError.for_file(path, f"cannot write: {exc.strerror or exc}")
+
+
 class AtomicOutput:
     """Where a writer's bytes go: a file object (left open), a path written atomically
-    (a temporary file beside it, renamed over it by `commit`, removed by `abort`), ``-``
-    (standard output), or a path written in place (`in_place`: closed at commit, never
-    removed). `file` is the open binary file."""
+    (a temporary file beside it, renamed over it by `commit`, removed by `abort`, on
+    SIGINT/SIGTERM and at exit; the file gets the mode the umask allows), ``-``
+    (standard output), or a path written in place (`in_place`, or a device or FIFO that
+    exists: closed at commit, never removed). `file` is the open binary file (`text`: a UTF-8 text file).
 
-    def __init__(self, target: str | os.PathLike | BinaryIO, *, in_place: bool = False) -> None:
+    Every export goes through it; as a ``with`` block it commits when the block ends
+    and aborts when it raises. Failing to write the path (a missing or read-only
+    directory, a full disk) raises `ExportError` naming it, on one line."""
+
+    def __init__(self, target: str | os.PathLike | BinaryIO, *, in_place: bool = False,
+                 text: bool = False) -> None:
         self._path: str | None = None
         self._tmp: str | None = None
         self._owned = False
+        self.name = "standard output"
         if isinstance(target, (str, os.PathLike)) and os.fspath(target) == "-":
-            self._file: BinaryIO = sys.stdout.buffer
-        elif isinstance(target, (str, os.PathLike)) and (in_place or _special(target)):
-            # a device or a pipe (/dev/null, /dev/stdout, a FIFO) is written to, never
-            # replaced: renaming a file over /dev/null would turn it into a plain file
-            self._file = open(target, "wb")  # noqa: SIM115 - closed by commit() / abort()
-            self._owned = True
+            self._file: Any = sys.stdout.buffer
         elif isinstance(target, (str, os.PathLike)):
-            self._path = os.fspath(target)
-            directory = os.path.dirname(os.path.abspath(self._path))
-            fd, self._tmp = tempfile.mkstemp(
-                dir=directory, prefix=f".{os.path.basename(self._path)}.", suffix=".tmp")
-            self._file = os.fdopen(fd, "wb", buffering=1 << 20)
+            self.name = os.fspath(target)
+            try:
+                if in_place or _special(self.name):
+                    self._file = open(target, "wb")  # noqa: SIM115 - closed by commit/abort
+                    self._owned = True
+                else:
+                    self._path = self.name
+                    directory = os.path.dirname(os.path.abspath(self._path))
+                    _install_cleanup()
+                    fd, self._tmp = tempfile.mkstemp(
+                        dir=directory, prefix=f".{os.path.basename(self._path)}.",
+                        suffix=".tmp")
+                    _PENDING.add(self._tmp)
+                    self._file = os.fdopen(fd, "wb", buffering=1 << 20)
+            except OSError as exc:
+                raise export_error(self.name, exc) from None
         else:
             self._file = target
+            self.name = getattr(target, "name", None) if isinstance(
+                getattr(target, "name", None), str) else "output"
+        self.text: TextIO | None = None
+        if text:
+            self.text = io.TextIOWrapper(self._file, encoding="utf-8", newline="",
+                                         write_through=True)
 
     @property
     def file(self) -> BinaryIO:
         return self._file
 
     def write(self, data: bytes) -> None:
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            raise self._error(exc) from None
 
     def flush(self) -> None:
-        self._file.flush()
+        try:
+            self._file.flush()
+        except OSError as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: OSError) -> Exception:
+        """Standard output's errors stay OSErrors (a closed pipe ends a command quietly)."""
+        return exc if self._tmp is None and not self._owned else export_error(self.name, exc)
+
+    def _detach_text(self) -> None:
+        if self.text is not None:
+            self.text.flush()
+            self.text.detach()
+            self.text = None
 
     def commit(self) -> None:
-        if self._owned:
+        try:
+            self._detach_text()
+            if self._owned:
+                self._file.close()
+                return
+            if self._tmp is None:
+                self._file.flush()
+                return
             self._file.close()
-            return
-        if self._tmp is None:
-            self._file.flush()
-            return
-        self._file.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp made it 0600
-        os.replace(self._tmp, self._path)  # type: ignore[arg-type]
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp made it 0600
+            os.replace(self._tmp, self._path)  # type: ignore[arg-type]
+        except OSError as exc:
+            error = self._error(exc)
+            self.abort()
+            raise error from None
+        _PENDING.discard(self._tmp)
         self._tmp = None
 
     def abort(self) -> None:
+        if self.text is not None:
+            try:
+                self.text.detach()
+            except (OSError, ValueError):
+                pass
+            self.text = None
         if self._owned:  # in place: what was written stays
             self._file.close()
             return
         if self._tmp is None:
             return
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError:
+            pass  # a full disk: what could not be written goes with the file
         try:
             os.unlink(self._tmp)
         except FileNotFoundError:
             pass
+        _PENDING.discard(self._tmp)
         self._tmp = None
+
+    def __enter__(self) -> AtomicOutput:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.commit()
+            return
+        self.abort()
+        if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError) and \
+                (self._path is not None or self._owned):
+            raise export_error(self.name, exc) from None
 
 
 def _special(path: str | os.PathLike) -> bool:

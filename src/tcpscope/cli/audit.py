@@ -2,15 +2,14 @@
 (docs/audit.md)."""
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
 from tcpscope.analysis.engine import MODES
 from tcpscope.cli.common import (
-    Inputs, examples, file_options, lang_option, note, one_line_errors, progress_input,
-    scale_options, spread,
+    Inputs, examples, file_options, lang_option, note, one_line_errors, output_option,
+    output_stream, progress_input, scale_options, spread,
 )
 
 
@@ -29,8 +28,10 @@ from tcpscope.cli.common import (
               help="The analysis mode behind the retransmission counts (improved: tcpscope's "
                    "own judgement).")
 @scale_options
+@output_option
 @one_line_errors
-def audit_cmd(inputs: Inputs, fmt: str, lang: str, mode: str, scale: Any) -> None:
+def audit_cmd(inputs: Inputs, fmt: str, lang: str, mode: str, scale: Any,
+              output: str | None) -> None:
     """SYN floods and cookies, scans, failed connections, storms, TIME_WAIT, weak ISNs.
 
     A capture filter, -c, --stream and -Y narrow what is audited to the packets they select.
@@ -42,10 +43,12 @@ def audit_cmd(inputs: Inputs, fmt: str, lang: str, mode: str, scale: Any) -> Non
 
         report = scaled_audit(inputs.input, mode, scale, notes=note)
         report.name = inputs.name
-        write_report(report, fmt, lang, sys.stdout)
+        with output_stream(output) as out:
+            write_report(report, fmt, lang, out)
         return
     source, finish = progress_input(inputs)
     try:
-        write_audit(source, fmt, lang, sys.stdout, mode=mode, name=inputs.name)
+        with output_stream(output) as out:
+            write_audit(source, fmt, lang, out, mode=mode, name=inputs.name)
     finally:
         finish()

@@ -6,8 +6,10 @@ files, directories or glob patterns, a pcap-filter expression after them (or
 ``-r FILE`` and the expression), ``-c N``, ``-Y EXPR`` and ``--stream``; they
 become one `pipeline.Input` (docs/filters.md).
 
-Exit codes (DESIGN.md): 0 success; 1 unusable input, with one line naming the
-file and the reason; 2 usage error (click's own, a filter that does not
+Exit codes (DESIGN.md): 0 success (damage inside an input is reported on
+stderr, one line per damaged file, after what was read before it); 1 unusable
+input or an output that cannot be written, with one line naming the file and
+the reason; 2 usage error (click's own, a filter that does not
 compile, a --stream that is neither form); 130 interrupted (Ctrl-C).
 """
 from __future__ import annotations
@@ -17,17 +19,20 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 import click
 
 from tcpscope.analysis.engine import DEFAULT_MODE, MODES
 from tcpscope.capture.bpf import FilterError
-from tcpscope.capture.errors import CaptureError
+from tcpscope.capture.errors import CaptureDamageWarning, CaptureError, ExportError
+from tcpscope.capture.writer import AtomicOutput
 from tcpscope.kernel import KernelError
-from tcpscope.pipeline import Input, StreamNotFound, find_streams
+from tcpscope.pipeline import Input, Result, StreamNotFound, find_streams, watch_results
 from tcpscope.scale.executor import ScaleError
 
 #: Files this big get a progress bar on a terminal while they are read.
@@ -55,29 +60,72 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn what the user must fix into one line on stderr and exit code 1: an unusable
     input, a stream the capture does not have (named with the command's FILE), a kernel
-    table that cannot be read. A closed standard output ends the command quietly."""
+    table that cannot be read, an output that cannot be written. A closed standard output
+    ends the command quietly. Damage inside an input (every run the command made, each
+    file once) is reported after the output, one line per damaged file (`DamageReport`)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (CaptureError, KernelError, ScaleError) as exc:
-            fail(str(exc))
-        except FilterError as exc:
-            fail(str(exc), 2)
-        except ImportError as exc:
-            if not str(exc).startswith("this needs"):  # an optional extra (tables.require)
+        report = DamageReport()
+        with watch_results(report.add), warnings.catch_warnings():
+            warnings.simplefilter("ignore", CaptureDamageWarning)  # the report says it
+            try:
+                value = func(*args, **kwargs)
+                sys.stdout.flush()  # a full disk behind standard output fails here, not at exit
+            except (CaptureError, KernelError, ExportError, ScaleError) as exc:
+                report.emit()
+                fail(str(exc))
+            except FilterError as exc:
+                fail(str(exc), 2)
+            except ImportError as exc:
+                if not str(exc).startswith("this needs"):  # an optional extra (tables.require)
+                    raise
+                fail(str(exc))
+            except StreamNotFound as exc:
+                report.emit()
+                name = kwargs.get("file") or (kwargs["inputs"].name if "inputs" in kwargs
+                                              else None)
+                fail(f"{name}: {exc}" if name else str(exc))
+            except BrokenPipeError:
+                # `tcpscope read big.pcap | head`: stop quietly, like tcpdump.
+                sys.stderr.close()
+                sys.exit(0)
+            except OSError as exc:
+                # writing standard output (a full disk, /dev/full); a named export says
+                # its file through ExportError
+                fail(f"{exc.filename or 'standard output'}: {exc.strerror or exc}")
+            except SystemExit as exc:
+                if not exc.code:
+                    report.emit()
                 raise
-            fail(str(exc))
-        except StreamNotFound as exc:
-            name = kwargs.get("file") or (kwargs["inputs"].name if "inputs" in kwargs else None)
-            fail(f"{name}: {exc}" if name else str(exc))
-        except BrokenPipeError:
-            # `tcpscope read big.pcap | head`: stop quietly, like tcpdump.
-            sys.stderr.close()
-            sys.exit(0)
+        report.emit()
+        return value
 
     return wrapper
+
+
+class DamageReport:
+    """The damage of the runs a command made (`pipeline.watch_results`): each damaged
+    file once, in the order met, as ``tcpscope: FILE: capture damaged at byte N (frame
+    F): REASON`` (the frames before F were read and analysed)."""
+
+    def __init__(self) -> None:
+        self.lines: dict[str, None] = {}
+
+    def add(self, result: Result) -> None:
+        for name, damage in result.damages:
+            name = "-" if name in STDIN_COPIES else name
+            self.lines.setdefault(f"tcpscope: {name}: {damage}")
+
+    def emit(self) -> None:
+        if self.lines:
+            try:
+                sys.stdout.flush()  # the output first, then what it lacks
+            except (OSError, ValueError):
+                pass
+        for line in self.lines:
+            click.echo(line, err=True)
+        self.lines.clear()
 
 
 def color_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -162,6 +210,10 @@ class Inputs:
         return found
 
 
+#: Temporary copies of standard input (`rereadable`): their damage is named ``-``.
+STDIN_COPIES: set[str] = set()
+
+
 def rereadable(inp: Input) -> Input:
     """The input with standard input saved to a temporary file (it is read twice)."""
     if "-" not in inp.files:
@@ -172,6 +224,7 @@ def rereadable(inp: Input) -> Input:
     import atexit
 
     atexit.register(os.unlink, tmp.name)
+    STDIN_COPIES.add(tmp.name)
     files = tuple(tmp.name if f == "-" else f for f in inp.files)
     return Input(files, inp.capture_filter, inp.count, inp.select)
 
@@ -345,6 +398,25 @@ def write_option(func: Callable[..., Any]) -> Callable[..., Any]:
         metavar="OUT", help="Write the selected frames to OUT, byte for byte with their "
                             "timestamps and interfaces: pcapng if OUT ends in .pcapng, else "
                             "pcap (- : standard output); written completely or not at all.")(func)
+
+
+def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``-o FILE``: the command's output to FILE instead of standard output."""
+    return click.option("-o", "--output", "output", type=click.Path(dir_okay=False),
+                        default=None, help="Write to this file (completely or not at all) "
+                                           "instead of standard output.")(func)
+
+
+@contextmanager
+def output_stream(output: str | None) -> Iterator[TextIO]:
+    """Standard output, or the text of `output` written completely or not at all (a
+    temporary file beside it, renamed when the block ends, removed if it raises)."""
+    if output is None:
+        yield sys.stdout
+        return
+    with AtomicOutput(output, text=True) as out:
+        assert out.text is not None
+        yield out.text
 
 
 def progress_input(inputs: Inputs) -> tuple[Input, Callable[[], None]]:

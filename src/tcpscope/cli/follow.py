@@ -1,12 +1,11 @@
 """`tcpscope follow`: a connection's two byte streams, reassembled (docs/follow.md)."""
 from __future__ import annotations
 
-import sys
-
 import click
 
 from tcpscope.cli.common import (
     Inputs, color_option, examples, file_options, mode_option, one_line_errors, one_stream,
+    output_option, output_stream,
 )
 
 
@@ -22,8 +21,9 @@ from tcpscope.cli.common import (
               help="ascii: the text; hex: a hex dump per chunk; raw: tshark's follow,tcp,raw hex lines.")
 @mode_option("The analysis mode behind the stream numbers.")
 @color_option
+@output_option
 @one_line_errors
-def follow_cmd(inputs: Inputs, fmt: str, mode: str, color: bool) -> None:
+def follow_cmd(inputs: Inputs, fmt: str, mode: str, color: bool, output: str | None) -> None:
     """Both byte streams of a connection, reassembled: gaps, conflicts, keep-alives shown.
 
     The connection is --stream N (tcp.stream, as `tcpscope packets` numbers them),
@@ -32,4 +32,5 @@ def follow_cmd(inputs: Inputs, fmt: str, mode: str, color: bool) -> None:
     from tcpscope.present.follow import write_follow
 
     stream = one_stream(inputs, mode)
-    write_follow(inputs.input, stream, fmt, sys.stdout, color=color, mode=mode)
+    with output_stream(output) as out:
+        write_follow(inputs.input, stream, fmt, out, color=color, mode=mode)

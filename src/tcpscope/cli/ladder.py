@@ -9,7 +9,7 @@ import click
 from tcpscope.cli.common import (
     examples,
     Inputs, color_option, file_options, lang_option, mode_option, one_line_errors,
-    progress_input,
+    output_option, output_stream, progress_input,
 )
 from tcpscope.pipeline import StreamNotFound
 
@@ -26,8 +26,7 @@ MAX_LANES = 6
 @file_options(display="streams", streams="streams")
 @click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "svg"]), default="text",
               show_default=True, help="Box-drawing text, a Mermaid sequenceDiagram, or SVG.")
-@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
-              help="Write to this file instead of standard output.")
+@output_option
 @lang_option("Language of the words (headers, tags, legend).")
 @click.option("--fold", is_flag=True,
               help="Draw runs of ordinary data and ACKs as one row (one connection only).")
@@ -59,7 +58,7 @@ def ladder_cmd(inputs: Inputs, fmt: str, output: str | None, lang: str, fold: bo
         analysis, extra, model = collect_long(source, list(streams) or None, mode=mode)
     finally:
         finish()
-    total = int(analysis.connections.shape[0])
+    total = int(analysis.stats["streams"])
     chosen = sorted(set(streams)) if streams else list(range(total))
     missing = [s for s in chosen if s >= total]
     if missing or not chosen:
@@ -88,8 +87,5 @@ def ladder_cmd(inputs: Inputs, fmt: str, output: str | None, lang: str, fold: bo
         text = render_mermaid(lad)
     else:
         text = render_svg(lad)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+    with output_stream(output) as out:
+        out.write(text)

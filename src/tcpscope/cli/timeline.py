@@ -1,11 +1,11 @@
 """`tcpscope timeline`: a connection's round trips, as its data sender lived them (docs/congestion.md)."""
 from __future__ import annotations
 
-import sys
-
 import click
 
-from tcpscope.cli.common import Inputs, examples, file_options, one_line_errors, one_stream
+from tcpscope.cli.common import (
+    Inputs, examples, file_options, one_line_errors, one_stream, output_option, output_stream,
+)
 
 
 @click.command("timeline",
@@ -19,11 +19,13 @@ from tcpscope.cli.common import Inputs, examples, file_options, one_line_errors,
               show_default=True, help="A table, JSON Lines or CSV: the same columns.")
 @click.option("--sender", type=click.Choice(["client", "server"]), default=None,
               help="Whose data (default: the side that sent more).")
+@output_option
 @one_line_errors
-def timeline_cmd(inputs: Inputs, fmt: str, sender: str | None) -> None:
+def timeline_cmd(inputs: Inputs, fmt: str, sender: str | None, output: str | None) -> None:
     """One row per round trip: cwnd and ssthresh estimates, in flight, receiver window, RTT,
     phase, what held the sender back, bytes delivered and retransmitted."""
     from tcpscope.present.timeline import write_timeline
 
     stream = one_stream(inputs, "improved")
-    write_timeline(inputs.input, sys.stdout, stream, fmt, sender)
+    with output_stream(output) as out:
+        write_timeline(inputs.input, out, stream, fmt, sender)

@@ -40,10 +40,11 @@ def audit_file(source: str | os.PathLike | BinaryIO, mode: str = "improved") -> 
     `mode` is the engine's (its retransmission verdicts feed the storm finding);
     tcpscope's own judgement, ``improved``, is the default.
     """
-    from ..pipeline import Options, run
+    from ..pipeline import Options, run, warn_damage
 
     audit = Audit()
-    run(source, [audit], Options(mode=mode, states=False))
+    # the audit keeps its own per-host tables: finished connections are freed as they end
+    warn_damage(run(source, [audit], Options(mode=mode, states=False, retire=True)))
     assert audit.report is not None
     return audit.report
 

@@ -14,14 +14,16 @@ explicit schema). With ``out`` the file is written completely or not at all.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
-import os
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TextIO
+
+import numpy as np
 
 from ..analysis.annotation import FLAG_NAMES
 from ..analysis.congestion import CONN_COLUMNS, data_sender_columns
@@ -30,6 +32,7 @@ from ..analysis.engine import DEFAULT_MODE
 from ..analysis.lifecycle import Lifecycle
 from ..analysis.states import State
 from ..analysis.zeek import ZeekConn, ZeekTracker
+from ..capture.writer import AtomicOutput
 from ..pipeline import Chunk, Options, Result, Source, run
 from ..wire.text import format_endpoint
 
@@ -70,29 +73,56 @@ class Collected:
 
 class ConnsCollector:
     """Pipeline consumer: Zeek's view of every connection beside the engine's and the
-    lifecycle's; after the run, `collected` holds one record per connection."""
+    lifecycle's; after the run, `collected` holds one record per connection. With
+    `Options.retire` each connection's record is made when it finishes, and the
+    engine's, the lifecycle's and Zeek's state of it are freed."""
 
-    def __init__(self, *, ignore_checksums: bool = False) -> None:
+    def __init__(self, *, ignore_checksums: bool = False,
+                 sink: Callable[[ConnRecord], None] | None = None) -> None:
         self.zeek = ZeekTracker(ignore_checksums=ignore_checksums)
         self.collected: Collected | None = None
+        self._records: list[ConnRecord] = []
+        self._zeek_rows: list[ZeekConn] = []
+        # `sink`: each record goes there in stream order as soon as the streams before it
+        # went (kept in `_pending` until then), and is not kept; nor are Zeek's rows
+        self._sink = sink
+        self._pending: dict[int, ConnRecord] = {}
+        self._next = 0
 
     def feed(self, chunk: Chunk) -> None:
         self.zeek.feed(chunk.records, chunk.annotations, chunk.ts_ns)
+        if chunk.finished is not None and chunk.finished.size:
+            rows = self.zeek.retire(chunk.finished["stream"].tolist())
+            self._add(chunk.finished, chunk.finished_lifecycles, rows)
+
+    def _add(self, conns: np.ndarray, lifes: dict[int, Lifecycle], zrows: list[ZeekConn]) -> None:
+        zf = self.zeek.fields(zrows)
+        records = [ConnRecord(_record(c, zf.get(c.stream), lifes[c.stream], row))
+                   for c, row in zip(decode_all(conns), conns)]
+        if self._sink is None:
+            self._records += records
+            self._zeek_rows += zrows
+            return
+        self._pending.update((r.values["stream"], r) for r in records)
+        while self._next in self._pending:
+            self._sink(self._pending.pop(self._next))
+            self._next += 1
 
     def finish(self, result: Result) -> None:
-        lifes = result.tracker.lifecycles()
-        zf = self.zeek.fields()
-        rows = result.analyzer.connections()
-        recs = [ConnRecord(_record(c, zf.get(c.stream), lifes[c.stream], row))
-                for c, row in zip(decode_all(rows), rows)]
-        self.collected = Collected(recs, self.zeek.rows(), self.zeek.offloaded)
+        self._add(result.analyzer.connections(), result.tracker.lifecycles(), self.zeek.rows())
+        for st in sorted(self._pending):   # streams a selection left out leave gaps
+            self._sink(self._pending.pop(st))  # type: ignore[misc]
+        self._records.sort(key=lambda r: r.values["stream"])
+        self._zeek_rows.sort(key=lambda z: (z.stream, z.part))
+        self.collected = Collected(self._records, self._zeek_rows, self.zeek.offloaded)
 
 
-def collect(source: Source, mode: str = DEFAULT_MODE, *,
-            ignore_checksums: bool = False) -> Collected:
-    """Read `source` once and build every connection record."""
-    conns = ConnsCollector(ignore_checksums=ignore_checksums)
-    run(source, [conns], Options(mode=mode, keep_transitions=False))
+def collect(source: Source, mode: str = DEFAULT_MODE, *, ignore_checksums: bool = False,
+            sink: Callable[[ConnRecord], None] | None = None) -> Collected:
+    """Read `source` once and build every connection record (each as its connection
+    finishes: the state behind it is freed then); `sink`: see `ConnsCollector`."""
+    conns = ConnsCollector(ignore_checksums=ignore_checksums, sink=sink)
+    run(source, [conns], Options(mode=mode, keep_transitions=False, retire=True))
     assert conns.collected is not None
     return conns.collected
 
@@ -145,7 +175,11 @@ def _record(c: Connection, z: ZeekConn | None, lc: Lifecycle, row: Any) -> dict[
 # --- formats -------------------------------------------------------------------------------
 
 def format_jsonl(c: Collected) -> str:
-    return "".join(json.dumps(r.values, separators=(",", ":")) + "\n" for r in c.records)
+    return "".join(jsonl_line(r) for r in c.records)
+
+
+def jsonl_line(r: ConnRecord) -> str:
+    return json.dumps(r.values, separators=(",", ":")) + "\n"
 
 
 CSV_COLUMNS = tuple(k for k in RECORD_KEYS if k != "anomalies") + tuple(
@@ -165,10 +199,14 @@ def format_csv(c: Collected) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for r in c.records:
-        v = r.values
-        w.writerow([_csv_cell(v[k]) for k in RECORD_KEYS if k != "anomalies"]
-                   + [v["anomalies"][a] for a in ANOMALIES])
+        w.writerow(csv_cells(r))
     return buf.getvalue()
+
+
+def csv_cells(r: ConnRecord) -> list[Any]:
+    v = r.values
+    return [_csv_cell(v[k]) for k in RECORD_KEYS if k != "anomalies"] + \
+        [v["anomalies"][a] for a in ANOMALIES]
 
 
 # Zeek conn.log: the standard columns (meaning exactly Zeek's), then tcpscope's.
@@ -253,7 +291,7 @@ def parquet_schema() -> Any:
     return pa.schema([pa.field(k, types[k]) for k in RECORD_KEYS])
 
 
-def write_parquet(c: Collected, path: str) -> None:
+def write_parquet(c: Collected, path: Any) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -349,13 +387,49 @@ def _fit(rows: list[list[str]], width: int = _WIDTH) -> tuple[list[list[str]], l
 
 def format_plain_table(c: Collected, width: int = _WIDTH) -> str:
     rows, widths = _fit(table_rows(c), width)
+    return "\n".join([_line(TABLE_COLUMNS, widths)] + [_line(r, widths) for r in rows]) + "\n"
 
-    def line(cells: list[str] | tuple[str, ...]) -> str:
-        parts = [x.rjust(w) if i in _RIGHT else x.ljust(w)
-                 for i, (x, w) in enumerate(zip(cells, widths))]
-        return " ".join(parts).rstrip()
 
-    return "\n".join([line(TABLE_COLUMNS)] + [line(r) for r in rows]) + "\n"
+def _line(cells: list[str] | tuple[str, ...], widths: list[int]) -> str:
+    parts = [x.rjust(w) if i in _RIGHT else x.ljust(w)
+             for i, (x, w) in enumerate(zip(cells, widths))]
+    return " ".join(parts).rstrip()
+
+
+#: The plain table's columns are as wide as its first this many rows need; later rows
+#: are cut to those widths (or overflow a column that is not cut), and not kept.
+TABLE_WINDOW = 10000
+
+
+class _TableLines:
+    """The plain table, written as records come: `format_plain_table`'s text for at most
+    TABLE_WINDOW connections."""
+
+    def __init__(self, out: TextIO, width: int) -> None:
+        self.out, self.width = out, width
+        self.first: list[ConnRecord] = []
+        self.widths: list[int] | None = None
+
+    def add(self, r: ConnRecord) -> None:
+        if self.widths is None:
+            self.first.append(r)
+            if len(self.first) == TABLE_WINDOW:
+                self._start()
+            return
+        cells = table_rows(Collected([r], []))[0]
+        cut = {i for i, _ in _SHRINK}   # the others overflow rather than lose digits
+        self.out.write(_line([_cut(x, w, i) if i in cut else x for i, (x, w) in
+                              enumerate(zip(cells, self.widths))], self.widths) + "\n")
+
+    def _start(self) -> None:
+        rows, self.widths = _fit(table_rows(Collected(self.first, [])), self.width)
+        self.out.write("\n".join([_line(TABLE_COLUMNS, self.widths)] +
+                                 [_line(r, self.widths) for r in rows]) + "\n")
+        self.first = []
+
+    def close(self) -> None:
+        if self.widths is None:
+            self._start()
 
 
 def print_rich_table(c: Collected, stream: TextIO, *, color: bool, width: int = _WIDTH) -> None:
@@ -393,20 +467,37 @@ def render(c: Collected, fmt: str) -> str:
     raise ValueError(f"unknown format {fmt!r}")
 
 
-def _atomic_write(path: str, write: Any) -> None:
-    """Write through a temporary file beside `path`, renamed over it only when complete."""
-    d = os.path.dirname(os.path.abspath(path)) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tcpscope-", suffix=".part", dir=d)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+def _stream_conns(source: Source, fmt: str, mode: str, out: str | None,
+                  stdout: TextIO | None, ignore_checksums: bool, keep: Any,
+                  width: int) -> Collected:
+    """JSON Lines, CSV or the plain table, each record written once the records before it
+    were, and not kept: memory follows the active connections."""
+    with contextlib.ExitStack() as stack:
+        if out is not None:
+            f = stack.enter_context(AtomicOutput(out, text=True)).text
+        else:
+            f = stdout
+        assert f is not None
+        writer = csv.writer(f, lineterminator="\n") if fmt == "csv" else None
+        if writer is not None:
+            writer.writerow(CSV_COLUMNS)
+        table = _TableLines(f, width) if fmt == "table" else None
+
+        def sink(r: ConnRecord) -> None:
+            if keep is not None and not keep(Collected([r], [])).records:
+                return
+            if writer is not None:
+                writer.writerow(csv_cells(r))
+            elif table is not None:
+                table.add(r)
+            else:
+                f.write(jsonl_line(r))
+
+        c = collect(source, mode, ignore_checksums=ignore_checksums, sink=sink)
+        if table is not None:
+            table.close()
+        f.flush()
+    return c
 
 
 def write_conns(source: Source, fmt: str = "table", *,
@@ -421,21 +512,20 @@ def write_conns(source: Source, fmt: str = "table", *,
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     if fmt == "parquet" and out is None:
         raise ValueError("--format parquet needs -o FILE")
+    if collected is None and (fmt in ("jsonl", "csv") or
+                              (fmt == "table" and not (color and out is None))):
+        return _stream_conns(source, fmt, mode, out, stdout, ignore_checksums, keep,
+                             width or _WIDTH)
     c = collected if collected is not None else \
         collect(source, mode, ignore_checksums=ignore_checksums)
     if keep is not None:
         c = keep(c)
     if out is not None:
-        if fmt == "parquet":
-            _atomic_write(out, lambda p: write_parquet(c, p))
-        else:
-            text = render(c, fmt)
-
-            def w(p: str) -> None:
-                with open(p, "w", encoding="utf-8", newline="") as f:
-                    f.write(text)
-
-            _atomic_write(out, w)
+        with AtomicOutput(out, text=fmt != "parquet") as f:
+            if f.text is None:
+                write_parquet(c, f.file)
+            else:
+                f.text.write(render(c, fmt))
         return c
     assert stdout is not None
     if fmt == "table" and color:

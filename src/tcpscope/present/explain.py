@@ -189,8 +189,9 @@ def write_explain(source: str | os.PathLike | BinaryIO, out: IO[str], *,
     if wanted is None:
         gate, overview = _Gate(consumers, max_streams), OverviewCollector()
         consumers = [gate, overview]
-    run(source, consumers, Options(mode=mode, keep_transitions=story.keep_transitions()),
-        on_batch=on_batch)
+    # the overview takes finished connections as they come (a told stream keeps its state)
+    run(source, consumers, Options(mode=mode, keep_transitions=story.keep_transitions(),
+                                   retire=wanted is None), on_batch=on_batch)
     if gate is not None and gate.over:
         assert overview is not None
         if fmt == "json":

@@ -102,46 +102,55 @@ def _score(life: Lifecycle, nbytes: int) -> float:
 
 
 class OverviewCollector:
-    """Pipeline consumer: the audit of every chunk; the connections at the end."""
+    """Pipeline consumer: the audit of every chunk; a row per connection as it finishes
+    (`Options.retire`: the engine's and the tracker's state of it are freed then), the
+    others at the end."""
 
     def __init__(self) -> None:
         self.audit = Audit()
         self.packets = 0
         self.result: Result | None = None
+        self._rows: list[ConnRow] = []
+        self._failed: Counter = Counter()
+        self._frames: Counter = Counter()
+        self._with_flag: Counter = Counter()
 
     def feed(self, chunk: Chunk) -> None:
         self.audit.feed(chunk)
         self.packets += len(chunk.records)
+        if chunk.finished is not None and chunk.finished.size:
+            self._add(chunk.finished, chunk.finished_lifecycles)
 
     def finish(self, result: Result) -> None:
         self.audit.finish(result)
         self.result = result
+        assert result.analyzer is not None and result.tracker is not None
+        self._add(result.analyzer.connections(), result.tracker.lifecycles())
+        self._rows.sort(key=lambda r: r.stream)
 
-    def overview(self) -> Overview:
-        res = self.result
-        assert res is not None and res.analyzer is not None and res.tracker is not None
-        conns = decode_all(res.analyzer.connections())
-        lives = res.tracker.lifecycles()
-        rows: list[ConnRow] = []
-        failed: Counter = Counter()
-        frames: Counter = Counter()
-        with_flag: Counter = Counter()
-        for c in conns:
+    def _add(self, conns: Any, lives: dict[int, Lifecycle]) -> None:
+        for c in decode_all(conns):
             life = lives.get(c.stream)
             if life is None:
                 continue
             client = format_endpoint(c.client.addr, c.client.port)
             server = format_endpoint(c.server.addr, c.server.port)
             nbytes = life.bytes[0] + life.bytes[1]
-            rows.append(ConnRow(c.stream, client, server, life.first_ts, life.duration,
-                                sum(life.packets), life.bytes, life.handshake, life.teardown,
-                                life.client_final.name, life.server_final.name,
-                                dict(life.anomalies), _score(life, nbytes)))
+            self._rows.append(ConnRow(c.stream, client, server, life.first_ts, life.duration,
+                                      sum(life.packets), life.bytes, life.handshake,
+                                      life.teardown, life.client_final.name,
+                                      life.server_final.name, dict(life.anomalies),
+                                      _score(life, nbytes)))
             if life.handshake in ("rejected", "unanswered"):
-                failed[(server, life.handshake)] += 1
+                self._failed[(server, life.handshake)] += 1
             for flag, n in life.anomalies.items():
-                frames[flag] += n
-                with_flag[flag] += 1
+                self._frames[flag] += n
+                self._with_flag[flag] += 1
+
+    def overview(self) -> Overview:
+        res = self.result
+        assert res is not None
+        rows, frames = self._rows, self._frames
         report = self.audit.report
         return Overview(
             name=res.name, packets=self.packets,
@@ -149,8 +158,8 @@ class OverviewCollector:
             last_ts=max((r.first_ts + r.duration for r in rows), default=0.0),
             rows=rows, handshakes=Counter(r.handshake for r in rows),
             teardowns=Counter(r.teardown for r in rows),
-            failed=[(d, k, n) for (d, k), n in failed.most_common()],
-            anomalies=[(f, n, with_flag[f]) for f, n in frames.most_common()],
+            failed=[(d, k, n) for (d, k), n in self._failed.most_common()],
+            anomalies=[(f, n, self._with_flag[f]) for f, n in frames.most_common()],
             findings=list(report.findings) if report is not None else [],
             damaged=bool(res.damages))
 

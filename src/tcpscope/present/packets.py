@@ -175,11 +175,11 @@ def write_packets(source: Any, out: BinaryIO | str, fmt: str = "jsonl",
     the binary stream or the path `out` (a path is written completely or not at all);
     `write`: also the selected frames to that capture (-w).
 
-    Returns the analyzer, whose ``connections()`` and ``stats()`` describe what
-    was seen.
+    Returns the analyzer: its ``stats()`` describe what was seen (finished connections
+    were freed as they ended: ``connections()`` holds those still open at the end).
     """
     from ..capture.subset import SubsetWriter
-    from ..capture.writer import AtomicOutput
+    from ..capture.writer import AtomicOutput, export_error
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
@@ -203,13 +203,17 @@ def write_packets(source: Any, out: BinaryIO | str, fmt: str = "jsonl",
     if frames is not None:
         consumers.append(frames)
     try:
-        # The per-row states and events need neither transitions nor per-connection counts.
+        # The per-row states and events need neither transitions nor per-connection counts,
+        # nor a finished connection: retire them.
         result = run(source, consumers, Options(mode=mode, keep_transitions=False,
-                                                summaries=False))
-    except BaseException:
+                                                summaries=False, retire=True))
+    except BaseException as exc:
         for t in (target, frames):
             if t is not None:
                 t.abort()
+        if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError) and \
+                target is not None:
+            raise export_error(os.fspath(out), exc) from None  # type: ignore[arg-type]
         raise
     if target is not None:
         target.close() if fmt == "parquet" else target.commit()

@@ -327,6 +327,7 @@ def scaled_conns(inp: Input, mode: str, scale: Scale, *, ignore_checksums: bool 
         work.close()
     _tell(work, notes)
     records, zeek, offloaded = [], [], 0
+    flips = rejudge_cookies(results, maps)
     for r, m in zip(results, maps):
         c = r["collected"]
         offloaded += c.offloaded
@@ -342,12 +343,30 @@ def scaled_conns(inp: Input, mode: str, scale: Scale, *, ignore_checksums: bool 
         for rec in c.records:
             v = dict(rec.values)
             v["stream"] = int(m[v["stream"]])
+            if v["stream"] in flips:
+                v["server_state"] = flips[v["stream"]]
             if v["zeek_uid"] is not None:
                 v["zeek_uid"] = uids[v["zeek_uid"]]
             records.append(ConnRecord(v))
     records.sort(key=lambda r: r.values["stream"])
     zeek.sort(key=lambda z: (z.stream, z.part))
     return Collected(records, zeek, offloaded)
+
+
+def rejudge_cookies(results: list[dict[str, Any]], maps: list[Any]) -> dict[int, str]:
+    """The server's final state of the half-open connections whose SYN-cookie verdict
+    changes when every bucket's evidence is judged together, as one run judges it (a
+    connection answered with a cookie leaves its server LISTEN, else SYN_RECEIVED)."""
+    from tcpscope.analysis.lifecycle.reference import cookie_answers
+
+    evidence, local = [], {}
+    for r, m in zip(results, maps):
+        for stream, listener, sa, cookie in r["cookies"]:
+            g = int(m[stream])
+            evidence.append((g, listener, sa))
+            local[g] = cookie
+    return {g: "LISTEN" if cookie else "SYN_RECEIVED"
+            for g, cookie in cookie_answers(evidence).items() if cookie != local[g]}
 
 
 def scaled_packets(inp: Input, out: BinaryIO | str, fmt: str, mode: str, scale: Scale, *,

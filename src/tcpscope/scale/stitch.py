@@ -283,6 +283,12 @@ def run_bucket(task: BucketTask) -> dict[str, Any]:
     out: dict[str, Any] = {"bucket": task.bucket, "first_frames": first.result()}
     if task.what == "conns":
         out["collected"] = main.collected
+        # SYN cookies are judged per listener, across connections: the driver judges
+        # every bucket's half-open connections together (`scale.driver.rejudge_cookies`)
+        tracker = pipe.result.tracker
+        assert tracker is not None
+        out["cookies"] = [(lc.stream, listener, sa, lc.syn_cookie)
+                          for lc, listener, sa in tracker.cookie_evidence()]
     elif task.what == "packets":
         out["text"] = b"".join(main.texts)
         out["frames"] = _cat(main.frames)

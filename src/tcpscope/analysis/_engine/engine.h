@@ -18,9 +18,13 @@
  *
  * Memory: one conversation per active 4-tuple (a hash table with open
  * addressing), each direction with its list of unacknowledged segments
- * (bounded like Wireshark's, 10000), freed as soon as it empties. A compact
- * summary per stream is kept for connections(). Per-frame output is written
- * into the caller's batch, never accumulated.
+ * (bounded like Wireshark's, 10000), freed as soon as it empties. Closed
+ * conversations and unanswered attempts give up their analysis state
+ * (table.c); beyond max_evicted such light entries the oldest leave the table
+ * and their streams are final. A compact summary per stream is kept for
+ * connections() until drain() hands the final ones out and frees them (in
+ * blocks). Per-frame output is written into the caller's batch, never
+ * accumulated.
  *
  * The units, one job each (this header declares what they share):
  *   packet.c    one TCP segment through the engine (dissect_tcp's part), the batch loop
@@ -179,6 +183,8 @@ typedef struct {
     uint8_t role_guessed;
     uint8_t ecn_setup;
     uint8_t reused_ports;
+    uint8_t final;            /* 1: no frame can reach it any more (its entry is gone);
+                                 2: drained, handed out by drain() */
     uint16_t iface;
     /* the sender model's facts, per flow index (sender.c) */
     uint32_t cc_max_cwnd[2];
@@ -215,8 +221,20 @@ typedef struct entry {
     uint32_t base_seq[2];
     uint8_t base_set[2];
     uint8_t queued;           /* in the closed queue */
+    uint8_t list;             /* which of the engine's lists holds it (LIST_*) */
     conv_t *conv;             /* NULL once evicted */
+    struct entry *lprev, *lnext;  /* its neighbours in that list, oldest first */
 } entry_t;
+
+/* The table's entries are on one list each, oldest activity first:
+ *   LIST_ATTEMPT  with analysis state, only one side has sent (a SYN nobody answered,
+ *                 a lone RST): evicted after attempt_timeout, or the oldest beyond
+ *                 max_attempts of them
+ *   LIST_OPEN     with analysis state, both sides have sent (closed ones also wait in
+ *                 the closed queue)
+ *   LIST_EVICTED  the light entry only: retired (taken out of the table, its stream
+ *                 final) the oldest first beyond max_evicted of them */
+enum { LIST_ATTEMPT, LIST_OPEN, LIST_EVICTED, LIST_COUNT };
 
 typedef struct {
     uint64_t hash;            /* 0 = empty slot */
@@ -251,6 +269,18 @@ typedef struct {
     size_t max_closed;
     int64_t now;              /* the latest timestamp seen */
     uint64_t evicted, resurrected;
+    /* the lists of entries (LIST_*), and their bounds */
+    entry_t *lhead[LIST_COUNT], *ltail[LIST_COUNT];
+    size_t lcount[LIST_COUNT];
+    int64_t attempt_timeout_ns;
+    size_t max_attempts, max_evicted;
+    uint64_t retired;
+    /* final streams not yet drained (drain()), in the order they became final */
+    int64_t *final;
+    size_t final_n, final_cap;
+    /* per summary block: how many of its summaries were drained (all: the block is freed) */
+    uint16_t *blk_drained;
+    size_t live_blocks;
     size_t active_convs;
     size_t seg_bytes;         /* bytes allocated for segment lists */
     size_t peak_seg_bytes;
@@ -391,6 +421,7 @@ entry_t *table_lookup(Engine *e, const conv_key_t *k, const pkt_t *p, int dir);
 entry_t *table_restart(Engine *e, entry_t *ent, const pkt_t *p, int dir);
 int closed_push(Engine *e, int64_t stream);
 void closed_sweep(Engine *e);
+void attempts_sweep(Engine *e);
 void table_free(Engine *e);
 
 /* seglist.c */
@@ -422,6 +453,9 @@ void improved_signals(const pkt_t *p, summary_t *s, const flow_t *fwd, const flo
 summary_t *summary_new(Engine *e);
 void update_summary(summary_t *s, conv_t *c, const pkt_t *p, int dir);
 void export_conn(const summary_t *s, tcps_conn *c);
+summary_t *summary_live(Engine *e, int64_t stream);
+int summary_final(Engine *e, summary_t *s);
+void summary_drained(Engine *e, int64_t stream);
 void summaries_free(Engine *e);
 
 /* sender.c (improved mode) */

@@ -100,13 +100,39 @@ static PyObject *Engine_connections(Engine *e, PyObject *args)
     }
     if (start < 0 || (size_t)start > e->n_streams)
         start = (Py_ssize_t)e->n_streams;
-    Py_ssize_t n = (Py_ssize_t)e->n_streams - start;
+    Py_ssize_t n = (Py_ssize_t)e->n_streams - start, k = 0;
     PyObject *result = PyByteArray_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(tcps_conn));
     if (!result)
         return NULL;
     tcps_conn *out = (tcps_conn *)PyByteArray_AS_STRING(result);
-    for (Py_ssize_t i = 0; i < n; i++)
-        export_conn(SUM(e, start + i), &out[i]);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const summary_t *s = summary_live(e, start + i);
+        if (s)
+            export_conn(s, &out[k++]);
+    }
+    if (k < n && PyByteArray_Resize(result, k * (Py_ssize_t)sizeof(tcps_conn)) < 0)
+        Py_CLEAR(result);
+    return result;
+}
+
+/* The rows of the streams that became final since the last call (no frame can reach
+ * them any more), in that order; their summaries are freed. */
+static PyObject *Engine_drain(Engine *e, PyObject *unused)
+{
+    if (e->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "this Engine is feeding in another thread");
+        return NULL;
+    }
+    Py_ssize_t n = (Py_ssize_t)e->final_n;
+    PyObject *result = PyByteArray_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(tcps_conn));
+    if (!result)
+        return NULL;
+    tcps_conn *out = (tcps_conn *)PyByteArray_AS_STRING(result);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        export_conn(SUM(e, e->final[i]), &out[i]);
+        summary_drained(e, e->final[i]);
+    }
+    e->final_n = 0;
     return result;
 }
 
@@ -114,20 +140,23 @@ static PyObject *Engine_stats(Engine *e, PyObject *unused)
 {
     size_t conv_bytes = e->active_convs * sizeof(conv_t) + e->table_used * sizeof(entry_t) +
                         e->table_cap * sizeof(slot_t) + e->closed_cap * sizeof(int64_t);
-    return Py_BuildValue("{s:K,s:K,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:K,s:K,s:K,s:n}",
+    return Py_BuildValue("{s:K,s:K,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:K,s:K,s:K,s:n,s:n,s:K,s:n}",
                          "frames", (unsigned long long)e->frames_seen,
                          "tcp_frames", (unsigned long long)e->tcp_seen,
                          "streams", (Py_ssize_t)e->n_streams,
                          "active_conversations", (Py_ssize_t)e->active_convs,
                          "state_bytes", (Py_ssize_t)(conv_bytes + e->seg_bytes + e->sender_bytes),
-                         "summary_bytes", (Py_ssize_t)(e->n_blocks * SUM_BLOCK * sizeof(summary_t)),
+                         "summary_bytes", (Py_ssize_t)(e->live_blocks * SUM_BLOCK * sizeof(summary_t)),
                          "segment_bytes", (Py_ssize_t)e->seg_bytes,
                          "peak_segment_bytes", (Py_ssize_t)e->peak_seg_bytes,
                          "sender_bytes", (Py_ssize_t)e->sender_bytes,
                          "evidence_dropped", (unsigned long long)e->evidence_dropped,
                          "evicted", (unsigned long long)e->evicted,
                          "resurrected", (unsigned long long)e->resurrected,
-                         "closed_waiting", (Py_ssize_t)e->closed_n);
+                         "closed_waiting", (Py_ssize_t)e->closed_n,
+                         "attempts", (Py_ssize_t)e->lcount[LIST_ATTEMPT],
+                         "retired", (unsigned long long)e->retired,
+                         "final_waiting", (Py_ssize_t)e->final_n);
 }
 
 static PyObject *Engine_sender_state(Engine *e, PyObject *args)
@@ -141,7 +170,7 @@ static PyObject *Engine_sender_state(Engine *e, PyObject *args)
         return NULL;
     }
     sender_view_t v;
-    if (!sender_view(e, stream, side ? 1 : 0, now, &v))
+    if (!summary_live(e, stream) || !sender_view(e, stream, side ? 1 : 0, now, &v))
         Py_RETURN_NONE;
     return Py_BuildValue("{s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:i,s:i,s:i,s:O}", "cwnd", v.cwnd,
                          "ssthresh", v.ssthresh, "in_flight", v.in_flight, "rounds", v.rounds,
@@ -152,18 +181,25 @@ static PyObject *Engine_sender_state(Engine *e, PyObject *args)
 
 static int Engine_init(Engine *e, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"mode", "close_timeout_ns", "max_closed", NULL};
+    static char *kwlist[] = {"mode", "close_timeout_ns", "max_closed", "attempt_timeout_ns",
+                             "max_attempts", "max_evicted", NULL};
     int mode = MODE_WIRESHARK;
-    long long close_timeout = 60LL * 1000000000LL;
-    Py_ssize_t max_closed = 10000;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|iLn", kwlist, &mode, &close_timeout, &max_closed))
+    long long close_timeout = 60LL * 1000000000LL, attempt_timeout = 120LL * 1000000000LL;
+    Py_ssize_t max_closed = 10000, max_attempts = 4096, max_evicted = 16384;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|iLnLnn", kwlist, &mode, &close_timeout,
+                                     &max_closed, &attempt_timeout, &max_attempts, &max_evicted))
         return -1;
-    if (close_timeout < 0 || max_closed < 0) {
-        PyErr_SetString(PyExc_ValueError, "close_timeout_ns and max_closed must be >= 0");
+    if (close_timeout < 0 || max_closed < 0 || attempt_timeout < 0 || max_attempts < 1 ||
+        max_evicted < 0) {
+        PyErr_SetString(PyExc_ValueError, "timeouts, max_closed and max_evicted must be >= 0, "
+                                          "max_attempts >= 1");
         return -1;
     }
     e->close_timeout_ns = close_timeout;
     e->max_closed = (size_t)max_closed;
+    e->attempt_timeout_ns = attempt_timeout;
+    e->max_attempts = (size_t)max_attempts;
+    e->max_evicted = (size_t)max_evicted;
     e->now = INT64_MIN;
     if (mode != MODE_WIRESHARK && mode != MODE_IMPROVED) {
         PyErr_SetString(PyExc_ValueError, "mode must be 0 (wireshark) or 1 (improved)");
@@ -191,7 +227,11 @@ static PyMethodDef Engine_methods[] = {
     {"feed", (PyCFunction)Engine_feed, METH_VARARGS,
      "feed(records, ts_ns, frames, iface) -> bytearray of tcps_annotation, one per record."},
     {"connections", (PyCFunction)Engine_connections, METH_VARARGS,
-     "connections([start]) -> bytearray of tcps_conn for streams start.. (all by default)."},
+     "connections([start]) -> bytearray of tcps_conn for streams start.. (all by default) "
+     "that were not drained."},
+    {"drain", (PyCFunction)Engine_drain, METH_NOARGS,
+     "drain() -> bytearray of tcps_conn for the streams that became final since the last "
+     "drain (no frame can reach them any more); their summaries are freed."},
     {"stats", (PyCFunction)Engine_stats, METH_NOARGS, "Counters and memory in use."},
     {"sender_state", (PyCFunction)Engine_sender_state, METH_VARARGS,
      "sender_state(stream, side[, now_ns]) -> dict or None: the sender model of a side (0 client, "

@@ -5,7 +5,9 @@
  * often each analysis flag was set, unique and retransmitted bytes and the
  * signals improved mode counts (improved.c); and its export as a tcps_conn row
  * (annotation.h). Summaries live in blocks that never move, so a stream's
- * summary stays where it is while the engine runs.
+ * summary stays where it is while the engine runs; a final stream's summary
+ * is drained (handed out once) and a block whose summaries were all drained
+ * is freed.
  */
 #include "engine.h"
 
@@ -13,18 +15,25 @@
 summary_t *summary_new(Engine *e)
 {
     if (e->n_streams == e->n_blocks * SUM_BLOCK) {
-        if (e->n_blocks == e->blocks_cap) {
-            size_t cap = e->blocks_cap ? e->blocks_cap * 2 : 16;
-            summary_t **b = realloc(e->sum_blocks, cap * sizeof(summary_t *));
-            if (!b)
-                return NULL;
-            e->sum_blocks = b;
-            e->blocks_cap = cap;
-        }
         summary_t *blk = malloc(SUM_BLOCK * sizeof(summary_t));
         if (!blk)
             return NULL;
+        if (e->n_blocks == e->blocks_cap) {
+            size_t cap = e->blocks_cap ? e->blocks_cap * 2 : 16;
+            summary_t **b = realloc(e->sum_blocks, cap * sizeof(summary_t *));
+            uint16_t *d = b ? realloc(e->blk_drained, cap * sizeof(uint16_t)) : NULL;
+            if (b)
+                e->sum_blocks = b;
+            if (!d) {
+                free(blk);
+                return NULL;
+            }
+            e->blk_drained = d;
+            e->blocks_cap = cap;
+        }
+        e->blk_drained[e->n_blocks] = 0;
         e->sum_blocks[e->n_blocks++] = blk;
+        e->live_blocks++;
     }
     summary_t *s = SUM(e, (int64_t)e->n_streams);
     memset(s, 0, sizeof(*s));
@@ -153,11 +162,54 @@ void export_conn(const summary_t *s, tcps_conn *c)
     c->reused_ports = s->reused_ports;
 }
 
+/* The summary of a stream, or NULL once it was drained (or never existed). */
+summary_t *summary_live(Engine *e, int64_t stream)
+{
+    if (stream < 0 || (size_t)stream >= e->n_streams || !e->sum_blocks[stream / SUM_BLOCK])
+        return NULL;
+    summary_t *s = SUM(e, stream);
+    return s->final == 2 ? NULL : s;
+}
+
+/* No frame can reach this stream any more: it waits for drain(). -1 without memory. */
+int summary_final(Engine *e, summary_t *s)
+{
+    if (e->final_n == e->final_cap) {
+        size_t cap = e->final_cap ? e->final_cap * 2 : 1024;
+        int64_t *q = realloc(e->final, cap * sizeof(int64_t));
+        if (!q)
+            return -1;
+        e->final = q;
+        e->final_cap = cap;
+    }
+    s->final = 1;
+    e->final[e->final_n++] = s->stream;
+    return 0;
+}
+
+/* The stream's row was handed out: its summary is gone, and its block once all of
+ * the block's summaries are. */
+void summary_drained(Engine *e, int64_t stream)
+{
+    size_t b = (size_t)stream / SUM_BLOCK;
+    SUM(e, stream)->final = 2;
+    if (++e->blk_drained[b] == SUM_BLOCK) {
+        free(e->sum_blocks[b]);
+        e->sum_blocks[b] = NULL;
+        e->live_blocks--;
+    }
+}
+
 void summaries_free(Engine *e)
 {
     for (size_t i = 0; i < e->n_blocks; i++)
         free(e->sum_blocks[i]);
     free(e->sum_blocks);
+    free(e->blk_drained);
+    free(e->final);
     e->sum_blocks = NULL;
-    e->n_streams = e->n_blocks = e->blocks_cap = 0;
+    e->blk_drained = NULL;
+    e->final = NULL;
+    e->n_streams = e->n_blocks = e->blocks_cap = e->live_blocks = 0;
+    e->final_n = e->final_cap = 0;
 }

@@ -8,11 +8,18 @@
  * queue and gives up that state after close_timeout of capture time, or at
  * once beyond max_closed, keeping only what port-reuse detection and relative
  * numbers need. A later frame for it brings fresh state back on the same bases.
+ * An attempt (only one side has sent: a SYN flood's every SYN) gives up its
+ * state after attempt_timeout, or at once beyond max_attempts of them. Beyond
+ * max_evicted light entries the oldest leave the table: its stream is final
+ * (a later frame of that 4-tuple starts a new stream) and waits to be drained.
+ * Memory is thus bounded by the active connections, not by the capture.
  *
  *   make_key          the direction-free key and the packet's direction (flow1 / flow2)
  *   table_lookup      the entry of a packet's 4-tuple, made or restored as needed
  *   table_restart     a new stream on the same 4-tuple (reused ports)
  *   closed_push, closed_sweep   the queue of closed conversations, and their eviction
+ *   attempts_sweep              eviction of attempts past their timeout
+ *   list_*, table_remove        the entry lists (engine.h), deletion from the table
  *   table_free        everything the table holds
  */
 #include "engine.h"
@@ -111,6 +118,58 @@ static slot_t *table_find(Engine *e, const conv_key_t *k, uint64_t h)
     }
 }
 
+/* ---- the entry lists (LIST_*): doubly linked, oldest activity first ---- */
+
+static void list_unlink(Engine *e, entry_t *ent)
+{
+    int l = ent->list;
+    if (ent->lprev)
+        ent->lprev->lnext = ent->lnext;
+    else
+        e->lhead[l] = ent->lnext;
+    if (ent->lnext)
+        ent->lnext->lprev = ent->lprev;
+    else
+        e->ltail[l] = ent->lprev;
+    ent->lprev = ent->lnext = NULL;
+    e->lcount[l]--;
+}
+
+static void list_append(Engine *e, entry_t *ent, int l)
+{
+    ent->list = (uint8_t)l;
+    ent->lnext = NULL;
+    ent->lprev = e->ltail[l];
+    if (e->ltail[l])
+        e->ltail[l]->lnext = ent;
+    else
+        e->lhead[l] = ent;
+    e->ltail[l] = ent;
+    e->lcount[l]++;
+}
+
+/* Take a key's slot out of the table (linear probing: later keys of its run move
+ * back so that every key stays reachable from its home slot). */
+static void table_remove(Engine *e, const entry_t *ent)
+{
+    size_t mask = e->table_cap - 1;
+    slot_t *slot = table_find(e, &ent->key, ent->hash);
+    size_t i = (size_t)(slot - e->table), j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!e->table[j].hash)
+            break;
+        size_t home = (size_t)e->table[j].hash & mask;
+        if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
+            continue;
+        e->table[i] = e->table[j];
+        i = j;
+    }
+    e->table[i].hash = 0;
+    e->table[i].ent = NULL;
+    e->table_used--;
+}
+
 static void flow_init(flow_t *f)
 {
     memset(f, 0, sizeof(*f));
@@ -155,6 +214,8 @@ static void entry_evict(Engine *e, entry_t *ent)
     conv_free(e, c);
     ent->conv = NULL;
     e->evicted++;
+    list_unlink(e, ent);
+    list_append(e, ent, LIST_EVICTED);
 }
 
 /* A frame for an evicted connection: fresh analysis state on the same bases. */
@@ -168,17 +229,44 @@ static conv_t *entry_resurrect(Engine *e, entry_t *ent)
             reset_base(&c->flow[i], ent->base_seq[i]);
     ent->conv = c;
     e->resurrected++;
+    const summary_t *s = SUM(e, ent->stream);
+    list_unlink(e, ent);
+    list_append(e, ent, s->pkts[0] && s->pkts[1] ? LIST_OPEN : LIST_ATTEMPT);
     return c;
 }
 
-static void entry_free(Engine *e, entry_t *ent)
+/* Free an entry; its stream is final (-1: no memory to note that). */
+static int entry_free(Engine *e, entry_t *ent)
 {
     if (ent->conv)
         conv_free(e, ent->conv);
-    SUM(e, ent->stream)->ent = NULL;
+    list_unlink(e, ent);
+    summary_t *s = SUM(e, ent->stream);
+    s->ent = NULL;
     if (e->last == ent)
         e->last = NULL;
     free(ent);
+    return summary_final(e, s);
+}
+
+/* The oldest light entry leaves the table: its stream is final. */
+static int entry_retire(Engine *e, entry_t *ent)
+{
+    table_remove(e, ent);
+    e->retired++;
+    return entry_free(e, ent);
+}
+
+/* Bounds by count: the oldest attempts give up their state beyond max_attempts, the
+ * oldest light entries leave the table beyond max_evicted. */
+static int table_bound(Engine *e)
+{
+    while (e->lcount[LIST_ATTEMPT] > e->max_attempts)
+        entry_evict(e, e->lhead[LIST_ATTEMPT]);
+    while (e->lcount[LIST_EVICTED] > e->max_evicted)
+        if (entry_retire(e, e->lhead[LIST_EVICTED]) < 0)
+            return -1;
+    return 0;
 }
 
 /* A new conversation for this 4-tuple (tcp.stream = the next index). The
@@ -213,15 +301,19 @@ static entry_t *entry_new(Engine *e, slot_t *slot, const conv_key_t *k, uint64_t
     else
         s->client = (uint8_t)dir;
     s->role_guessed = !(p->flags & TCPS_SYN);
+    list_append(e, ent, LIST_ATTEMPT);
     if (slot->hash) {
         s->prev_stream = slot->ent->stream;
-        entry_free(e, slot->ent);
+        if (entry_free(e, slot->ent) < 0) {
+            slot->ent = ent;   /* the table stays whole; the caller fails */
+            return NULL;
+        }
     } else {
         e->table_used++;
     }
     slot->hash = h;
     slot->ent = ent;
-    return ent;
+    return table_bound(e) < 0 ? NULL : ent;
 }
 
 /* The entry of a packet's 4-tuple, with its analysis state: the one found
@@ -246,6 +338,19 @@ entry_t *table_lookup(Engine *e, const conv_key_t *k, const pkt_t *p, int dir)
     }
     if (!ent->conv && !entry_resurrect(e, ent))
         return NULL;
+    /* Its activity is the newest: to the end of its list (an attempt whose other
+     * side now sends is open). */
+    int l = ent->list;
+    if (l == LIST_ATTEMPT) {
+        const summary_t *s = SUM(e, ent->stream);
+        if (s->pkts[dir ^ 1] && !s->pkts[dir])
+            l = LIST_OPEN;
+    }
+    if (ent != e->ltail[l] || l != ent->list) {
+        list_unlink(e, ent);
+        list_append(e, ent, l);
+    }
+    ent->last_ts = p->ts;
     return ent;
 }
 
@@ -264,7 +369,8 @@ entry_t *table_restart(Engine *e, entry_t *ent, const pkt_t *p, int dir)
 
 /* Closed connections (RST, or FIN both ways) wait in a queue; the oldest is
  * evicted once idle for close_timeout of capture time, or at once when more
- * than max_closed are waiting. */
+ * than max_closed are waiting. The sweep also evicts the attempts past their
+ * timeout. */
 int closed_push(Engine *e, int64_t stream)
 {
     if (e->closed_n == e->closed_cap) {
@@ -286,9 +392,11 @@ int closed_push(Engine *e, int64_t stream)
 
 void closed_sweep(Engine *e)
 {
+    attempts_sweep(e);
     while (e->closed_n > 0) {
         int64_t stream = e->closed[e->closed_head];
-        entry_t *ent = SUM(e, stream)->ent;
+        const summary_t *s = summary_live(e, stream);
+        entry_t *ent = s ? s->ent : NULL;
         /* In closing order: stop at the first one still within its timeout
          * (a late frame may hold the queue a little; that only delays). */
         if (ent && ent->conv && e->closed_n <= e->max_closed && e->now - ent->last_ts < e->close_timeout_ns)
@@ -302,11 +410,25 @@ void closed_sweep(Engine *e)
     }
 }
 
+/* Attempts idle for attempt_timeout of capture time give up their state (oldest
+ * first: the list is in order of last activity). */
+void attempts_sweep(Engine *e)
+{
+    entry_t *ent;
+    while ((ent = e->lhead[LIST_ATTEMPT]) && e->now - ent->last_ts >= e->attempt_timeout_ns)
+        entry_evict(e, ent);
+}
+
 void table_free(Engine *e)
 {
     for (size_t i = 0; i < e->table_cap; i++)
-        if (e->table[i].hash)
-            entry_free(e, e->table[i].ent);
+        if (e->table[i].hash) {
+            entry_t *ent = e->table[i].ent;
+            if (ent->conv)
+                conv_free(e, ent->conv);
+            SUM(e, ent->stream)->ent = NULL;
+            free(ent);
+        }
     free(e->table);
     free(e->closed);
     e->table = NULL;
@@ -314,4 +436,8 @@ void table_free(Engine *e)
     e->table_cap = e->table_used = 0;
     e->closed_n = e->closed_cap = e->closed_head = 0;
     e->last = NULL;
+    for (int l = 0; l < LIST_COUNT; l++) {
+        e->lhead[l] = e->ltail[l] = NULL;
+        e->lcount[l] = 0;
+    }
 }

@@ -96,6 +96,10 @@ class LifecycleTracker(TrackerBase):
     def _sided(self) -> list[np.ndarray]:
         return super()._sided() + [self._maxend]
 
+    def _fills(self) -> dict[str, object]:
+        return {**super()._fills(), "_cs": 0, "_ss": 0, "_steady": _HOT, "_maxend": -1,
+                "_pending": False, "_watched": False}
+
     def _states(self, records: np.ndarray, annotations: np.ndarray, ts_all: np.ndarray,
                 s: np.ndarray, length: np.ndarray) -> LifecycleBatch:
         events: dict[int, tuple[str, ...]] = {}
@@ -171,16 +175,16 @@ class LifecycleTracker(TrackerBase):
         stops = bounds.tolist() + [int(o.size)]
         cpos = np.flatnonzero(cand[o]).tolist()   # candidate rows, in walk order
         o_l, duplicate = o.tolist(), rows.duplicate.tolist()
-        lives = self._lives
+        lives, base = self._lives, self._base
         out_rows: list[int] = []
         out_c: list[int] = []
         out_s: list[int] = []
         for a, b, stream in zip(starts, stops, so[starts].tolist()):
-            lc = lives.get(stream)
+            lc = lives.get(stream + base)   # `stream` indexes the per-stream arrays
             first = None
             if lc is None:
                 first = rows.segment(a)
-                lc = self._new_life(stream, first, o_l[a], records)
+                lc = self._new_life(stream + base, first, o_l[a], records)
             else:   # rows of earlier batches the machine did not see
                 for ep in (lc.cs.client, lc.cs.server):
                     ep.max_end = max(ep.max_end, int(self._maxend[stream, ep.index]))

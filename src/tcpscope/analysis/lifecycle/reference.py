@@ -9,7 +9,7 @@ per-connection counts, the roles the engine may swap, and the summaries.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Hashable, Iterable
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ from ..states import Segment, State
 from .connection import ConnectionLife, Rows, seglen
 from .model import Lifecycle, LifecycleBatch
 
-__all__ = ["TrackerBase", "ReferenceTracker", "Keep", "correct_rows"]
+__all__ = ["TrackerBase", "ReferenceTracker", "Keep", "cookie_answers", "correct_rows"]
 
 _SYN, _SYN_ACK = 0x02, 0x12
 _SECOND = 1_000_000_000
@@ -68,11 +68,20 @@ class TrackerBase:
         self._last_ts = np.zeros(1, np.int64)
         self._flag_counts = np.zeros((1, len(FLAG_NAMES)), np.int64)
         self._irtt = np.full(1, -1, np.int64)    # the engine's iRTT, once a row carries it
-        self._flips: list[tuple[int, int]] = []  # (stream, row) where roles swapped, this batch
-        # the last connection of each 4-tuple, and its endpoints (client's, server's)
+        self._flips: list[tuple[int, int]] = []  # (index, row) where roles swapped, this batch
+        # the last connection of each 4-tuple, and its endpoints (client's, server's); the
+        # 4-tuple of each stream tracked (`retire` lets both go)
         self._tuples: dict[frozenset, tuple[ConnectionLife, tuple, tuple]] = {}
+        self._tuple_of: dict[int, frozenset] = {}
+        # the corrections of retired streams whose transitions are kept (`corrections`)
+        self._retired_fixes: dict[int, list[tuple[int, int, int, int]]] = {}
+        # The per-stream arrays hold streams base, base + 1, ...: `retire` moves the base up
+        # to the oldest stream still tracked, so that they follow the active connections.
+        self._base = 0
 
     def _reserve(self, n: int) -> None:
+        if not self.summaries:   # no per-connection counts: nothing per stream to keep
+            return
         self._pkts = grow(self._pkts, n, 0, 0)
         self._bytes = grow(self._bytes, n, 0, 0)
         self._last_ts = grow(self._last_ts, n, np.iinfo(np.int64).min, 0)
@@ -81,7 +90,12 @@ class TrackerBase:
 
     def _sided(self) -> list[np.ndarray]:
         """The per-stream arrays indexed [stream, way], which a role swap turns round."""
-        return [self._pkts, self._bytes]
+        return [self._pkts, self._bytes] if self.summaries else []
+
+    def _fills(self) -> dict[str, Any]:
+        """Each per-stream array (by attribute) and what a stream not seen yet holds."""
+        return {"_pkts": 0, "_bytes": 0, "_last_ts": np.iinfo(np.int64).min,
+                "_flag_counts": 0, "_irtt": -1}
 
     # ------------------------------------------------------------------
 
@@ -94,16 +108,19 @@ class TrackerBase:
         n = int(annotations.shape[0])
         if n == 0:
             return LifecycleBatch(np.zeros(0, np.uint8), np.zeros(0, np.uint8), {})
+        # streams as indexes of the per-stream arrays (-1, not TCP: the dummy slot)
         s = annotations["stream"]
+        if self._base:
+            s = np.where(s >= 0, s - self._base, -1)
         self._reserve(int(s.max()) + 1)
         ts_all = np.asarray(ts_ns, dtype=np.int64)
         length = seglen(records)
         self._flips = []
         out = self._states(records, annotations, ts_all, s, length)
         fs = annotations["from_server"].astype(np.int64)
-        for stream, row in self._flips:
+        for index, row in self._flips:
             # Rows before the engine swapped the roles count for the other side.
-            fs[:row][s[:row] == stream] ^= 1
+            fs[:row][s[:row] == index] ^= 1
         key = s * 2 + fs                       # stream -1 lands on the dummy slot
         self._count(records, annotations, ts_all, s, key, length)
         return out
@@ -158,6 +175,7 @@ class TrackerBase:
         key = frozenset(ends)
         prev = self._tuples.get(key)
         self._tuples[key] = (lc, *ends)
+        self._tuple_of[stream] = key
         if first.flags & _SYN_ACK == _SYN:   # a first SYN: the listener it went to
             lc.server_id = ends[1]
             if prev is not None:
@@ -173,26 +191,28 @@ class TrackerBase:
         return lc.on_row(seg)
 
     def _judge_cookies(self) -> None:
-        """SYN cookies (the listener keeps no state): a listener that resent the SYN-ACKs of
-        the requests it queued, more than a second after it answered another SYN whose
-        SYN-ACK it never resent and nobody acknowledged, answered that one with a cookie."""
-        lives: dict[tuple[bytes, int], list[tuple[ConnectionLife, list[int]]]] = {}
+        """Each half-open connection's `syn_cookie`, judged with its listener's others
+        (`cookie_answers`)."""
+        for lc, cookie in cookie_answers(self.cookie_evidence()).items():
+            lc.syn_cookie = cookie
+
+    def cookie_evidence(self) -> list[tuple[ConnectionLife, tuple[bytes, int], list[int]]]:
+        """(connection, its listener, its SYN-ACK times) of every half-open connection the
+        server answered: what `cookie_answers` judges (a scaled run judges the pieces'
+        evidence together)."""
+        out = []
         for lc in self._lives.values():
             if lc.server_id is not None:
                 sa = lc.half_open_synacks()
                 if sa:
-                    lives.setdefault(lc.server_id, []).append((lc, sa))
-        for group in lives.values():
-            resent = [t for _, sa in group for t in sa[1:]]
-            last = max(resent, default=-1)
-            for lc, sa in group:
-                lc.syn_cookie = len(sa) == 1 and last > sa[0] + _SECOND
+                    out.append((lc, lc.server_id, sa))
+        return out
 
     def corrections(self) -> dict[int, list[tuple[int, int, int, int]]]:
         """Per stream, the rows the whole capture so far corrects (`ConnectionLife.corrections`):
         what a consumer that kept rows of earlier batches applies (`correct_rows`)."""
         self._judge_cookies()
-        out = {}
+        out = dict(self._retired_fixes)
         for st, lc in self._lives.items():
             cors = lc.corrections()
             if cors:
@@ -205,7 +225,7 @@ class TrackerBase:
         lc.guessed = False
         if lc.client_id is not None and _identity(records, index, seg) != lc.client_id:
             lc.swap_roles()
-            st = lc.stream
+            st = lc.stream - self._base
             for arr in self._sided():
                 arr[st] = arr[st][::-1].copy()
             self._flips.append((st, index))
@@ -215,18 +235,71 @@ class TrackerBase:
     # Summaries
     # ------------------------------------------------------------------
 
+    def retire(self, streams: Collection[int]) -> dict[int, Lifecycle]:
+        """Forget these streams (the engine made them final: no row reaches them again);
+        their lifecycles, when the tracker keeps summaries."""
+        out = {}
+        for st in streams:
+            lc = self._lives.pop(st, None)
+            key = self._tuple_of.pop(st, None)
+            if key is not None and self._tuples.get(key, (None,))[0] is lc:
+                del self._tuples[key]
+            if lc is None:
+                continue
+            keep = self._keep if isinstance(self._keep, bool) else bool(self._keep(st))
+            if keep:
+                cors = lc.corrections()
+                if cors:
+                    self._retired_fixes[st] = cors
+            if self.summaries:
+                out[st] = self._lifecycle(st, lc)
+        if self._lives:
+            self._rebase(min(self._lives))
+        return out
+
+    def _rebase(self, base: int) -> None:
+        """Index 0 of the per-stream arrays is stream `base` from now on (it only grows:
+        the streams below it were retired, and no row reaches them again)."""
+        d = base - self._base
+        if d <= 0:
+            return
+        for name, fill in self._fills().items():
+            body = getattr(self, name)[:-1]      # the last slot is the dummy's
+            keep = max(body.shape[0] - d, 0)
+            body[:keep] = body[body.shape[0] - keep:]
+            body[keep:] = fill
+        self._base = base
+
+    def _lifecycle(self, st: int, lc: ConnectionLife) -> Lifecycle:
+        st -= self._base
+        return lc.lifecycle((int(self._pkts[st, 0]), int(self._pkts[st, 1])),
+                            (int(self._bytes[st, 0]), int(self._bytes[st, 1])),
+                            int(self._last_ts[st]), self._flag_counts[st], int(self._irtt[st]))
+
     def lifecycles(self) -> dict[int, Lifecycle]:
         """One `Lifecycle` per stream seen so far (at any time; later batches update them)."""
         if not self.summaries:
             raise ValueError("a tracker with summaries=False keeps no per-connection counts; "
                              "lifecycles() needs summaries=True")
         self._judge_cookies()
-        return {
-            st: lc.lifecycle((int(self._pkts[st, 0]), int(self._pkts[st, 1])),
-                             (int(self._bytes[st, 0]), int(self._bytes[st, 1])),
-                             int(self._last_ts[st]), self._flag_counts[st], int(self._irtt[st]))
-            for st, lc in sorted(self._lives.items())
-        }
+        return {st: self._lifecycle(st, lc) for st, lc in sorted(self._lives.items())}
+
+
+def cookie_answers(evidence: Iterable[tuple[Hashable, Hashable, list[int]]]) -> dict[Any, bool]:
+    """SYN cookies (the listener keeps no state): a listener that resent the SYN-ACKs of
+    the requests it queued, more than a second after it answered another SYN whose
+    SYN-ACK it never resent and nobody acknowledged, answered that one with a cookie.
+    `evidence`: (key, listener, SYN-ACK times) per half-open connection; returns
+    {key: answered with a cookie}."""
+    groups: dict[Hashable, list[tuple[Hashable, list[int]]]] = {}
+    for key, listener, sa in evidence:
+        groups.setdefault(listener, []).append((key, sa))
+    out = {}
+    for group in groups.values():
+        last = max((t for _, sa in group for t in sa[1:]), default=-1)
+        for key, sa in group:
+            out[key] = len(sa) == 1 and last > sa[0] + _SECOND
+    return out
 
 
 def _reuse_time_wait(lc: ConnectionLife, ends: tuple, prev: tuple) -> None:
@@ -286,9 +359,9 @@ class ReferenceTracker(TrackerBase):
         events: dict[int, tuple[str, ...]] = {}
         tcp = np.flatnonzero(s >= 0)
         rows = Rows(records, annotations, ts_all, length, tcp)
-        lives = self._lives
+        lives, base = self._lives, self._base
         for k, (stream, index, duplicate) in enumerate(zip(
-                s[tcp].tolist(), tcp.tolist(), rows.duplicate.tolist())):
+                (s[tcp] + base).tolist(), tcp.tolist(), rows.duplicate.tolist())):
             seg = rows.segment(k)
             lc = lives.get(stream)
             if lc is None:

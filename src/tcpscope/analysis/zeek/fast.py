@@ -25,7 +25,7 @@ import numpy as np
 
 from ...wire.record import ACK, FIN, RST, SYN
 from ...wire.seq import seq_diff, seq_diff_array
-from .conn_log import ESTABLISHED, INACTIVE, PARTIAL
+from .conn_log import ESTABLISHED, INACTIVE, PARTIAL, ZeekConn
 from .connection import H_ACK, H_DATA, M32, Connection, Endpoint, Reassembler
 from .model import Columns, ZeekModel
 
@@ -60,6 +60,11 @@ class ZeekTracker(ZeekModel):
         super().__init__(**options)
         self.fast_rows = 0  #: rows the numpy fast path applied (the rest went row by row)
         self._chunk: dict[int, int] = {}  # per stream: rows its next fast attempt may take
+
+    def retire(self, streams: list[int]) -> list[ZeekConn]:
+        for st in streams:
+            self._chunk.pop(st, None)
+        return super().retire(streams)
 
     def _feed_columns(self, cols: Columns, rec: np.ndarray) -> None:
         """Each stream's rows in its own order: runs of ordinary rows in bulk, the rest

@@ -120,7 +120,7 @@ class ZeekModel:
         self.likely = frozenset(likely_server_ports)
         self.report_gaps_for_partial = report_gaps_for_partial
         self._conns: dict[int, Connection] = {}
-        self._done: list[ZeekConn] = []
+        self._done: dict[int, list[ZeekConn]] = {}   # per stream: its ended connections
         self._parts: dict[int, int] = {}
         self.offloaded = 0  #: packets dropped for an offloaded (partial) checksum
         self.bad_checksums = 0  #: packets dropped for a bad checksum
@@ -284,7 +284,7 @@ class ZeekModel:
         return "reuse"
 
     def _finish(self, conn: Connection) -> None:
-        self._done.append(_result(conn))
+        self._done.setdefault(conn.stream, []).append(_result(conn))
 
     # -- the per-packet model (TCPAnalyzer::DeliverPacket + TCPSessionAdapter::Process) ------
 
@@ -601,13 +601,28 @@ class ZeekModel:
 
     def rows(self) -> list[ZeekConn]:
         """Every Zeek connection so far (the open ones as they stand), in stream order."""
-        out = self._done + [_result(c) for c in self._conns.values()]
+        out = [z for done in self._done.values() for z in done] + \
+            [_result(c) for c in self._conns.values()]
         out.sort(key=lambda z: (z.stream, z.part))
         return out
 
-    def fields(self) -> dict[int, ZeekConn]:
-        """Per tcp.stream, the Zeek connection its first packet started (``zeek_rows`` set)."""
-        rows = self.rows()
+    def retire(self, streams: list[int]) -> list[ZeekConn]:
+        """Forget these streams (the engine made them final: no row reaches them again);
+        their Zeek connections as `rows` gives them."""
+        out: list[ZeekConn] = []
+        for st in streams:
+            out += self._done.pop(st, [])
+            conn = self._conns.pop(st, None)
+            if conn is not None:
+                out.append(_result(conn))
+            self._parts.pop(st, None)
+        out.sort(key=lambda z: (z.stream, z.part))
+        return out
+
+    def fields(self, rows: list[ZeekConn] | None = None) -> dict[int, ZeekConn]:
+        """Per tcp.stream, the Zeek connection its first packet started (``zeek_rows`` set),
+        of `rows` (default: every row so far)."""
+        rows = self.rows() if rows is None else rows
         counts: dict[int, int] = {}
         for z in rows:
             counts[z.stream] = counts.get(z.stream, 0) + 1

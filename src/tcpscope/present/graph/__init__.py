@@ -21,6 +21,7 @@ from dataclasses import replace
 
 from ...analysis.connections import decode_all
 from ...analysis.engine import DEFAULT_MODE
+from ...capture.writer import AtomicOutput
 from ...pipeline import Options, Result, Source, StreamNotFound, run
 from ..i18n import catalogue
 from . import sliding
@@ -141,5 +142,5 @@ def write_graph(source: Source, stream: int, kind: str, out: str | os.PathLike, 
     figs = graphs(source, stream, [kind], direction=direction, lang=lang,
                   frames=() if frame is None else (frame,), mode=mode, width=WIDTH[fmt])
     data = html_page(figs, lang=lang).encode("utf-8") if fmt == "html" else render(figs[0], fmt)
-    with open(out, "wb") as f:
+    with AtomicOutput(out) as f:
         f.write(data)

@@ -65,8 +65,8 @@ def collect(source: Source, streams: Iterable[int] | None = None, *, mode: str =
     `on_batch(frames)` is called after each batch (for a progress display).
     """
     story = StoryCollector(streams, max_streams=max_streams)
-    run(source, [story], Options(mode=mode, keep_transitions=story.keep_transitions()),
-        on_batch=on_batch)
+    run(source, [story], Options(mode=mode, keep_transitions=story.keep_transitions(),
+                                 retire=True), on_batch=on_batch)
     assert story.analysis is not None
     return story.analysis, story.extra
 

@@ -11,7 +11,6 @@ segment on a port tcpdump decodes (HTTP, DNS, PPTP, ...: payload.py).
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import IO
 
@@ -108,18 +107,13 @@ class TcpdumpListing:
 
 
 def write_listing(source: pipeline.Source, opts: TcpdumpOptions, out: IO[str] | None,
-                  err: IO[str] | None = None, *, also: list[pipeline.Consumer] = ()) -> int:
+                  *, also: list[pipeline.Consumer] = ()) -> int:
     """Print the listing of `source` (a capture, or a `pipeline.Input`: several files,
     filters) to `out` (None: no listing, for ``-w`` alone); `also` are more consumers of
-    the same run (the ``-w`` writer). Return the frames printed.
-
-    Damage that stops reading inside a file is reported on `err` (stderr) after the
-    frames before it, as tcpdump does, one line per damaged file, naming it.
+    the same run (the ``-w`` writer). Return the frames printed. Damage is in the run's
+    result; the CLI reports it after the frames before it, as tcpdump does.
     """
     listing = TcpdumpListing(opts, out) if out is not None else None
     consumers = ([listing] if listing else []) + list(also)
-    result = pipeline.run(source, consumers, pipeline.Options(analyse=False, states=False))
-    if listing is None or not listing.done:
-        for name, damage in result.damages:
-            print(f"tcpscope: {name}: {damage}", file=err or sys.stderr)
+    pipeline.run(source, consumers, pipeline.Options(analyse=False, states=False))
     return listing.printed if listing else 0

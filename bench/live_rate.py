@@ -17,7 +17,7 @@ For each rate it runs, one after another:
   (events to a file), which reads tcpdump's pipe, dissects, analyses and prints;
 - **tcpscope live -w**: the same, also saving the pcapng.
 
-The traffic comes from a small C program (compiled here with cc: a Python
+The traffic comes from a small C program (compiled here with gcc: a Python
 sender cannot pace 100k sends/s on this machine): C connections on
 127.0.0.1, each send() of S bytes with TCP_NODELAY is one segment, paced to R
 segments/s in total for D seconds; the receiver reads and discards, so the
@@ -164,7 +164,7 @@ def build_generator(workdir: Path) -> Path:
     src = workdir / "gen.c"
     exe = workdir / "gen"
     src.write_text(GENERATOR_C)
-    sh("cc", "-O2", "-o", str(exe), str(src))
+    sh("gcc", "-O2", "-o", str(exe), str(src))
     return exe
 
 
@@ -255,7 +255,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("live_rate.py needs root (network namespace, capture)", file=sys.stderr)
         return 1
-    for tool in ("tcpdump", "ip", "cc"):
+    for tool in ("tcpdump", "ip", "gcc"):
         if shutil.which(tool) is None:
             print(f"{tool} is not installed", file=sys.stderr)
             return 1

@@ -5,8 +5,11 @@ floods and failures across connections); once the run has ended, `overview()`
 gives an `Overview`: counts of handshake and teardown kinds, failed handshakes
 grouped by destination, the anomalies summed over connections, the biggest
 transfers, the audit's findings and the most interesting connections, each with
-its reasons. It keeps no packet: its memory is one row per connection (the
-engine's and the tracker's) and the audit's bounded tables.
+its reasons. It keeps no packet and a bounded number of rows: the `ROWS_KEPT`
+most interesting connections (the report's table), the `TOP` biggest and the
+first few failed and ordinary ones, besides counters and the audit's bounded
+tables; connections are handed to it as they finish (`Options.retire`), so its
+memory does not grow with the capture.
 
 `overview_lines(ov, lang)` tells it as text (``tcpscope explain FILE`` without
 ``--stream`` on a capture of many connections); the HTML report
@@ -15,6 +18,7 @@ engine's and the tracker's) and the audit's bounded tables.
 from __future__ import annotations
 
 import math
+import heapq
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +37,10 @@ __all__ = ["ConnRow", "Overview", "OverviewCollector", "overview_lines", "TOP"]
 TOP = 5
 #: Findings of the audit the overview quotes.
 FINDINGS = 8
+#: Rows the overview keeps: the most interesting connections (what the report's table shows).
+ROWS_KEPT = 1000
+#: Failed and ordinary connections kept as examples (the lowest streams).
+EXAMPLES = 8
 #: Anomalies that say little on their own: they do not make a connection interesting.
 _QUIET = frozenset({"window_update", "keep_alive", "keep_alive_ack", "duplicate_ack"})
 
@@ -66,7 +74,12 @@ class Overview:
     packets: int
     first_ts: float
     last_ts: float
+    #: the `ROWS_KEPT` most interesting connections, in stream order
     rows: list[ConnRow]
+    connections: int = 0                          #: all of them
+    top_bytes: list[ConnRow] = field(default_factory=list)    #: the biggest, most first
+    failed_rows: list[ConnRow] = field(default_factory=list)  #: rejected or unanswered, first
+    plain_rows: list[ConnRow] = field(default_factory=list)   #: ordinary conversations, first
     handshakes: Counter = field(default_factory=Counter)
     teardowns: Counter = field(default_factory=Counter)
     #: (destination, handshake kind, connections), most first
@@ -76,12 +89,8 @@ class Overview:
     findings: list[Finding] = field(default_factory=list)
     damaged: bool = False
 
-    @property
-    def connections(self) -> int:
-        return len(self.rows)
-
     def biggest(self, n: int = TOP) -> list[ConnRow]:
-        return sorted(self.rows, key=lambda r: (-sum(r.bytes), r.stream))[:n]
+        return self.top_bytes[:n]
 
     def interesting(self, n: int = TOP) -> list[ConnRow]:
         """The connections most worth reading: more kinds of trouble, then more of it;
@@ -110,7 +119,15 @@ class OverviewCollector:
         self.audit = Audit()
         self.packets = 0
         self.result: Result | None = None
-        self._rows: list[ConnRow] = []
+        self._count = 0
+        self._first_ts, self._last_ts = math.inf, -math.inf
+        self._handshakes: Counter = Counter()
+        self._teardowns: Counter = Counter()
+        # bounded min-heaps: the most interesting rows, the biggest; the first examples
+        self._kept: list[tuple[float, int, ConnRow]] = []
+        self._big: list[tuple[int, int, ConnRow]] = []
+        self._failed_rows: list[ConnRow] = []
+        self._plain_rows: list[ConnRow] = []
         self._failed: Counter = Counter()
         self._frames: Counter = Counter()
         self._with_flag: Counter = Counter()
@@ -126,7 +143,6 @@ class OverviewCollector:
         self.result = result
         assert result.analyzer is not None and result.tracker is not None
         self._add(result.analyzer.connections(), result.tracker.lifecycles())
-        self._rows.sort(key=lambda r: r.stream)
 
     def _add(self, conns: Any, lives: dict[int, Lifecycle]) -> None:
         for c in decode_all(conns):
@@ -136,32 +152,67 @@ class OverviewCollector:
             client = format_endpoint(c.client.addr, c.client.port)
             server = format_endpoint(c.server.addr, c.server.port)
             nbytes = life.bytes[0] + life.bytes[1]
-            self._rows.append(ConnRow(c.stream, client, server, life.first_ts, life.duration,
-                                      sum(life.packets), life.bytes, life.handshake,
-                                      life.teardown, life.client_final.name,
-                                      life.server_final.name, dict(life.anomalies),
-                                      _score(life, nbytes)))
+            row = ConnRow(c.stream, client, server, life.first_ts, life.duration,
+                          sum(life.packets), life.bytes, life.handshake, life.teardown,
+                          life.client_final.name, life.server_final.name,
+                          dict(life.anomalies), _score(life, nbytes))
+            self._keep(row, nbytes)
             if life.handshake in ("rejected", "unanswered"):
                 self._failed[(server, life.handshake)] += 1
             for flag, n in life.anomalies.items():
                 self._frames[flag] += n
                 self._with_flag[flag] += 1
 
+    def _keep(self, row: ConnRow, nbytes: int) -> None:
+        """Count a connection; keep its row if it is among the bounded lists."""
+        self._count += 1
+        self._first_ts = min(self._first_ts, row.first_ts)
+        self._last_ts = max(self._last_ts, row.first_ts + row.duration)
+        self._handshakes[row.handshake] += 1
+        self._teardowns[row.teardown] += 1
+        _push(self._kept, (row.score, -row.stream, row), ROWS_KEPT)
+        _push(self._big, (nbytes, -row.stream, row), TOP)
+        if row.handshake in ("rejected", "unanswered"):
+            _first(self._failed_rows, row)
+        elif not row.anomaly_count and row.handshake == "3way" and \
+                row.teardown in ("4way", "3way"):
+            _first(self._plain_rows, row)
+
     def overview(self) -> Overview:
         res = self.result
         assert res is not None
-        rows, frames = self._rows, self._frames
+        frames = self._frames
         report = self.audit.report
+        empty = not self._count
         return Overview(
             name=res.name, packets=self.packets,
-            first_ts=min((r.first_ts for r in rows), default=0.0),
-            last_ts=max((r.first_ts + r.duration for r in rows), default=0.0),
-            rows=rows, handshakes=Counter(r.handshake for r in rows),
-            teardowns=Counter(r.teardown for r in rows),
+            first_ts=0.0 if empty else self._first_ts,
+            last_ts=0.0 if empty else self._last_ts,
+            rows=sorted((r for _, _, r in self._kept), key=lambda r: r.stream),
+            connections=self._count,
+            top_bytes=[r for _, _, r in sorted(self._big, key=lambda t: (-t[0], -t[1]))],
+            failed_rows=list(self._failed_rows), plain_rows=list(self._plain_rows),
+            handshakes=self._handshakes, teardowns=self._teardowns,
             failed=[(d, k, n) for (d, k), n in self._failed.most_common()],
             anomalies=[(f, n, self._with_flag[f]) for f, n in frames.most_common()],
             findings=list(report.findings) if report is not None else [],
             damaged=bool(res.damages))
+
+
+def _push(heap: list, item: tuple, bound: int) -> None:
+    """Keep the `bound` greatest items of a min-heap."""
+    if len(heap) < bound:
+        heapq.heappush(heap, item)
+    elif item[:2] > heap[0][:2]:
+        heapq.heapreplace(heap, item)
+
+
+def _first(rows: list[ConnRow], row: ConnRow) -> None:
+    """Keep the `EXAMPLES` lowest streams, in order."""
+    if len(rows) < EXAMPLES or row.stream < rows[-1].stream:
+        rows.append(row)
+        rows.sort(key=lambda r: r.stream)
+        del rows[EXAMPLES:]
 
 
 def overview_facts(ov: Overview) -> list[tuple[str, list[Fact]]]:

@@ -78,10 +78,8 @@ def pick(ov: Overview, n: int = DETAILS) -> list[ConnRow]:
     and one short ordinary conversation (a reader's reference), `n` at most."""
     chosen = ov.interesting(max(n - 2, 1))
     have = {r.stream for r in chosen}
-    failed = next((r for r in ov.rows if r.handshake in ("rejected", "unanswered")
-                   and r.stream not in have), None)
-    plain = next((r for r in ov.rows if r.stream not in have and not r.anomaly_count
-                  and r.handshake == "3way" and r.teardown in ("4way", "3way")), None)
+    failed = next((r for r in ov.failed_rows if r.stream not in have), None)
+    plain = next((r for r in ov.plain_rows if r.stream not in have), None)
     for extra in (failed, plain):
         if extra is not None and len(chosen) < n:
             chosen.append(extra)

@@ -130,7 +130,7 @@ def render_page(data: ReportData, name: str) -> str:
         _note(cat, "report.made", {"version": __version__, "mode": data.mode, "when": _now()},
               "muted"),
         _overview(cat, data),
-        _table(cat, ov.rows, {d.row.stream for d in data.details}),
+        _table(cat, ov.rows, ov.connections, {d.row.stream for d in data.details}),
         f'<h2 id="details">{_e(cat.render("report.details"))}</h2>',
         _note(cat, "report.details_why", {"count": len(data.details)}, "muted"),
     ]
@@ -176,7 +176,8 @@ _COLS = (("stream", "num"), ("client", "text"), ("server", "text"), ("packets", 
          ("anomalies", "num"), ("states", "text"))
 
 
-def _table(cat: Catalogue, rows: list[ConnRow], detailed: set[int]) -> str:
+def _table(cat: Catalogue, rows: list[ConnRow], count: int, detailed: set[int]) -> str:
+    """The table of the kept rows (`count`: all connections of the capture)."""
     ranked = sorted(rows, key=lambda r: (-r.score, r.stream))[:TABLE_MAX]
     ranked.sort(key=lambda r: r.stream)
     head = "".join(f'<th data-type="{t}">{_e(cat.render("report.col." + c))}</th>'
@@ -203,9 +204,9 @@ def _table(cat: Catalogue, rows: list[ConnRow], detailed: set[int]) -> str:
     out = [f'<h2 id="connections">{_e(cat.render("report.connections"))}</h2>',
            f'<input id="filter" type="search" placeholder="{_e(cat.render("report.filter"))}"> '
            f'<span class="muted">{_e(cat.render("report.shown"))} '
-           f'<span id="shown">{len(ranked)}</span> / {len(rows)}</span>']
-    if len(rows) > len(ranked):
-        out.append(_note(cat, "report.table_capped", {"shown": len(ranked), "count": len(rows)}))
+           f'<span id="shown">{len(ranked)}</span> / {count}</span>']
+    if count > len(ranked):
+        out.append(_note(cat, "report.table_capped", {"shown": len(ranked), "count": count}))
     out.append(f'<div class="tablebox"><table class="conns" id="conns"><thead><tr>{head}</tr>'
                f'</thead><tbody>{"".join(body)}</tbody></table></div>')
     return "\n".join(out)

@@ -62,13 +62,13 @@ class CaptureAnalysis(Analysis):
         """One row per round trip of `stream`'s data sender (`sender`: "client" or
         "server", default the side that sent more): the columns of ``tcpscope timeline
         --format csv``, ``events`` a list. Needs an analysis in improved mode."""
+        from .present.tables import require
         from .present.timeline import COLUMNS, timeline_of
 
         if self.mode != "improved":
             raise ValueError("round trips come from the sender model: analyze(..., mode='improved')")
         rows = timeline_of(self.records, self.annotations, self.ts_ns, stream, sender).rows()
-        pd = _pandas_module()
-        return pd.DataFrame(rows, columns=list(COLUMNS)).astype(
+        return require("pandas").DataFrame(rows, columns=list(COLUMNS)).astype(
             {"ssthresh": "Int64", "rwnd": "Int64"})
 
     def _conns_table(self) -> Any:
@@ -83,17 +83,11 @@ class CaptureAnalysis(Analysis):
         return pcsv.read_csv(pa.py_buffer(text))
 
 
-def _pandas_module() -> Any:
-    from .present.tables import require
-
-    return require("pandas")
-
-
 def _pandas(table: Any) -> Any:
     """A DataFrame whose integer columns stay integers where values are absent (Int64)."""
     from .present.tables import require
 
-    pd, pa = _pandas_module(), require("pyarrow")
+    pd, pa = require("pandas"), require("pyarrow")
     ints = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype()}
     return table.to_pandas(types_mapper=ints.get)
 
